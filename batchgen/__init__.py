@@ -1,0 +1,3 @@
+"""batchgen: turn a manifest of video jobs into MP4 files through APIXO's Kling 2.1 API."""
+
+__version__ = "0.1.0"

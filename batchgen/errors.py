@@ -1,0 +1,131 @@
+"""The exception tree, shaped by how callers react, not by where errors come from.
+
+Foreign exceptions (aiohttp, sqlite3, OSError, yaml) are translated at the module that owns
+that boundary; everything above it sees only these.
+"""
+
+from __future__ import annotations
+
+
+class BatchgenError(Exception):
+    """Base of every error batchgen raises on purpose. `exit_code` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class UsageError(BatchgenError):
+    """Bad command-line usage or configuration."""
+
+    exit_code = 2
+
+
+class ManifestError(BatchgenError):
+    """A manifest that cannot be used. Carries every problem found, each with its place."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[ManifestProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ManifestProblem:
+    """One problem in a manifest: where it is (file:line or file: row N, column C) and what."""
+
+    __slots__ = ("json_path", "message", "where")
+
+    def __init__(self, where: str, json_path: str, message: str) -> None:
+        self.where = where
+        self.json_path = json_path
+        self.message = message
+
+    def __str__(self) -> str:
+        path = f"{self.json_path}: " if self.json_path else ""
+        return f"{self.where}: {path}{self.message}"
+
+    def __repr__(self) -> str:
+        return f"ManifestProblem({self.where!r}, {self.json_path!r}, {self.message!r})"
+
+
+class StateError(BatchgenError):
+    """The state file is unusable (corrupt, newer schema, not a batchgen state file)."""
+
+    exit_code = 2
+
+
+class StateLocked(BatchgenError):
+    """Another run holds this state file."""
+
+    exit_code = 4
+
+
+class ApiError(BatchgenError):
+    """The API answered with an error (as an HTTP status or as a `code` in a 200 body)."""
+
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+        super().__init__(f"API error {status}: {message}")
+
+
+class RateLimited(ApiError):
+    """429: wait (honour Retry-After) and retry; the whole client slows down."""
+
+
+class ServerError(ApiError):
+    """5xx: transient, retry with backoff."""
+
+
+class InvalidRequest(ApiError):
+    """400 for this request only: the job fails, the batch goes on."""
+
+
+class AccountError(ApiError):
+    """Account-level: stop all new submits. Exit code 3."""
+
+    exit_code = 3
+
+
+class AuthError(AccountError):
+    """401: missing or invalid API key."""
+
+
+class CreditsExhausted(AccountError):
+    """400 'Insufficient credits'."""
+
+
+class ApiConnectionError(BatchgenError):
+    """No usable answer. `sent` tells whether the request may have reached the server,
+    which decides if a failed submit is retryable or ambiguous."""
+
+    def __init__(self, message: str, *, sent: bool, timeout: bool = False) -> None:
+        self.sent = sent
+        self.timeout = timeout
+        super().__init__(message)
+
+
+class DownloadError(BatchgenError):
+    """A result file could not be fetched."""
+
+
+class DownloadTransient(DownloadError):
+    """Worth retrying: connection cut, 5xx, short body."""
+
+
+class DownloadExpired(DownloadError):
+    """The result URL answered 403/404/410: it has outlived its 15 days (or never existed)."""
+
+
+class DownloadTooLarge(DownloadError):
+    """The file exceeds the configured size cap."""
+
+
+class DiskFull(DownloadError):
+    """No space left (or the output folder is not writable): stop the run cleanly, exit 75."""
+
+    exit_code = 75
+
+
+class UnsafeUrl(DownloadError):
+    """A URL from outside that batchgen refuses to fetch (not http(s), credentials, etc.)."""
