@@ -1,0 +1,192 @@
+"""Options shared by `run` and `resume`, and the sandbox wrapper around a run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from batchgen.errors import UsageError
+from batchgen.limits import parse_rate
+from batchgen.runner import (
+    DEFAULT_BASE_URL,
+    SANDBOX_KEY,
+    SANDBOX_TIME_SCALE,
+    RunOptions,
+    check_base_url,
+    execute,
+    read_api_key,
+)
+
+
+def _seconds(text: str) -> float:
+    """'5', '0.05', '500ms', '2m', '1h' -> seconds; argparse shows the ValueError text."""
+    t = text.strip().lower()
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if t.endswith(suffix) and t[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(t[: -len(suffix)]) * factor
+    try:
+        value = float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 5, 0.5, 500ms, 55m)")\
+            from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"a duration must be >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _size(text: str) -> int:
+    t = text.strip().upper().removesuffix("B")
+    factor = 1
+    for suffix, f in (("K", 1024), ("M", 1024**2), ("G", 1024**3), ("T", 1024**4)):
+        if t.endswith(suffix):
+            t, factor = t[:-1], f
+            break
+    try:
+        return int(float(t) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500M, 2G)") from None
+
+
+def _rate(text: str) -> tuple[int, float]:
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("API")
+    g.add_argument("--base-url", metavar="URL",
+                   help=f"API base (default: $APIXO_BASE_URL or {DEFAULT_BASE_URL})")
+    g.add_argument("--api-key-file", metavar="FILE",
+                   help="read the API key from FILE (default: $APIXO_API_KEY)")
+    g.add_argument("--sandbox", action="store_true",
+                   help="run against the built-in simulator: no key, no network, time scaled")
+    g = p.add_argument_group("pace")
+    g.add_argument("--rate-limit", type=_rate, default=(10_000, 60.0), metavar="N/PERIOD",
+                   help="at most N API requests in any window of PERIOD (default 10000/60s)")
+    g.add_argument("--max-in-flight", type=_positive_int, default=1000, metavar="N",
+                   help="tasks pending or processing at the provider at once (default 1000)")
+    g.add_argument("--poll-after", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="first poll after the submit (default 60; longer for 10 s videos)")
+    g.add_argument("--poll-every", type=_seconds, default=5.0, metavar="SECONDS",
+                   help="then poll every SECONDS, jittered (default 5)")
+    g.add_argument("--download-concurrency", type=_positive_int, default=8, metavar="N",
+                   help="downloads at once, separate from the API's rate (default 8)")
+    g.add_argument("--max-file-size", type=_size, default=2 * 1024**3, metavar="SIZE",
+                   help="refuse a result larger than SIZE (default 2G)")
+    g = p.add_argument_group("run control")
+    g.add_argument("--resubmit-ambiguous", action="store_true",
+                   help="submit again the jobs whose earlier submit may or may not have "
+                   "created a task (may pay twice for them)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="cron mode: submit what fits, collect what is finished, exit "
+                   "(75 if work remains)")
+    g.add_argument("--max-runtime", type=_seconds, metavar="DURATION",
+                   help="stop cleanly after DURATION (e.g. 55m), exit 75 if work remains")
+    g.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE,
+                   help=argparse.SUPPRESS)
+    g = p.add_argument_group("output")
+    g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+
+def options_from_args(
+    args: argparse.Namespace, *, state_path: Path, output_dir: Path, model: str,
+    filename_template: str,
+) -> RunOptions:
+    limit, period = args.rate_limit
+    opts = RunOptions(
+        state_path=state_path,
+        output_dir=output_dir,
+        model=model,
+        filename_template=filename_template,
+        rate_limit=limit,
+        rate_period_s=period,
+        max_in_flight=args.max_in_flight,
+        poll_after_s=args.poll_after,
+        poll_every_s=args.poll_every,
+        download_concurrency=args.download_concurrency,
+        max_file_bytes=args.max_file_size,
+        resubmit_ambiguous=args.resubmit_ambiguous,
+        no_wait=args.no_wait,
+        max_runtime_s=args.max_runtime,
+        seed=args.seed,
+    )
+    if args.sandbox:
+        scale = args.time_scale
+        opts.api_key = SANDBOX_KEY
+        opts.rate_period_s = period * scale
+        opts.poll_after_s = args.poll_after * scale
+        opts.poll_every_s = args.poll_every * scale
+        opts.result_lifetime_s *= scale
+        opts.backoff_base_s *= max(scale, 0.05)
+        opts.backoff_cap_s *= max(scale, 0.05)
+    else:
+        opts.base_url = check_base_url(
+            args.base_url or os.environ.get("APIXO_BASE_URL") or DEFAULT_BASE_URL
+        )
+        opts.api_key = read_api_key(args.api_key_file)
+    return opts
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    level = logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr)
+
+
+@contextlib.asynccontextmanager
+async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIterator[None]:
+    if not args.sandbox:
+        yield
+        return
+    from batchgen.simulator import SimConfig, Simulator
+
+    config = SimConfig(time_scale=args.time_scale, seed=args.seed or 0,
+                       api_keys=frozenset({SANDBOX_KEY}))
+    async with Simulator(config) as sim:
+        opts.base_url = sim.base_url
+        yield
+
+
+def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
+    """Run the engine (inside an in-process simulator with --sandbox) and print the summary."""
+    setup_logging(args)
+    if args.sandbox and (args.base_url or args.api_key_file):
+        raise UsageError("--sandbox runs against the built-in simulator: drop --base-url and "
+                         "--api-key-file, or drop --sandbox")
+
+    async def main() -> int:
+        async with _maybe_sandbox(args, opts):
+            outcome = await execute(opts)
+        from batchgen.engine import describe
+
+        if not args.quiet or outcome.exit_code not in (0,):
+            print(describe(outcome), file=sys.stderr)
+            for message in outcome.messages[:20]:
+                print(f"  {message}", file=sys.stderr)
+            if outcome.counts.get("ambiguous"):
+                print(f"  {outcome.counts['ambiguous']} ambiguous job(s): their submit may have "
+                      "created a task; see `batchgen status` and --resubmit-ambiguous",
+                      file=sys.stderr)
+            if not args.quiet:
+                print(f"results: {opts.output_dir / 'results.jsonl'}", file=sys.stderr)
+        return outcome.exit_code
+
+    return asyncio.run(main())

@@ -1,0 +1,69 @@
+"""`batchgen run MANIFEST`: validate, record, submit, poll, download, report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from batchgen import store as st
+from batchgen.commands import common
+from batchgen.errors import UsageError
+from batchgen.manifest import load_manifest
+from batchgen.runner import save_run_settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a manifest to finished MP4 files (resumes where the last run stopped)",
+        description="Submit every job of MANIFEST, poll, download the results, write a report. "
+        "Running it again continues from the state file: nothing done is redone, nothing is "
+        "paid twice.",
+    )
+    p.add_argument("manifest", metavar="MANIFEST", help="YAML or CSV manifest")
+    p.add_argument("--output", metavar="DIR",
+                   help="output folder (default: the manifest's output.dir, else output/<name>)")
+    p.add_argument("--state", metavar="FILE", help="state file (default: <output>/batchgen.db)")
+    p.add_argument("--resubmit-changed", action="store_true",
+                   help="replace jobs whose body changed under the same id (pays for them again)")
+    common.add_run_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest)
+    output_dir = Path(args.output or manifest.output_dir or Path("output") / manifest.name)
+    state_path = Path(args.state) if args.state else output_dir / "batchgen.db"
+    opts = common.options_from_args(
+        args, state_path=state_path, output_dir=output_dir, model=manifest.model,
+        filename_template=manifest.filename_template,
+    )
+    store = st.Store(state_path)
+    try:
+        saved_model = store.get_meta("model")
+        if saved_model and saved_model != manifest.model:
+            raise UsageError(
+                f"{state_path} holds a batch for model {saved_model}, this manifest is for "
+                f"{manifest.model}; use another --state"
+            )
+        sync = store.sync_jobs(
+            ((job.id, manifest.model, job.body) for job in manifest.jobs),
+            resubmit_changed=args.resubmit_changed,
+        )
+        save_run_settings(store, opts, os.path.abspath(args.manifest))
+    finally:
+        store.close()
+    if sync.changed:
+        shown = ", ".join(sync.changed[:5]) + (" ..." if len(sync.changed) > 5 else "")
+        print(
+            f"warning: {len(sync.changed)} job(s) changed in the manifest under the same id and "
+            f"were left as they were: {shown} (use --resubmit-changed to run them again)",
+            file=sys.stderr,
+        )
+    if not args.quiet:
+        print(f"{manifest.path}: {len(manifest.jobs)} jobs ({sync.added} new); "
+              f"state {state_path}; output {output_dir}", file=sys.stderr)
+    return common.execute_with_sandbox(args, opts)
+

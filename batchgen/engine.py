@@ -1,0 +1,518 @@
+"""The engine: one coroutine per job from submit to a terminal state, plus download workers.
+
+Backpressure comes before spawning: the submitter takes an in-flight slot before it creates a
+job's coroutine, so at most `max_in_flight` job coroutines exist, whatever the manifest's size,
+and pending jobs are read from the state file a page at a time. Every request goes through the
+shared rate limiter inside the client, where due polls outrank submits.
+
+Each transition is committed to the state file before the next step: the intent before the POST,
+the task id right after it (no `await` in between, so no cancellation can fall there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchgen import store as st
+from batchgen.client import ApiClient, BadAnswer, NotFound, SubmitSkipped, TaskStatus
+from batchgen.download import Downloader
+from batchgen.errors import (
+    AccountError,
+    ApiConnectionError,
+    ApiError,
+    DiskFull,
+    DownloadError,
+    DownloadExpired,
+    DownloadTooLarge,
+    InvalidRequest,
+    RateLimited,
+    ServerError,
+    UnsafeUrl,
+)
+from batchgen.limits import InFlightCap
+from batchgen.paths import render_filename, safe_output_path
+from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
+from batchgen.policy import retry_delay as policy_retry_delay
+
+log = logging.getLogger("batchgen.engine")
+
+RESULT_LIFETIME_S = 15 * 86400.0
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_ACCOUNT = 3
+EXIT_WORK_LEFT = 75
+
+
+@dataclass
+class EngineConfig:
+    output_dir: Path
+    filename_template: str = "{id}.mp4"
+    max_in_flight: int = 1000
+    poll: PollSchedule = field(default_factory=PollSchedule)
+    backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
+    max_submit_tries: int = 8          # per job per run, for answers that prove no task was made
+    max_poll_errors: int = 50          # consecutive unreadable answers before giving a task up
+    max_not_found: int = 5             # "unknown task" answers in a row before failing the job
+    download_workers: int = 8
+    download_tries: int = 3            # per file per run, beyond the downloader's own retries
+    result_lifetime_s: float = RESULT_LIFETIME_S
+    no_wait: bool = False              # cron: submit what fits, collect what is done, exit
+    drain_s: float = 5.0               # on stop: how long in-flight HTTP calls may finish
+    page_size: int = 256
+
+
+@dataclass
+class EngineStats:
+    """Live figures for progress displays; read-only for everyone but the engine."""
+
+    submitted: int = 0
+    polls: int = 0
+    done: int = 0
+    failed: int = 0
+    ambiguous: int = 0
+    expired: int = 0
+    downloaded_bytes: int = 0
+    rate_limited: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int
+    how: str
+    counts: dict[str, int]
+    account_error: str | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        store: st.Store,
+        client: ApiClient,
+        downloader: Downloader,
+        config: EngineConfig,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.downloader = downloader
+        self.config = config
+        self.rng = rng or random.Random()
+        self.stats = EngineStats()
+        recovered = store.counts()[st.IN_FLIGHT]
+        self.cap = InFlightCap(config.max_in_flight, recovered=recovered)
+        self._stop = asyncio.Event()           # stop everything that can wait (signal, deadline)
+        self._stop_submits = asyncio.Event()   # stop creating tasks (also on account errors)
+        self._account_error: ApiError | None = None
+        self._disk_full: str | None = None
+        self._downloads: asyncio.Queue[int | None] = asyncio.Queue()
+        self._lifecycles: set[asyncio.Task[None]] = set()
+        self._how = "finished"
+        self._workers: list[asyncio.Task[None]] = []
+        self._messages: list[str] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<Engine in_flight={self.cap.in_flight}/{self.config.max_in_flight} "
+            f"lifecycles={len(self._lifecycles)} downloads_queued={self._downloads.qsize()} "
+            f"stopping={self._stop.is_set()}>"
+        )
+
+    # -- control ----------------------------------------------------------------------------
+
+    def request_stop(self, how: str = "stopped") -> None:
+        """First signal or deadline: no new submits, pollers and downloads wind down."""
+        if not self._stop.is_set():
+            self._how = how
+        self._stop_submits.set()
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless a stop comes first; False means stop."""
+        if self._stop.is_set():
+            return False
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, seconds))
+        except TimeoutError:
+            return True
+        return False
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> RunOutcome:
+        self.store.recover_interrupted()
+        async with asyncio.TaskGroup() as tg:
+            self._workers = [
+                tg.create_task(self._download_worker()) for _ in range(self.config.download_workers)
+            ]
+            watchdog = tg.create_task(self._drain_watchdog())
+            for row in self.store.jobs_in_state(st.SUCCEEDED):
+                self._downloads.put_nowait(row.seq)
+            for row in self.store.jobs_in_state(st.IN_FLIGHT):
+                self._spawn(tg, self._track(row, self._recovered_first_delay(row), recovered=True))
+            await self._submitter(tg)
+            while self._lifecycles:
+                await asyncio.wait(set(self._lifecycles))
+            if not self._stop.is_set():
+                await self._downloads.join()
+            for _ in self._workers:
+                self._downloads.put_nowait(None)
+            watchdog.cancel()
+        return self._outcome()
+
+    async def _drain_watchdog(self) -> None:
+        """After a stop, in-flight calls get `drain_s` to finish; then they are cancelled (a
+        cancelled submit is recorded as ambiguous, a cancelled download keeps its .part)."""
+        await self._stop.wait()
+        await asyncio.sleep(self.config.drain_s)
+        for task in [*self._lifecycles, *self._workers]:
+            task.cancel()
+
+    def _spawn(self, tg: asyncio.TaskGroup, coro) -> None:  # type: ignore[no-untyped-def]
+        task = tg.create_task(coro)
+        self._lifecycles.add(task)
+        task.add_done_callback(self._lifecycles.discard)
+
+    def _recovered_first_delay(self, row: st.JobRow) -> float:
+        if row.submitted_at is None:
+            return 0.0
+        due = row.submitted_at + first_poll_delay(row.duration or 5, self.config.poll, self.rng)
+        return max(0.0, due - time.time())
+
+    async def _submitter(self, tg: asyncio.TaskGroup) -> None:
+        last_seq = 0
+        while not self._stop_submits.is_set():
+            page = self.store.pending_after(last_seq, self.config.page_size)
+            if not page:
+                return
+            for row in page:
+                last_seq = row.seq
+                if not await self._take_slot():
+                    return
+                self._spawn(tg, self._lifecycle(row))
+            # A cron run (--no-wait) stops once the cap is full: the next run continues.
+            if self.config.no_wait and self.cap.available == 0:
+                return
+
+    async def _take_slot(self) -> bool:
+        if self.config.no_wait:
+            return self.cap.try_acquire() and not self._stop_submits.is_set()
+        acquire = asyncio.ensure_future(self.cap.acquire())
+        stop = asyncio.ensure_future(self._stop_submits.wait())
+        try:
+            await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
+            if self._stop_submits.is_set():
+                self.cap.release()
+                return False
+            return True
+        acquire.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await acquire
+        if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
+            self.cap.release()  # it was granted while we were cancelling it
+        return False
+
+    # -- one job: submit, then track ----------------------------------------------------------
+
+    async def _lifecycle(self, row: st.JobRow) -> None:
+        task_id = await self._submit(row)
+        if task_id is None:
+            self.cap.release()
+            return
+        delay = first_poll_delay(row.duration or 5, self.config.poll, self.rng)
+        if self.config.no_wait:
+            return  # tracked by the next cron run
+        await self._track(row, delay, task_id=task_id)
+
+    async def _submit(self, row: st.JobRow) -> str | None:
+        """POST with retries for answers that prove no task was created. None: no task now."""
+        body = row.body_dict()
+        intent = False
+
+        def record_intent() -> bool:
+            nonlocal intent
+            if self._stop_submits.is_set():
+                return False
+            intent = self.store.mark_submitting(row.seq)
+            return intent
+
+        for attempt in range(self.config.max_submit_tries):
+            if self._stop_submits.is_set():
+                return None
+            intent = False
+            try:
+                task_id = await self.client.submit(body, before_send=record_intent)
+            except SubmitSkipped:
+                return None
+            except asyncio.CancelledError:
+                if intent:
+                    self._ambiguous(row, "the run was stopped while its submit was on the wire")
+                raise
+            except BadAnswer as exc:
+                return self._ambiguous(row, f"the submit's answer could not be read ({exc})")
+            except ApiConnectionError as exc:
+                if exc.sent:
+                    return self._ambiguous(row, f"no answer to the submit: {exc}")
+                self.store.mark_not_submitted(row.seq)
+                delay = backoff_delay(attempt, self.config.backoff, self.rng)
+            except RateLimited as exc:
+                self.stats.rate_limited += 1
+                self.store.mark_not_submitted(row.seq)
+                delay = policy_retry_delay(attempt, self.config.backoff, self.rng, exc.retry_after)
+            except ServerError:
+                self.store.mark_not_submitted(row.seq)
+                delay = backoff_delay(attempt, self.config.backoff, self.rng)
+            except AccountError as exc:
+                self.store.mark_not_submitted(row.seq)
+                self._account_stop(exc)
+                return None
+            except NotFound as exc:
+                self.store.mark_not_submitted(row.seq)
+                self._account_stop(AccountError(
+                    exc.status, f"the API has no submit endpoint here ({exc.message}); "
+                    "check --base-url"))
+                return None
+            except InvalidRequest as exc:
+                self.store.mark_failed(row.seq, f"HTTP_{exc.status}", exc.message)
+                self.stats.failed += 1
+                return None
+            else:
+                # No await between the answer and this commit: nothing can interrupt it.
+                self.store.mark_in_flight(row.seq, task_id)
+                self.stats.submitted += 1
+                return task_id
+            if not await self._sleep(delay):
+                return None
+        self._messages.append(f"{row.id}: not submitted after {self.config.max_submit_tries} tries")
+        return None
+
+    def _ambiguous(self, row: st.JobRow, note: str) -> None:
+        self.store.mark_ambiguous(row.seq, note)
+        self.stats.ambiguous += 1
+        log.warning("%s is ambiguous: %s", row.id, note)
+        return None
+
+    def _account_stop(self, exc: ApiError) -> None:
+        if self._account_error is None:
+            self._account_error = exc
+            log.error("account-level error, no new submits: %s", exc.message)
+        self._stop_submits.set()
+
+    async def _track(
+        self, row: st.JobRow, first_delay: float, *, task_id: str | None = None,
+        recovered: bool = False,
+    ) -> None:
+        """Poll one task until it ends; release its in-flight slot exactly once."""
+        task_id = task_id or row.task_id
+        assert task_id is not None
+        if self.config.no_wait and recovered and first_delay > 0:
+            return  # not due yet: a later cron run will look
+        released = False
+        try:
+            if not await self._sleep(first_delay):
+                return
+            errors = not_found = attempt = 0
+            while True:
+                delay: float
+                try:
+                    status = await self.client.status(task_id)
+                    self.stats.polls += 1
+                except RateLimited as exc:
+                    self.stats.rate_limited += 1
+                    delay = policy_retry_delay(attempt, self.config.backoff, self.rng,
+                                               exc.retry_after)
+                    attempt += 1
+                except (ServerError, ApiConnectionError, InvalidRequest) as exc:
+                    errors += 1
+                    attempt += 1
+                    if errors >= self.config.max_poll_errors:
+                        self._fail(row, "POLL_ERRORS", f"status unreadable {errors} times: {exc}")
+                        released = True
+                        return
+                    delay = backoff_delay(attempt, self.config.backoff, self.rng)
+                except NotFound as exc:
+                    not_found += 1
+                    if not_found >= self.config.max_not_found:
+                        self._fail(row, "TASK_NOT_FOUND", f"the provider does not know task "
+                                   f"{task_id}: {exc.message}")
+                        released = True
+                        return
+                    delay = next_poll_delay(self.config.poll, self.rng)
+                except AccountError as exc:
+                    self._account_stop(exc)
+                    return  # the task stays in_flight; a run with a working key continues it
+                else:
+                    errors = attempt = not_found = 0
+                    if status.terminal:
+                        self._finish(row, status)
+                        released = True
+                        return
+                    if self.config.no_wait:
+                        return
+                    delay = next_poll_delay(self.config.poll, self.rng)
+                if not await self._sleep(delay):
+                    return
+        finally:
+            if released:
+                self.cap.release()
+
+    def _fail(self, row: st.JobRow, code: str, message: str) -> None:
+        self.store.mark_failed(row.seq, code, message)
+        self.stats.failed += 1
+        log.info("%s failed: %s %s", row.id, code, message)
+
+    def _finish(self, row: st.JobRow, status: TaskStatus) -> None:
+        times = {
+            "create_time_ms": status.create_time_ms,
+            "complete_time_ms": status.complete_time_ms,
+            "cost_time_ms": status.cost_time_ms,
+        }
+        if status.state == "failed":
+            self.store.mark_failed(row.seq, status.fail_code or "FAILED",
+                                   status.fail_msg or "", **times)
+            self.stats.failed += 1
+            return
+        completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else time.time()
+        completed = min(completed, time.time())  # a server clock in the future buys no time
+        self.store.mark_succeeded(
+            row.seq, status.result_urls,
+            expires_at=completed + self.config.result_lifetime_s, **times,
+        )
+        self._downloads.put_nowait(row.seq)
+
+    # -- downloads --------------------------------------------------------------------------
+
+    async def _download_worker(self) -> None:
+        while True:
+            seq = await self._downloads.get()
+            try:
+                if seq is None:
+                    return
+                if not self._stop.is_set() and self._disk_full is None:
+                    await self._download_job(seq)
+            finally:
+                self._downloads.task_done()
+
+    async def _download_job(self, seq: int) -> None:
+        row = self.store.job_by_seq(seq)
+        if row is None or row.state != st.SUCCEEDED:
+            return
+        files = self.store.files_of(seq)
+        mode = row.mode or ""
+        for f in files:
+            if f.done_at is not None:
+                continue
+            rel = render_filename(
+                self.config.filename_template, job_id=row.id, index=f.idx, task_id=row.task_id,
+                mode=mode, n_results=len(files),
+            )
+            dest = safe_output_path(self.config.output_dir, rel)
+            ok = await self._download_file(row, f.idx, f.url, dest)
+            if not ok:
+                return
+        self.store.mark_done(seq)
+        self.stats.done += 1
+
+    async def _download_file(self, row: st.JobRow, idx: int, url: str, dest: Path) -> bool:
+        for attempt in range(self.config.download_tries):
+            try:
+                result = await self.downloader.fetch(url, dest)
+            except DiskFull as exc:
+                self._disk_full = str(exc)
+                self._messages.append(f"output folder unusable: {exc}")
+                self.request_stop("output folder full or not writable")
+                return False
+            except (DownloadTooLarge, UnsafeUrl) as exc:
+                self._expire_or_fail(row, f"{type(exc).__name__}: {exc}", fail=True)
+                return False
+            except DownloadExpired as exc:
+                expires = self.store.expires_at(row.seq) or 0.0
+                if time.time() >= expires or attempt + 1 >= self.config.download_tries:
+                    if time.time() >= expires:
+                        self._expire_or_fail(row, f"result URL expired: {exc}")
+                        return False
+                    self._messages.append(f"{row.id}: result refused before its expiry: {exc}")
+                    return False
+            except DownloadError as exc:
+                log.warning("%s: download failed (%s), will retry", row.id, exc)
+            else:
+                self.stats.downloaded_bytes += result.fetched_bytes
+                st_ = os.stat(result.path)
+                self.store.mark_file_done(
+                    row.seq, idx, path=str(result.path.relative_to(self.config.output_dir)),
+                    size=result.bytes, sha256=result.sha256, mtime_ns=st_.st_mtime_ns,
+                )
+                return True
+            if not await self._sleep(backoff_delay(attempt + 2, self.config.backoff, self.rng)):
+                return False
+        return False
+
+    def _expire_or_fail(self, row: st.JobRow, message: str, *, fail: bool = False) -> None:
+        if fail:
+            with self.store.transaction() as db:
+                db.execute(
+                    "UPDATE jobs SET state=?, fail_code=?, fail_msg=?, updated_at=?"
+                    " WHERE seq=? AND state=?",
+                    (st.FAILED, "DOWNLOAD_REFUSED", message, time.time(), row.seq, st.SUCCEEDED),
+                )
+            self.stats.failed += 1
+        else:
+            self.store.mark_expired(row.seq, message)
+            self.stats.expired += 1
+        log.warning("%s: %s", row.id, message)
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def _outcome(self) -> RunOutcome:
+        counts = self.store.counts()
+        work_left = sum(counts[s] for s in (st.PENDING, st.SUBMITTING, st.IN_FLIGHT, st.SUCCEEDED))
+        if self._disk_full:
+            code, how = EXIT_WORK_LEFT, "output folder full or not writable"
+        elif self._account_error is not None:
+            code, how = EXIT_ACCOUNT, f"account error: {self._account_error.message}"
+        elif work_left:
+            code, how = EXIT_WORK_LEFT, self._how if self._stop.is_set() else "work left"
+        elif counts[st.FAILED] or counts[st.EXPIRED] or counts[st.AMBIGUOUS]:
+            code, how = EXIT_SOME_FAILED, "finished, some jobs did not succeed"
+        else:
+            code, how = EXIT_OK, "finished"
+        return RunOutcome(
+            exit_code=code, how=how, counts=counts,
+            account_error=self._account_error.message if self._account_error else None,
+            messages=self._messages,
+        )
+
+
+def fail_codes(store: st.Store) -> Counter[str]:
+    return Counter(
+        code for (code,) in store.db.execute("SELECT fail_code FROM jobs WHERE state=?",
+                                             (st.FAILED,))
+    )
+
+
+def describe(outcome: RunOutcome) -> str:
+    parts = [f"{k} {v}" for k, v in outcome.counts.items() if v]
+    return f"{outcome.how}: " + (", ".join(parts) or "no jobs")
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

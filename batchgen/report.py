@@ -1,0 +1,128 @@
+"""What a person reads after a run: results.jsonl, `batchgen report`, the summary line.
+
+One record per job, built from the state file alone (a page at a time, so a 100,000-job state
+costs little memory), so the report can be rebuilt at any moment without the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from batchgen import store as st
+
+# How a state-file state reads in the report: work still at the provider or on its way to disk
+# is `in_flight`; a job never sent (or sent and surely refused) is `pending`.
+REPORT_STATUS = {
+    st.PENDING: "pending",
+    st.SUBMITTING: "ambiguous",
+    st.IN_FLIGHT: "in_flight",
+    st.SUCCEEDED: "in_flight",
+    st.DONE: "done",
+    st.FAILED: "failed",
+    st.AMBIGUOUS: "ambiguous",
+    st.EXPIRED: "expired",
+    st.CANCELLED: "cancelled",
+}
+
+FIELDS = (
+    "id", "status", "task_id", "files", "fail_code", "fail_msg", "submitted_at", "completed_at",
+    "cost_time_ms", "mode", "duration", "prompt", "negative_prompt", "aspect_ratio", "cfg_scale",
+    "provider", "expires_at", "note",
+)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every job in manifest order, with its files, as plain JSON-ready dicts."""
+    last = 0
+    while True:
+        rows = store.db.execute(
+            "SELECT seq, id, body, state, task_id, submitted_at, completed_at, cost_time_ms,"
+            " fail_code, fail_msg, expires_at, note FROM jobs WHERE seq>? ORDER BY seq LIMIT ?",
+            (last, page),
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        files: dict[int, list[dict[str, Any]]] = {}
+        for seq, path, size, sha, url in store.db.execute(
+            "SELECT job_seq, path, bytes, sha256, url FROM files WHERE job_seq BETWEEN ? AND ?"
+            " AND done_at IS NOT NULL ORDER BY job_seq, idx",
+            (rows[0][0], last),
+        ):
+            files.setdefault(seq, []).append({"path": path, "bytes": size, "sha256": sha,
+                                              "url": url})
+        for (seq, job_id, body, state, task_id, submitted, completed, cost, code, msg, expires,
+             note) in rows:
+            inp = json.loads(body).get("input", {})
+            yield {
+                "id": job_id,
+                "status": REPORT_STATUS.get(state, state),
+                "task_id": task_id,
+                "files": files.get(seq, []),
+                "fail_code": code,
+                "fail_msg": msg,
+                "submitted_at": _iso(submitted),
+                "completed_at": _iso(completed),
+                "cost_time_ms": cost,
+                "mode": inp.get("mode"),
+                "duration": inp.get("duration"),
+                "prompt": inp.get("prompt"),
+                "negative_prompt": inp.get("negative_prompt"),
+                "aspect_ratio": inp.get("aspect_ratio"),
+                "cfg_scale": inp.get("cfg_scale"),
+                "provider": json.loads(body).get("provider"),
+                "expires_at": _iso(expires),
+                "note": note,
+            }
+
+
+def write_jsonl(store: st.Store, path: Path) -> int:
+    """Atomically replace `path`: a reader sees the old report or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for rec in records(store):
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                n += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+def to_csv_rows(store: st.Store) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(FIELDS)
+    for rec in records(store):
+        files = rec["files"]
+        row = dict(rec)
+        row["files"] = "|".join(f["path"] or "" for f in files)
+        writer.writerow(["" if row[k] is None else row[k] for k in FIELDS])
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+    if buf.getvalue():
+        yield buf.getvalue()
+

@@ -1,0 +1,192 @@
+"""Wires one run together: options -> state file -> sessions -> engine -> report.
+
+`run` and `resume` both end here; tests call `execute()` directly with RunOptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from batchgen import report
+from batchgen import store as st
+from batchgen.client import ApiClient
+from batchgen.download import Downloader
+from batchgen.engine import Engine, EngineConfig, RunOutcome
+from batchgen.errors import UsageError
+from batchgen.limits import SlidingWindowLimiter
+from batchgen.lock import StateLock
+from batchgen.policy import PollSchedule
+
+log = logging.getLogger("batchgen.run")
+
+DEFAULT_BASE_URL = "https://api.apixo.ai/api/v1"
+SANDBOX_KEY = "sk-sim-demo"
+SANDBOX_TIME_SCALE = 0.02
+
+
+@dataclass
+class RunOptions:
+    state_path: Path
+    output_dir: Path
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str = field(default="", repr=False)
+    model: str = "kling-2-1"
+    filename_template: str = "{id}.mp4"
+    rate_limit: int = 10_000
+    rate_period_s: float = 60.0
+    rate_margin_s: float | None = None     # default: 2% of the period + 10 ms
+    max_in_flight: int = 1000
+    poll_after_s: float = 60.0
+    poll_every_s: float = 5.0
+    download_concurrency: int = 8
+    max_file_bytes: int = 2 * 1024**3
+    result_lifetime_s: float = 15 * 86400.0
+    resubmit_ambiguous: bool = False
+    no_wait: bool = False
+    max_runtime_s: float | None = None
+    drain_s: float = 5.0
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    seed: int | None = None
+    write_results: bool = True
+    on_engine: Callable[[Engine], None] | None = None   # progress displays, signal handlers
+
+
+def check_base_url(url: str) -> str:
+    if not url.lower().startswith(("http://", "https://")):
+        raise UsageError(f"--base-url must be an http(s) URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def read_api_key(key_file: str | None) -> str:
+    """The key from --api-key-file or APIXO_API_KEY. It is kept in memory only."""
+    if key_file:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the API key file {key_file}: {exc.__class__.__name__}")\
+                from None
+        if not key:
+            raise UsageError(f"the API key file {key_file} is empty")
+        return key
+    key = os.environ.get("APIXO_API_KEY", "").strip()
+    if not key:
+        raise UsageError(
+            "no API key: set APIXO_API_KEY or pass --api-key-file FILE "
+            "(or try the built-in simulator with --sandbox)"
+        )
+    return key
+
+
+@contextlib.asynccontextmanager
+async def _sessions(opts: RunOptions) -> AsyncIterator[tuple[aiohttp.ClientSession, ...]]:
+    api = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=15),
+        headers={"User-Agent": "batchgen"},
+    )
+    # Results live on a CDN host: their connections and concurrency are separate from the API's.
+    cdn = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max(4, opts.download_concurrency * 2)),
+        headers={"User-Agent": "batchgen"},
+        auto_decompress=False,
+    )
+    try:
+        yield api, cdn
+    finally:
+        await api.close()
+        await cdn.close()
+
+
+async def execute(opts: RunOptions) -> RunOutcome:
+    """One run over an already-populated state file; holds the state lock throughout."""
+    with StateLock(opts.state_path):
+        store = st.Store(opts.state_path)
+        run_id = store.start_run(os.getpid())
+        outcome: RunOutcome | None = None
+        try:
+            if opts.resubmit_ambiguous:
+                n = store.requeue_ambiguous()
+                if n:
+                    log.warning("resubmitting %d ambiguous job(s), as asked", n)
+            outcome = await _run_engine(store, opts)
+            return outcome
+        finally:
+            if outcome is not None:
+                store.end_run(run_id, outcome.exit_code, outcome.how)
+            else:
+                store.end_run(run_id, 70, "crashed or interrupted")
+            if opts.write_results:
+                with contextlib.suppress(OSError):
+                    report.write_jsonl(store, opts.output_dir / "results.jsonl")
+            store.close()
+
+
+async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
+    period = opts.rate_period_s
+    margin = opts.rate_margin_s if opts.rate_margin_s is not None else 0.02 * period + 0.01
+    limiter = SlidingWindowLimiter(opts.rate_limit, period, margin=margin)
+    rng = random.Random(opts.seed)
+    config = EngineConfig(
+        output_dir=opts.output_dir,
+        filename_template=opts.filename_template,
+        max_in_flight=opts.max_in_flight,
+        poll=PollSchedule(poll_after=opts.poll_after_s, poll_every=opts.poll_every_s),
+        download_workers=opts.download_concurrency,
+        result_lifetime_s=opts.result_lifetime_s,
+        no_wait=opts.no_wait,
+        drain_s=opts.drain_s,
+    )
+    config.backoff = type(config.backoff)(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
+    async with _sessions(opts) as (api, cdn):
+        client = ApiClient(api, opts.base_url, opts.api_key, limiter=limiter, model=opts.model)
+        downloader = Downloader(
+            cdn, concurrency=opts.download_concurrency, max_bytes=opts.max_file_bytes,
+            rng=random.Random(rng.random()),
+        )
+        engine = Engine(store, client, downloader, config, rng=rng)
+        if opts.on_engine is not None:
+            opts.on_engine(engine)
+        deadline = None
+        if opts.max_runtime_s is not None:
+            deadline = asyncio.get_running_loop().call_later(
+                opts.max_runtime_s, engine.request_stop, "stopped at --max-runtime"
+            )
+        try:
+            return await engine.run()
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+
+
+def save_run_settings(store: st.Store, opts: RunOptions, manifest_path: str | None) -> None:
+    """What `batchgen resume STATE` needs to continue without the manifest (never the key)."""
+    values = {
+        "output_dir": str(opts.output_dir),
+        "filename_template": opts.filename_template,
+        "model": opts.model,
+        "base_url": opts.base_url,
+        "updated": str(time.time()),
+    }
+    if manifest_path is not None:
+        values["manifest"] = manifest_path
+    store.set_meta_many(values)
+
+
+def load_run_settings(store: st.Store) -> dict[str, str]:
+    keys = ("output_dir", "filename_template", "model", "base_url", "manifest")
+    return {k: v for k in keys if (v := store.get_meta(k)) is not None}
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False)

@@ -1,0 +1,513 @@
+"""The state file: SQLite, the only memory batchgen has between runs.
+
+One short transaction per job transition, so a SIGKILL at any instant leaves every job in a
+state that says exactly what is known: `submitting` means "a POST may be on the wire" and turns
+into `ambiguous` on the next start; a task id is committed the moment it is read.
+
+PRAGMAs, and why:
+- journal_mode=WAL: readers (`batchgen status` while a run goes on) never block the writer, and
+  a commit is one append to the WAL instead of a rewrite of the database pages.
+- synchronous=FULL: each commit is fsynced before the call returns, so a recorded intent or task
+  id survives a power cut too, not only a killed process; this is the "never pay twice" promise.
+- foreign_keys=ON: a file row can never point at a job that does not exist.
+- busy_timeout=5000: a reader holding a snapshot at the moment of a checkpoint makes the writer
+  wait a little instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchgen.errors import StateError
+
+SCHEMA_VERSION = 1
+
+# Job states. `succeeded` means the provider finished and the result URLs are recorded; the job
+# becomes `done` once every file is on disk and verified.
+PENDING = "pending"
+SUBMITTING = "submitting"
+IN_FLIGHT = "in_flight"
+SUCCEEDED = "succeeded"
+DONE = "done"
+FAILED = "failed"
+AMBIGUOUS = "ambiguous"
+EXPIRED = "expired"
+CANCELLED = "cancelled"
+STATES = (PENDING, SUBMITTING, IN_FLIGHT, SUCCEEDED, DONE, FAILED, AMBIGUOUS, EXPIRED, CANCELLED)
+TERMINAL = frozenset({DONE, FAILED, EXPIRED, CANCELLED})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq              INTEGER PRIMARY KEY,      -- manifest order
+    id               TEXT NOT NULL UNIQUE,
+    model            TEXT NOT NULL,
+    body             TEXT NOT NULL,            -- the exact JSON body to POST
+    body_sha         TEXT NOT NULL,
+    mode             TEXT,
+    duration         INTEGER,
+    state            TEXT NOT NULL,
+    task_id          TEXT,
+    submit_attempts  INTEGER NOT NULL DEFAULT 0,  -- POSTs that may have reached the provider
+    submitted_at     REAL,                     -- Unix seconds
+    completed_at     REAL,
+    create_time_ms   INTEGER,                  -- as the provider reported them
+    complete_time_ms INTEGER,
+    cost_time_ms     INTEGER,
+    fail_code        TEXT,
+    fail_msg         TEXT,
+    expires_at       REAL,                     -- Unix seconds: when the result URLs die
+    changed_body     TEXT,                     -- a newer manifest body under this id, not applied
+    note             TEXT,                     -- why the job is ambiguous/expired, for people
+    updated_at       REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+CREATE TABLE IF NOT EXISTS files (
+    job_seq   INTEGER NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
+    idx       INTEGER NOT NULL,
+    url       TEXT NOT NULL,
+    path      TEXT,                            -- relative to the output folder
+    bytes     INTEGER,
+    sha256    TEXT,
+    mtime_ns  INTEGER,
+    done_at   REAL,
+    PRIMARY KEY (job_seq, idx)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY,
+    pid         INTEGER NOT NULL,
+    started_at  REAL NOT NULL,
+    ended_at    REAL,
+    exit_code   INTEGER,
+    how         TEXT
+);
+"""
+
+
+def body_sha(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    seq: int
+    id: str
+    body: str
+    state: str
+    task_id: str | None
+    duration: int | None
+    mode: str | None
+    submitted_at: float | None
+    submit_attempts: int
+
+    def body_dict(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    job_seq: int
+    idx: int
+    url: str
+    path: str | None
+    bytes: int | None
+    sha256: str | None
+    mtime_ns: int | None
+    done_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    added: int
+    unchanged: int
+    changed: list[str]       # ids whose body differs from the state file's and was not applied
+    resubmitted: list[str]   # ids whose changed body replaced the old one (--resubmit-changed)
+
+
+_JOB_COLS = "seq, id, body, state, task_id, duration, mode, submitted_at, submit_attempts"
+
+
+class Store:
+    """All reads and writes of the state file. Not thread-safe: one event loop owns it."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self._now = time.time
+        try:
+            if readonly:
+                if not self.path.exists():
+                    raise StateError(f"{self.path}: no such state file")
+                uri = f"file:{self.path.resolve()}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout=5000")
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate(readonly)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{self.path}: not a usable batchgen state file ({exc})") from exc
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot open the state file ({exc})") from exc
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _migrate(self, readonly: bool) -> None:
+        query = "SELECT name FROM sqlite_master WHERE type='table'"
+        tables = {r[0] for r in self.db.execute(query)}
+        if "meta" in tables:
+            version = self.get_meta("schema_version")
+            if version is None or not version.isdigit():
+                raise StateError(f"{self.path}: not a batchgen state file")
+            if int(version) > SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.path}: written by a newer batchgen (state schema {version}); upgrade"
+                )
+            return
+        if tables:
+            raise StateError(f"{self.path}: an SQLite file, but not a batchgen state file")
+        if readonly:
+            raise StateError(f"{self.path}: empty state file")
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def transaction(self) -> _Tx:
+        return _Tx(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # -- meta -------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    def set_meta_many(self, values: dict[str, str]) -> None:
+        with self.transaction():
+            for key, value in values.items():
+                self.set_meta(key, value)
+
+    # -- loading a manifest -----------------------------------------------------------------
+
+    def sync_jobs(
+        self, jobs: Iterable[tuple[str, str, dict[str, Any]]], *, resubmit_changed: bool = False
+    ) -> SyncResult:
+        """Add (id, model, body) jobs idempotently: new ids are appended, known ids are left alone.
+
+        A known id whose body changed is reported, and replaced only with `resubmit_changed`
+        (which means paying for it again if it already ran)."""
+        added = unchanged = 0
+        changed: list[str] = []
+        resubmitted: list[str] = []
+        now = self._now()
+        with self.transaction():
+            next_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()[0]
+            for job_id, model, body in jobs:
+                sha = body_sha(body)
+                row = self.db.execute(
+                    "SELECT seq, body_sha, state FROM jobs WHERE id=?", (job_id,)
+                ).fetchone()
+                text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+                inp = body.get("input") if isinstance(body.get("input"), dict) else {}
+                if row is None:
+                    next_seq += 1
+                    self.db.execute(
+                        "INSERT INTO jobs (seq, id, model, body, body_sha, mode, duration, state,"
+                        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (next_seq, job_id, model, text, sha, inp.get("mode"),
+                         inp.get("duration"), PENDING, now),
+                    )
+                    added += 1
+                elif row[1] == sha:
+                    unchanged += 1
+                elif resubmit_changed and row[2] not in (SUBMITTING,):
+                    self.db.execute("DELETE FROM files WHERE job_seq=?", (row[0],))
+                    self.db.execute(
+                        "UPDATE jobs SET body=?, body_sha=?, mode=?, duration=?, state=?,"
+                        " task_id=NULL, submitted_at=NULL, completed_at=NULL,"
+                        " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL,"
+                        " fail_code=NULL, fail_msg=NULL, expires_at=NULL, changed_body=NULL,"
+                        " note=NULL, updated_at=? WHERE seq=?",
+                        (text, sha, inp.get("mode"), inp.get("duration"), PENDING, now, row[0]),
+                    )
+                    resubmitted.append(job_id)
+                else:
+                    self.db.execute(
+                        "UPDATE jobs SET changed_body=? WHERE seq=?", (text, row[0])
+                    )
+                    changed.append(job_id)
+        return SyncResult(added, unchanged, changed, resubmitted)
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def recover_interrupted(self) -> int:
+        """A `submitting` job after a restart may or may not have created a task: ambiguous."""
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE jobs SET state=?, note=?, updated_at=? WHERE state=?",
+                (AMBIGUOUS, "the run stopped while its submit was on the wire", self._now(),
+                 SUBMITTING),
+            )
+        return cur.rowcount
+
+    def requeue_ambiguous(self) -> int:
+        """--resubmit-ambiguous: the user accepts that these may be paid twice."""
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE jobs SET state=?, note=NULL, updated_at=? WHERE state=?",
+                (PENDING, self._now(), AMBIGUOUS),
+            )
+        return cur.rowcount
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def pending_after(self, seq: int, limit: int) -> list[JobRow]:
+        rows = self.db.execute(
+            f"SELECT {_JOB_COLS} FROM jobs WHERE state=? AND seq>? ORDER BY seq LIMIT ?",
+            (PENDING, seq, limit),
+        ).fetchall()
+        return [JobRow(*r) for r in rows]
+
+    def jobs_in_state(self, state: str) -> Iterator[JobRow]:
+        cur = self.db.execute(
+            f"SELECT {_JOB_COLS} FROM jobs WHERE state=? ORDER BY seq", (state,)
+        )
+        for row in cur:
+            yield JobRow(*row)
+
+    def job(self, job_id: str) -> JobRow | None:
+        row = self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return JobRow(*row) if row else None
+
+    def job_by_seq(self, seq: int) -> JobRow | None:
+        row = self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE seq=?", (seq,)).fetchone()
+        return JobRow(*row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for state, n in self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+            out[state] = n
+        return out
+
+    def files_of(self, seq: int) -> list[FileRow]:
+        rows = self.db.execute(
+            "SELECT job_seq, idx, url, path, bytes, sha256, mtime_ns, done_at FROM files"
+            " WHERE job_seq=? ORDER BY idx",
+            (seq,),
+        ).fetchall()
+        return [FileRow(*r) for r in rows]
+
+    def expires_at(self, seq: int) -> float | None:
+        row = self.db.execute("SELECT expires_at FROM jobs WHERE seq=?", (seq,)).fetchone()
+        return row[0] if row else None
+
+    # -- transitions: each one transaction, committed before the caller goes on -------------
+
+    def _update(self, seq: int, expect: tuple[str, ...], **fields: Any) -> bool:
+        fields["updated_at"] = self._now()
+        sets = ", ".join(f"{k}=?" for k in fields)
+        marks = ", ".join("?" * len(expect))
+        with self.transaction():
+            cur = self.db.execute(
+                f"UPDATE jobs SET {sets} WHERE seq=? AND state IN ({marks})",
+                (*fields.values(), seq, *expect),
+            )
+        return cur.rowcount == 1
+
+    def mark_submitting(self, seq: int) -> bool:
+        """The intent, committed before the POST: if we die now, the job becomes ambiguous."""
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE jobs SET state=?, submit_attempts=submit_attempts+1, updated_at=?"
+                " WHERE seq=? AND state=?",
+                (SUBMITTING, self._now(), seq, PENDING),
+            )
+        return cur.rowcount == 1
+
+    def mark_in_flight(self, seq: int, task_id: str) -> bool:
+        return self._update(
+            seq, (SUBMITTING,), state=IN_FLIGHT, task_id=task_id, submitted_at=self._now()
+        )
+
+    def mark_not_submitted(self, seq: int) -> bool:
+        """The POST surely created no task (refused, 429, 5xx answer): back to pending."""
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE jobs SET state=?, submit_attempts=MAX(submit_attempts-1, 0), updated_at=?"
+                " WHERE seq=? AND state=?",
+                (PENDING, self._now(), seq, SUBMITTING),
+            )
+        return cur.rowcount == 1
+
+    def mark_ambiguous(self, seq: int, note: str) -> bool:
+        return self._update(seq, (SUBMITTING,), state=AMBIGUOUS, note=note)
+
+    def mark_failed(self, seq: int, code: str, message: str, **times: Any) -> bool:
+        return self._update(
+            seq,
+            (SUBMITTING, IN_FLIGHT, PENDING),
+            state=FAILED,
+            fail_code=code,
+            fail_msg=message,
+            completed_at=self._now(),
+            **times,
+        )
+
+    def mark_succeeded(
+        self,
+        seq: int,
+        urls: list[str],
+        *,
+        expires_at: float,
+        create_time_ms: int | None,
+        complete_time_ms: int | None,
+        cost_time_ms: int | None,
+    ) -> bool:
+        now = self._now()
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE jobs SET state=?, completed_at=?, expires_at=?, create_time_ms=?,"
+                " complete_time_ms=?, cost_time_ms=?, updated_at=? WHERE seq=? AND state=?",
+                (SUCCEEDED, now, expires_at, create_time_ms, complete_time_ms, cost_time_ms,
+                 now, seq, IN_FLIGHT),
+            )
+            if cur.rowcount != 1:
+                return False
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (job_seq, idx, url) VALUES (?, ?, ?)",
+                [(seq, i, url) for i, url in enumerate(urls)],
+            )
+        return True
+
+    def mark_file_done(
+        self, seq: int, idx: int, *, path: str, size: int, sha256: str, mtime_ns: int
+    ) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE files SET path=?, bytes=?, sha256=?, mtime_ns=?, done_at=?"
+                " WHERE job_seq=? AND idx=?",
+                (path, size, sha256, mtime_ns, self._now(), seq, idx),
+            )
+
+    def mark_file_missing(self, seq: int, idx: int) -> None:
+        """The final file vanished or changed on disk: fetch it again while its URL lives."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE files SET done_at=NULL WHERE job_seq=? AND idx=?", (seq, idx)
+            )
+            self.db.execute(
+                "UPDATE jobs SET state=?, updated_at=? WHERE seq=? AND state=?",
+                (SUCCEEDED, self._now(), seq, DONE),
+            )
+
+    def mark_done(self, seq: int) -> bool:
+        return self._update(seq, (SUCCEEDED,), state=DONE)
+
+    def mark_expired(self, seq: int, note: str) -> bool:
+        return self._update(seq, (SUCCEEDED,), state=EXPIRED, note=note)
+
+    # -- operator commands ------------------------------------------------------------------
+
+    def requeue(self, seqs: Iterable[int]) -> int:
+        """Put failed/ambiguous/expired/cancelled jobs back as pending (a new task, paid again)."""
+        n = 0
+        now = self._now()
+        with self.transaction():
+            for seq in seqs:
+                self.db.execute("DELETE FROM files WHERE job_seq=?", (seq,))
+                cur = self.db.execute(
+                    "UPDATE jobs SET state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
+                    " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL,"
+                    " fail_code=NULL, fail_msg=NULL, expires_at=NULL, note=NULL, updated_at=?"
+                    " WHERE seq=? AND state IN (?, ?, ?, ?)",
+                    (PENDING, now, seq, FAILED, AMBIGUOUS, EXPIRED, CANCELLED),
+                )
+                n += cur.rowcount
+        return n
+
+    def cancel(self, seqs: Iterable[int]) -> int:
+        now = self._now()
+        n = 0
+        with self.transaction():
+            for seq in seqs:
+                cur = self.db.execute(
+                    "UPDATE jobs SET state=?, updated_at=? WHERE seq=? AND state=?",
+                    (CANCELLED, now, seq, PENDING),
+                )
+                n += cur.rowcount
+        return n
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def start_run(self, pid: int) -> int:
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO runs (pid, started_at) VALUES (?, ?)", (pid, self._now())
+            )
+        return int(cur.lastrowid or 0)
+
+    def end_run(self, run_id: int, exit_code: int, how: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET ended_at=?, exit_code=?, how=? WHERE id=?",
+                (self._now(), exit_code, how, run_id),
+            )
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error; translates SQLite failures."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"cannot write the state file: {exc}") from exc
+        return self.db
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as err:
+                self.db.execute("ROLLBACK")
+                raise StateError(f"cannot write the state file: {err}") from err
+        else:
+            # the failed statement may already have ended the transaction
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StateError(f"cannot write the state file: {exc}") from exc

@@ -1,0 +1,112 @@
+"""The real engine against the real simulator over loopback, time scaled by 0.01."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchgen import store as st
+from batchgen.runner import execute
+from batchgen.simulator import Simulator
+from tests.enginekit import (
+    KEY,
+    SCALE,
+    assert_files_verified,
+    mixed_jobs,
+    options,
+    prepare_state,
+    state_rows,
+)
+
+
+def sim_config(**kw):
+    base = {"api_keys": frozenset({KEY}), "time_scale": SCALE, "seed": 3}
+    base.update(kw)
+    return base
+
+
+async def test_mixed_batch_ends_with_right_files_and_failures(tmp_path: Path) -> None:
+    jobs = mixed_jobs(24, violations=(3, 10))
+    state = prepare_state(tmp_path, jobs)
+    async with Simulator(**sim_config()) as sim:
+        outcome = await execute(options(tmp_path, sim.base_url))
+        stats = sim.stats()
+    assert outcome.exit_code == 1, outcome
+    rows = state_rows(state)
+    failed = {r["id"]: r["fail_code"] for r in rows if r["state"] == st.FAILED}
+    assert failed == {"job-0003": "CONTENT_VIOLATION", "job-0010": "CONTENT_VIOLATION"}
+    assert sum(r["state"] == st.DONE for r in rows) == 22
+    assert assert_files_verified(sim, state, tmp_path / "out") == 22
+    assert stats["submits_per_body"]["duplicate_bodies"] == 0
+    report = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    assert len(report) == 24
+
+
+async def test_rerun_resubmits_nothing(tmp_path: Path) -> None:
+    state = prepare_state(tmp_path, mixed_jobs(6))
+    async with Simulator(**sim_config()) as sim:
+        first = await execute(options(tmp_path, sim.base_url))
+        submits = sim.stats()["submits_per_body"]
+        second = await execute(options(tmp_path, sim.base_url))
+        again = sim.stats()["submits_per_body"]
+    assert first.exit_code == second.exit_code == 0
+    assert submits == again
+    assert all(r["state"] == st.DONE for r in state_rows(state))
+
+
+async def test_faults_complete_without_duplicate_submits(tmp_path: Path) -> None:
+    state = prepare_state(tmp_path, mixed_jobs(40))
+    faults = {"p_429": 0.03, "p_5xx": 0.05, "p_reset": 0.05, "p_error_in_200": 0.05,
+              "p_file_cut": 0.2}
+    async with Simulator(**sim_config(**faults)) as sim:
+        outcome = await execute(options(tmp_path, sim.base_url))
+        stats = sim.stats()
+    rows = state_rows(state)
+    ambiguous = [r for r in rows if r["state"] == st.AMBIGUOUS]
+    # Resets before the answer are no proof that nothing was created: such submits are
+    # ambiguous, never retried silently; everything else must be done.
+    assert all(r["state"] in (st.DONE, st.AMBIGUOUS) for r in rows), rows
+    assert stats["submits_per_body"]["max_submits_of_one_body"] <= 1
+    assert outcome.exit_code == (1 if ambiguous else 0)
+    assert assert_files_verified(sim, state, tmp_path / "out") == 40 - len(ambiguous)
+
+
+async def test_limits_held_rate_and_in_flight(tmp_path: Path) -> None:
+    state = prepare_state(tmp_path, mixed_jobs(60))
+    # Server allows a lot; the client limits itself to 40 requests per 0.3 s and 15 in flight.
+    async with Simulator(**sim_config()) as sim:
+        outcome = await execute(options(tmp_path, sim.base_url, rate_limit=40,
+                                         rate_period_s=0.3, max_in_flight=15))
+        stats = sim.stats()
+    assert outcome.exit_code == 0
+    assert stats["max_in_flight"] <= 15
+    assert all(r["state"] == st.DONE for r in state_rows(state))
+
+
+async def test_server_window_never_exceeds_client_limit(tmp_path: Path) -> None:
+    prepare_state(tmp_path, mixed_jobs(40))
+    async with Simulator(**sim_config(rate_limit=30, rate_period_s=30.0)) as sim:
+        # the server's window is 30 per 0.3 s; the client holds the same limit
+        outcome = await execute(options(tmp_path, sim.base_url, rate_limit=30,
+                                         rate_period_s=0.3))
+        stats = sim.stats()
+    assert outcome.exit_code == 0
+    assert stats["max_requests_in_window"] <= 30
+
+
+async def test_bad_key_is_account_error_exit_3(tmp_path: Path) -> None:
+    state = prepare_state(tmp_path, mixed_jobs(5))
+    async with Simulator(**sim_config(api_keys=frozenset({"another-key"}))) as sim:
+        outcome = await execute(options(tmp_path, sim.base_url))
+    assert outcome.exit_code == 3
+    assert "401" in outcome.how or "key" in outcome.how.lower() or outcome.account_error
+    assert all(r["state"] == st.PENDING for r in state_rows(state))
+
+
+async def test_credits_run_out_in_flight_still_finish(tmp_path: Path) -> None:
+    state = prepare_state(tmp_path, mixed_jobs(12))
+    async with Simulator(**sim_config(credits=5)) as sim:
+        outcome = await execute(options(tmp_path, sim.base_url))
+    assert outcome.exit_code == 3
+    rows = state_rows(state)
+    assert sum(r["state"] == st.DONE for r in rows) == 5
+    assert sum(r["state"] == st.PENDING for r in rows) == 7
