@@ -1,0 +1,267 @@
+"""The aiohttp routes: the two API endpoints, result files, and `/_sim/stats`.
+
+API request order: fault `p_reset` -> auth (401) -> sliding rate window (429) -> 429 burst ->
+`p_5xx` -> `p_error_in_200` -> `p_slow` -> the endpoint's own work. Only requests that pass
+auth consume the rate window; `max_requests_in_window` counts every arrival.
+
+Choices where the reference is silent (documented for clients and tests):
+- Unknown taskId: HTTP 404 with `{"code":404,"message":"task not found","data":null}`.
+- `Retry-After` is a decimal number of real (already scaled) seconds, e.g. `0.342`, unless
+  `retry_after_integer` is set (then whole seconds, at least 1).
+- 500 answers carry the JSON envelope; 502 and 503 carry plain text, as proxies do.
+- Result files are served by this same server under `/cdn/<token>/<n>.mp4`; the real service
+  uses another host (a CDN). They need no API key and do not count against the rate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from batchgen.schema import validate_request
+from batchgen.simulator.files import UNSATISFIABLE, parse_range, result_file
+
+if TYPE_CHECKING:
+    from batchgen.simulator.server import Simulator
+
+SIM: web.AppKey[Simulator] = web.AppKey("simulator")
+SUBMIT_PATH = "/api/v1/generateTask/kling-2-1"
+STATUS_PATH = "/api/v1/statusTask/kling-2-1"
+RATE_MESSAGE = "Rate limit exceeded, please wait and retry"
+
+
+def build_app(sim: Simulator) -> web.Application:
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app[SIM] = sim
+    app.router.add_post(SUBMIT_PATH, submit)
+    app.router.add_get(STATUS_PATH, status)
+    app.router.add_get("/cdn/{token}/{index:[0-9]+}.mp4", result)
+    app.router.add_get("/_sim/stats", stats)
+    app.router.add_route("*", "/api/v1/{tail:.*}", unknown)
+    return app
+
+
+def envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "data": data}
+
+
+def _answer(
+    request: web.Request,
+    endpoint: str,
+    http: int,
+    body: dict[str, Any],
+    task_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    request.app[SIM].observer.record(endpoint, request.method, request.path_qs, http, task_id)
+    return web.json_response(body, status=http, headers=headers)
+
+
+def _error(
+    request: web.Request,
+    endpoint: str,
+    code: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    http: int | None = None,
+) -> web.Response:
+    return _answer(
+        request, endpoint, code if http is None else http, envelope(code, message), headers=headers
+    )
+
+
+def _retry_after(sim: Simulator, seconds: float) -> dict[str, str]:
+    if sim.config.retry_after_integer:
+        return {"Retry-After": str(max(1, math.ceil(seconds)))}
+    return {"Retry-After": f"{max(seconds, 0.001):.3f}"}
+
+
+def _reset(request: web.Request, endpoint: str, task_id: str | None = None) -> web.Response:
+    """Close the connection without an answer: the client sees a reset / disconnect."""
+    request.app[SIM].observer.record(endpoint, request.method, request.path_qs, "reset", task_id)
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=500)  # never reaches the client: aiohttp sees a closed transport
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
+async def _guarded(request: web.Request, endpoint: str, work: Any) -> web.Response:
+    sim = request.app[SIM]
+    dice = sim.dice
+    now = sim.now()
+    sim.observer.arrival(now)
+    if dice.roll("p_reset"):
+        return _reset(request, endpoint)
+    key = _bearer(request)
+    if key is None:
+        return _error(request, endpoint, 401, "Missing API key: send Authorization: Bearer <key>")
+    if key not in sim.config.api_keys:
+        return _error(request, endpoint, 401, "Invalid API key")
+    if not sim.window.try_acquire(now):
+        return _error(
+            request, endpoint, 429, RATE_MESSAGE, _retry_after(sim, sim.window.retry_after(now))
+        )
+    if dice.in_429_burst():
+        return _error(
+            request,
+            endpoint,
+            429,
+            RATE_MESSAGE,
+            _retry_after(sim, sim.config.scaled(dice.uniform(1.0, 5.0))),
+        )
+    if dice.roll("p_5xx"):
+        return _server_error(request, endpoint, dice.choice((500, 502, 503)))
+    if dice.roll("p_error_in_200"):
+        if dice.choice((429, 500)) == 429:
+            return _error(
+                request,
+                endpoint,
+                429,
+                RATE_MESSAGE,
+                _retry_after(sim, sim.config.scaled(2.0)),
+                http=200,
+            )
+        return _error(request, endpoint, 500, "Internal server error", http=200)
+    if dice.roll("p_slow"):
+        await asyncio.sleep(sim.config.slow_s)
+    return await work(request, sim, sim.now())
+
+
+def _server_error(request: web.Request, endpoint: str, code: int) -> web.Response:
+    if code == 500:
+        return _error(request, endpoint, 500, "Internal server error")
+    request.app[SIM].observer.record(endpoint, request.method, request.path_qs, code)
+    if code == 502:
+        return web.Response(
+            status=502, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html"
+        )
+    return web.Response(
+        status=503,
+        text="Service Temporarily Unavailable",
+        headers=_retry_after(request.app[SIM], request.app[SIM].config.scaled(5)),
+    )
+
+
+async def submit(request: web.Request) -> web.Response:
+    return await _guarded(request, "submit", _submit)
+
+
+async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Response:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return _error(request, "submit", 400, "Request body must be a JSON object")
+    issues = validate_request(body)
+    if issues:
+        return _error(request, "submit", 400, "; ".join(str(i) for i in issues[:3]))
+    if sim.credits_left is not None and sim.credits_left <= 0:
+        return _error(request, "submit", 400, "Insufficient credits")
+    if sim.store.in_flight(now) >= sim.config.max_in_flight:
+        return _error(
+            request,
+            "submit",
+            429,
+            f"Too many concurrent tasks (limit {sim.config.max_in_flight})",
+            _retry_after(sim, sim.store.next_free(now)),
+        )
+    task = sim.create_task(body, now)
+    if sim.dice.roll("p_reset_after_create"):
+        return _reset(request, "submit", task.task_id)
+    return _answer(
+        request, "submit", 200, envelope(200, "success", {"taskId": task.task_id}), task.task_id
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    return await _guarded(request, "status", _status)
+
+
+async def _status(request: web.Request, sim: Simulator, now: float) -> web.Response:
+    task_id = request.query.get("taskId", "").strip()
+    if not task_id:
+        return _error(request, "status", 400, "taskId is required")
+    task = sim.store.get(task_id)
+    if task is None:
+        return _error(request, "status", 404, "task not found")
+    data = task.status_data(now, sim.origin)
+    return _answer(request, "status", 200, envelope(200, "success", data), task_id)
+
+
+async def unknown(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    sim.observer.arrival(sim.now())
+    return _error(request, "other", 404, f"no such endpoint: {request.method} {request.path}")
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SIM].stats())
+
+
+def _plain(request: web.Request, http: int, text: str, task_id: str | None = None):
+    request.app[SIM].observer.record("file", request.method, request.path, http, task_id)
+    return web.Response(status=http, text=text)
+
+
+async def result(request: web.Request) -> web.StreamResponse:
+    sim = request.app[SIM]
+    now = sim.now()
+    task = sim.store.by_token.get(request.match_info["token"])
+    index = int(request.match_info["index"])
+    if task is None or index >= task.n_results or task.state_at(now) != "success":
+        return _plain(request, 404, "Not Found")
+    if now >= task.ends + sim.config.scaled(sim.config.result_lifetime_s):
+        if task.expired_status == 403:
+            return _plain(request, 403, "Forbidden: this link has expired", task.task_id)
+        return _plain(request, 404, "Not Found", task.task_id)
+    rf = result_file(task.task_id, index, task.versions[index], sim.config.result_size)
+    headers = {
+        "Content-Type": "video/mp4",
+        "Accept-Ranges": "bytes",
+        "ETag": rf.etag,
+        "Last-Modified": formatdate(task.complete_ms / 1000, usegmt=True),
+    }
+    start, end, code = 0, rf.size, 200
+    wanted = parse_range(request.headers.get("Range"), rf.size)
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range.strip() not in (rf.etag, headers["Last-Modified"]):
+        wanted = None
+    if wanted is not None and sim.dice.roll("p_file_ignore_range"):
+        wanted = None
+    if wanted == UNSATISFIABLE:
+        request.app[SIM].observer.record("file", request.method, request.path, 416, task.task_id)
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{rf.size}"})
+    if isinstance(wanted, tuple):
+        start, end, code = wanted[0], wanted[1], 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{rf.size}"
+    sim.observer.record("file", request.method, request.path, code, task.task_id)
+    resp = web.StreamResponse(status=code, headers=headers)
+    resp.content_length = end - start
+    if request.method == "HEAD":
+        await resp.prepare(request)
+        return resp
+    cut = sim.dice.roll("p_file_cut")
+    trickle = sim.dice.roll("p_file_trickle")
+    await resp.prepare(request)
+    stop = start + int((end - start) * sim.dice.uniform(0.05, 0.95)) if cut else end
+    if trickle:
+        step = max(1, math.ceil((end - start) / sim.config.trickle_chunks))
+        for chunk in rf.chunks(start, stop, step):
+            await resp.write(chunk)
+            await asyncio.sleep(sim.config.trickle_delay_s)
+    else:
+        for chunk in rf.chunks(start, stop):
+            await resp.write(chunk)
+    if cut:
+        if request.transport is not None:
+            request.transport.close()  # flushes what was written, then closes: a short body
+        return resp
+    await resp.write_eof()
+    return resp
