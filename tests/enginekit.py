@@ -30,10 +30,14 @@ MODES = ("standard-image-to-video", "pro-image-to-video", "master-image-to-video
          "master-text-to-video")
 
 
-def mixed_jobs(n: int, *, violations: tuple[int, ...] = ()) -> list[tuple[str, str, dict]]:
+def mixed_jobs(n: int, *, violations: tuple[int, ...] = (), tag: str = "",
+               ) -> list[tuple[str, str, dict]]:
+    """n jobs across the four modes and both durations; `tag` makes bodies distinct between
+    batches sent to one simulator (it counts duplicate bodies)."""
     jobs = []
     for i in range(n):
-        prompt = f"job {i}: a calm sea" + (" [sim:content_violation]" if i in violations else "")
+        marker = " [sim:content_violation]" if i in violations else ""
+        prompt = f"{tag}job {i}: a calm sea{marker}"
         jobs.append((f"job-{i:04d}", "kling-2-1", body(i, MODES[i % 4], prompt=prompt,
                                                          duration=5 if i % 3 else 10)))
     return jobs

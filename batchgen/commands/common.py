@@ -33,8 +33,9 @@ def _seconds(text: str) -> float:
     try:
         value = float(t)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 5, 0.5, 500ms, 55m)")\
-            from None
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (try 5, 0.5, 500ms, 55m)"
+        ) from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"a duration must be >= 0, got {text!r}")
     return value
@@ -63,6 +64,16 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500M, 2G)") from None
 
 
+def _backoff(text: str) -> tuple[float, float]:
+    try:
+        base, cap = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--backoff takes BASE,CAP seconds, got {text!r}"
+        ) from None
+    return base, cap
+
+
 def _rate(text: str) -> tuple[int, float]:
     try:
         return parse_rate(text)
@@ -72,43 +83,95 @@ def _rate(text: str) -> tuple[int, float]:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("API")
-    g.add_argument("--base-url", metavar="URL",
-                   help=f"API base (default: $APIXO_BASE_URL or {DEFAULT_BASE_URL})")
-    g.add_argument("--api-key-file", metavar="FILE",
-                   help="read the API key from FILE (default: $APIXO_API_KEY)")
-    g.add_argument("--sandbox", action="store_true",
-                   help="run against the built-in simulator: no key, no network, time scaled")
+    g.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"API base (default: $APIXO_BASE_URL or {DEFAULT_BASE_URL})",
+    )
+    g.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="read the API key from FILE (default: $APIXO_API_KEY)",
+    )
+    g.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against the built-in simulator: no key, no network, time scaled",
+    )
     g = p.add_argument_group("pace")
-    g.add_argument("--rate-limit", type=_rate, default=(10_000, 60.0), metavar="N/PERIOD",
-                   help="at most N API requests in any window of PERIOD (default 10000/60s)")
-    g.add_argument("--max-in-flight", type=_positive_int, default=1000, metavar="N",
-                   help="tasks pending or processing at the provider at once (default 1000)")
-    g.add_argument("--poll-after", type=_seconds, default=60.0, metavar="SECONDS",
-                   help="first poll after the submit (default 60; longer for 10 s videos)")
-    g.add_argument("--poll-every", type=_seconds, default=5.0, metavar="SECONDS",
-                   help="then poll every SECONDS, jittered (default 5)")
-    g.add_argument("--download-concurrency", type=_positive_int, default=8, metavar="N",
-                   help="downloads at once, separate from the API's rate (default 8)")
-    g.add_argument("--max-file-size", type=_size, default=2 * 1024**3, metavar="SIZE",
-                   help="refuse a result larger than SIZE (default 2G)")
+    g.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=(10_000, 60.0),
+        metavar="N/PERIOD",
+        help="at most N API requests in any window of PERIOD (default 10000/60s)",
+    )
+    g.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="tasks pending or processing at the provider at once (default 1000)",
+    )
+    g.add_argument(
+        "--poll-after",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="first poll after the submit (default 60; longer for 10 s videos)",
+    )
+    g.add_argument(
+        "--poll-every",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="then poll every SECONDS, jittered (default 5)",
+    )
+    g.add_argument(
+        "--download-concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="downloads at once, separate from the API's rate (default 8)",
+    )
+    g.add_argument(
+        "--max-file-size",
+        type=_size,
+        default=2 * 1024**3,
+        metavar="SIZE",
+        help="refuse a result larger than SIZE (default 2G)",
+    )
     g = p.add_argument_group("run control")
-    g.add_argument("--resubmit-ambiguous", action="store_true",
-                   help="submit again the jobs whose earlier submit may or may not have "
-                   "created a task (may pay twice for them)")
-    g.add_argument("--no-wait", action="store_true",
-                   help="cron mode: submit what fits, collect what is finished, exit "
-                   "(75 if work remains)")
-    g.add_argument("--max-runtime", type=_seconds, metavar="DURATION",
-                   help="stop cleanly after DURATION (e.g. 55m), exit 75 if work remains")
+    g.add_argument(
+        "--resubmit-ambiguous",
+        action="store_true",
+        help="submit again the jobs whose earlier submit may or may not have "
+        "created a task (may pay twice for them)",
+    )
+    g.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="cron mode: submit what fits, collect what is finished, exit (75 if work remains)",
+    )
+    g.add_argument(
+        "--max-runtime",
+        type=_seconds,
+        metavar="DURATION",
+        help="stop cleanly after DURATION (e.g. 55m), exit 75 if work remains",
+    )
     g.add_argument("--seed", type=int, help=argparse.SUPPRESS)
-    g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE,
-                   help=argparse.SUPPRESS)
+    g.add_argument("--backoff", type=_backoff, help=argparse.SUPPRESS)  # "BASE,CAP" (tests)
+    g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE, help=argparse.SUPPRESS)
     g = p.add_argument_group("output")
     g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
 def options_from_args(
-    args: argparse.Namespace, *, state_path: Path, output_dir: Path, model: str,
+    args: argparse.Namespace,
+    *,
+    state_path: Path,
+    output_dir: Path,
+    model: str,
     filename_template: str,
 ) -> RunOptions:
     limit, period = args.rate_limit
@@ -129,6 +192,8 @@ def options_from_args(
         max_runtime_s=args.max_runtime,
         seed=args.seed,
     )
+    if args.backoff:
+        opts.backoff_base_s, opts.backoff_cap_s = args.backoff
     if args.sandbox:
         scale = args.time_scale
         opts.api_key = SANDBOX_KEY
@@ -158,8 +223,9 @@ async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIte
         return
     from batchgen.simulator import SimConfig, Simulator
 
-    config = SimConfig(time_scale=args.time_scale, seed=args.seed or 0,
-                       api_keys=frozenset({SANDBOX_KEY}))
+    config = SimConfig(
+        time_scale=args.time_scale, seed=args.seed or 0, api_keys=frozenset({SANDBOX_KEY})
+    )
     async with Simulator(config) as sim:
         opts.base_url = sim.base_url
         yield
@@ -169,8 +235,10 @@ def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
     """Run the engine (inside an in-process simulator with --sandbox) and print the summary."""
     setup_logging(args)
     if args.sandbox and (args.base_url or args.api_key_file):
-        raise UsageError("--sandbox runs against the built-in simulator: drop --base-url and "
-                         "--api-key-file, or drop --sandbox")
+        raise UsageError(
+            "--sandbox runs against the built-in simulator: drop --base-url and "
+            "--api-key-file, or drop --sandbox"
+        )
 
     async def main() -> int:
         async with _maybe_sandbox(args, opts):
@@ -182,9 +250,11 @@ def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
             for message in outcome.messages[:20]:
                 print(f"  {message}", file=sys.stderr)
             if outcome.counts.get("ambiguous"):
-                print(f"  {outcome.counts['ambiguous']} ambiguous job(s): their submit may have "
-                      "created a task; see `batchgen status` and --resubmit-ambiguous",
-                      file=sys.stderr)
+                print(
+                    f"  {outcome.counts['ambiguous']} ambiguous job(s): their submit may have "
+                    "created a task; see `batchgen status` and --resubmit-ambiguous",
+                    file=sys.stderr,
+                )
             if not args.quiet:
                 print(f"results: {opts.output_dir / 'results.jsonl'}", file=sys.stderr)
         return outcome.exit_code

@@ -10,7 +10,6 @@ from pathlib import Path
 from batchgen import store as st
 from batchgen.commands import common
 from batchgen.errors import UsageError
-from batchgen.manifest import load_manifest
 from batchgen.runner import save_run_settings
 
 
@@ -23,21 +22,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "paid twice.",
     )
     p.add_argument("manifest", metavar="MANIFEST", help="YAML or CSV manifest")
-    p.add_argument("--output", metavar="DIR",
-                   help="output folder (default: the manifest's output.dir, else output/<name>)")
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="output folder (default: the manifest's output.dir, else output/<name>)",
+    )
     p.add_argument("--state", metavar="FILE", help="state file (default: <output>/batchgen.db)")
-    p.add_argument("--resubmit-changed", action="store_true",
-                   help="replace jobs whose body changed under the same id (pays for them again)")
+    p.add_argument(
+        "--resubmit-changed",
+        action="store_true",
+        help="replace jobs whose body changed under the same id (pays for them again)",
+    )
     common.add_run_options(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from batchgen.manifest import load_manifest
+
     manifest = load_manifest(args.manifest)
     output_dir = Path(args.output or manifest.output_dir or Path("output") / manifest.name)
     state_path = Path(args.state) if args.state else output_dir / "batchgen.db"
     opts = common.options_from_args(
-        args, state_path=state_path, output_dir=output_dir, model=manifest.model,
+        args,
+        state_path=state_path,
+        output_dir=output_dir,
+        model=manifest.model,
         filename_template=manifest.filename_template,
     )
     store = st.Store(state_path)
@@ -63,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not args.quiet:
-        print(f"{manifest.path}: {len(manifest.jobs)} jobs ({sync.added} new); "
-              f"state {state_path}; output {output_dir}", file=sys.stderr)
+        print(
+            f"{manifest.path}: {len(manifest.jobs)} jobs ({sync.added} new); "
+            f"state {state_path}; output {output_dir}",
+            file=sys.stderr,
+        )
     return common.execute_with_sandbox(args, opts)
-
