@@ -60,15 +60,19 @@ class EngineConfig:
     max_in_flight: int = 1000
     poll: PollSchedule = field(default_factory=PollSchedule)
     backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
-    max_submit_tries: int = 8          # per job per run, for answers that prove no task was made
-    max_poll_errors: int = 50          # consecutive unreadable answers before giving a task up
-    max_not_found: int = 5             # "unknown task" answers in a row before failing the job
+    max_submit_tries: int = 8  # per job per run, for answers that prove no task was made
+    max_poll_errors: int = 50  # consecutive unreadable answers before giving a task up
+    max_not_found: int = 5  # "unknown task" answers in a row before failing the job
     download_workers: int = 8
-    download_tries: int = 3            # per file per run, beyond the downloader's own retries
+    download_tries: int = 3  # per file per run, beyond the downloader's own retries
     result_lifetime_s: float = RESULT_LIFETIME_S
-    no_wait: bool = False              # cron: submit what fits, collect what is done, exit
-    drain_s: float = 5.0               # on stop: how long in-flight HTTP calls may finish
+    no_wait: bool = False  # cron: submit what fits, collect what is done, exit
+    drain_s: float = 5.0  # on stop: how long in-flight HTTP calls may finish
     page_size: int = 256
+    # Callback mode: submit with request_type=callback and this URL; poll only as a fallback.
+    callback_url: str | None = None
+    callback_grace_s: float = 60.0  # after the end of the expected generation time
+    callback_poll_every_s: float = 30.0
 
 
 @dataclass
@@ -113,14 +117,19 @@ class Engine:
         self.stats = EngineStats()
         recovered = store.counts()[st.IN_FLIGHT]
         self.cap = InFlightCap(config.max_in_flight, recovered=recovered)
-        self._stop = asyncio.Event()           # stop everything that can wait (signal, deadline)
-        self._stop_submits = asyncio.Event()   # stop creating tasks (also on account errors)
+        self._stop = asyncio.Event()  # stop everything that can wait (signal, deadline)
+        self._stop_submits = asyncio.Event()  # stop creating tasks (also on account errors)
         self._account_error: ApiError | None = None
         self._disk_full: str | None = None
         self._downloads: asyncio.Queue[int | None] = asyncio.Queue()
         self._lifecycles: set[asyncio.Task[None]] = set()
         self._how = "finished"
         self._workers: list[asyncio.Task[None]] = []
+        # task id -> event that wakes its tracker (a callback arrived); and statuses delivered
+        # by a trusted callback, consumed instead of a poll.
+        self._wake: dict[str, asyncio.Event] = {}
+        self._delivered: dict[str, TaskStatus] = {}
+        self._callbacks_seen = False
         self._messages: list[str] = []
 
     def __repr__(self) -> str:
@@ -142,6 +151,37 @@ class Engine:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def notify(self, task_id: str, status: TaskStatus | None = None) -> bool:
+        """A callback named this task: wake its tracker, which confirms with one status request
+        (or, when `status` is given by a receiver that trusts callbacks, uses it as is).
+        False when no tracker waits for this task (unknown, or already finished)."""
+        event = self._wake.get(task_id)
+        if event is None:
+            return False
+        self._callbacks_seen = True
+        if status is not None and status.terminal:
+            self._delivered[task_id] = status
+        event.set()
+        return True
+
+    def knows_task(self, task_id: str) -> bool:
+        """Whether this state file ever recorded the task id (duplicate callbacks are normal)."""
+        if task_id in self._wake:
+            return True
+        row = self.store.db.execute(
+            "SELECT 1 FROM jobs WHERE task_id=? LIMIT 1", (task_id,)
+        ).fetchone()
+        return row is not None
+
+    def _prepare_body(self, body: dict) -> dict:  # type: ignore[type-arg]
+        """With a callback receiver, ask the provider to call it; a manifest that names its own
+        callback_url keeps it (the user's server gets those callbacks, we poll slowly)."""
+        if self.config.callback_url and body.get("request_type", "async") == "async":
+            body = dict(body)
+            body["request_type"] = "callback"
+            body["callback_url"] = self.config.callback_url
+        return body
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless a stop comes first; False means stop."""
@@ -245,7 +285,7 @@ class Engine:
 
     async def _submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""
-        body = row.body_dict()
+        body = self._prepare_body(row.body_dict())
         intent = False
 
         def record_intent() -> bool:
@@ -287,9 +327,12 @@ class Engine:
                 return None
             except NotFound as exc:
                 self.store.mark_not_submitted(row.seq)
-                self._account_stop(AccountError(
-                    exc.status, f"the API has no submit endpoint here ({exc.message}); "
-                    "check --base-url"))
+                self._account_stop(
+                    AccountError(
+                        exc.status,
+                        f"the API has no submit endpoint here ({exc.message}); check --base-url",
+                    )
+                )
                 return None
             except InvalidRequest as exc:
                 self.store.mark_failed(row.seq, f"HTTP_{exc.status}", exc.message)
@@ -318,28 +361,41 @@ class Engine:
         self._stop_submits.set()
 
     async def _track(
-        self, row: st.JobRow, first_delay: float, *, task_id: str | None = None,
+        self,
+        row: st.JobRow,
+        first_delay: float,
+        *,
+        task_id: str | None = None,
         recovered: bool = False,
     ) -> None:
         """Poll one task until it ends; release its in-flight slot exactly once."""
         task_id = task_id or row.task_id
         assert task_id is not None
+        callback = self._is_callback(row)
+        if callback and not recovered:
+            first_delay = first_delay * 1.5 + self.config.callback_grace_s
         if self.config.no_wait and recovered and first_delay > 0:
             return  # not due yet: a later cron run will look
         released = False
+        self._wake[task_id] = wake = asyncio.Event()
         try:
-            if not await self._sleep(first_delay):
+            if not await self._sleep_or_wake(wake, first_delay):
                 return
             errors = not_found = attempt = 0
             while True:
                 delay: float
                 try:
-                    status = await self.client.status(task_id)
-                    self.stats.polls += 1
+                    delivered = self._delivered.pop(task_id, None)
+                    if delivered is not None:
+                        status = delivered
+                    else:
+                        status = await self.client.status(task_id)
+                        self.stats.polls += 1
                 except RateLimited as exc:
                     self.stats.rate_limited += 1
-                    delay = policy_retry_delay(attempt, self.config.backoff, self.rng,
-                                               exc.retry_after)
+                    delay = policy_retry_delay(
+                        attempt, self.config.backoff, self.rng, exc.retry_after
+                    )
                     attempt += 1
                 except (ServerError, ApiConnectionError, InvalidRequest) as exc:
                     errors += 1
@@ -352,8 +408,11 @@ class Engine:
                 except NotFound as exc:
                     not_found += 1
                     if not_found >= self.config.max_not_found:
-                        self._fail(row, "TASK_NOT_FOUND", f"the provider does not know task "
-                                   f"{task_id}: {exc.message}")
+                        self._fail(
+                            row,
+                            "TASK_NOT_FOUND",
+                            f"the provider does not know task {task_id}: {exc.message}",
+                        )
                         released = True
                         return
                     delay = next_poll_delay(self.config.poll, self.rng)
@@ -368,12 +427,46 @@ class Engine:
                         return
                     if self.config.no_wait:
                         return
-                    delay = next_poll_delay(self.config.poll, self.rng)
-                if not await self._sleep(delay):
+                    delay = self._next_delay(callback, recovered)
+                if not await self._sleep_or_wake(wake, delay):
                     return
         finally:
+            self._wake.pop(task_id, None)
+            self._delivered.pop(task_id, None)
             if released:
                 self.cap.release()
+
+    def _is_callback(self, row: st.JobRow) -> bool:
+        if self.config.callback_url:
+            return True
+        return '"request_type":"callback"' in row.body.replace(" ", "")
+
+    def _next_delay(self, callback: bool, recovered: bool) -> float:
+        """Callback tasks are polled slowly, as a fallback for lost callbacks; after a restart
+        they are polled at the normal pace until callbacks are seen again."""
+        if callback and (not recovered or self._callbacks_seen):
+            every = self.config.callback_poll_every_s
+            return every * (1 + self.config.poll.jitter * (2 * self.rng.random() - 1))
+        return next_poll_delay(self.config.poll, self.rng)
+
+    async def _sleep_or_wake(self, wake: asyncio.Event, seconds: float) -> bool:
+        """Like _sleep, but a callback for this task ends the wait early. False means stop."""
+        if self._stop.is_set():
+            return False
+        if wake.is_set():
+            wake.clear()
+            return True
+        waiter = asyncio.ensure_future(wake.wait())
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait(
+                {waiter, stopper}, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+            stopper.cancel()
+        wake.clear()
+        return not self._stop.is_set()
 
     def _fail(self, row: st.JobRow, code: str, message: str) -> None:
         self.store.mark_failed(row.seq, code, message)
@@ -387,15 +480,18 @@ class Engine:
             "cost_time_ms": status.cost_time_ms,
         }
         if status.state == "failed":
-            self.store.mark_failed(row.seq, status.fail_code or "FAILED",
-                                   status.fail_msg or "", **times)
+            self.store.mark_failed(
+                row.seq, status.fail_code or "FAILED", status.fail_msg or "", **times
+            )
             self.stats.failed += 1
             return
         completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else time.time()
         completed = min(completed, time.time())  # a server clock in the future buys no time
         self.store.mark_succeeded(
-            row.seq, status.result_urls,
-            expires_at=completed + self.config.result_lifetime_s, **times,
+            row.seq,
+            status.result_urls,
+            expires_at=completed + self.config.result_lifetime_s,
+            **times,
         )
         self._downloads.put_nowait(row.seq)
 
@@ -422,8 +518,12 @@ class Engine:
             if f.done_at is not None:
                 continue
             rel = render_filename(
-                self.config.filename_template, job_id=row.id, index=f.idx, task_id=row.task_id,
-                mode=mode, n_results=len(files),
+                self.config.filename_template,
+                job_id=row.id,
+                index=f.idx,
+                task_id=row.task_id,
+                mode=mode,
+                n_results=len(files),
             )
             dest = safe_output_path(self.config.output_dir, rel)
             ok = await self._download_file(row, f.idx, f.url, dest)
@@ -458,8 +558,12 @@ class Engine:
                 self.stats.downloaded_bytes += result.fetched_bytes
                 st_ = os.stat(result.path)
                 self.store.mark_file_done(
-                    row.seq, idx, path=str(result.path.relative_to(self.config.output_dir)),
-                    size=result.bytes, sha256=result.sha256, mtime_ns=st_.st_mtime_ns,
+                    row.seq,
+                    idx,
+                    path=str(result.path.relative_to(self.config.output_dir)),
+                    size=result.bytes,
+                    sha256=result.sha256,
+                    mtime_ns=st_.st_mtime_ns,
                 )
                 return True
             if not await self._sleep(backoff_delay(attempt + 2, self.config.backoff, self.rng)):
@@ -496,7 +600,9 @@ class Engine:
         else:
             code, how = EXIT_OK, "finished"
         return RunOutcome(
-            exit_code=code, how=how, counts=counts,
+            exit_code=code,
+            how=how,
+            counts=counts,
             account_error=self._account_error.message if self._account_error else None,
             messages=self._messages,
         )
@@ -504,8 +610,8 @@ class Engine:
 
 def fail_codes(store: st.Store) -> Counter[str]:
     return Counter(
-        code for (code,) in store.db.execute("SELECT fail_code FROM jobs WHERE state=?",
-                                             (st.FAILED,))
+        code
+        for (code,) in store.db.execute("SELECT fail_code FROM jobs WHERE state=?", (st.FAILED,))
     )
 
 

@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at       REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_task ON jobs (task_id);
 CREATE TABLE IF NOT EXISTS files (
     job_seq   INTEGER NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
     idx       INTEGER NOT NULL,
@@ -132,8 +133,8 @@ class FileRow:
 class SyncResult:
     added: int
     unchanged: int
-    changed: list[str]       # ids whose body differs from the state file's and was not applied
-    resubmitted: list[str]   # ids whose changed body replaced the old one (--resubmit-changed)
+    changed: list[str]  # ids whose body differs from the state file's and was not applied
+    resubmitted: list[str]  # ids whose changed body replaced the old one (--resubmit-changed)
 
 
 _JOB_COLS = "seq, id, body, state, task_id, duration, mode, submitted_at, submit_attempts"
@@ -243,8 +244,17 @@ class Store:
                     self.db.execute(
                         "INSERT INTO jobs (seq, id, model, body, body_sha, mode, duration, state,"
                         " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (next_seq, job_id, model, text, sha, inp.get("mode"),
-                         inp.get("duration"), PENDING, now),
+                        (
+                            next_seq,
+                            job_id,
+                            model,
+                            text,
+                            sha,
+                            inp.get("mode"),
+                            inp.get("duration"),
+                            PENDING,
+                            now,
+                        ),
                     )
                     added += 1
                 elif row[1] == sha:
@@ -261,9 +271,7 @@ class Store:
                     )
                     resubmitted.append(job_id)
                 else:
-                    self.db.execute(
-                        "UPDATE jobs SET changed_body=? WHERE seq=?", (text, row[0])
-                    )
+                    self.db.execute("UPDATE jobs SET changed_body=? WHERE seq=?", (text, row[0]))
                     changed.append(job_id)
         return SyncResult(added, unchanged, changed, resubmitted)
 
@@ -274,8 +282,12 @@ class Store:
         with self.transaction():
             cur = self.db.execute(
                 "UPDATE jobs SET state=?, note=?, updated_at=? WHERE state=?",
-                (AMBIGUOUS, "the run stopped while its submit was on the wire", self._now(),
-                 SUBMITTING),
+                (
+                    AMBIGUOUS,
+                    "the run stopped while its submit was on the wire",
+                    self._now(),
+                    SUBMITTING,
+                ),
             )
         return cur.rowcount
 
@@ -298,9 +310,7 @@ class Store:
         return [JobRow(*r) for r in rows]
 
     def jobs_in_state(self, state: str) -> Iterator[JobRow]:
-        cur = self.db.execute(
-            f"SELECT {_JOB_COLS} FROM jobs WHERE state=? ORDER BY seq", (state,)
-        )
+        cur = self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE state=? ORDER BY seq", (state,))
         for row in cur:
             yield JobRow(*row)
 
@@ -397,8 +407,17 @@ class Store:
             cur = self.db.execute(
                 "UPDATE jobs SET state=?, completed_at=?, expires_at=?, create_time_ms=?,"
                 " complete_time_ms=?, cost_time_ms=?, updated_at=? WHERE seq=? AND state=?",
-                (SUCCEEDED, now, expires_at, create_time_ms, complete_time_ms, cost_time_ms,
-                 now, seq, IN_FLIGHT),
+                (
+                    SUCCEEDED,
+                    now,
+                    expires_at,
+                    create_time_ms,
+                    complete_time_ms,
+                    cost_time_ms,
+                    now,
+                    seq,
+                    IN_FLIGHT,
+                ),
             )
             if cur.rowcount != 1:
                 return False
@@ -421,9 +440,7 @@ class Store:
     def mark_file_missing(self, seq: int, idx: int) -> None:
         """The final file vanished or changed on disk: fetch it again while its URL lives."""
         with self.transaction():
-            self.db.execute(
-                "UPDATE files SET done_at=NULL WHERE job_seq=? AND idx=?", (seq, idx)
-            )
+            self.db.execute("UPDATE files SET done_at=NULL WHERE job_seq=? AND idx=?", (seq, idx))
             self.db.execute(
                 "UPDATE jobs SET state=?, updated_at=? WHERE seq=? AND state=?",
                 (SUCCEEDED, self._now(), seq, DONE),
