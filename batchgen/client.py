@@ -38,14 +38,29 @@ _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 # Liberal reading of `state`: the documented four, plus names other APIs of this shape use.
 _STATES = {
-    "pending": "pending", "queued": "pending", "queue": "pending", "waiting": "pending",
-    "submitted": "pending", "created": "pending",
-    "processing": "processing", "running": "processing", "generating": "processing",
-    "in_progress": "processing", "started": "processing",
-    "success": "success", "succeeded": "success", "completed": "success", "complete": "success",
-    "done": "success", "finished": "success",
-    "failed": "failed", "fail": "failed", "failure": "failed", "error": "failed",
-    "cancelled": "failed", "canceled": "failed",
+    "pending": "pending",
+    "queued": "pending",
+    "queue": "pending",
+    "waiting": "pending",
+    "submitted": "pending",
+    "created": "pending",
+    "processing": "processing",
+    "running": "processing",
+    "generating": "processing",
+    "in_progress": "processing",
+    "started": "processing",
+    "success": "success",
+    "succeeded": "success",
+    "completed": "success",
+    "complete": "success",
+    "done": "success",
+    "finished": "success",
+    "failed": "failed",
+    "fail": "failed",
+    "failure": "failed",
+    "error": "failed",
+    "cancelled": "failed",
+    "canceled": "failed",
 }
 
 
@@ -64,7 +79,7 @@ class BadAnswer(ServerError):
 @dataclass(frozen=True, slots=True)
 class TaskStatus:
     task_id: str
-    state: str                  # pending | processing | success | failed (normalized)
+    state: str  # pending | processing | success | failed (normalized)
     raw_state: str
     result_urls: list[str] = field(default_factory=list)
     fail_code: str | None = None
@@ -123,7 +138,9 @@ def parse_status(data: Any, expected_task_id: str) -> TaskStatus:
     }
     if state == "failed":
         return TaskStatus(
-            task_id, state, raw_state,
+            task_id,
+            state,
+            raw_state,
             fail_code=_text(data.get("failCode"), 100) or "FAILED",
             fail_msg=_text(data.get("failMsg")) or f"the provider reported state {raw_state!r}",
             **times,
@@ -176,7 +193,9 @@ class ApiClient:
         self._limiter = limiter
         self._model = model
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_connect=connect_timeout,
+            total=None,
+            connect=connect_timeout,
+            sock_connect=connect_timeout,
             sock_read=read_timeout,
         )
         self._wall = wall_clock
@@ -194,11 +213,17 @@ class ApiClient:
         leave: the engine records its intent there, so a job waiting for rate budget is still
         plainly pending if the run stops. Returning False aborts with SubmitSkipped."""
         data = await self._call(
-            "POST", f"{self._base}/generateTask/{self._model}", priority=SUBMIT, json_body=body,
+            "POST",
+            f"{self._base}/generateTask/{self._model}",
+            priority=SUBMIT,
+            json_body=body,
             before_send=before_send,
         )
-        task_id = _valid_task_id(data.get("taskId", data.get("task_id"))) if isinstance(
-            data, dict) else None
+        task_id = (
+            _valid_task_id(data.get("taskId", data.get("task_id")))
+            if isinstance(data, dict)
+            else None
+        )
         if task_id is None:
             # The provider accepted the request but we cannot read a task id: it may exist.
             raise ApiConnectionError("the submit answer holds no usable task id", sent=True)
@@ -206,7 +231,9 @@ class ApiClient:
 
     async def status(self, task_id: str, *, priority: int = POLL) -> TaskStatus:
         data = await self._call(
-            "GET", f"{self._base}/statusTask/{self._model}", priority=priority,
+            "GET",
+            f"{self._base}/statusTask/{self._model}",
+            priority=priority,
             params={"taskId": task_id},
         )
         return parse_status(data, task_id)
@@ -227,24 +254,31 @@ class ApiClient:
         self.requests_sent += 1
         try:
             async with self._session.request(
-                method, url, json=json_body, params=params, headers=self._headers,
-                timeout=self._timeout, allow_redirects=False,
+                method,
+                url,
+                json=json_body,
+                params=params,
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             ) as resp:
                 raw = await _read_capped(resp)
                 status = resp.status
                 retry_after_header = resp.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:
-            raise ApiConnectionError(f"cannot connect to the API: {exc.os_error}", sent=False) \
-                from exc
+            raise ApiConnectionError(
+                f"cannot connect to the API: {exc.os_error}", sent=False
+            ) from exc
         except aiohttp.ConnectionTimeoutError as exc:
-            raise ApiConnectionError("timed out connecting to the API", sent=False,
-                                     timeout=True) from exc
+            raise ApiConnectionError(
+                "timed out connecting to the API", sent=False, timeout=True
+            ) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise ApiConnectionError("the API did not answer in time", sent=True,
-                                     timeout=True) from exc
+            raise ApiConnectionError(
+                "the API did not answer in time", sent=True, timeout=True
+            ) from exc
         except aiohttp.ClientError as exc:
-            raise ApiConnectionError(f"connection lost: {type(exc).__name__}", sent=True) \
-                from exc
+            raise ApiConnectionError(f"connection lost: {type(exc).__name__}", sent=True) from exc
         return self._interpret(status, raw, retry_after_header)
 
     def _interpret(self, status: int, raw: bytes, retry_after_header: str | None) -> Any:

@@ -2,6 +2,11 @@
 
 flock on `<state>.lock` rather than a pid file: a SIGKILLed holder can never leave the lock
 stuck. The holder's pid is written inside only to name it in the message of the loser.
+
+Re-entrant within one process: `batchgen run` takes the lock before it validates the manifest
+and writes jobs into the state file, and `runner.execute` takes it again around the engine. A
+second flock on a new descriptor of the same file would conflict with our own first one (flock
+locks belong to open file descriptions), so nested holders share the first descriptor.
 """
 
 from __future__ import annotations
@@ -13,16 +18,29 @@ from types import TracebackType
 
 from batchgen.errors import StateError, StateLocked
 
+# lock path -> [fd, depth], for the locks this process holds
+_HELD: dict[str, list[int]] = {}
+
 
 class StateLock:
-    def __init__(self, state_path: Path) -> None:
+    def __init__(self, state_path: Path | str) -> None:
         self.path = Path(str(state_path) + ".lock")
-        self._fd: int | None = None
+        self._key = os.path.abspath(self.path)
+        self._entered = False
+
+    def __repr__(self) -> str:
+        held = _HELD.get(self._key)
+        return f"<StateLock {self.path} held={bool(held)} depth={held[1] if held else 0}>"
 
     def __enter__(self) -> StateLock:
+        held = _HELD.get(self._key)
+        if held is not None:
+            held[1] += 1
+            self._entered = True
+            return self
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StateError(f"cannot create the lock file {self.path}: {exc.strerror}") from exc
         try:
@@ -33,20 +51,57 @@ class StateLock:
             who = f"process {holder}" if holder else "another process"
             raise StateLocked(
                 f"{who} is already running on this state file ({self.path.name}); "
-                "wait for it to finish or stop it first"
+                "wait for it to finish or stop it first (kill -TERM stops it cleanly)"
             ) from None
+        except OSError as exc:  # e.g. a file system without flock
+            os.close(fd)
+            raise StateError(f"cannot lock {self.path}: {exc.strerror}") from exc
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        _HELD[self._key] = [fd, 1]
+        self._entered = True
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
+        if not self._entered:
+            return
+        self._entered = False
+        held = _HELD.get(self._key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[self._key]
+            os.close(held[0])  # closing releases the flock
+
+
+def holder_of(state_path: Path | str) -> int | None:
+    """The pid of the process running on this state file, or None when nobody holds it.
+
+    Probes with a shared non-blocking flock that is dropped at once; never waits."""
+    path = Path(str(state_path) + ".lock")
+    if os.path.abspath(path) in _HELD:
+        return os.getpid()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = _read_holder(fd)
+            return int(text) if text else -1
+        except OSError:
+            return None
+        return None
+    finally:
+        os.close(fd)  # also drops the probe's shared lock
 
 
 def _read_holder(fd: int) -> str | None:

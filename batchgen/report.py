@@ -34,9 +34,24 @@ REPORT_STATUS = {
 }
 
 FIELDS = (
-    "id", "status", "task_id", "files", "fail_code", "fail_msg", "submitted_at", "completed_at",
-    "cost_time_ms", "mode", "duration", "prompt", "negative_prompt", "aspect_ratio", "cfg_scale",
-    "provider", "expires_at", "note",
+    "id",
+    "status",
+    "task_id",
+    "files",
+    "fail_code",
+    "fail_msg",
+    "submitted_at",
+    "completed_at",
+    "cost_time_ms",
+    "mode",
+    "duration",
+    "prompt",
+    "negative_prompt",
+    "aspect_ratio",
+    "cfg_scale",
+    "provider",
+    "expires_at",
+    "note",
 )
 
 
@@ -64,10 +79,23 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
             " AND done_at IS NOT NULL ORDER BY job_seq, idx",
             (rows[0][0], last),
         ):
-            files.setdefault(seq, []).append({"path": path, "bytes": size, "sha256": sha,
-                                              "url": url})
-        for (seq, job_id, body, state, task_id, submitted, completed, cost, code, msg, expires,
-             note) in rows:
+            files.setdefault(seq, []).append(
+                {"path": path, "bytes": size, "sha256": sha, "url": url}
+            )
+        for (
+            seq,
+            job_id,
+            body,
+            state,
+            task_id,
+            submitted,
+            completed,
+            cost,
+            code,
+            msg,
+            expires,
+            note,
+        ) in rows:
             inp = json.loads(body).get("input", {})
             yield {
                 "id": job_id,
@@ -125,4 +153,3 @@ def to_csv_rows(store: st.Store) -> Iterator[str]:
         buf.truncate()
     if buf.getvalue():
         yield buf.getvalue()
-

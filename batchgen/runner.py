@@ -45,7 +45,7 @@ class RunOptions:
     filename_template: str = "{id}.mp4"
     rate_limit: int = 10_000
     rate_period_s: float = 60.0
-    rate_margin_s: float | None = None     # default: 2% of the period + 10 ms
+    rate_margin_s: float | None = None  # default: 2% of the period + 10 ms
     max_in_flight: int = 1000
     poll_after_s: float = 60.0
     poll_every_s: float = 5.0
@@ -60,7 +60,7 @@ class RunOptions:
     backoff_cap_s: float = 60.0
     seed: int | None = None
     write_results: bool = True
-    on_engine: Callable[[Engine], None] | None = None   # progress displays, signal handlers
+    on_engine: Callable[[Engine], None] | None = None  # progress displays, signal handlers
 
 
 def check_base_url(url: str) -> str:
@@ -75,8 +75,9 @@ def read_api_key(key_file: str | None) -> str:
         try:
             key = Path(key_file).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read the API key file {key_file}: {exc.__class__.__name__}")\
-                from None
+            raise UsageError(
+                f"cannot read the API key file {key_file}: {exc.__class__.__name__}"
+            ) from None
         if not key:
             raise UsageError(f"the API key file {key_file} is empty")
         return key
@@ -151,7 +152,9 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     async with _sessions(opts) as (api, cdn):
         client = ApiClient(api, opts.base_url, opts.api_key, limiter=limiter, model=opts.model)
         downloader = Downloader(
-            cdn, concurrency=opts.download_concurrency, max_bytes=opts.max_file_bytes,
+            cdn,
+            concurrency=opts.download_concurrency,
+            max_bytes=opts.max_file_bytes,
             rng=random.Random(rng.random()),
         )
         engine = Engine(store, client, downloader, config, rng=rng)

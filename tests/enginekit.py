@@ -13,10 +13,14 @@ KEY = "sk-test-0123456789"
 SCALE = 0.01  # 75 s of generation -> 0.75 s
 
 
-def body(i: int, mode: str = "standard-image-to-video", *, prompt: str | None = None,
-         duration: int = 5) -> dict[str, Any]:
-    inp: dict[str, Any] = {"mode": mode, "prompt": prompt or f"job {i}: a calm sea", "duration":
-                           duration}
+def body(
+    i: int, mode: str = "standard-image-to-video", *, prompt: str | None = None, duration: int = 5
+) -> dict[str, Any]:
+    inp: dict[str, Any] = {
+        "mode": mode,
+        "prompt": prompt or f"job {i}: a calm sea",
+        "duration": duration,
+    }
     if mode == "master-text-to-video":
         inp["aspect_ratio"] = "16:9"
     elif mode == "pro-image-to-video":
@@ -26,20 +30,33 @@ def body(i: int, mode: str = "standard-image-to-video", *, prompt: str | None = 
     return {"request_type": "async", "input": inp}
 
 
-MODES = ("standard-image-to-video", "pro-image-to-video", "master-image-to-video",
-         "master-text-to-video")
+MODES = (
+    "standard-image-to-video",
+    "pro-image-to-video",
+    "master-image-to-video",
+    "master-text-to-video",
+)
 
 
-def mixed_jobs(n: int, *, violations: tuple[int, ...] = (), tag: str = "",
-               ) -> list[tuple[str, str, dict]]:
+def mixed_jobs(
+    n: int,
+    *,
+    violations: tuple[int, ...] = (),
+    tag: str = "",
+) -> list[tuple[str, str, dict]]:
     """n jobs across the four modes and both durations; `tag` makes bodies distinct between
     batches sent to one simulator (it counts duplicate bodies)."""
     jobs = []
     for i in range(n):
         marker = " [sim:content_violation]" if i in violations else ""
         prompt = f"{tag}job {i}: a calm sea{marker}"
-        jobs.append((f"job-{i:04d}", "kling-2-1", body(i, MODES[i % 4], prompt=prompt,
-                                                         duration=5 if i % 3 else 10)))
+        jobs.append(
+            (
+                f"job-{i:04d}",
+                "kling-2-1",
+                body(i, MODES[i % 4], prompt=prompt, duration=5 if i % 3 else 10),
+            )
+        )
     return jobs
 
 
@@ -47,8 +64,9 @@ def prepare_state(tmp: Path, jobs: list[tuple[str, str, dict]]) -> Path:
     state = tmp / "out" / "batchgen.db"
     store = st.Store(state)
     store.sync_jobs(jobs)
-    store.set_meta_many({"output_dir": str(tmp / "out"), "filename_template": "{id}.mp4",
-                         "model": "kling-2-1"})
+    store.set_meta_many(
+        {"output_dir": str(tmp / "out"), "filename_template": "{id}.mp4", "model": "kling-2-1"}
+    )
     store.close()
     return state
 
@@ -86,8 +104,17 @@ def state_rows(state: Path) -> list[dict[str, Any]]:
         ).fetchall()
         out = []
         for seq, job_id, state_, task_id, code, attempts in rows:
-            out.append({"seq": seq, "id": job_id, "state": state_, "task_id": task_id,
-                        "fail_code": code, "attempts": attempts, "files": store.files_of(seq)})
+            out.append(
+                {
+                    "seq": seq,
+                    "id": job_id,
+                    "state": state_,
+                    "task_id": task_id,
+                    "fail_code": code,
+                    "attempts": attempts,
+                    "files": store.files_of(seq),
+                }
+            )
         return out
     finally:
         store.close()

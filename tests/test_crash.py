@@ -23,10 +23,24 @@ KILLS = int(os.environ.get("BATCHGEN_KILLS", "24"))
 
 def _argv(state: Path, base_url: str) -> list[str]:
     return [
-        sys.executable, "-m", "batchgen", "resume", str(state), "--base-url", base_url,
-        "--poll-after", str(60 * SCALE), "--poll-every", str(5 * SCALE),
-        "--rate-limit", f"10000/{60 * SCALE}s", "--backoff", "0.02,0.5", "--quiet",
-        "--max-in-flight", "25",
+        sys.executable,
+        "-m",
+        "batchgen",
+        "resume",
+        str(state),
+        "--base-url",
+        base_url,
+        "--poll-after",
+        str(60 * SCALE),
+        "--poll-every",
+        str(5 * SCALE),
+        "--rate-limit",
+        f"10000/{60 * SCALE}s",
+        "--backoff",
+        "0.02,0.5",
+        "--quiet",
+        "--max-in-flight",
+        "25",
     ]
 
 
@@ -56,8 +70,12 @@ async def _run_once(argv: list[str], kill_after: float | None) -> int | None:
             await proc.wait()
 
 
-async def _campaign(batch_dir: Path, sim: Simulator, rng: random.Random, kills_wanted: int,
-                    ) -> int:
+async def _campaign(
+    batch_dir: Path,
+    sim: Simulator,
+    rng: random.Random,
+    kills_wanted: int,
+) -> int:
     """Kill runs of one batch until it finishes or `kills_wanted` kills landed; then run it to
     its end and check every promise. Returns the kills that hit a running process."""
     state = prepare_state(batch_dir, mixed_jobs(150, violations=(5,), tag=batch_dir.name))
@@ -76,8 +94,9 @@ async def _campaign(batch_dir: Path, sim: Simulator, rng: random.Random, kills_w
             break
     rows = state_rows(state)
     by_state = {s: [r for r in rows if r["state"] == s] for s in st.STATES}
-    unfinished = [r for s in (st.PENDING, st.SUBMITTING, st.IN_FLIGHT, st.SUCCEEDED)
-                  for r in by_state[s]]
+    unfinished = [
+        r for s in (st.PENDING, st.SUBMITTING, st.IN_FLIGHT, st.SUCCEEDED) for r in by_state[s]
+    ]
     assert not unfinished, unfinished[:5]
     ambiguous = {r["id"] for r in by_state[st.AMBIGUOUS]}
     assert {r["id"] for r in by_state[st.FAILED]} == {"job-0005"} - ambiguous

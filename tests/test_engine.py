@@ -55,8 +55,13 @@ async def test_rerun_resubmits_nothing(tmp_path: Path) -> None:
 
 async def test_faults_complete_without_duplicate_submits(tmp_path: Path) -> None:
     state = prepare_state(tmp_path, mixed_jobs(40))
-    faults = {"p_429": 0.03, "p_5xx": 0.05, "p_reset": 0.05, "p_error_in_200": 0.05,
-              "p_file_cut": 0.2}
+    faults = {
+        "p_429": 0.03,
+        "p_5xx": 0.05,
+        "p_reset": 0.05,
+        "p_error_in_200": 0.05,
+        "p_file_cut": 0.2,
+    }
     async with Simulator(**sim_config(**faults)) as sim:
         outcome = await execute(options(tmp_path, sim.base_url))
         stats = sim.stats()
@@ -74,8 +79,9 @@ async def test_limits_held_rate_and_in_flight(tmp_path: Path) -> None:
     state = prepare_state(tmp_path, mixed_jobs(60))
     # Server allows a lot; the client limits itself to 40 requests per 0.3 s and 15 in flight.
     async with Simulator(**sim_config()) as sim:
-        outcome = await execute(options(tmp_path, sim.base_url, rate_limit=40,
-                                         rate_period_s=0.3, max_in_flight=15))
+        outcome = await execute(
+            options(tmp_path, sim.base_url, rate_limit=40, rate_period_s=0.3, max_in_flight=15)
+        )
         stats = sim.stats()
     assert outcome.exit_code == 0
     assert stats["max_in_flight"] <= 15
@@ -86,8 +92,7 @@ async def test_server_window_never_exceeds_client_limit(tmp_path: Path) -> None:
     prepare_state(tmp_path, mixed_jobs(40))
     async with Simulator(**sim_config(rate_limit=30, rate_period_s=30.0)) as sim:
         # the server's window is 30 per 0.3 s; the client holds the same limit
-        outcome = await execute(options(tmp_path, sim.base_url, rate_limit=30,
-                                         rate_period_s=0.3))
+        outcome = await execute(options(tmp_path, sim.base_url, rate_limit=30, rate_period_s=0.3))
         stats = sim.stats()
     assert outcome.exit_code == 0
     assert stats["max_requests_in_window"] <= 30

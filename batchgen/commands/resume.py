@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     output_dir = Path(args.output or saved.get("output_dir") or state_path.parent)
     opts = common.options_from_args(
-        args, state_path=state_path, output_dir=output_dir,
+        args,
+        state_path=state_path,
+        output_dir=output_dir,
         model=saved.get("model", "kling-2-1"),
         filename_template=saved.get("filename_template", "{id}.mp4"),
     )
