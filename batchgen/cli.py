@@ -50,7 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        try:
+            return int(args.handler(args) or 0)
+        except BaseExceptionGroup as group:
+            raise _first_batchgen_error(group) from group
     except ManifestError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -65,3 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _first_batchgen_error(group: BaseExceptionGroup) -> BaseException:
+    """A TaskGroup wraps what failed; users should see our error, not the group."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _first_batchgen_error(exc)
+            if inner is not exc:
+                return inner
+        elif isinstance(exc, BatchgenError | KeyboardInterrupt):
+            return exc
+    return group

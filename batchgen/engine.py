@@ -202,11 +202,13 @@ class Engine:
                 tg.create_task(self._download_worker()) for _ in range(self.config.download_workers)
             ]
             watchdog = tg.create_task(self._drain_watchdog())
+            audit = tg.create_task(self._audit_done_files())
             for row in self.store.jobs_in_state(st.SUCCEEDED):
                 self._downloads.put_nowait(row.seq)
             for row in self.store.jobs_in_state(st.IN_FLIGHT):
                 self._spawn(tg, self._track(row, self._recovered_first_delay(row), recovered=True))
             await self._submitter(tg)
+            await audit  # it may queue downloads: let it finish before waiting on them
             while self._lifecycles:
                 await asyncio.wait(set(self._lifecycles))
             if not self._stop.is_set():
@@ -215,6 +217,39 @@ class Engine:
                 self._downloads.put_nowait(None)
             watchdog.cancel()
         return self._outcome()
+
+    async def _audit_done_files(self) -> None:
+        """Files recorded as done must still be on disk as they were: a missing or altered
+        one is fetched again while its URL lives. Size and mtime first; a hash only when the
+        mtime moved, so a resume does not reread gigabytes."""
+        last = 0
+        while not self._stop.is_set():
+            rows = self.store.db.execute(
+                "SELECT f.job_seq, f.idx, f.path, f.bytes, f.sha256, f.mtime_ns, j.expires_at,"
+                " j.id FROM files f JOIN jobs j ON j.seq = f.job_seq"
+                " WHERE j.state = ? AND f.job_seq > ? ORDER BY f.job_seq, f.idx LIMIT 500",
+                (st.DONE, last),
+            ).fetchall()
+            if not rows:
+                return
+            requeue: set[int] = set()
+            for seq, idx, rel, size, sha, mtime_ns, expires, job_id in rows:
+                last = max(last, seq)
+                if rel is None or await asyncio.to_thread(
+                    _file_intact, self.config.output_dir / rel, size, sha, mtime_ns
+                ):
+                    continue
+                if expires is not None and time.time() < expires:
+                    self.store.mark_file_missing(seq, idx)
+                    requeue.add(seq)
+                    log.warning("%s: %s is missing or altered; fetching it again", job_id, rel)
+                else:
+                    self._messages.append(
+                        f"{job_id}: {rel} is missing or altered and its URL has expired"
+                    )
+            for seq in sorted(requeue):
+                self._downloads.put_nowait(seq)
+            await asyncio.sleep(0)
 
     async def _drain_watchdog(self) -> None:
         """After a stop, in-flight calls get `drain_s` to finish; then they are cancelled (a
@@ -622,3 +657,15 @@ def describe(outcome: RunOutcome) -> str:
 
 def dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _file_intact(path: Path, size: int | None, sha256: str | None, mtime_ns: int | None) -> bool:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    if size is not None and info.st_size != size:
+        return False
+    if mtime_ns is not None and info.st_mtime_ns == mtime_ns:
+        return True
+    return sha256 is None or Downloader.verify_existing(path, sha256, info.st_size)

@@ -53,6 +53,12 @@ class StateError(BatchgenError):
     exit_code = 2
 
 
+class StateDiskFull(StateError):
+    """The disk under the state file is full: stop cleanly, a later run continues."""
+
+    exit_code = 75
+
+
 class StateLocked(BatchgenError):
     """Another run holds this state file."""
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchgen.errors import StateError
+from batchgen.errors import StateDiskFull, StateError
 
 SCHEMA_VERSION = 1
 
@@ -500,6 +500,16 @@ class Store:
             )
 
 
+def _write_error(exc: sqlite3.Error) -> StateError:
+    text = str(exc)
+    if "full" in text.lower() or getattr(exc, "sqlite_errorcode", None) == 13:  # SQLITE_FULL
+        return StateDiskFull(
+            f"the disk under the state file is full ({text}); free space and "
+            "run again: nothing recorded so far is lost"
+        )
+    return StateError(f"cannot write the state file: {text}")
+
+
 class _Tx:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error; translates SQLite failures."""
 
@@ -512,7 +522,7 @@ class _Tx:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StateError(f"cannot write the state file: {exc}") from exc
+            raise _write_error(exc) from exc
         return self.db
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -521,10 +531,10 @@ class _Tx:
                 self.db.execute("COMMIT")
             except sqlite3.OperationalError as err:
                 self.db.execute("ROLLBACK")
-                raise StateError(f"cannot write the state file: {err}") from err
+                raise _write_error(err) from err
         else:
             # the failed statement may already have ended the transaction
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise StateError(f"cannot write the state file: {exc}") from exc
+                raise _write_error(exc) from exc

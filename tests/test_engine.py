@@ -115,3 +115,45 @@ async def test_credits_run_out_in_flight_still_finish(tmp_path: Path) -> None:
     rows = state_rows(state)
     assert sum(r["state"] == st.DONE for r in rows) == 5
     assert sum(r["state"] == st.PENDING for r in rows) == 7
+
+
+async def test_missing_or_altered_files_are_fetched_again(tmp_path: Path) -> None:
+    state = prepare_state(tmp_path, mixed_jobs(4))
+    out = tmp_path / "out"
+    async with Simulator(**sim_config()) as sim:
+        assert (await execute(options(tmp_path, sim.base_url))).exit_code == 0
+        before = sim.stats()
+        (out / "job-0000.mp4").unlink()
+        altered = out / "job-0001.mp4"
+        altered.write_bytes(altered.read_bytes()[:-1] + b"X")
+        again = await execute(options(tmp_path, sim.base_url))
+        after = sim.stats()
+    assert again.exit_code == 0
+    assert after["submits_per_body"] == before["submits_per_body"]
+    assert sum(after["requests"]["file"].values()) == sum(before["requests"]["file"].values()) + 2
+    assert assert_files_verified(sim, state, out) == 4
+
+
+async def test_full_disk_stops_cleanly_with_75_and_a_later_run_finishes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from batchgen.download import Downloader
+    from batchgen.errors import DiskFull
+
+    state = prepare_state(tmp_path, mixed_jobs(6))
+    real_fetch = Downloader.fetch
+
+    async def full(self, url, dest):
+        raise DiskFull(f"No space left on device: {dest}")
+
+    async with Simulator(**sim_config()) as sim:
+        monkeypatch.setattr(Downloader, "fetch", full)
+        first = await execute(options(tmp_path, sim.base_url))
+        assert first.exit_code == 75
+        assert first.counts[st.DONE] == 0
+        monkeypatch.setattr(Downloader, "fetch", real_fetch)
+        second = await execute(options(tmp_path, sim.base_url))
+        stats = sim.stats()
+    assert second.exit_code == 0, second
+    assert stats["submits_per_body"]["max_submits_of_one_body"] == 1
+    assert assert_files_verified(sim, state, tmp_path / "out") == 6
