@@ -1,0 +1,95 @@
+"""`batchgen validate MANIFEST...`: check manifests without sending anything.
+
+Prints a summary per manifest, or with `--print-requests` one JSON line per job,
+`{"id": ..., "body": {...}}`, holding the exact body that would be POSTed. Every manifest is
+checked before anything is printed; all their problems are reported together (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import TextIO
+
+from batchgen.errors import ManifestError, ManifestProblem
+from batchgen.manifest import FIRST_POLL_S, POLL_EVERY_S, Manifest, estimate_requests, load_manifest
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "validate",
+        help="check manifests and show what would be sent",
+        description="Check manifests (YAML or CSV) and report every problem with its place.",
+    )
+    parser.add_argument("manifests", nargs="+", metavar="MANIFEST", help="a .yaml or .csv file")
+    parser.add_argument(
+        "--print-requests",
+        action="store_true",
+        help='print one JSON line per job: {"id": ..., "body": {...}}, the exact body to send',
+    )
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    manifests: list[Manifest] = []
+    problems: list[ManifestProblem] = []
+    for path in args.manifests:
+        try:
+            manifests.append(load_manifest(path))
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ManifestError(problems)
+    out = sys.stdout
+    for manifest in manifests:
+        if args.print_requests:
+            print_requests(manifest, out)
+        else:
+            out.write(summary(manifest) + "\n")
+    out.flush()
+    return 0
+
+
+def print_requests(manifest: Manifest, out: TextIO) -> None:
+    lines: list[str] = []
+    for job in manifest.jobs:
+        lines.append(json.dumps({"id": job.id, "body": job.body}, separators=(", ", ": ")))
+        if len(lines) >= 1000:
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        out.write("\n".join(lines) + "\n")
+
+
+def summary(manifest: Manifest) -> str:
+    jobs = manifest.jobs
+    modes = Counter(str(job.body.get("input", {}).get("mode")) for job in jobs)
+    durations = Counter(job.body.get("input", {}).get("duration") for job in jobs)
+    callbacks = sum(1 for job in jobs if job.body.get("request_type") == "callback")
+    output = manifest.filename_template
+    if manifest.output_dir:
+        output = f"{manifest.output_dir.rstrip('/')}/{output}"
+    lines = [
+        f"{manifest.path}: OK, {len(jobs)} job{'s' if len(jobs) != 1 else ''} "
+        f"(name {manifest.name!r}, model {manifest.model})",
+        "  by mode:     " + ", ".join(f"{m} {n}" for m, n in sorted(modes.items())),
+        "  by duration: "
+        + ", ".join(f"{d} s: {n}" for d, n in sorted(durations.items(), key=_numbers_first)),
+        f"  API requests at the advised polling (first poll at {FIRST_POLL_S} s, then every "
+        f"{POLL_EVERY_S} s): about {estimate_requests(jobs)}"
+        + (
+            f" ({callbacks} callback job{'s' if callbacks != 1 else ''}: 1 each)"
+            if callbacks
+            else ""
+        ),
+        f"  output:      {output}",
+    ]
+    return "\n".join(lines)
+
+
+def _numbers_first(item: tuple) -> tuple:
+    key = item[0]
+    return (0, key, "") if isinstance(key, int | float) else (1, 0, str(key))

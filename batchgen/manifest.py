@@ -1,0 +1,412 @@
+"""Manifests (YAML or CSV) -> the exact request bodies of a batch, with every problem placed.
+
+`load_manifest(path)` reads the file (`manifest_text`), parses it (`manifest_yaml` keeps the line
+of every node, `manifest_csv` the row and column of every cell), merges each job over the
+manifest's `defaults`, validates the body against `schemas/<model>.request.schema.json`, gives
+each job its id, and raises one ManifestError carrying all problems found.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchgen.errors import ManifestError, ManifestProblem
+from batchgen.manifest_csv import CsvSource, read_csv_jobs
+from batchgen.manifest_plan import (  # noqa: F401 (re-exported: the public API lives here)
+    FILENAME_FIELDS,
+    FIRST_POLL_S,
+    MEAN_GENERATION_S,
+    POLL_EVERY_S,
+    check_filename,
+    estimate_requests,
+    requests_for,
+)
+from batchgen.manifest_text import RawJob, Source, fail, read_text
+from batchgen.manifest_yaml import load_yaml
+from batchgen.schema import (
+    DEFAULT_MODEL,
+    fast_check,
+    json_path,
+    known_models,
+    request_fields,
+    validate_document,
+    validate_request,
+)
+
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+MAX_PROBLEMS = 1000
+"""Problems beyond this many are counted, not listed (a 100k-row file can be wrong 100k times)."""
+DEFAULT_FILENAME = "{id}.mp4"
+MANIFEST_SCHEMA = "manifest.schema.json"
+MAX_REPEAT = 1000  # also in schemas/manifest.schema.json
+
+_ID_RE = re.compile(ID_PATTERN)
+_PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+_JOB_META = ("id", "repeat", "input")
+_IMAGE_KEYS = ("image_url", "end_image_url")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str  # given or derived
+    body: dict  # exactly the JSON body to POST
+    where: str  # "manifests/x.yaml:12" or "manifests/x.csv: row 3"
+    index: int  # 0-based position in the expanded job list (manifest order)
+
+
+@dataclass
+class Manifest:
+    path: Path
+    name: str  # from `name`, else the file stem
+    model: str  # default "kling-2-1"
+    output_dir: str | None  # output.dir as written, or None
+    filename_template: str  # output.filename, default "{id}.mp4"
+    jobs: list[Job] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Manifest {str(self.path)!r} name={self.name!r} model={self.model!r} "
+            f"jobs={len(self.jobs)}>"
+        )
+
+
+# --- places ---------------------------------------------------------------------------------
+
+
+def _line(lines: dict[str, int], path: str) -> int:
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[: max(cut, 0)]
+    return lines.get("", 1)
+
+
+def _parts(path: str) -> tuple:
+    return tuple(int(i) if i else k for i, k in _PATH_PART.findall(path))
+
+
+class YamlSource(Source):
+    """A job (or `defaults`) written as a YAML mapping at `prefix` (`("jobs", 3)`)."""
+
+    __slots__ = ("display", "label", "lines", "prefix", "raw", "where")
+
+    def __init__(self, display: str, lines: dict[str, int], prefix: tuple, raw: dict):
+        self.display = display
+        self.lines = lines
+        self.prefix = prefix
+        self.raw = raw
+        self.label = json_path(prefix)
+        self.where = f"{display}:{_line(lines, self.label)}"
+
+    def at(self, spec: tuple) -> tuple[str, str]:
+        path = json_path(self.prefix + spec)
+        return f"{self.display}:{_line(self.lines, path)}", path
+
+    def locate(self, parts: tuple) -> tuple[str, str] | None:
+        raw = self.raw
+        if not parts:
+            return None
+        if parts[0] != "input" or len(parts) == 1:
+            return self.at(parts) if parts[0] in raw else None
+        key, rest = parts[1], parts[2:]
+        nested = raw.get("input")
+        if isinstance(nested, dict) and key in nested:
+            return self.at(("input", key, *rest))
+        if key in raw:
+            return self.at((key, *rest))
+        if key == "image_urls" and "image_url" in raw:
+            if rest[:1] == (1,) and "end_image_url" in raw:
+                return self.at(("end_image_url",))
+            return self.at(("image_url",))
+        return None
+
+    def fallback(self, parts: tuple) -> tuple[str, str]:
+        return self.where, json_path(self.prefix + parts)
+
+
+# --- building the jobs ----------------------------------------------------------------------
+
+
+class _Build:
+    """Collects jobs and problems for one manifest file."""
+
+    def __init__(self, display: str, model: str) -> None:
+        self.display = display
+        self.model = model
+        self.fields = request_fields(model)
+        self.valid = fast_check(model)
+        self.input_names = frozenset(self.fields.inputs)
+        self.problems: list[ManifestProblem | tuple] = []
+        self.groups: dict[tuple, list[str]] = {}
+        self.hidden = 0
+        self.defaults: tuple[dict, dict] | None = None
+        self.defaults_src: YamlSource | None = None
+        self.pending: list[tuple[dict, Any, Any, Source]] = []
+
+    def add(self, problem: ManifestProblem) -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.hidden += 1
+        else:
+            self.problems.append(problem)
+
+    def split(self, raw: dict, src: YamlSource) -> tuple[dict, dict]:
+        """A YAML job's fields -> (top-level request fields, input fields). Input fields may be
+        written inside `input:` or directly in the job; `image_url`/`end_image_url` spell
+        `image_urls`."""
+        fields = self.fields
+        nested = raw.get("input")
+        top: dict[str, Any] = {}
+        inp: dict[str, Any] = dict(nested) if isinstance(nested, dict) else {}
+        for key, value in raw.items():
+            if key in _JOB_META or key in _IMAGE_KEYS:
+                continue
+            if key in fields.top:
+                top[key] = value
+            elif key in self.input_names:
+                if isinstance(nested, dict) and key in nested:
+                    self.add(ManifestProblem(*src.at((key,)), "given twice: here and in input"))
+                inp[key] = value
+            else:
+                allowed = [*_JOB_META, *fields.top, *fields.inputs, *_IMAGE_KEYS]
+                self.add(ManifestProblem(*src.at((key,)), _unknown(key, allowed)))
+        image, end = raw.get("image_url"), raw.get("end_image_url")
+        if image is not None or end is not None:
+            if "image_urls" in inp:
+                message = "give image_urls or image_url, not both"
+                self.add(ManifestProblem(*src.at(("image_url",)), message))
+            elif image is None:
+                message = "end_image_url needs image_url (the start frame)"
+                self.add(ManifestProblem(*src.at(("end_image_url",)), message))
+            else:
+                inp["image_urls"] = [image] if end is None else [image, end]
+        return top, inp
+
+    def _job(self, raw: RawJob) -> None:
+        top, inp = raw.top, raw.inp
+        if self.defaults is not None:
+            top = {**self.defaults[0], **top}
+            inp = {**self.defaults[1], **inp}
+        body = self.body(top, inp)
+        if isinstance(raw.src, CsvSource) and (raw.id is not None or raw.repeat is not None):
+            meta = {k: v for k, v in (("id", raw.id), ("repeat", raw.repeat)) if v is not None}
+            for issue in validate_document({"jobs": [meta]}, MANIFEST_SCHEMA):
+                column = _parts(issue.path)[-1]
+                where = f"{raw.src.where}, column {column}"
+                self.add(ManifestProblem(where, str(column), issue.message))
+        self.pending.append((body, raw.id, raw.repeat, raw.src))
+        if self.valid(body):
+            return
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.hidden += 1
+            return
+        for issue in validate_request(body, self.model):
+            self.place(issue.path, issue.message, raw.src)
+
+    def job(self, raw: RawJob) -> None:
+        self._job(raw)
+        if isinstance(raw.src, CsvSource):
+            raw.src.cells = None  # placed already: keep memory flat on big files
+
+    def body(self, top: dict, inp: dict) -> dict:
+        for key, value in self.fields.filled:
+            if inp.get(key) is None:
+                inp = {**inp, key: value}
+        body = {k: top[k] for k in self.fields.top if top.get(k) is not None}
+        inputs = {k: inp[k] for k in self.fields.inputs if inp.get(k) is not None}
+        if len(inputs) != len(inp):
+            inputs.update((k, v) for k, v in inp.items() if k not in inputs and v is not None)
+        body["input"] = inputs
+        return body
+
+    def place(self, path: str, message: str, src: Source) -> None:
+        parts = _parts(path)
+        found = src.locate(parts)
+        if found is None and self.defaults_src is not None:
+            in_defaults = self.defaults_src.locate(parts)
+            if in_defaults is not None:
+                key = (*in_defaults, message)
+                if key not in self.groups:
+                    self.groups[key] = []
+                    if len(self.problems) < MAX_PROBLEMS:
+                        self.problems.append(key)
+                self.groups[key].append(src.label)
+                return
+        where, json_at = found if found is not None else src.fallback(parts)
+        self.add(ManifestProblem(where, json_at, message))
+
+    def finish(self, manifest: Manifest) -> Manifest:
+        jobs = manifest.jobs
+        seen: dict[str, str] = {}
+        copies: dict[str, int] = {}
+        for body, given, repeat, src in self.pending:
+            if isinstance(given, str) and _ID_RE.fullmatch(given):
+                base = given
+            else:
+                base = _derived_id(body, copies)
+            count = _count(repeat)
+            takes = [base] if count is None else [f"{base}-{k}" for k in range(1, count + 1)]
+            for n, job_id in enumerate(takes):
+                if job_id in seen:
+                    self.add(_duplicate(src, job_id, seen[job_id]))
+                    continue
+                seen[job_id] = src.where
+                jobs.append(Job(job_id, body if n == 0 else _copy(body), src.where, len(jobs)))
+        if not jobs and not self.problems:
+            self.add(ManifestProblem(self.display, "jobs", "the manifest has no jobs"))
+        if self.problems:
+            problems = [self._materialize(p) for p in self.problems]
+            if self.hidden:
+                more = f"... and {self.hidden} more problems not shown (fix these first)"
+                problems.append(ManifestProblem(self.display, "", more))
+            raise ManifestError(problems)
+        return manifest
+
+    def _materialize(self, entry: ManifestProblem | tuple) -> ManifestProblem:
+        if isinstance(entry, ManifestProblem):
+            return entry
+        where, path, message = entry
+        labels = self.groups[entry]
+        shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+        return ManifestProblem(where, path, f"{message} (in {shown})")
+
+
+def _count(value: Any) -> int | None:
+    """`repeat` as a number of takes, or None when absent or not a valid count."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not (1 <= value <= MAX_REPEAT) or value != int(value):
+        return None
+    return int(value)
+
+
+def _duplicate(src: Source, job_id: str, first: str) -> ManifestProblem:
+    message = f"id {job_id!r} is already used at {first}"
+    if isinstance(src, CsvSource):
+        return ManifestProblem(f"{src.where}, column id", "id", message)
+    return ManifestProblem(src.where, f"{src.label}.id", message)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _derived_id(body: dict, copies: dict[str, int]) -> str:
+    """`<mode>-<hash of the body>`: stable across runs and reorderings. The n-th job with the
+    same content (n >= 2) gets `.n` (not `-n`, which `repeat` uses)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    count = copies[digest] = copies.get(digest, 0) + 1
+    mode = body.get("input", {}).get("mode")
+    short = "job"
+    if isinstance(mode, str):
+        short = mode.replace("-image-to-video", "-i2v").replace("-text-to-video", "-t2v")
+        short = re.sub(r"[^A-Za-z0-9._-]", "", short)[:40] or "job"
+    return f"{short}-{digest}" + (f".{count}" if count > 1 else "")
+
+
+def _unknown(key: Any, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+    return f"unknown field {key!r}; {hint}"
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read, expand and validate a manifest; raises ManifestError with ALL problems."""
+    display = str(path)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _load_csv(path, display)
+    if suffix in (".yaml", ".yml", ".json"):
+        return _load_yaml(path, display)
+    raise fail(display, "unknown manifest type: use a .yaml, .yml or .csv file")
+
+
+def _load_csv(path: Path, display: str) -> Manifest:
+    text = read_text(path, display)
+    build = _Build(display, DEFAULT_MODEL)
+    _add_csv(build, text, display)
+    manifest = Manifest(path, path.stem, DEFAULT_MODEL, None, DEFAULT_FILENAME)
+    return build.finish(manifest)
+
+
+def _add_csv(build: _Build, text: str, display: str) -> None:
+    problems: list[ManifestProblem] = []
+    for raw in read_csv_jobs(text, display, build.fields, problems):
+        for problem in problems:  # in row order
+            build.add(problem)
+        problems.clear()
+        build.job(raw)
+    for problem in problems:
+        build.add(problem)
+
+
+def _load_yaml(path: Path, display: str) -> Manifest:
+    doc, lines = load_yaml(read_text(path, display), display)
+    if doc is None:
+        raise fail(display, "is empty: a manifest needs at least `jobs`")
+    shape = [
+        ManifestProblem(f"{display}:{_line(lines, i.path)}", i.path, i.message)
+        for i in validate_document(doc, MANIFEST_SCHEMA)
+    ]
+    if not isinstance(doc, dict):
+        raise ManifestError(shape)
+    model = doc.get("model", DEFAULT_MODEL)
+    if isinstance(model, str) and model not in known_models():
+        message = f"unknown model {model!r}; known: {', '.join(known_models())}"
+        shape.append(ManifestProblem(f"{display}:{_line(lines, 'model')}", "model", message))
+    if not isinstance(model, str) or model not in known_models():
+        raise ManifestError(shape)
+    build = _Build(display, model)
+    for problem in shape:
+        build.add(problem)
+    defaults = doc.get("defaults")
+    if isinstance(defaults, dict):
+        build.defaults_src = YamlSource(display, lines, ("defaults",), defaults)
+        build.defaults = build.split(defaults, build.defaults_src)
+    jobs = doc.get("jobs")
+    for i, job in enumerate(jobs if isinstance(jobs, list) else []):
+        if isinstance(job, dict):
+            src = YamlSource(display, lines, ("jobs", i), job)
+            top, inp = build.split(job, src)
+            build.job(RawJob(top, inp, job.get("id"), job.get("repeat"), src))
+    csv_name = doc.get("jobs_csv")
+    if isinstance(csv_name, str) and csv_name:
+        csv_display = os.path.join(os.path.dirname(display), csv_name)
+        try:
+            text = read_text(path.parent / csv_name, csv_display)
+        except ManifestError as exc:
+            for problem in exc.problems:
+                build.add(problem)
+        else:
+            _add_csv(build, text, csv_display)
+    output = doc.get("output") if isinstance(doc.get("output"), dict) else {}
+    template = output.get("filename", DEFAULT_FILENAME)
+    if isinstance(template, str):
+        for message in check_filename(template):
+            where = f"{display}:{_line(lines, 'output.filename')}"
+            build.add(ManifestProblem(where, "output.filename", message))
+    name = doc.get("name")
+    manifest = Manifest(
+        path=path,
+        name=name if isinstance(name, str) and name else path.stem,
+        model=model,
+        output_dir=output.get("dir") if isinstance(output.get("dir"), str) else None,
+        filename_template=template if isinstance(template, str) else DEFAULT_FILENAME,
+    )
+    return build.finish(manifest)

@@ -1,0 +1,204 @@
+"""CSV manifests: a header row, then one job per row.
+
+Columns are the request fields of the model's schema (`mode`, `prompt`, `duration`, ...,
+`provider`, `request_type`, `callback_url`), plus `id`, `repeat`, and `image_url` /
+`end_image_url` as a spelling of `image_urls`. Rows are numbered as a spreadsheet shows them:
+the header is row 1. Empty cells mean "not given"; cells of numeric fields become numbers;
+list fields (`image_urls`) are split on `|`.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from batchgen.errors import ManifestProblem
+from batchgen.manifest_text import RawJob, Source
+from batchgen.schema import RequestFields, json_path
+
+_ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END = range(6)
+LIST_SEPARATOR = "|"
+
+
+class CsvSource(Source):
+    __slots__ = ("cells", "columns", "display", "label", "row", "where")
+
+    def __init__(self, display: str, row: int, cells: list[str] | None, columns: dict[str, int]):
+        self.display = display
+        self.row = row
+        self.cells = cells
+        self.columns = columns
+        self.where = f"{display}: row {row}"
+        self.label = f"row {row}"
+
+    def _given(self, column: str) -> bool:
+        i = self.columns.get(column)
+        cells = self.cells or ()
+        return i is not None and i < len(cells) and bool(cells[i].strip())
+
+    def _column(self, parts: tuple) -> str:
+        name = parts[1] if parts[0] == "input" and len(parts) > 1 else parts[0]
+        if name == "image_urls" and not self._given("image_urls") and self._given("image_url"):
+            index = parts[2] if len(parts) > 2 else 0
+            return "end_image_url" if index == 1 else "image_url"
+        return str(name)
+
+    def locate(self, parts: tuple) -> tuple[str, str] | None:
+        column = self._column(parts)
+        if not self._given(column):
+            return None
+        return f"{self.where}, column {column}", json_path(parts)
+
+    def fallback(self, parts: tuple) -> tuple[str, str]:
+        return f"{self.where}, column {self._column(parts)}", json_path(parts)
+
+
+def _number(cell: str) -> int | float | None:
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text`, each with its "\n", one at a time (io.StringIO would hold a copy
+    at 4 bytes a character). CR LF ends are left to the csv module, which accepts them."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            yield text[start:]
+            return
+        yield text[start : stop + 1]
+        start = stop + 1
+
+
+def read_csv_jobs(
+    text: str, display: str, fields: RequestFields, problems: list[ManifestProblem]
+) -> Iterator[RawJob]:
+    """The jobs of a CSV manifest. Cell and header problems are appended to `problems`
+    (a row with a bad cell yields no job, so it is not reported twice)."""
+    reader = csv.reader(_lines(text), strict=False)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        problems.append(ManifestProblem(f"{display}: row 1", "", f"not valid CSV: {exc}"))
+        return
+    if not header or not any(h.strip() for h in header):
+        problems.append(ManifestProblem(display, "", "the CSV has no header row"))
+        return
+    known = {"id": (_ID, "id"), "repeat": (_REPEAT, "repeat")}
+    known.update({name: (_TOP, name) for name in fields.top})
+    known.update({name: (_INPUT, name) for name in fields.inputs})
+    known["image_url"] = (_IMAGE, "image_urls")
+    known["end_image_url"] = (_END, "image_urls")
+    handlers: list[tuple[int, str, bool] | None] = []
+    columns: dict[str, int] = {}
+    for i, raw_name in enumerate(header):
+        name = raw_name.strip()
+        where = f"{display}: row 1, column {name or i + 1}"
+        if name in columns:
+            problems.append(ManifestProblem(where, "", f"column {name!r} appears twice"))
+            handlers.append(None)
+            continue
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            message = f"unknown column {name!r}; {hint}" if name else f"column {i + 1} has no name"
+            problems.append(ManifestProblem(where, "", message))
+            handlers.append(None)
+            continue
+        columns[name] = i
+        kind, key = known[name]
+        handlers.append((kind, key, key in fields.numeric or kind == _REPEAT))
+    if len(columns) != len(header):
+        return  # a broken header would make every row wrong
+    width = len(header)
+    arrays = fields.arrays
+    row = 1
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as exc:
+            problems.append(
+                ManifestProblem(f"{display}: row {row + 1}", "", f"not valid CSV: {exc}")
+            )
+            return
+        if cells is None:
+            return
+        row += 1
+        if len(cells) > width:
+            if any(c.strip() for c in cells[width:]):
+                problems.append(
+                    ManifestProblem(
+                        f"{display}: row {row}",
+                        "",
+                        f"the row has {len(cells)} cells but the header names {width} columns",
+                    )
+                )
+                continue
+            cells = cells[:width]
+        top: dict[str, Any] = {}
+        inp: dict[str, Any] = {}
+        job_id = repeat = image = end = None
+        bad = False
+        for handler, cell in zip(handlers, cells, strict=False):
+            cell = cell.strip()
+            if not cell:
+                continue
+            kind, key, numeric = handler  # type: ignore[misc]
+            value: Any = cell
+            if numeric:
+                number = _number(cell)
+                if number is not None:
+                    value = number
+                elif kind == _REPEAT:
+                    where = f"{display}: row {row}, column repeat"
+                    problems.append(ManifestProblem(where, "", f"{cell[:40]!r} is not a number"))
+                    bad = True
+                    continue
+                # otherwise the text stays, and the request schema says what it should be
+            if kind == _INPUT:
+                if key in arrays:
+                    value = [p.strip() for p in cell.split(LIST_SEPARATOR) if p.strip()]
+                inp[key] = value
+            elif kind == _TOP:
+                top[key] = value
+            elif kind == _ID:
+                job_id = value
+            elif kind == _REPEAT:
+                repeat = value
+            elif kind == _IMAGE:
+                image = value
+            else:
+                end = value
+        if image is not None or end is not None:
+            where = f"{display}: row {row}, column "
+            if "image_urls" in inp:
+                problems.append(
+                    ManifestProblem(
+                        where + "image_url", "", "give image_urls or image_url, not both"
+                    )
+                )
+                bad = True
+            elif image is None:
+                problems.append(
+                    ManifestProblem(
+                        where + "end_image_url", "", "end_image_url needs image_url (the start)"
+                    )
+                )
+                bad = True
+            else:
+                inp["image_urls"] = [image] if end is None else [image, end]
+        if not (top or inp or job_id is not None or repeat is not None) and not bad:
+            continue  # a blank row
+        if not bad:
+            yield RawJob(top, inp, job_id, repeat, CsvSource(display, row, cells, columns))
