@@ -207,6 +207,11 @@ class Engine:
                 self._downloads.put_nowait(row.seq)
             for row in self.store.jobs_in_state(st.IN_FLIGHT):
                 self._spawn(tg, self._track(row, self._recovered_first_delay(row), recovered=True))
+            if self.config.no_wait:
+                # Cron: finish the one status check of due tasks first, so the slots of tasks
+                # that ended are refilled by this run instead of the next one (issue 7).
+                while self._lifecycles:
+                    await asyncio.wait(set(self._lifecycles))
             await self._submitter(tg)
             await audit  # it may queue downloads: let it finish before waiting on them
             while self._lifecycles:
@@ -552,15 +557,20 @@ class Engine:
         for f in files:
             if f.done_at is not None:
                 continue
-            rel = render_filename(
-                self.config.filename_template,
-                job_id=row.id,
-                index=f.idx,
-                task_id=row.task_id,
-                mode=mode,
-                n_results=len(files),
-            )
-            dest = safe_output_path(self.config.output_dir, rel)
+            try:
+                rel = render_filename(
+                    self.config.filename_template,
+                    job_id=row.id,
+                    index=f.idx,
+                    task_id=row.task_id,
+                    mode=mode,
+                    n_results=len(files),
+                    job_index=row.seq,
+                )
+                dest = safe_output_path(self.config.output_dir, rel)
+            except ValueError as exc:  # a hostile id or task id, or a symlink pointing out
+                self._expire_or_fail(row, f"no safe file name: {exc}", fail=True)
+                return
             ok = await self._download_file(row, f.idx, f.url, dest)
             if not ok:
                 return

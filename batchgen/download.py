@@ -1,0 +1,644 @@
+"""One result file from a CDN URL to a finished file on disk: the download boundary.
+
+`Downloader.fetch` streams to `<dest>.part`, keeps what it has across cuts and across processes
+(the validator and URL live in `<dest>.part.json`), resumes with `Range` + `If-Range`, checks the
+length, hashes as it writes, then fsyncs and renames. A `.part` never becomes the final name
+unless every byte the server announced has arrived. The engine owns retries across runs and the
+state file; this module owns the bytes of one download and translates aiohttp and OSError into
+`batchgen.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import random
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiohttp
+import yarl
+
+from batchgen.errors import (
+    DiskFull,
+    DownloadError,
+    DownloadExpired,
+    DownloadTooLarge,
+    DownloadTransient,
+)
+from batchgen.paths import check_url, describe_url
+
+__all__ = ["DownloadResult", "Downloader", "part_path", "sidecar_path"]
+
+MAX_REDIRECTS = 5
+WRITE_BUFFER = 1024 * 1024  # bytes gathered before one (threaded) aiofiles write
+HASH_BLOCK = 1024 * 1024
+PROGRESS_RESET = 64 * 1024  # an attempt that saved this much resets the failure count
+SIDECAR_VERSION = 1
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_EXPIRED = frozenset({403, 404, 410})
+_TRANSIENT = frozenset({408, 425, 429})
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    path: Path
+    bytes: int
+    sha256: str
+    etag: str | None
+    fetched_bytes: int  # body bytes received over the network by this call, all attempts
+
+
+def part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def sidecar_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part.json")
+
+
+@dataclass
+class _Meta:
+    """What the sidecar records: enough for another process to resume safely."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    total: int | None
+
+    @property
+    def validator(self) -> str | None:
+        # If-Range needs a strong validator: a weak ETag (W/"...") cannot be used.
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+@dataclass
+class _Progress:
+    """Carried across the attempts of one fetch call."""
+
+    fetched: int = 0
+    hasher: hashlib._Hash | None = None
+    hashed_upto: int = 0  # the hasher covers exactly part[0:hashed_upto]
+    saved_this_attempt: int = 0
+
+
+class _Sink:
+    """Writes (through aiofiles) and hashes each buffer in worker threads while the event loop
+    goes on reading the socket. One buffer in flight at most, so memory stays bounded and the
+    bytes land in order; `progress.hashed_upto` moves only once a buffer is both written and
+    hashed."""
+
+    def __init__(self, f: Any, part: Path, progress: _Progress) -> None:
+        self._f = f
+        self._part = part
+        self._progress = progress
+        self._pending: asyncio.Future[None] | None = None
+
+    async def put(self, chunks: list[bytes]) -> None:
+        await self.drain()
+        if chunks:
+            self._pending = asyncio.ensure_future(self._write(chunks))
+
+    async def _write(self, chunks: list[bytes]) -> None:
+        hasher = self._progress.hasher
+        assert hasher is not None
+        with _disk(self._part):
+            await asyncio.gather(
+                self._f.writelines(chunks), asyncio.to_thread(_hash_chunks, hasher, chunks)
+            )
+        n = sum(map(len, chunks))
+        self._progress.hashed_upto += n
+        self._progress.saved_this_attempt += n
+
+    async def drain(self) -> None:
+        """Wait for the buffer in flight; its disk error, if any, is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    async def settle(self) -> None:
+        """On the way out, whatever happened: let the thread finish before the file closes."""
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.done():
+            await asyncio.wait([pending])
+        if pending is not None and not pending.cancelled():
+            pending.exception()  # consumed: the error that matters is already propagating
+
+
+class _Restart(Exception):
+    """Throw the .part away and ask again without Range (the server ignored or mangled it)."""
+
+
+class _ShortRange(Exception):
+    """A clean 206 that covered less than the rest of the file: ask for the next range."""
+
+
+def _backoff_delay(failures: int, base: float, cap: float, rng: random.Random) -> float:
+    """Equal jitter: half the exponential step, plus a random half."""
+    step = min(cap, base * 2 ** max(0, failures - 1))
+    return step / 2 + rng.uniform(0, step / 2)
+
+
+def _disk_error(exc: OSError, path: Path) -> DownloadError:
+    if exc.errno in _DISK_ERRNOS:
+        return DiskFull(
+            f"cannot write {path}: {exc.strerror or exc}. Free some space or make the output "
+            "folder writable, then run again: finished files are kept and partial downloads "
+            "resume."
+        )
+    return DownloadError(f"cannot write {path}: {exc}")
+
+
+@contextlib.contextmanager
+def _disk(path: Path) -> Iterator[None]:
+    """Translate OSError from file operations (never from the network) at this boundary."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, aiohttp.ClientError):
+            raise
+        raise _disk_error(exc, path) from exc
+
+
+def _nofollow_opener(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+
+
+def _hash_chunks(hasher: hashlib._Hash, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)  # releases the GIL for large chunks
+
+
+def _hash_prefix(path: Path, length: int) -> hashlib._Hash | None:
+    """sha256 of the first `length` bytes, or None if the file is shorter."""
+    h = hashlib.sha256()
+    left = length
+    with open(path, "rb") as f:
+        while left:
+            block = f.read(min(HASH_BLOCK, left))
+            if not block:
+                return None
+            h.update(block)
+            left -= len(block)
+    return h
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _promote(part: Path, dest: Path, side: Path, size: int) -> int:
+    """Rename a complete, fsynced .part to its final name; returns the size found on disk
+    (the rename happens only if it equals `size`)."""
+    on_disk = os.stat(part).st_size
+    if on_disk != size:
+        return on_disk
+    os.replace(part, dest)
+    _fsync_dir(dest.parent)
+    with contextlib.suppress(OSError):
+        os.unlink(side)
+    return on_disk
+
+
+def _salvage(content: aiohttp.StreamReader, consumed: int) -> bytes:
+    """The body bytes aiohttp received but will not hand out once the connection has failed
+    (its read() raises before returning buffered data, so a cut would waste up to a read
+    buffer per attempt). This reads private fields, so the result is checked against the
+    public `total_bytes`; on any doubt nothing is salvaged: only efficiency is lost."""
+    buffer = getattr(content, "_buffer", None)
+    skip = getattr(content, "_buffer_offset", None)
+    if not isinstance(buffer, collections.deque) or not isinstance(skip, int) or skip < 0:
+        return b""
+    try:
+        data = b"".join(buffer)[skip:]
+    except TypeError:
+        return b""
+    if consumed + len(data) != content.total_bytes:
+        return b""
+    return data
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _header_int(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
+    value = _header_int(resp.headers.get("Retry-After"))
+    return float(value) if value is not None else None
+
+
+class Downloader:
+    """Downloads result files with bounded concurrency, separate from the API's rate limit."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        concurrency: int = 8,
+        max_bytes: int = 2 * 1024**3,
+        chunk_size: int = 256 * 1024,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        max_attempts: int = 6,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        read_timeout: float = 60.0,
+    ) -> None:
+        if concurrency < 1 or max_attempts < 1 or chunk_size < 1 or max_bytes < 0:
+            raise ValueError("concurrency, max_attempts and chunk_size must be >= 1")
+        self._session = session
+        self._concurrency = concurrency
+        self._sem = asyncio.Semaphore(concurrency)
+        self._max_bytes = max_bytes
+        self._chunk = chunk_size
+        self._batch = max(WRITE_BUFFER, chunk_size)
+        self._backoff = backoff
+        self._max_attempts = max_attempts
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=read_timeout, sock_read=read_timeout
+        )
+        self._active = 0
+        self._waiting = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Downloader active={self._active}/{self._concurrency} waiting={self._waiting} "
+            f"max_bytes={self._max_bytes}>"
+        )
+
+    # ---- public ---------------------------------------------------------------------------
+
+    async def fetch(self, url: str, dest: Path) -> DownloadResult:
+        """Download `url` to `dest` (see the module docstring). Raises DownloadExpired,
+        DownloadTooLarge, DiskFull, UnsafeUrl, DownloadTransient (after `max_attempts`
+        failures in a row without progress) or DownloadError (a permanent protocol problem)."""
+        check_url(url)
+        dest = Path(dest)
+        self._waiting += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self._waiting -= 1
+        self._active += 1
+        try:
+            return await self._fetch(url, dest)
+        finally:
+            self._active -= 1
+            self._sem.release()
+
+    @staticmethod
+    def verify_existing(dest: Path, sha256: str, size: int) -> bool:
+        """True if `dest` is a regular file (not a symlink) of `size` bytes whose sha256 is
+        `sha256`. Reads the whole file: call it through `asyncio.to_thread` from async code."""
+        try:
+            st = os.lstat(dest)
+            if not os.path.isfile(dest) or os.path.islink(dest) or st.st_size != size:
+                return False
+            h = hashlib.sha256()
+            with open(dest, "rb") as f:
+                while block := f.read(HASH_BLOCK):
+                    h.update(block)
+        except OSError:
+            return False
+        return h.hexdigest() == sha256.lower()
+
+    # ---- one fetch: attempts and backoff --------------------------------------------------
+
+    async def _fetch(self, url: str, dest: Path) -> DownloadResult:
+        part, side = part_path(dest), sidecar_path(dest)
+        with _disk(dest.parent):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        meta = self._load_sidecar(url, side)
+        progress = _Progress()
+        failures = restarts = 0
+        while True:
+            progress.saved_this_attempt = 0
+            try:
+                return await self._attempt(url, dest, part, side, meta, progress)
+            except _Restart:
+                meta = None
+                restarts += 1
+                if restarts > self._max_attempts:
+                    raise DownloadTransient(
+                        f"{describe_url(url)}: the server keeps answering ranges inconsistently"
+                    ) from None
+                continue
+            except _ShortRange as short:
+                meta = short.args[0]
+                if progress.saved_this_attempt >= PROGRESS_RESET:
+                    failures = 0
+                    continue
+                failures += 1
+                if failures >= self._max_attempts:
+                    raise DownloadTransient(
+                        f"{describe_url(url)}: the server sends ranges too small to progress"
+                    ) from None
+                retry_after = None
+            except DownloadTransient as exc:
+                meta = getattr(exc, "meta", meta)
+                if progress.saved_this_attempt >= PROGRESS_RESET:
+                    failures = 1
+                else:
+                    failures += 1
+                if failures >= self._max_attempts:
+                    raise
+                retry_after = getattr(exc, "retry_after", None)
+            base, cap = self._backoff
+            delay = _backoff_delay(failures, base, cap, self._rng)
+            if retry_after is not None:
+                delay = min(cap, max(delay, retry_after))
+            await self._sleep(delay)
+
+    # ---- one HTTP exchange ----------------------------------------------------------------
+
+    async def _attempt(
+        self,
+        url: str,
+        dest: Path,
+        part: Path,
+        side: Path,
+        meta: _Meta | None,
+        progress: _Progress,
+    ) -> DownloadResult:
+        offset = 0
+        if meta is not None and meta.validator:
+            with _disk(part):
+                offset = _file_size(part)
+            if meta.total is not None and offset > meta.total:
+                offset = 0
+        headers = {"Accept-Encoding": "identity"}
+        if offset > 0:
+            assert meta is not None and meta.validator is not None
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = meta.validator
+
+        try:
+            resp = await self._get(url, headers)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._transient(url, f"request failed: {exc!r}", exc, meta) from exc
+        async with resp:
+            status = resp.status
+            if status in _EXPIRED:
+                await self._discard(part, side)
+                reason = f" {resp.reason}" if resp.reason else ""
+                raise DownloadExpired(
+                    f"{describe_url(url)} answered {status}{reason}: the result is gone "
+                    "(result URLs live 15 days after the task completes)"
+                )
+            if status == 416 and offset > 0:
+                raise _Restart()
+            if status in _TRANSIENT or status >= 500:
+                exc = self._transient(url, f"HTTP {status}", None, meta)
+                exc.retry_after = _retry_after(resp)  # type: ignore[attr-defined]
+                raise exc
+            if status not in (200, 206):
+                raise DownloadError(f"{describe_url(url)} answered unexpected HTTP {status}")
+            encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise DownloadError(
+                    f"{describe_url(url)} sent a {encoding}-encoded body although identity "
+                    "was asked for"
+                )
+
+            new = _Meta(
+                url=url,
+                etag=resp.headers.get("ETag"),
+                last_modified=resp.headers.get("Last-Modified"),
+                total=None,
+            )
+            length = _header_int(resp.headers.get("Content-Length"))
+            end: int | None = None  # exclusive end of this response's bytes, when known
+            if status == 206:
+                cr = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+                if cr is None or int(cr.group(1)) != offset:
+                    raise _Restart()
+                if resp.headers.get("Content-Type", "").lower().startswith("multipart/"):
+                    raise _Restart()
+                first, last = int(cr.group(1)), int(cr.group(2))
+                if last < first or (length is not None and length != last - first + 1):
+                    raise _Restart()
+                if meta is not None and offset > 0 and new.validator != meta.validator:
+                    if new.validator is not None:
+                        raise _Restart()  # If-Range ignored: different file behind the URL
+                    new.etag, new.last_modified = meta.etag, meta.last_modified
+                end = last + 1
+                new.total = int(cr.group(3)) if cr.group(3) != "*" else None
+                if new.total is not None and end > new.total:
+                    raise _Restart()
+            else:
+                offset = 0  # a 200 is the whole file, whatever was asked
+                new.total = length
+                end = length
+            if new.total is not None and new.total > self._max_bytes:
+                await self._discard(part, side)
+                raise DownloadTooLarge(
+                    f"{describe_url(url)} is {new.total} bytes, over the size cap of "
+                    f"{self._max_bytes} bytes"
+                )
+            if offset > 0 and meta is not None and meta.total not in (None, new.total):
+                raise _Restart()  # same validator, another length: trust neither
+            return await self._stream(url, dest, part, side, resp, new, offset, end, progress)
+
+    async def _stream(
+        self,
+        url: str,
+        dest: Path,
+        part: Path,
+        side: Path,
+        resp: aiohttp.ClientResponse,
+        meta: _Meta,
+        offset: int,
+        end: int | None,
+        progress: _Progress,
+    ) -> DownloadResult:
+        # Order matters for a crash at any point: truncate first, then record the validator of
+        # this body, then append. A sidecar never describes bytes from another version.
+        mode = "ab" if offset > 0 else "wb"
+        with _disk(part):
+            if offset == 0:
+                progress.hasher, progress.hashed_upto = hashlib.sha256(), 0
+            f = await aiofiles.open(part, mode, opener=_nofollow_opener)
+        try:
+            with _disk(side):
+                self._write_sidecar(side, meta)
+            if progress.hasher is None or progress.hashed_upto != offset:
+                with _disk(part):
+                    progress.hasher = await asyncio.to_thread(_hash_prefix, part, offset)
+                progress.hashed_upto = offset
+                if progress.hasher is None:
+                    raise _Restart()
+            hasher = progress.hasher
+            sink = _Sink(f, part, progress)
+            received = 0
+            batch: list[bytes] = []  # chunks as aiohttp hands them out: no copy until the disk
+            batched = 0
+            limit = self._max_bytes - offset
+            try:
+                try:
+                    # readchunk() returns aiohttp's own buffers without joining them
+                    async for chunk, _ in resp.content.iter_chunks():
+                        received += len(chunk)
+                        if received > limit:
+                            raise _TooLarge()
+                        batch.append(chunk)
+                        batched += len(chunk)
+                        if batched >= self._batch:
+                            await sink.put(batch)
+                            batch, batched = [], 0
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    # keep every byte that arrived: the next attempt resumes after it
+                    rest = _salvage(resp.content, received)
+                    if rest and received + len(rest) <= limit:
+                        batch.append(rest)
+                        received += len(rest)
+                    await sink.put(batch)
+                    await sink.drain()
+                    raise self._transient(
+                        url, f"connection lost after {offset + received} bytes: {exc!r}", exc, meta
+                    ) from exc
+                finally:
+                    progress.fetched += max(received, resp.content.total_bytes)
+                await sink.put(batch)
+                await sink.drain()
+            finally:
+                await sink.settle()
+            size = offset + received
+            if end is not None and size < end:
+                raise self._transient(url, f"body ended early: {size} of {end} bytes", None, meta)
+            if meta.total is not None and size < meta.total:
+                raise _ShortRange(meta)
+            if meta.total is not None and size != meta.total:
+                raise _Restart()
+            with _disk(part):
+                await f.flush()
+                await asyncio.to_thread(os.fsync, f.fileno())
+        except _TooLarge:
+            await f.close()
+            await self._discard(part, side)
+            raise DownloadTooLarge(
+                f"{describe_url(url)} sent more than the size cap of {self._max_bytes} bytes"
+            ) from None
+        finally:
+            if not f.closed:
+                with _disk(part):
+                    await f.close()
+
+        with _disk(dest):
+            on_disk = await asyncio.to_thread(_promote, part, dest, side, size)
+        if on_disk != size:
+            raise DownloadTransient(
+                f"{describe_url(url)}: {part} holds {on_disk} bytes, expected {size}"
+            )
+        return DownloadResult(
+            path=dest,
+            bytes=size,
+            sha256=hasher.hexdigest(),
+            etag=meta.etag,
+            fetched_bytes=progress.fetched,
+        )
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    async def _get(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """GET following at most MAX_REDIRECTS redirects, each target checked by check_url."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = await self._session.get(
+                current,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._timeout,
+                read_bufsize=max(self._chunk, 2**16),
+                auto_decompress=False,
+            )
+            if resp.status not in _REDIRECTS:
+                return resp
+            location = resp.headers.get("Location")
+            resp.release()
+            if not location:
+                raise DownloadError(f"{describe_url(current)} redirected without a Location")
+            try:
+                target = yarl.URL(current).join(yarl.URL(location))
+            except ValueError as exc:
+                raise DownloadError(f"{describe_url(current)} sent a bad redirect") from exc
+            current = check_url(str(target))
+        raise DownloadError(f"{describe_url(url)}: more than {MAX_REDIRECTS} redirects")
+
+    def _transient(
+        self, url: str, what: str, cause: BaseException | None, meta: _Meta | None
+    ) -> DownloadTransient:
+        exc = DownloadTransient(f"{describe_url(url)}: {what}")
+        exc.meta = meta  # type: ignore[attr-defined]
+        return exc
+
+    def _load_sidecar(self, url: str, side: Path) -> _Meta | None:
+        try:
+            data = json.loads(side.read_text(encoding="utf-8"))
+            if data.get("version") != SIDECAR_VERSION or data.get("url") != url:
+                return None
+            total = data.get("total")
+            meta = _Meta(
+                url=url,
+                etag=data.get("etag"),
+                last_modified=data.get("last_modified"),
+                total=total if isinstance(total, int) else None,
+            )
+            if not all(isinstance(v, str | None) for v in (meta.etag, meta.last_modified)):
+                return None
+            return meta
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    @staticmethod
+    def _write_sidecar(side: Path, meta: _Meta) -> None:
+        data = {
+            "version": SIDECAR_VERSION,
+            "url": meta.url,
+            "etag": meta.etag,
+            "last_modified": meta.last_modified,
+            "total": meta.total,
+        }
+        side.write_text(json.dumps(data), encoding="utf-8")
+
+    @staticmethod
+    async def _discard(part: Path, side: Path) -> None:
+        for p in (part, side):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,217 @@
+"""Where result files land, and which URLs batchgen agrees to fetch.
+
+Everything here is pure (no I/O but `Path.resolve`): names come from a manifest template filled
+with values from outside (job ids from the manifest, task ids and URLs from the API), so every
+piece is treated as hostile until it has been sanitized or checked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yarl
+
+from batchgen.errors import UnsafeUrl
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "MAX_COMPONENT_BYTES",
+    "MAX_URL_LENGTH",
+    "check_url",
+    "render_filename",
+    "safe_output_path",
+]
+
+DEFAULT_TEMPLATE = "{id}.mp4"
+FIELDS = ("id", "index", "task_id", "mode")
+MAX_COMPONENT_BYTES = 255
+# The download writes "<name>.part" and "<name>.part.json" beside the final file: keep room.
+PART_SUFFIX_RESERVE = len(".part.json")
+MAX_URL_LENGTH = 4096
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_NUMBER_SPEC = re.compile(r"^0?[1-9]?[0-9]?d?$")  # {index:03d}, {index:4}: widths only
+_LITERAL_EXT = re.compile(r"\.[A-Za-z0-9]{1,12}$")
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"COM{i}" for i in "123456789¹²³"]
+    + [f"LPT{i}" for i in "123456789¹²³"]
+)
+_WINDOWS_FORBIDDEN = frozenset('<>:"|?*')
+
+
+def render_filename(
+    template: str,
+    *,
+    job_id: str,
+    index: int,
+    task_id: str | None,
+    mode: str,
+    n_results: int,
+    job_index: int = 1,
+) -> str:
+    """Fill an `output.filename` template for result `index` (0-based) of a job.
+
+    Placeholders: `{id}`, `{index}` (the job's 1-based position in the manifest, with an
+    optional number format such as `{index:04d}`), `{task_id}`, `{mode}`; `{{` and `}}` are
+    literal braces. Anything else in braces is a ValueError (no attribute access, unlike
+    `str.format`). Values cannot add folders: `/` and `\\` inside a value become `_`; folders
+    come only from the template itself. Result `index > 0` gets `-{index+1}` before the
+    extension: `{id}.mp4` gives `a.mp4`, `a-2.mp4`, `a-3.mp4`.
+    The result still has to go through `safe_output_path`.
+    """
+    if n_results < 1 or not 0 <= index < n_results:
+        raise ValueError(f"result index {index} out of range for {n_results} result(s)")
+    if task_id is None and "{task_id}" in template:
+        raise ValueError("the filename template uses {task_id}, but the job has no task id yet")
+    values: dict[str, str | int] = {
+        "id": job_id,
+        "index": job_index,
+        "task_id": task_id or "",
+        "mode": mode,
+    }
+
+    def substitute(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        field = match.group(1)
+        name, _, spec = (field or "").partition(":")
+        if field is None or name not in values or (spec and not _NUMBER_SPEC.match(spec)):
+            raise ValueError(
+                f"unknown placeholder {token!r} in filename template {template!r}; "
+                f"use {', '.join('{' + f + '}' for f in FIELDS)}"
+            )
+        value = values[name]
+        try:
+            text = format(value, spec) if spec else str(value)
+        except ValueError as exc:
+            raise ValueError(f"placeholder {token!r} does not fit its value: {exc}") from None
+        return text.replace("/", "_").replace("\\", "_")
+
+    rendered = _PLACEHOLDER.sub(substitute, template)
+    if index > 0:
+        rendered = _insert_suffix(template, rendered, f"-{index + 1}")
+    return rendered
+
+
+def _insert_suffix(template: str, rendered: str, suffix: str) -> str:
+    # The extension is taken from the template's literal tail (after its last placeholder), so a
+    # dot inside a value (`{id}` = "v1.2") is never mistaken for the extension.
+    last = re.split(r"[/\\]", template)[-1]
+    tail = last[last.rfind("}") + 1 :]
+    ext = _LITERAL_EXT.search(tail)
+    if ext and rendered.endswith(ext.group(0)):
+        cut = len(rendered) - len(ext.group(0))
+        return rendered[:cut] + suffix + rendered[cut:]
+    return rendered + suffix
+
+
+def safe_output_path(output_dir: Path, relative: str) -> Path:
+    """`output_dir / relative`, each component sanitized; never outside `output_dir`.
+
+    Separators are `/` and `\\`; empty, `.` components and a leading `/` are dropped (an
+    absolute path becomes relative). In each component: control and format characters (NUL,
+    newlines, bidi overrides...) and `<>:"|?*` become `_`; leading dots and dashes become `_`
+    (so `..` is `__`, no hidden files, no `-rf`); trailing dots and spaces are removed;
+    Windows device names (`CON`, `nul.mp4`, `COM1`...) get a `_` prefix; a component is cut to
+    255 UTF-8 bytes (the last one to 245, leaving room for `.part.json`), keeping its extension.
+    Finally the path is resolved (following any symlinks already in `output_dir`) and must lie
+    strictly inside `output_dir.resolve()`, else ValueError.
+    """
+    raw = [c for c in re.split(r"[/\\]", relative) if c not in ("", ".")]
+    if not raw:
+        raise ValueError(f"empty output file name {relative!r}")
+    parts = [_sanitize_component(c, last=i == len(raw) - 1) for i, c in enumerate(raw)]
+    candidate = Path(output_dir).joinpath(*parts)
+    root = Path(output_dir).resolve()
+    resolved = candidate.resolve()
+    if resolved == root or not resolved.is_relative_to(root):
+        raise ValueError(f"output file {relative!r} would land outside {output_dir}")
+    return candidate
+
+
+def _sanitize_component(name: str, *, last: bool) -> str:
+    name = unicodedata.normalize("NFC", name)
+    out = []
+    for ch in name:
+        if unicodedata.category(ch).startswith("C") or ch in _WINDOWS_FORBIDDEN:
+            out.append("_")
+        else:
+            out.append(ch)
+    name = "".join(out)
+    stripped = name.lstrip(".-")
+    name = "_" * (len(name) - len(stripped)) + stripped
+    name = name.rstrip(". ")
+    if not name:
+        name = "_"
+    stem = name.split(".", 1)[0].rstrip(" ").upper()
+    if stem in _WINDOWS_RESERVED:
+        name = "_" + name
+    limit = MAX_COMPONENT_BYTES - (PART_SUFFIX_RESERVE if last else 0)
+    return _truncate_bytes(name, limit)
+
+
+def _truncate_bytes(name: str, limit: int) -> str:
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    ext_match = _LITERAL_EXT.search(name)
+    ext = ext_match.group(0) if ext_match else ""
+    stem = name[: len(name) - len(ext)]
+    budget = limit - len(ext.encode("utf-8"))
+    cut = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    cut = cut.rstrip(". ") or "_"
+    return cut + ext
+
+
+def check_url(url: str) -> str:
+    """Return `url` if batchgen may fetch it, else raise UnsafeUrl.
+
+    Only absolute http(s) URLs with a host, no credentials (`user:pass@`), no whitespace,
+    control characters or backslashes, at most 4096 characters. Both the standard library and
+    yarl (what aiohttp uses) must read the same scheme, host and absence of credentials, so a
+    URL that parsers disagree on is refused.
+    """
+    if not isinstance(url, str):
+        raise UnsafeUrl(f"result URL is not a string: {type(url).__name__}")
+    if len(url) > MAX_URL_LENGTH:
+        raise UnsafeUrl(f"result URL is {len(url)} characters long (limit {MAX_URL_LENGTH})")
+    shown = describe_url(url)
+    if any(c.isspace() or unicodedata.category(c).startswith("C") for c in url) or "\\" in url:
+        raise UnsafeUrl(f"result URL contains whitespace, control characters or '\\': {shown}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError on a bad port
+        parsed = yarl.URL(url)
+    except ValueError as exc:
+        raise UnsafeUrl(f"result URL cannot be parsed ({exc}): {shown}") from None
+    del port
+    if parts.scheme.lower() not in ("http", "https") or parsed.scheme not in ("http", "https"):
+        raise UnsafeUrl(f"result URL scheme must be http or https: {shown}")
+    if "@" in parts.netloc or parsed.user is not None or parsed.password is not None:
+        raise UnsafeUrl(f"result URL must not carry credentials (user:pass@): {shown}")
+    if not parts.hostname or not parsed.host or not parsed.is_absolute():
+        raise UnsafeUrl(f"result URL has no host: {shown}")
+    if parts.hostname.lower().rstrip(".") != parsed.host.lower().rstrip("."):
+        raise UnsafeUrl(f"result URL is ambiguous (parsers disagree on the host): {shown}")
+    return url
+
+
+def describe_url(url: str) -> str:
+    """A URL fit for messages: scheme, host and path, without query string or credentials
+    (signed CDN URLs carry their secret in the query)."""
+    try:
+        p = urlsplit(str(url)[:MAX_URL_LENGTH])
+        host = p.hostname or "?"
+        host = f"[{host}]" if ":" in host else host
+        port = f":{p.port}" if p.port else ""
+    except ValueError:
+        return "<unparsable URL>"
+    path = p.path if len(p.path) <= 200 else p.path[:200] + "…"
+    shown = f"{p.scheme}://{host}{port}{path}"
+    return shown.encode("ascii", "backslashreplace").decode("ascii")

@@ -1,0 +1,227 @@
+"""Download throughput: batchgen's Downloader beside curl, on the same files from the same server.
+
+    .venv/bin/python bench/downloads.py [--files 8] [--size-mb 64] [--concurrency 4] [--runs 3]
+
+A local aiohttp server (in its own process, serving with web.FileResponse so sendfile does the
+work) offers N files of deterministic bytes. Each round downloads all of them:
+  - batchgen, concurrency C  vs  curl --parallel --parallel-max C   (like with like)
+  - batchgen, concurrency 1  vs  curl fetching the files one after another in one process
+The best of --runs rounds is kept for each, and printed as MB/s and a ratio to curl.
+batchgen does more per byte than curl here: sha256 of every byte, fsync, rename, a sidecar;
+curl only writes. Every batchgen file is checked against the expected sha256.
+Exit status 0 if every ratio reaches --target (default 0.8), else 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import multiprocessing as mp
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from batchgen.download import Downloader  # noqa: E402
+
+MB = 1024 * 1024
+
+
+def make_files(folder: Path, count: int, size: int) -> dict[str, str]:
+    """Write `count` files of deterministic bytes; return name -> sha256."""
+    hashes = {}
+    for i in range(count):
+        rng = random.Random(i)
+        h = hashlib.sha256()
+        path = folder / f"result-{i}.mp4"
+        with open(path, "wb") as f:
+            left = size
+            while left:
+                block = rng.randbytes(min(4 * MB, left))
+                f.write(block)
+                h.update(block)
+                left -= len(block)
+        hashes[path.name] = h.hexdigest()
+    return hashes
+
+
+def serve(folder: str, port: int, ready, rate_mb: float = 0.0) -> None:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = Path(folder) / request.match_info["name"]
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        if not rate_mb:
+            return web.FileResponse(path)  # sendfile: the server is not the bottleneck
+        # a CDN-like connection: at most rate_mb MB/s per connection, paced per 1 MB block
+        resp = web.StreamResponse(headers={"ETag": '"bench"'})
+        resp.content_length = path.stat().st_size
+        await resp.prepare(request)
+        start = time.perf_counter()
+        sent = 0
+        with open(path, "rb") as f:  # noqa: ASYNC230 - page-cached bench file
+            while block := f.read(MB):
+                await resp.write(block)
+                sent += len(block)
+                ahead = sent / (rate_mb * MB) - (time.perf_counter() - start)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/f/{name}", handle)
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def run_batchgen(urls: list[str], out: Path, concurrency: int) -> float:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        dl = Downloader(session, concurrency=concurrency, max_bytes=64 * 1024 * MB)
+        start = time.perf_counter()
+        results = await asyncio.gather(*(dl.fetch(u, out / u.rsplit("/", 1)[1]) for u in urls))
+        elapsed = time.perf_counter() - start
+    run_batchgen.results = results  # type: ignore[attr-defined]
+    return elapsed
+
+
+def run_curl(urls: list[str], out: Path, concurrency: int) -> float:
+    cmd = ["curl", "--silent", "--show-error", "--fail", "--no-progress-meter"]
+    if concurrency > 1:
+        cmd += ["--parallel", "--parallel-max", str(concurrency)]
+    for u in urls:
+        cmd += ["-o", str(out / u.rsplit("/", 1)[1]), u]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - start
+
+
+def hash_and_sync(out: Path) -> None:
+    """What batchgen does beyond curl: sha256 of every byte and an fsync of every file."""
+    for path in sorted(out.iterdir()):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(MB):
+                h.update(block)
+            os.fsync(f.fileno())
+
+
+def fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--size-mb", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--target", type=float, default=0.8)
+    ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
+    ap.add_argument(
+        "--server-rate",
+        type=float,
+        default=0.0,
+        help="pace each server connection to this many MB/s, like a CDN (default: unlimited)",
+    )
+    args = ap.parse_args(argv)
+    if shutil.which("curl") is None:
+        print("curl not found", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="bench-dl-", dir=args.dir))
+    try:
+        src = fresh(work / "src")
+        size = args.size_mb * MB
+        print(f"generating {args.files} files x {args.size_mb} MB in {src} ...", flush=True)
+        hashes = make_files(src, args.files, size)
+        port = free_port()
+        ready = mp.get_context("spawn").Event()
+        server = mp.get_context("spawn").Process(
+            target=serve, args=(str(src), port, ready, args.server_rate), daemon=True
+        )
+        server.start()
+        if not ready.wait(30):
+            print("server did not start", file=sys.stderr)
+            return 2
+        urls = [f"http://127.0.0.1:{port}/f/{name}" for name in hashes]
+        total = args.files * size
+        modes = [(args.concurrency, "parallel")]
+        if args.concurrency != 1:
+            modes.append((1, "one at a time"))
+        best: dict[tuple[str, int], float] = {}
+        for run in range(args.runs):
+            for conc, _ in modes:
+                for tool in ("batchgen", "curl", "curl+sha256+fsync"):
+                    out = fresh(work / "out")
+                    if tool == "batchgen":
+                        t = asyncio.run(run_batchgen(urls, out, conc))
+                        for res in run_batchgen.results:  # type: ignore[attr-defined]
+                            assert res.sha256 == hashes[res.path.name], res.path
+                            assert res.fetched_bytes == size
+                    elif tool == "curl":
+                        t = run_curl(urls, out, conc)
+                    else:
+                        start = time.perf_counter()
+                        run_curl(urls, out, conc)
+                        hash_and_sync(out)
+                        t = time.perf_counter() - start
+                    mbps = total / MB / t
+                    key = (tool, conc)
+                    best[key] = max(best.get(key, 0.0), mbps)
+                    print(f"  run {run + 1}: {tool:17} concurrency {conc}: {mbps:8.1f} MB/s")
+        server.terminate()
+        server.join(5)
+
+        pace = f", server paced at {args.server_rate:g} MB/s per connection" * bool(
+            args.server_rate
+        )
+        print(f"\n{args.files} files x {args.size_mb} MB over loopback{pace}, best of {args.runs}:")
+        print(
+            f"{'mode':28} {'batchgen':>9} {'curl':>9} {'ratio':>6} "
+            f"{'curl+sha+fsync':>15} {'ratio':>6}   (MB/s)"
+        )
+        ok = True
+        for conc, label in modes:
+            b, c = best[("batchgen", conc)], best[("curl", conc)]
+            cw = best[("curl+sha256+fsync", conc)]
+            ratio = b / c
+            ok &= ratio >= args.target
+            name = f"{label} (concurrency {conc})"
+            print(f"{name:28} {b:9.1f} {c:9.1f} {ratio:6.2f} {cw:15.1f} {b / cw:6.2f}")
+        print(f"target: ratio to plain curl >= {args.target}: {'met' if ok else 'NOT met'}")
+        return 0 if ok else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
