@@ -129,7 +129,7 @@ class Engine:
         # by a trusted callback, consumed instead of a poll.
         self._wake: dict[str, asyncio.Event] = {}
         self._delivered: dict[str, TaskStatus] = {}
-        self._callbacks_seen = False
+        self._callback_seen: set[str] = set()  # tasks whose callback reached this run
         self._messages: list[str] = []
 
     def __repr__(self) -> str:
@@ -159,7 +159,7 @@ class Engine:
         event = self._wake.get(task_id)
         if event is None:
             return False
-        self._callbacks_seen = True
+        self._callback_seen.add(task_id)
         if status is not None and status.terminal:
             self._delivered[task_id] = status
         event.set()
@@ -174,13 +174,14 @@ class Engine:
         ).fetchone()
         return row is not None
 
-    def _prepare_body(self, body: dict) -> dict:  # type: ignore[type-arg]
-        """With a callback receiver, ask the provider to call it; a manifest that names its own
-        callback_url keeps it (the user's server gets those callbacks, we poll slowly)."""
+    def _prepare_body(self, row: st.JobRow) -> dict:  # type: ignore[type-arg]
+        """With a callback receiver, ask the provider to call it at a per-job URL under the
+        receiver's secret base; a manifest that names its own callback_url keeps it (the
+        user's server gets those callbacks, we poll slowly)."""
+        body = row.body_dict()
         if self.config.callback_url and body.get("request_type", "async") == "async":
-            body = dict(body)
             body["request_type"] = "callback"
-            body["callback_url"] = self.config.callback_url
+            body["callback_url"] = f"{self.config.callback_url.rstrip('/')}/{row.id}"
         return body
 
     async def _sleep(self, seconds: float) -> bool:
@@ -325,7 +326,7 @@ class Engine:
 
     async def _submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""
-        body = self._prepare_body(row.body_dict())
+        body = self._prepare_body(row)
         intent = False
 
         def record_intent() -> bool:
@@ -467,7 +468,7 @@ class Engine:
                         return
                     if self.config.no_wait:
                         return
-                    delay = self._next_delay(callback, recovered)
+                    delay = self._next_delay(callback, recovered, task_id)
                 if not await self._sleep_or_wake(wake, delay):
                     return
         finally:
@@ -481,10 +482,11 @@ class Engine:
             return True
         return '"request_type":"callback"' in row.body.replace(" ", "")
 
-    def _next_delay(self, callback: bool, recovered: bool) -> float:
+    def _next_delay(self, callback: bool, recovered: bool, task_id: str) -> float:
         """Callback tasks are polled slowly, as a fallback for lost callbacks; after a restart
-        they are polled at the normal pace until callbacks are seen again."""
-        if callback and (not recovered or self._callbacks_seen):
+        a task is polled at the normal pace until its own callback reaches this run (the
+        provider may still be calling an address the last run listened on)."""
+        if callback and (not recovered or task_id in self._callback_seen):
             every = self.config.callback_poll_every_s
             return every * (1 + self.config.poll.jitter * (2 * self.rng.random() - 1))
         return next_poll_delay(self.config.poll, self.rng)

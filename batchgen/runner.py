@@ -18,8 +18,9 @@ from pathlib import Path
 
 import aiohttp
 
-from batchgen import report
+from batchgen import callbacks, report
 from batchgen import store as st
+from batchgen.callbacks import CallbackReceiver
 from batchgen.client import ApiClient
 from batchgen.download import Downloader
 from batchgen.engine import Engine, EngineConfig, RunOutcome
@@ -61,6 +62,14 @@ class RunOptions:
     seed: int | None = None
     write_results: bool = True
     on_engine: Callable[[Engine], None] | None = None  # progress displays, signal handlers
+    # callback mode (batchgen/callbacks.py)
+    callback_listen: tuple[str, int] | None = None  # run the receiver on (host, port)
+    callback_public_url: str | None = None  # public base forwarding to it; None: its own address
+    trust_callbacks: bool = False
+    callback_grace_s: float = 60.0
+    callback_poll_every_s: float = 30.0
+    callback_rewake_s: float = 5.0
+    on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
 
 
 def check_base_url(url: str) -> str:
@@ -147,6 +156,8 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         result_lifetime_s=opts.result_lifetime_s,
         no_wait=opts.no_wait,
         drain_s=opts.drain_s,
+        callback_grace_s=opts.callback_grace_s,
+        callback_poll_every_s=opts.callback_poll_every_s,
     )
     config.backoff = type(config.backoff)(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
     async with _sessions(opts) as (api, cdn):
@@ -166,7 +177,8 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
                 opts.max_runtime_s, engine.request_stop, "stopped at --max-runtime"
             )
         try:
-            return await engine.run()
+            async with callbacks.receiving(engine, store, opts):
+                return await engine.run()
         finally:
             if deadline is not None:
                 deadline.cancel()

@@ -1,0 +1,394 @@
+"""Callback (webhook) mode: a receiver for the provider's POSTs, run inside `batchgen run`.
+
+The provider signs nothing (see the API reference), so the receiver trusts only what it can
+check: the URL carries a per-state-file secret (compared in constant time), the body must name a
+task this state file recorded, and the body's claim is not believed: the engine confirms it with
+one status request (the confirmation is the poll). `--trust-callbacks` hands a terminal body to
+the engine as is, for users who accept that anyone holding the URL can then fail or finish jobs.
+
+Every answer is decided synchronously (parse, one indexed SQLite lookup, `Engine.notify`), so the
+provider gets its 200 at once; the engine does the work afterwards. Answers:
+200 known task (also duplicates of finished ones), 400 junk, 403 missing or wrong secret,
+404 unknown task, 405 other methods, 413 too large.
+
+Secrets never reach a log: the access log is off and nothing here prints a URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from batchgen.client import BadAnswer, TaskStatus, parse_status
+from batchgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from batchgen import store as st
+    from batchgen.engine import Engine
+    from batchgen.runner import RunOptions
+
+log = logging.getLogger("batchgen.callbacks")
+
+SECRET_KEY = "callback_secret"  # in the state file's meta table; not the API key
+MAX_BODY = 64 * 1024
+MAX_TASK_ID = 200
+REWAKE_AFTER_S = 5.0  # a task woken by a callback is not woken again sooner than this
+_NOT_ENDED = frozenset({"pending", "processing"})  # the API's words for a task still running
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def state_secret(store: st.Store) -> str:
+    """The state file's callback secret, created on first use and kept for later runs (so the
+    provider's retries to a URL given in an earlier run still pass after a restart)."""
+    secret = store.get_meta(SECRET_KEY)
+    if not secret:
+        secret = secrets.token_urlsafe(32)
+        store.set_meta_many({SECRET_KEY: secret})
+    return secret
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'HOST:PORT', '[::1]:PORT' or 'PORT' (loopback) -> (host, port); port 0 picks a free one."""
+    t = text.strip()
+    host, sep, port_text = t.rpartition(":")
+    if not sep:
+        host, port_text = "127.0.0.1", t
+    host = host.strip()
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    if not host:
+        raise ValueError(f"--callback-listen needs HOST:PORT, got {text!r} (e.g. 127.0.0.1:8787)")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            bracketed = False
+        if not bracketed:
+            raise ValueError(f"write an IPv6 listen address as [ADDR]:PORT, got {text!r}")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"--callback-listen: {port_text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--callback-listen: port {port} is out of range 0-65535")
+    return host, port
+
+
+def check_public_base(url: str) -> str:
+    """The public base the provider will POST to (a reverse proxy or tunnel to the listener)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--callback-url must be an http(s) URL the provider can reach, got {url!r} "
+            "(e.g. https://hooks.example.com/batchgen)"
+        )
+    if parts.query or parts.fragment:
+        raise UsageError("--callback-url takes a base URL without ?query or #fragment")
+    if parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname):
+        log.warning(
+            "--callback-url is plain http: the callback secret travels in clear text; "
+            "prefer an https tunnel or reverse proxy"
+        )
+    return url.strip().rstrip("/")
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def callback_url(public_base: str, secret: str) -> str:
+    return public_base.rstrip("/") + "/callback/" + secret
+
+
+# -- the receiver -----------------------------------------------------------------------------
+
+
+class CallbackReceiver:
+    """aiohttp.web app + runner answering `POST /callback/{secret}[/{anything}]`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        trust: bool = False,
+        max_body: int = MAX_BODY,
+        rewake_after_s: float = REWAKE_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if len(secret) < 16:
+            raise ValueError("the callback secret is too short")
+        self.engine = engine
+        self._secret = secret.encode()
+        self.host, self.port = host, port
+        self.trust = trust
+        self.max_body = max_body
+        self.rewake_after_s = rewake_after_s
+        self.clock = clock
+        self.counts: Counter[str] = Counter()
+        self._woken: dict[str, float] = {}
+        self._runner: web.AppRunner | None = None
+
+    def __repr__(self) -> str:  # never the secret
+        state = f"{self.host}:{self.port}" if self._runner else "stopped"
+        counts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+        return f"<CallbackReceiver {state} trust={self.trust} {counts}>".replace(" >", ">")
+
+    @property
+    def secret(self) -> str:
+        return self._secret.decode()
+
+    @property
+    def local_base(self) -> str:
+        """http://HOST:PORT of the bound listener (after start)."""
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    def url_for(self, public_base: str | None) -> str:
+        """The callback URL to give the provider; the listener's own address by default (only
+        sensible on loopback: the simulator, or a tunnel on this machine)."""
+        return callback_url(public_base or self.local_base, self.secret)
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_post("/callback/{secret}", self._handle)
+        app.router.add_post("/callback/{secret}/{tail:.*}", self._handle)
+        app.router.add_post("/callback", self._no_secret)
+        app.router.add_post("/callback/", self._no_secret)
+        return app
+
+    async def start(self) -> CallbackReceiver:
+        runner = web.AppRunner(
+            self.build_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise UsageError(
+                f"cannot listen for callbacks on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> CallbackReceiver:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def _answer(self, status: int, outcome: str, text: str) -> web.Response:
+        self.counts[outcome] += 1
+        return web.Response(status=status, text=text)
+
+    async def _no_secret(self, request: web.Request) -> web.Response:
+        return self._answer(403, "forbidden", "forbidden")
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        given = request.match_info.get("secret", "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, self._secret):
+            return self._answer(403, "forbidden", "forbidden")
+        if request.content_length is not None and request.content_length > self.max_body:
+            return self._answer(413, "too_large", "body too large")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._answer(413, "too_large", "body too large")
+        return self.decide(raw)
+
+    def decide(self, raw: bytes) -> web.Response:
+        """Everything after the secret check; synchronous, so the answer goes out at once."""
+        try:
+            envelope = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return self._answer(400, "bad", "not JSON")
+        data = envelope.get("data") if isinstance(envelope, dict) else None
+        if not isinstance(data, dict):
+            return self._answer(400, "bad", "no data object")
+        task_id = data.get("taskId", data.get("task_id"))
+        if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID:
+            return self._answer(400, "bad", "no task id")
+        if not self.engine.knows_task(task_id):
+            return self._answer(404, "unknown_task", "unknown task")
+        state = data.get("state", data.get("status"))
+        if isinstance(state, str) and state.strip().lower() in _NOT_ENDED:
+            # The provider calls when a task ends; "still running" is noise or a probe. Any
+            # other word (an end, or one we do not know) is worth one confirming request.
+            return self._answer(200, "ignored", "ok")
+        status: TaskStatus | None = None
+        if self.trust:
+            try:
+                status = parse_status(data, task_id)
+            except BadAnswer:
+                return self._answer(400, "bad", "unreadable status")
+        elif self._recently_woken(task_id):
+            return self._answer(200, "duplicate", "ok")
+        if self.engine.notify(task_id, status):
+            return self._answer(200, "accepted", "ok")
+        return self._answer(200, "duplicate", "ok")  # known, but already finished
+
+    def _recently_woken(self, task_id: str) -> bool:
+        """Duplicates and retries (or a flood by someone holding the URL) cost at most one
+        confirming status request per task per `rewake_after_s`."""
+        now = self.clock()
+        last = self._woken.get(task_id)
+        if last is not None and now - last < self.rewake_after_s:
+            return True
+        if len(self._woken) > 20_000:
+            self._woken = {
+                t: w for t, w in self._woken.items() if now - w < self.rewake_after_s
+            }
+        self._woken[task_id] = now
+        return False
+
+
+# -- wiring into a run ------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def receiving(
+    engine: Engine, store: st.Store, opts: RunOptions
+) -> AsyncIterator[CallbackReceiver | None]:
+    """Start the receiver (when asked) and point the engine's submits at it; stop it after."""
+    if opts.callback_listen is None:
+        yield None
+        return
+    host, port = opts.callback_listen
+    if opts.callback_public_url is None and not is_loopback_host(host):
+        raise UsageError(
+            "--callback-listen on a non-loopback address needs --callback-url: the public "
+            "https base that your reverse proxy or tunnel forwards to this listener"
+        )
+    receiver = CallbackReceiver(
+        engine,
+        state_secret(store),
+        host=host,
+        port=port,
+        trust=opts.trust_callbacks,
+        rewake_after_s=opts.callback_rewake_s,
+    )
+    async with receiver:
+        engine.config.callback_url = receiver.url_for(opts.callback_public_url)
+        if opts.on_receiver is not None:
+            opts.on_receiver(receiver)
+        log.info("receiving callbacks on %s:%d", receiver.host, receiver.port)
+        yield receiver
+
+
+def _duration(text: str) -> float:
+    from batchgen.commands.common import _seconds
+
+    return _seconds(text)
+
+
+def _listen(text: str) -> tuple[str, int]:
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_cli_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "callbacks",
+        "Callback (webhook) mode: the provider POSTs each finished task to a receiver inside "
+        "this run; polling only backs up lost callbacks.",
+    )
+    g.add_argument(
+        "--callback-listen",
+        type=_listen,
+        metavar="HOST:PORT",
+        help="run the callback receiver on HOST:PORT (port 0 picks a free one)",
+    )
+    g.add_argument(
+        "--callback-url",
+        metavar="PUBLIC_BASE",
+        help="public http(s) base that reaches the listener (reverse proxy or tunnel); "
+        "default on a loopback listener: http://HOST:PORT",
+    )
+    g.add_argument(
+        "--trust-callbacks",
+        action="store_true",
+        help="act on a callback's body without confirming it with a status request "
+        "(saves one request per job; anyone holding the URL can then fail or finish jobs)",
+    )
+    g.add_argument(
+        "--callback-grace",
+        type=_duration,
+        default=60.0,
+        metavar="SECONDS",
+        help="poll a task whose callback is this late after its expected end (default 60)",
+    )
+    g.add_argument(
+        "--callback-poll-every",
+        type=_duration,
+        default=30.0,
+        metavar="SECONDS",
+        help="then poll it every SECONDS until it ends (default 30)",
+    )
+
+
+def apply_args(args: argparse.Namespace, opts: RunOptions) -> None:
+    """Copy the callback options onto RunOptions (scaled like the others under --sandbox)."""
+    listen = getattr(args, "callback_listen", None)
+    public = getattr(args, "callback_url", None)
+    if public is not None and listen is None:
+        raise UsageError(
+            "--callback-url needs --callback-listen HOST:PORT (the address the public URL "
+            "forwards to)"
+        )
+    if listen is not None and getattr(args, "no_wait", False):
+        raise UsageError(
+            "--callback-listen needs a run that waits for its tasks; drop --no-wait "
+            "(cron runs collect results by polling)"
+        )
+    if listen is not None and public is None and not is_loopback_host(listen[0]):
+        raise UsageError(
+            "--callback-listen on a non-loopback address needs --callback-url: the public "
+            "https base that your reverse proxy or tunnel forwards to this listener"
+        )
+    scale = args.time_scale if getattr(args, "sandbox", False) else 1.0
+    opts.callback_listen = listen
+    opts.callback_public_url = check_public_base(public) if public is not None else None
+    opts.trust_callbacks = bool(getattr(args, "trust_callbacks", False))
+    opts.callback_grace_s = getattr(args, "callback_grace", 60.0) * scale
+    opts.callback_poll_every_s = max(getattr(args, "callback_poll_every", 30.0) * scale, 1e-3)
+    opts.callback_rewake_s = REWAKE_AFTER_S * scale
+
