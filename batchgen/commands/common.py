@@ -10,9 +10,13 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TextIO
 
+from batchgen import callbacks
+from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
 from batchgen.limits import parse_rate
+from batchgen.progress import DisplayAwareHandler, JsonFormatter, Progress, emit_json
 from batchgen.runner import (
     DEFAULT_BASE_URL,
     SANDBOX_KEY,
@@ -22,6 +26,7 @@ from batchgen.runner import (
     execute,
     read_api_key,
 )
+from batchgen.signals import StopOnSignal
 
 
 def _seconds(text: str) -> float:
@@ -162,8 +167,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     g.add_argument("--backoff", type=_backoff, help=argparse.SUPPRESS)  # "BASE,CAP" (tests)
     g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE, help=argparse.SUPPRESS)
+    callbacks.add_cli_options(p)
     g = p.add_argument_group("output")
     g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    g.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per line on stderr (progress, log records, the summary), "
+        "for log shippers (default: text)",
+    )
+    # Seconds between one-line summaries when stderr is not a terminal (default 10; tests).
+    g.add_argument("--progress-every", type=_seconds, help=argparse.SUPPRESS)
 
 
 def options_from_args(
@@ -208,12 +223,45 @@ def options_from_args(
             args.base_url or os.environ.get("APIXO_BASE_URL") or DEFAULT_BASE_URL
         )
         opts.api_key = read_api_key(args.api_key_file)
+    callbacks.apply_args(args, opts)
     return opts
 
 
-def setup_logging(args: argparse.Namespace) -> None:
-    level = logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr)
+def progress_mode(args: argparse.Namespace, stream: TextIO | None = None) -> str:
+    """off (--quiet), json (--log-format json), live (a terminal), else lines (cron, CI)."""
+    stream = stream or sys.stderr
+    if getattr(args, "quiet", False):
+        return "off"
+    if getattr(args, "log_format", "text") == "json":
+        return "json"
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return "live" if tty and os.environ.get("TERM", "") != "dumb" else "lines"
+
+
+def make_progress(args: argparse.Namespace) -> Progress:
+    mode = progress_mode(args)
+    every = getattr(args, "progress_every", None)
+    return Progress(sys.stderr, mode, interval=every if mode != "live" else None)
+
+
+def setup_logging(args: argparse.Namespace, progress: Progress | None = None) -> None:
+    """batchgen's log records go to stderr: above the live display, or as JSON lines."""
+    logger = logging.getLogger("batchgen")
+    for handler in list(logger.handlers):
+        if getattr(handler, "batchgen_cli", False):
+            logger.removeHandler(handler)
+    handler = DisplayAwareHandler(sys.stderr, progress)
+    handler.batchgen_cli = True  # type: ignore[attr-defined]
+    if getattr(args, "log_format", "text") == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.WARNING)
+    logger.propagate = False
 
 
 @contextlib.asynccontextmanager
@@ -232,31 +280,78 @@ async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIte
 
 
 def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
-    """Run the engine (inside an in-process simulator with --sandbox) and print the summary."""
-    setup_logging(args)
+    """Run the engine (inside an in-process simulator with --sandbox) with signal handling and
+    a progress display, and print the summary."""
+    progress = make_progress(args)
+    setup_logging(args, progress)
     if args.sandbox and (args.base_url or args.api_key_file):
         raise UsageError(
             "--sandbox runs against the built-in simulator: drop --base-url and "
             "--api-key-file, or drop --sandbox"
         )
 
-    async def main() -> int:
-        async with _maybe_sandbox(args, opts):
-            outcome = await execute(opts)
-        from batchgen.engine import describe
+    async def main() -> RunOutcome:
+        loop = asyncio.get_running_loop()
+        with StopOnSignal(loop, drain_s=opts.drain_s) as stopper:
+            outer = opts.on_engine
 
-        if not args.quiet or outcome.exit_code not in (0,):
-            print(describe(outcome), file=sys.stderr)
-            for message in outcome.messages[:20]:
-                print(f"  {message}", file=sys.stderr)
-            if outcome.counts.get("ambiguous"):
-                print(
-                    f"  {outcome.counts['ambiguous']} ambiguous job(s): their submit may have "
-                    "created a task; see `batchgen status` and --resubmit-ambiguous",
-                    file=sys.stderr,
-                )
-            if not args.quiet:
-                print(f"results: {opts.output_dir / 'results.jsonl'}", file=sys.stderr)
-        return outcome.exit_code
+            def on_engine(engine: Engine) -> None:
+                stopper.attach(engine)
+                progress.attach(engine)
+                if outer is not None:
+                    outer(engine)
 
-    return asyncio.run(main())
+            opts.on_engine = on_engine
+            outcome: RunOutcome | None = None
+            try:
+                async with _maybe_sandbox(args, opts):
+                    outcome = await execute(opts)
+            finally:
+                progress.close(outcome.counts if outcome is not None else None)
+            return outcome
+
+    outcome = asyncio.run(main())
+    print_summary(args, opts, outcome)
+    return outcome.exit_code
+
+
+def print_summary(args: argparse.Namespace, opts: RunOptions, outcome: RunOutcome) -> None:
+    results = opts.output_dir / "results.jsonl"
+    if getattr(args, "log_format", "text") == "json":
+        if not args.quiet or outcome.exit_code not in (0, 75):
+            emit_json(
+                sys.stderr,
+                "summary",
+                exit_code=outcome.exit_code,
+                how=outcome.how,
+                counts=outcome.counts,
+                messages=outcome.messages[:20],
+                results=str(results),
+            )
+        return
+    if args.quiet and outcome.exit_code in (0, 75):
+        return
+    print(describe(outcome), file=sys.stderr)
+    for message in outcome.messages[:20]:
+        print(f"  {message}", file=sys.stderr)
+    if outcome.counts.get("ambiguous"):
+        print(
+            f"  {outcome.counts['ambiguous']} ambiguous job(s): their submit may have "
+            "created a task; see `batchgen status` and `batchgen retry --ambiguous`",
+            file=sys.stderr,
+        )
+    if outcome.exit_code == 75 and not args.quiet:
+        print(
+            "  work is left: run the same command again (or `batchgen resume STATE`) to continue",
+            file=sys.stderr,
+        )
+    if not args.quiet:
+        print(f"results: {results}", file=sys.stderr)
+
+
+def id_list(text: str) -> list[str]:
+    """'a,b, c' -> ['a', 'b', 'c'] (argparse type for --ids and --codes)."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items

@@ -10,6 +10,8 @@ from pathlib import Path
 from batchgen import store as st
 from batchgen.commands import common
 from batchgen.errors import UsageError
+from batchgen.lock import StateLock
+from batchgen.progress import ticker
 from batchgen.runner import save_run_settings
 
 
@@ -38,9 +40,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # One run per state file: when the state path is known without reading the manifest,
+    # a second run exits 4 before it validates anything; otherwise right after.
+    early = Path(args.state) if args.state else None
+    if early is None and args.output:
+        early = Path(args.output) / "batchgen.db"
+    if early is not None:
+        with StateLock(early):
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from batchgen.manifest import load_manifest
 
-    manifest = load_manifest(args.manifest)
+    mode = common.progress_mode(args)
+    every = getattr(args, "progress_every", None)
+    with ticker(sys.stderr, mode, f"validating {args.manifest}", interval=every):
+        manifest = load_manifest(args.manifest)
     output_dir = Path(args.output or manifest.output_dir or Path("output") / manifest.name)
     state_path = Path(args.state) if args.state else output_dir / "batchgen.db"
     opts = common.options_from_args(
@@ -50,32 +67,34 @@ def run(args: argparse.Namespace) -> int:
         model=manifest.model,
         filename_template=manifest.filename_template,
     )
-    store = st.Store(state_path)
-    try:
-        saved_model = store.get_meta("model")
-        if saved_model and saved_model != manifest.model:
-            raise UsageError(
-                f"{state_path} holds a batch for model {saved_model}, this manifest is for "
-                f"{manifest.model}; use another --state"
+    with StateLock(state_path):  # re-entrant: already held when taken early
+        store = st.Store(state_path)
+        try:
+            saved_model = store.get_meta("model")
+            if saved_model and saved_model != manifest.model:
+                raise UsageError(
+                    f"{state_path} holds a batch for model {saved_model}, this manifest is for "
+                    f"{manifest.model}; use another --state"
+                )
+            with ticker(sys.stderr, mode, f"recording {len(manifest.jobs)} jobs", interval=every):
+                sync = store.sync_jobs(
+                    ((job.id, manifest.model, job.body) for job in manifest.jobs),
+                    resubmit_changed=args.resubmit_changed,
+                )
+            save_run_settings(store, opts, os.path.abspath(args.manifest))
+        finally:
+            store.close()
+        if sync.changed:
+            shown = ", ".join(sync.changed[:5]) + (" ..." if len(sync.changed) > 5 else "")
+            print(
+                f"warning: {len(sync.changed)} job(s) changed in the manifest under the same id "
+                f"and were left as they were: {shown} (use --resubmit-changed to run them again)",
+                file=sys.stderr,
             )
-        sync = store.sync_jobs(
-            ((job.id, manifest.model, job.body) for job in manifest.jobs),
-            resubmit_changed=args.resubmit_changed,
-        )
-        save_run_settings(store, opts, os.path.abspath(args.manifest))
-    finally:
-        store.close()
-    if sync.changed:
-        shown = ", ".join(sync.changed[:5]) + (" ..." if len(sync.changed) > 5 else "")
-        print(
-            f"warning: {len(sync.changed)} job(s) changed in the manifest under the same id and "
-            f"were left as they were: {shown} (use --resubmit-changed to run them again)",
-            file=sys.stderr,
-        )
-    if not args.quiet:
-        print(
-            f"{manifest.path}: {len(manifest.jobs)} jobs ({sync.added} new); "
-            f"state {state_path}; output {output_dir}",
-            file=sys.stderr,
-        )
-    return common.execute_with_sandbox(args, opts)
+        if not args.quiet and args.log_format == "text":
+            print(
+                f"{manifest.path}: {len(manifest.jobs)} jobs ({sync.added} new); "
+                f"state {state_path}; output {output_dir}",
+                file=sys.stderr,
+            )
+        return common.execute_with_sandbox(args, opts)

@@ -1,0 +1,147 @@
+"""`batchgen retry STATE [--failed] [--codes C,...] [--ambiguous] [--expired] [--ids ID,...]`.
+
+Puts the chosen jobs back in the queue (pending) for the next run, and says how many. A retried
+job gets a new task, paid again. State flags add up (`--failed --ambiguous` takes both); `--ids`
+narrows them to those ids, or alone takes those ids in any state that can be retried. Takes the
+state lock: while a run is going on it exits 4 instead of racing the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from batchgen import store as st
+from batchgen.commands.common import id_list
+from batchgen.errors import UsageError
+from batchgen.lock import StateLock
+
+RETRYABLE = (st.FAILED, st.AMBIGUOUS, st.EXPIRED, st.CANCELLED)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "retry",
+        help="queue failed, ambiguous, expired or cancelled jobs again for the next run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("state", metavar="STATE", help="the state file (batchgen.db)")
+    p.add_argument("--failed", action="store_true", help="every failed job")
+    p.add_argument(
+        "--codes",
+        type=id_list,
+        metavar="CODE,...",
+        help="failed jobs with these fail codes (e.g. CONTENT_VIOLATION,INVALID_IMAGE_URL)",
+    )
+    p.add_argument(
+        "--ambiguous",
+        action="store_true",
+        help="jobs whose submit may have created a task (may pay twice for them)",
+    )
+    p.add_argument("--expired", action="store_true", help="jobs whose results expired")
+    p.add_argument("--cancelled", action="store_true", help="jobs cancelled earlier")
+    p.add_argument("--ids", type=id_list, metavar="ID,...", help="only these job ids")
+    p.add_argument(
+        "--dry-run", action="store_true", help="say what would be retried, change nothing"
+    )
+    p.set_defaults(handler=run)
+
+
+def select(store: st.Store, args: argparse.Namespace) -> tuple[list[tuple[int, str, str]], str]:
+    """(seq, id, state) of the chosen jobs, and a description of the choice."""
+    conds: list[str] = []
+    params: list[object] = []
+    if args.failed and not args.codes:
+        conds.append("state=?")
+        params.append(st.FAILED)
+    elif args.codes:
+        marks = ",".join("?" * len(args.codes))
+        conds.append(f"(state=? AND fail_code IN ({marks}))")
+        params += [st.FAILED, *args.codes]
+    for flag, state in (("ambiguous", st.AMBIGUOUS), ("expired", st.EXPIRED)):
+        if getattr(args, flag):
+            conds.append("state=?")
+            params.append(state)
+    if args.cancelled:
+        conds.append("state=?")
+        params.append(st.CANCELLED)
+    if not conds and not args.ids:
+        raise UsageError(
+            "say which jobs to retry: --failed, --codes CODE,..., --ambiguous, --expired, "
+            "--cancelled and/or --ids ID,... (see `batchgen status STATE`)"
+        )
+    if not conds:
+        marks = ",".join("?" * len(RETRYABLE))
+        conds.append(f"state IN ({marks})")
+        params += list(RETRYABLE)
+    where = "(" + " OR ".join(conds) + ")"
+    rows = store.db.execute(
+        f"SELECT seq, id, state FROM jobs WHERE {where} ORDER BY seq", params
+    ).fetchall()
+    if args.ids:
+        wanted = set(args.ids)
+        rows = [r for r in rows if r[1] in wanted]
+    return rows, where
+
+
+def run(args: argparse.Namespace) -> int:
+    state_path = Path(args.state)
+    if not state_path.exists():
+        raise UsageError(f"{state_path}: no such state file")
+    with StateLock(state_path):
+        store = st.Store(state_path)
+        try:
+            rows, _ = select(store, args)
+            problems = (
+                explain_ids(store, args.ids, {r[1] for r in rows}, RETRYABLE) if args.ids else []
+            )
+            n = 0 if args.dry_run else store.requeue(seq for seq, _, _ in rows)
+        finally:
+            store.close()
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
+    by_state: dict[str, int] = {}
+    for _, _, state in rows:
+        by_state[state] = by_state.get(state, 0) + 1
+    detail = ", ".join(f"{state} {k}" for state, k in by_state.items())
+    if args.dry_run:
+        print(
+            f"would put {len(rows)} job(s) back in the queue" + (f" ({detail})" if detail else "")
+        )
+        return 0
+    print(
+        f"{n} job(s) put back in the queue"
+        + (f" ({detail})" if detail else "")
+        + ("; the next `batchgen resume STATE` (or cron run) submits them" if n else "")
+    )
+    if by_state.get(st.AMBIGUOUS):
+        print(
+            f"note: {by_state[st.AMBIGUOUS]} of them were ambiguous: if their first submit did "
+            "create a task, you pay for that job twice",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def explain_ids(
+    store: st.Store, ids: list[str], chosen: set[str], allowed: tuple[str, ...]
+) -> list[str]:
+    """Why some of the --ids were not taken: unknown, or in a state the command does not touch."""
+    out: list[str] = []
+    unknown: list[str] = []
+    for job_id in ids:
+        if job_id in chosen:
+            continue
+        row = store.job(job_id)
+        if row is None:
+            unknown.append(job_id)
+        elif row.state not in allowed:
+            out.append(f"{job_id} is {row.state}: left as it is")
+        else:
+            out.append(f"{job_id} is {row.state}, which the other options did not select")
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        out.append(f"{len(unknown)} unknown id(s): {shown}")
+    return out

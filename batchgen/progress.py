@@ -1,0 +1,444 @@
+"""What a run shows while it works: a live display on a terminal, steady one-line summaries
+elsewhere (cron, CI), or one JSON object per line for log shippers.
+
+All figures come from the engine, read on the event loop between its steps (so no locking):
+counts per state from the state file, tasks in flight against the cap, API requests in the
+limiter's window against its limit, bytes downloaded. Rates are measured over the last few
+seconds; the estimate of the time left divides the work left by the completion rate of the last
+minute or so. Nothing here decides anything for the engine.
+
+Modes: `live` (ANSI, redrawn in place ~4 times a second, log lines printed above it), `lines`
+(one plain line every `interval` seconds), `json` (the same at the same pace, as JSON objects,
+and log records as JSON too), `off` (--quiet: errors only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+LIVE_INTERVAL_S = 0.25
+LINES_INTERVAL_S = 10.0
+RATE_HORIZON_S = 5.0  # requests/s and bytes/s over the last few seconds
+ETA_HORIZON_S = 90.0  # completion rate over the last minute and a half
+
+# States a job is still working through, and the ones where it has stopped.
+WORKING = ("pending", "submitting", "in_flight", "succeeded")
+FINISHED = ("done", "failed", "ambiguous", "expired", "cancelled")
+LABELS = {
+    "pending": "pending",
+    "submitting": "submitting",
+    "in_flight": "in flight",
+    "succeeded": "downloading",
+    "done": "done",
+    "failed": "failed",
+    "ambiguous": "ambiguous",
+    "expired": "expired",
+    "cancelled": "cancelled",
+}
+
+
+@dataclass
+class Snapshot:
+    """One reading of the engine's figures; what every renderer draws."""
+
+    elapsed_s: float
+    counts: dict[str, int]
+    in_flight: int
+    cap: int
+    requests_sent: int
+    requests_in_window: int
+    rate_limit: int
+    rate_period_s: float
+    requests_per_s: float | None
+    downloaded_bytes: int
+    bytes_per_s: float | None
+    eta_s: float | None
+    stopping: bool = False
+    rate_limited: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts.get(s, 0) for s in FINISHED)
+
+    @property
+    def remaining(self) -> int:
+        return sum(self.counts.get(s, 0) for s in WORKING)
+
+
+class Meter:
+    """Rate of a growing total over the last `horizon` seconds, from timed samples."""
+
+    def __init__(self, horizon: float) -> None:
+        self.horizon = horizon
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def add(self, t: float, value: float) -> None:
+        self._samples.append((t, value))
+        while len(self._samples) > 2 and self._samples[1][0] <= t - self.horizon:
+            self._samples.popleft()
+
+    def rate(self) -> float | None:
+        if len(self._samples) < 2:
+            return None
+        (t0, v0), (t1, v1) = self._samples[0], self._samples[-1]
+        if t1 - t0 <= 0:
+            return None
+        return max(0.0, (v1 - v0) / (t1 - t0))
+
+
+@dataclass
+class Readings:
+    """The meters of one run: fed a sample per tick, they turn totals into rates."""
+
+    requests: Meter = field(default_factory=lambda: Meter(RATE_HORIZON_S))
+    downloads: Meter = field(default_factory=lambda: Meter(RATE_HORIZON_S))
+    finished: Meter = field(default_factory=lambda: Meter(ETA_HORIZON_S))
+
+
+def read_engine(
+    engine: Any,
+    readings: Readings,
+    now: float,
+    counts: dict[str, int] | None = None,
+) -> Snapshot:
+    """A Snapshot of a live engine (duck-typed: stats, cap, client, store)."""
+    stats = engine.stats
+    limiter = getattr(engine.client, "_limiter", None)
+    counts = dict(counts if counts is not None else engine.store.counts())
+    sent = int(getattr(engine.client, "requests_sent", 0))
+    readings.requests.add(now, sent)
+    readings.downloads.add(now, stats.downloaded_bytes)
+    finished = sum(counts.get(s, 0) for s in FINISHED)
+    readings.finished.add(now, finished)
+    remaining = sum(counts.get(s, 0) for s in WORKING)
+    done_rate = readings.finished.rate()
+    eta = None
+    if remaining == 0:
+        eta = 0.0
+    elif done_rate:
+        eta = remaining / done_rate
+    return Snapshot(
+        elapsed_s=max(0.0, time.monotonic() - stats.started_at),
+        counts=counts,
+        in_flight=engine.cap.in_flight,
+        cap=engine.cap.cap,
+        requests_sent=sent,
+        requests_in_window=limiter.in_window if limiter is not None else 0,
+        rate_limit=limiter.limit if limiter is not None else 0,
+        rate_period_s=limiter.period if limiter is not None else 0.0,
+        requests_per_s=readings.requests.rate(),
+        downloaded_bytes=stats.downloaded_bytes,
+        bytes_per_s=readings.downloads.rate(),
+        eta_s=eta,
+        stopping=bool(getattr(engine, "stopping", False)),
+        rate_limited=stats.rate_limited,
+    )
+
+
+# -- formatting ---------------------------------------------------------------------------------
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def fmt_rate(per_s: float | None) -> str:
+    return "--" if per_s is None else f"{per_s:.1f}/s"
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    shown = [f"{LABELS[s]} {counts[s]}" for s in LABELS if counts.get(s)]
+    return " · ".join(shown) or "no jobs"
+
+
+def render_live(snap: Snapshot, width: int = 100) -> list[str]:
+    """The terminal display, one string per line, each cut to `width`."""
+    total = snap.total or 1
+    frac = snap.finished / total
+    bar_w = 24
+    filled = int(frac * bar_w)
+    head = "stopping: saving state" if snap.stopping else "running"
+    allowed = snap.rate_limit / snap.rate_period_s if snap.rate_period_s else 0.0
+    window_pct = 100.0 * snap.requests_in_window / snap.rate_limit if snap.rate_limit else 0.0
+    lines = [
+        f"batchgen  {head}  [{'#' * filled}{'.' * (bar_w - filled)}] "
+        f"{snap.finished}/{snap.total} finished ({frac:.0%})  {fmt_duration(snap.elapsed_s)}",
+        f"  jobs      {_counts_text(snap.counts)}",
+        f"  tasks     {snap.in_flight}/{snap.cap} in flight (cap)",
+        f"  requests  {fmt_rate(snap.requests_per_s)} of {allowed:.1f}/s allowed · "
+        f"{snap.requests_in_window}/{snap.rate_limit} in the {snap.rate_period_s:g}s window "
+        f"({window_pct:.0f}%)" + (f" · 429s {snap.rate_limited}" if snap.rate_limited else ""),
+        f"  download  {fmt_bytes(snap.bytes_per_s or 0)}/s · {fmt_bytes(snap.downloaded_bytes)} "
+        "so far",
+        f"  eta       {fmt_duration(snap.eta_s)} left",
+    ]
+    return [line[: max(10, width - 1)] for line in lines]
+
+
+def render_line(snap: Snapshot) -> str:
+    """The one-line summary for logs: stable keys, no escape codes."""
+    c = snap.counts
+    parts = [
+        f"done {c.get('done', 0)}/{snap.total}",
+        f"failed {c.get('failed', 0)}",
+        f"ambiguous {c.get('ambiguous', 0)}",
+        f"pending {c.get('pending', 0)}",
+        f"in flight {snap.in_flight}/{snap.cap}",
+        f"downloading {c.get('succeeded', 0)}",
+        f"requests {fmt_rate(snap.requests_per_s)} "
+        f"(window {snap.requests_in_window}/{snap.rate_limit} per {snap.rate_period_s:g}s)",
+        f"download {fmt_bytes(snap.bytes_per_s or 0)}/s",
+        f"eta {fmt_duration(snap.eta_s)}",
+    ]
+    if snap.stopping:
+        parts.append("stopping")
+    return f"progress {fmt_duration(snap.elapsed_s)}: " + ", ".join(parts)
+
+
+def render_json(snap: Snapshot, event: str = "progress") -> str:
+    data = asdict(snap)
+    data.update(event=event, ts=_now_iso(), total=snap.total, remaining=snap.remaining)
+    for key in ("elapsed_s", "requests_per_s", "bytes_per_s", "eta_s"):
+        if data[key] is not None:
+            data[key] = round(data[key], 3)
+    return json.dumps({"ts": data.pop("ts"), "event": data.pop("event"), **data})
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- the display --------------------------------------------------------------------------------
+
+
+class Progress:
+    """Attach to an engine (`RunOptions.on_engine = progress.attach`), `close()` at the end."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        mode: str,
+        *,
+        interval: float | None = None,
+        width: Callable[[], int] | None = None,
+    ) -> None:
+        if mode not in ("live", "lines", "json", "off"):
+            raise ValueError(f"unknown progress mode {mode!r}")
+        self.stream = stream
+        self.mode = mode
+        self.interval = interval or (LIVE_INTERVAL_S if mode == "live" else LINES_INTERVAL_S)
+        self._width = width or (lambda: shutil.get_terminal_size((100, 24)).columns)
+        self.readings = Readings()
+        self.engine: Any = None
+        self.last: Snapshot | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._drawn = 0  # lines of the live block currently on screen
+        self.frames = 0
+
+    def __repr__(self) -> str:
+        return f"<Progress mode={self.mode} interval={self.interval:g}s frames={self.frames}>"
+
+    def attach(self, engine: Any) -> None:
+        self.engine = engine
+        if self.mode == "off":
+            return
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            if self.mode != "live":
+                await asyncio.sleep(self.interval)
+            if not self.tick():
+                return
+            if self.mode == "live":
+                await asyncio.sleep(self.interval)
+
+    def tick(self, counts: dict[str, int] | None = None) -> bool:
+        """Read the engine and draw one frame; False once the state file is gone (closed)."""
+        if self.engine is None:
+            return False
+        try:
+            snap = read_engine(self.engine, self.readings, time.monotonic(), counts)
+        except sqlite3.ProgrammingError:  # the run closed the state file: we are done
+            return False
+        self.last = snap
+        self.draw(snap)
+        return True
+
+    def draw(self, snap: Snapshot, event: str = "progress") -> None:
+        self.frames += 1
+        if self.mode == "live":
+            lines = render_live(snap, self._width())
+            self._write(self._erase() + "".join(f"\x1b[2K{line}\n" for line in lines))
+            self._drawn = len(lines)
+        elif self.mode == "lines":
+            self._write(render_line(snap) + "\n")
+        elif self.mode == "json":
+            self._write(render_json(snap, event) + "\n")
+
+    def _erase(self) -> str:
+        return f"\r\x1b[{self._drawn}A\x1b[J" if self._drawn else ""
+
+    def clear(self) -> None:
+        """Take the live block off the screen (before a log line is printed above it)."""
+        if self._drawn:
+            self._write(self._erase())
+            self._drawn = 0
+
+    def redraw(self) -> None:
+        if self.mode == "live" and self.last is not None and self._task is not None:
+            self.draw(self.last)
+
+    def close(self, counts: dict[str, int] | None = None) -> None:
+        """Stop the timer and draw the last frame with the run's final counts."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self.mode == "off" or self.engine is None:
+            return
+        snap = self.last
+        if counts is not None:
+            try:
+                snap = read_engine(self.engine, self.readings, time.monotonic(), counts)
+            except sqlite3.ProgrammingError:
+                snap = self.last
+        if snap is not None:
+            self.last = snap
+            self.draw(snap, event="final")
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(text)
+            self.stream.flush()
+
+
+# -- log records --------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record: {"ts", "event": "log", "level", "logger", "message"}."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        return json.dumps(
+            {
+                "ts": ts.replace("+00:00", "Z"),
+                "event": "log",
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            },
+            ensure_ascii=False,
+        )
+
+
+class DisplayAwareHandler(logging.StreamHandler):
+    """Prints a log line above the live display instead of through it."""
+
+    def __init__(self, stream: TextIO, progress: Progress | None = None) -> None:
+        super().__init__(stream)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.progress is not None:
+            self.progress.clear()
+        super().emit(record)
+        if self.progress is not None:
+            self.progress.redraw()
+
+
+def emit_json(stream: TextIO, event: str, **fields: Any) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        stream.write(json.dumps({"ts": _now_iso(), "event": event, **fields}) + "\n")
+        stream.flush()
+
+
+# -- long synchronous steps (validating a big manifest) ----------------------------------------
+
+
+@contextlib.contextmanager
+def ticker(
+    stream: TextIO, mode: str, what: str, *, interval: float | None = None, grace_s: float = 1.0
+) -> Iterator[None]:
+    """While a synchronous step runs, show that it is alive: `validating x.yaml ... 12s`.
+
+    Silent for steps shorter than `grace_s`. A thread draws, so the step itself needs no hooks.
+    """
+    if mode == "off":
+        yield
+        return
+    every = interval or (LIVE_INTERVAL_S if mode == "live" else LINES_INTERVAL_S)
+    stop = threading.Event()
+    started = time.monotonic()
+    shown = threading.Event()
+
+    def run() -> None:
+        if stop.wait(grace_s):
+            return
+        while True:
+            elapsed = time.monotonic() - started
+            if mode == "live":
+                text = f"\r\x1b[2K{what} ... {fmt_duration(elapsed)}"
+            elif mode == "json":
+                text = (
+                    json.dumps(
+                        {
+                            "ts": _now_iso(),
+                            "event": "working",
+                            "step": what,
+                            "elapsed_s": round(elapsed, 3),
+                        }
+                    )
+                    + "\n"
+                )
+            else:
+                text = f"{what} ... {fmt_duration(elapsed)} so far\n"
+            with contextlib.suppress(OSError, ValueError):
+                stream.write(text)
+                stream.flush()
+            shown.set()
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=run, name="batchgen-ticker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        if mode == "live" and shown.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                stream.write("\r\x1b[2K")
+                stream.flush()
