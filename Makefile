@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/batchgen run manifests/example.yaml --sandbox
+	$(BIN)/batchgen run manifests/example.yaml --sandbox --gallery
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -171,6 +171,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     g.add_argument(
+        "--gallery",
+        action="store_true",
+        help="also write <output>/gallery.html, a page to review every job's video by eye",
+    )
+    g.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",
@@ -312,7 +317,22 @@ def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
 
     outcome = asyncio.run(main())
     print_summary(args, opts, outcome)
+    if args.gallery:
+        write_run_gallery(args, opts)
     return outcome.exit_code
+
+
+def write_run_gallery(args: argparse.Namespace, opts: RunOptions) -> None:
+    from batchgen.gallery import write_gallery
+    from batchgen.store import Store
+
+    store = Store(opts.state_path, readonly=True)
+    try:
+        page = write_gallery(store, opts.output_dir / "gallery.html", output_dir=opts.output_dir)
+    finally:
+        store.close()
+    if not args.quiet:
+        print(f"gallery: {page}", file=sys.stderr)
 
 
 def print_summary(args: argparse.Namespace, opts: RunOptions, outcome: RunOutcome) -> None:
