@@ -1,0 +1,456 @@
+"""The engine's limits: one request-rate limiter shared by every API call, and the in-flight cap.
+
+Both take their time from a `Clock`, so tests move a `FakeClock` instead of sleeping (the way
+aiolimiter reads time only from `loop.time()`). Limits are exact: the rate limiter keeps the
+grant times of the last `limit` grants and promises at most `limit` grants in ANY window of
+`period` seconds, not just on average.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Protocol
+
+POLL = 0
+"""Priority of a status poll: a due poll goes before a submit (it frees in-flight capacity)."""
+SUBMIT = 1
+"""Priority of a submit (and the default)."""
+
+
+class Clock(Protocol):
+    """Where limits and schedules read time. Monotonic seconds; never wall time."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class LoopClock:
+    """The real clock: the running loop's `time()` (monotonic) and `asyncio.sleep`."""
+
+    def now(self) -> float:
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:  # no loop yet: the default loop clock is time.monotonic
+            return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def __repr__(self) -> str:
+        return "LoopClock()"
+
+
+class FakeClock:
+    """A clock for tests that only moves when told to, so timing tests are exact and instant.
+
+    `sleep()` parks the caller on a future; `advance(dt)` moves time and wakes every sleeper
+    whose deadline has passed. The woken tasks run when the test next yields to the loop:
+    `await clock.settle()`, or use `await clock.run_until(t)` / `run_for(dt)`, which step from
+    deadline to deadline so each sleeper wakes at exactly its own time.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), fut))
+        await fut  # a cancelled sleeper leaves a cancelled future: skipped when due
+
+    def advance(self, dt: float) -> None:
+        """Move time forward by `dt` (>= 0) and wake the sleepers that are due."""
+        if dt < 0:
+            raise ValueError(f"time only moves forward (advance({dt}))")
+        self._now += dt
+        self._wake_due()
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a live sleeper, or None."""
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)
+        return self._sleepers[0][0] if self._sleepers else None
+
+    @property
+    def sleepers(self) -> int:
+        return sum(1 for _, _, fut in self._sleepers if not fut.done())
+
+    @staticmethod
+    async def settle(rounds: int = 50) -> None:
+        """Let ready tasks run (a bounded number of loop iterations; time does not move)."""
+        for _ in range(rounds):
+            await asyncio.sleep(0)
+
+    async def run_until(self, t: float) -> None:
+        """Advance to time `t` deadline by deadline, letting tasks run after each wake-up."""
+        while True:
+            await self.settle()
+            nxt = self.next_deadline()
+            if nxt is None or nxt > t:
+                break
+            self._now = max(self._now, nxt)
+            self._wake_due()
+        self._now = max(self._now, t)
+        await self.settle()
+
+    async def run_for(self, dt: float) -> None:
+        await self.run_until(self._now + dt)
+
+    def _wake_due(self) -> None:
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, fut = heapq.heappop(self._sleepers)
+            if not fut.done():
+                fut.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self._now:.6f}, sleepers={self.sleepers})"
+
+
+_Waiter = tuple[int, int, "asyncio.Future[float]"]
+
+
+class SlidingWindowLimiter:
+    """At most `limit` grants in any window of `period` seconds.
+
+    Measured on the client's grant times, with `margin` extra seconds added to the window so
+    network jitter can't push N+1 requests into one server window. Waiters are served by
+    priority, lower number first (POLL=0, SUBMIT=1), FIFO within a priority.
+
+    How: a deque of the last `limit` grant times; a grant is allowed when fewer than `limit`
+    are stored or the oldest is at least `period + margin` old. Waiters sit in one heap keyed
+    (priority, seq); a single timer task sleeps on the clock until the next slot frees (or a
+    pause ends) and then grants to exactly the waiters at the head of the heap. Nothing polls.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        period: float,
+        *,
+        clock: Clock | None = None,
+        margin: float = 0.0,
+        keep_log: bool = False,
+    ) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        if not (math.isfinite(period) and period > 0):
+            raise ValueError(f"period must be a positive number of seconds, got {period!r}")
+        if not (math.isfinite(margin) and margin >= 0):
+            raise ValueError(f"margin must be >= 0 seconds, got {margin!r}")
+        self.limit = limit
+        self.period = float(period)
+        self.margin = float(margin)
+        self._window = self.period + self.margin
+        self._clock: Clock = clock if clock is not None else LoopClock()
+        self._grants: deque[float] = deque()
+        self._heap: list[_Waiter] = []
+        self._waiting = 0  # live waiters; the heap may also hold cancelled ones
+        self._seq = itertools.count()
+        self._paused_until = -math.inf
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at = math.inf
+        self.granted = 0
+        """Total grants ever made (retracted ones not counted)."""
+        self.grant_log: list[float] | None = [] if keep_log else None
+        """Every grant time, when built with keep_log=True (tests, benchmarks)."""
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    async def acquire(self, priority: int = SUBMIT) -> None:
+        """Wait for a grant. Cancellation-safe: a cancelled waiter never keeps a grant (one
+        made in the instant before the cancel is taken back) and never blocks others."""
+        now = self._clock.now()
+        if self._waiting == 0 and self._ready_at(now) <= now:
+            self._grant(now)
+            return
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (priority, next(self._seq), fut))
+        self._waiting += 1
+        self._pump()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.cancelled():  # still queued: it leaves the heap lazily
+                self._waiting -= 1
+                self._compact()
+            else:  # granted, then cancelled before it could run: give the slot back
+                self._retract(fut.result())
+            self._pump()
+            raise
+
+    def pause_until(self, t: float) -> None:
+        """No grants before clock time `t`, for everyone (a 429 with Retry-After). Pauses only
+        ever extend: an earlier `t` than the current pause is ignored."""
+        if t > self._paused_until:
+            self._paused_until = t
+            # The timer may now fire too early; it re-checks and sleeps again, so nothing to do.
+
+    def pause_for(self, seconds: float) -> None:
+        """Pause everyone for `seconds` from now (a 429 without Retry-After: the policy picks
+        the delay, see `policy.rate_limit_pause`)."""
+        self.pause_until(self._clock.now() + max(0.0, seconds))
+
+    penalize = pause_for
+
+    @property
+    def paused_until(self) -> float | None:
+        """The end of the current pause, or None when not paused."""
+        return self._paused_until if self._paused_until > self._clock.now() else None
+
+    @property
+    def in_window(self) -> int:
+        """Grants in the current window (the last `period + margin` seconds)."""
+        self._expire(self._clock.now())
+        return len(self._grants)
+
+    @property
+    def waiters(self) -> int:
+        return self._waiting
+
+    def next_grant_at(self) -> float:
+        """The earliest clock time at which a new grant could be made (ignoring waiters)."""
+        return self._ready_at(self._clock.now())
+
+    def __repr__(self) -> str:
+        paused = self.paused_until
+        return (
+            f"<SlidingWindowLimiter limit={self.limit} period={self.period:g}s "
+            f"margin={self.margin:g}s in_window={self.in_window} waiters={self._waiting} "
+            f"paused_until={'-' if paused is None else f'{paused:.3f}'}>"
+        )
+
+    # -- bookkeeping (no awaits below this line except in the timer task) --
+
+    def _expire(self, now: float) -> None:
+        grants = self._grants
+        while grants and grants[0] + self._window <= now:
+            grants.popleft()
+
+    def _ready_at(self, now: float) -> float:
+        self._expire(now)
+        slot = self._grants[0] + self._window if len(self._grants) >= self.limit else now
+        return max(slot, self._paused_until, now)
+
+    def _grant(self, now: float) -> None:
+        self._grants.append(now)  # _ready_at expired the old one, so len stays <= limit
+        self.granted += 1
+        if self.grant_log is not None:
+            self.grant_log.append(now)
+
+    def _retract(self, t: float) -> None:
+        if t in self._grants:  # else it has already left the window
+            self._grants.remove(t)
+        self.granted -= 1
+        if self.grant_log is not None:
+            for i in range(len(self.grant_log) - 1, -1, -1):
+                if self.grant_log[i] == t:
+                    del self.grant_log[i]
+                    break
+
+    def _compact(self) -> None:
+        """Drop cancelled waiters when they dominate the heap (keeps memory bounded)."""
+        if len(self._heap) > 64 and len(self._heap) > 2 * self._waiting:
+            self._heap = [w for w in self._heap if not w[2].done()]
+            heapq.heapify(self._heap)
+
+    def _pump(self) -> None:
+        """Grant to the head of the heap while a slot is free now; then arm the timer for the
+        moment the next slot frees, or disarm it when nobody waits."""
+        heap = self._heap
+        now = self._clock.now()
+        while heap:
+            fut = heap[0][2]
+            if fut.done():
+                heapq.heappop(heap)
+                continue
+            at = self._ready_at(now)
+            if at > now:
+                self._arm(at)
+                return
+            heapq.heappop(heap)
+            self._waiting -= 1
+            self._grant(now)
+            fut.set_result(now)
+        self._disarm()
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None and self._timer_at <= at:
+            return  # wakes at or before `at`; it re-checks then
+        self._disarm()
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().create_task(self._wake_at(at))
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = math.inf
+
+    async def _wake_at(self, at: float) -> None:
+        await self._clock.sleep(at - self._clock.now())
+        self._timer = None
+        self._timer_at = math.inf
+        self._pump()
+
+
+def max_in_any_window(times: Iterable[float], period: float) -> int:
+    """The largest number of `times` inside any half-open window [s, s + period). The check
+    tests and benchmarks use to verify a limiter's promise independently of its bookkeeping."""
+    ts = sorted(times)
+    best = 0
+    j = 0
+    for i, start in enumerate(ts):
+        if j < i:
+            j = i
+        while j < len(ts) and ts[j] < start + period:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
+}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d*)?|\.\d+)?\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """Parse "N/period" into (N, seconds): "10000/60s", "100/1.5s", "10000/1m", "5/500ms",
+    "10/s", "600/min". A bare number after the slash is seconds. Raises ValueError on junk."""
+    m = _RATE.match(text) if isinstance(text, str) else None
+    hint = 'expected "N/PERIOD" such as "10000/60s", "10000/1m" or "5/500ms"'
+    if m is None:
+        raise ValueError(f"invalid rate {text!r}: {hint}")
+    count, amount, unit = m.group(1), m.group(2), m.group(3).lower()
+    if unit.endswith("s") and unit[:-1] in _UNITS and unit not in _UNITS:
+        unit = unit[:-1]  # plurals: "2mins", "1 hours", "30 seconds"
+    if unit and unit not in _UNITS:
+        raise ValueError(f"invalid rate {text!r}: unknown unit {unit!r} (use ms, s, m or h)")
+    if amount is None and not unit:
+        raise ValueError(f"invalid rate {text!r}: {hint}")
+    limit = int(count)
+    seconds = float(amount if amount is not None else 1) * _UNITS[unit or "s"]
+    if limit < 1:
+        raise ValueError(f"invalid rate {text!r}: the count must be at least 1")
+    if seconds <= 0:
+        raise ValueError(f"invalid rate {text!r}: the period must be longer than zero")
+    return limit, seconds
+
+
+class InFlightCap:
+    """Counts tasks at the provider, from the submit until a terminal state is seen.
+
+    `acquire()` before a submit; `release()` when the task is terminal (or when the submit
+    surely created no task). `recovered` pre-counts tasks found in the state file, which may
+    exceed `cap` (if the cap was lowered): then no submit happens until enough finish.
+    Waiters are served FIFO; a cancelled waiter never keeps a slot.
+    """
+
+    def __init__(self, cap: int, *, recovered: int = 0) -> None:
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ValueError(f"cap must be a positive integer, got {cap!r}")
+        if recovered < 0:
+            raise ValueError(f"recovered must be >= 0, got {recovered!r}")
+        self.cap = cap
+        self._in_flight = recovered
+        self._max_seen = recovered
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiting = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def available(self) -> int:
+        return max(0, self.cap - self._in_flight)
+
+    @property
+    def max_seen(self) -> int:
+        """The highest `in_flight` ever reached (recovered tasks included)."""
+        return self._max_seen
+
+    @property
+    def waiters(self) -> int:
+        return self._waiting
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody is queued ahead; never waits."""
+        if self._waiting == 0 and self._in_flight < self.cap:
+            self._take()
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._waiting += 1
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.cancelled():
+                self._waiting -= 1
+            else:  # handed a slot in the instant before the cancel: pass it on
+                self.release()
+            raise
+
+    def release(self) -> None:
+        """One task is terminal (or was never created). Wakes the next waiter, if any."""
+        if self._in_flight <= 0:
+            raise RuntimeError("InFlightCap.release() called more often than acquire()")
+        self._in_flight -= 1
+        self._wake()
+
+    def adopt(self, n: int = 1) -> None:
+        """Count `n` tasks that exist whatever the cap says (recovered after start-up)."""
+        if n < 0:
+            raise ValueError(f"adopt() needs n >= 0, got {n}")
+        self._in_flight += n
+        self._max_seen = max(self._max_seen, self._in_flight)
+
+    def _take(self) -> None:
+        self._in_flight += 1
+        self._max_seen = max(self._max_seen, self._in_flight)
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self.cap:
+            fut = self._waiters.popleft()
+            if fut.done():
+                continue  # cancelled while queued
+            self._waiting -= 1
+            self._take()
+            fut.set_result(None)
+
+    def __repr__(self) -> str:
+        return (
+            f"<InFlightCap cap={self.cap} in_flight={self._in_flight} "
+            f"available={self.available} waiters={self._waiting} max_seen={self._max_seen}>"
+        )

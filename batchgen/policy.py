@@ -1,0 +1,229 @@
+"""Pure decisions: retry or not, how long to back off, when to poll next.
+
+No I/O, no clock reads, no global random: time (`now_wall`) and randomness (`rng`) are passed
+in, so every function here is tested with tables and a seeded `random.Random`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+import re
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
+MAX_RETRY_AFTER = 3600.0
+"""Cap on a server's Retry-After: a buggy or hostile value must not park the run for days."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with full jitter. `max_attempts` counts every try, the first
+    included (3 means: try, retry, retry, give up); None retries forever."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    max_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.base) and self.base > 0):
+            raise ValueError(f"Backoff.base must be > 0, got {self.base!r}")
+        if not (math.isfinite(self.cap) and self.cap >= self.base):
+            raise ValueError(f"Backoff.cap must be >= base, got {self.cap!r}")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError(f"Backoff.max_attempts must be >= 1, got {self.max_attempts!r}")
+
+
+def _ceiling(attempt: int, policy: Backoff) -> float:
+    """min(cap, base * 2**attempt) without overflowing for huge attempt numbers."""
+    if attempt < 0:
+        raise ValueError(f"attempt must be >= 0, got {attempt}")
+    if attempt >= 1024:
+        return policy.cap
+    return min(policy.cap, math.ldexp(policy.base, attempt))
+
+
+def backoff_delay(attempt: int, policy: Backoff, rng: random.Random) -> float:
+    """Full jitter: uniform(0, min(cap, base * 2**attempt)). `attempt` is 0 for the first retry.
+
+    Full jitter (not "exponential plus a little noise") spreads clients that failed together
+    over the whole interval, so they don't come back in lockstep."""
+    return rng.uniform(0.0, _ceiling(attempt, policy))
+
+
+def may_retry(failures: int, policy: Backoff) -> bool:
+    """After `failures` failed tries (>= 1), is another try allowed?"""
+    return policy.max_attempts is None or failures < policy.max_attempts
+
+
+_SECONDS = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+
+
+def parse_retry_after(value: str | None, now_wall: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds (int or float) or an HTTP-date
+    (compared with `now_wall`, Unix seconds). Past or negative -> 0; values over an hour -> an
+    hour; missing or junk -> None (the caller falls back to its own backoff)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if _SECONDS.match(text):
+        seconds = float(text)
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None:  # older Pythons returned None for junk
+            return None
+        if when.tzinfo is None:  # "-0000" or no zone: HTTP dates are GMT
+            when = when.replace(tzinfo=UTC)
+        try:
+            seconds = when.timestamp() - now_wall
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def retry_delay(
+    attempt: int, policy: Backoff, rng: random.Random, retry_after: float | None
+) -> float:
+    """How long this request waits before its next try.
+
+    Retry-After is a floor: max(retry_after, full-jitter backoff). The server's word is never
+    undercut, and repeated failures still grow the wait. Spreading the requests that come back
+    after a 429 is the shared limiter's job (it is paused for everyone, then meters them)."""
+    delay = backoff_delay(attempt, policy, rng)
+    if retry_after is None:
+        return delay
+    return max(min(max(0.0, retry_after), MAX_RETRY_AFTER), delay)
+
+
+def rate_limit_pause(consecutive_429s: int, policy: Backoff, retry_after: float | None) -> float:
+    """How long the whole client pauses after a 429 (`SlidingWindowLimiter.pause_for`).
+
+    With Retry-After: exactly that. Without: base * 2**(n-1), capped, no jitter (one pause
+    for everyone has no herd to spread), so a run of 429s slows the client down harder."""
+    if retry_after is not None:
+        return min(max(0.0, retry_after), MAX_RETRY_AFTER)
+    return _ceiling(max(0, consecutive_429s - 1), policy)
+
+
+def retry_connection_error(*, sent: bool, idempotent: bool) -> bool:
+    """Retry after a timeout or connection error? A status poll (idempotent) always may; a
+    submit only when the request surely never reached the server, since a lost answer to a
+    sent submit may have created (and billed) a task: that job is ambiguous, not retried."""
+    return idempotent or not sent
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """When to poll a task. `jitter` is a fraction: 0.2 spreads delays over +-20%."""
+
+    poll_after: float = 60.0
+    poll_every: float = 5.0
+    jitter: float = 0.2
+    long_video_factor: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.poll_after) and self.poll_after >= 0):
+            raise ValueError(f"poll_after must be >= 0, got {self.poll_after!r}")
+        if not (math.isfinite(self.poll_every) and self.poll_every > 0):
+            raise ValueError(f"poll_every must be > 0, got {self.poll_every!r}")
+        if not (0 <= self.jitter < 1):
+            raise ValueError(f"jitter must be in [0, 1), got {self.jitter!r}")
+        if not (math.isfinite(self.long_video_factor) and self.long_video_factor >= 1):
+            raise ValueError(f"long_video_factor must be >= 1, got {self.long_video_factor!r}")
+
+
+LONG_VIDEO_SECONDS = 10
+"""Videos this long or longer take ~1.5x as long to generate (90-120 s against 60-90 s)."""
+
+
+def first_poll_delay(duration_s: int, sched: PollSchedule, rng: random.Random) -> float:
+    """Seconds from the submit to the first poll: poll_after (times long_video_factor for 10 s
+    videos), plus up to `jitter` of it. The jitter only adds: polling before the earliest
+    possible finish is a wasted request, and tasks submitted together still spread out."""
+    base = sched.poll_after
+    if duration_s >= LONG_VIDEO_SECONDS:
+        base *= sched.long_video_factor
+    return base * (1.0 + rng.uniform(0.0, sched.jitter))
+
+
+def next_poll_delay(sched: PollSchedule, rng: random.Random) -> float:
+    """Seconds between later polls: poll_every +- jitter, so the mean rate stays as configured
+    while tasks that polled together drift apart."""
+    return sched.poll_every * (1.0 + rng.uniform(-sched.jitter, sched.jitter))
+
+
+class Outcome(enum.Enum):
+    """What a caller does with an API answer."""
+
+    OK = "ok"
+    RETRY = "retry"  # transient (5xx, 408): back off and try again
+    RATE_LIMITED = "rate_limited"  # 429: slow the whole client down, then retry
+    JOB_FAILED = "job_failed"  # this request is bad (400 invalid params): fail the job
+    ACCOUNT = "account"  # key or credits (401/402/403, 400 "insufficient credits"): stop
+    NOT_FOUND = "not_found"  # 404/410: no such task
+
+    @property
+    def retryable(self) -> bool:
+        return self in (Outcome.RETRY, Outcome.RATE_LIMITED)
+
+
+_MONEY = re.compile(r"\b(?:credits?|balance|quota|funds)\b", re.IGNORECASE)
+_SHORT = re.compile(
+    r"insufficient|not enough|exhausted|exceeded|depleted|\b(?:ran|run) out\b|\bout of\b"
+    r"|too low|\bno (?:more|remaining)\b|top[ -]?up|recharge|\bzero\b",
+    re.IGNORECASE,
+)
+_PAYMENT = re.compile(r"payment required", re.IGNORECASE)
+
+
+def _says_out_of_credits(message: str) -> bool:
+    """Both a money word and a shortage word, so a prompt echoed in an error ("a gymnast on
+    a balance beam") does not stop the whole run."""
+    if not message:
+        return False
+    if _PAYMENT.search(message):
+        return True
+    return bool(_MONEY.search(message) and _SHORT.search(message))
+
+
+def classify_status(http_status: int, body_code: int | None, message: str) -> Outcome:
+    """Map an answer to an Outcome. Errors come as HTTP statuses or as HTTP 200 with a `code`
+    in the body, so both are read liberally:
+
+    - a body code other than 2xx wins over an HTTP 2xx;
+    - 429 in either place -> RATE_LIMITED; 5xx in either place -> RETRY (a retry is always
+      safe to try, a wrong permanent verdict is not);
+    - otherwise the HTTP status decides when it is an error, else the body code:
+      408/425 -> RETRY; 401/402/403 -> ACCOUNT; 404/410 -> NOT_FOUND;
+      400 (or any 4xx) saying credits/balance/quota ran out -> ACCOUNT; other 4xx -> JOB_FAILED;
+      anything else that is not 2xx (1xx, 3xx, made-up codes) -> JOB_FAILED, which fails one
+      job visibly instead of retrying forever.
+    """
+    codes = [http_status] if body_code is None else [http_status, body_code]
+    if 429 in codes:
+        return Outcome.RATE_LIMITED
+    if any(500 <= c <= 599 for c in codes):
+        return Outcome.RETRY
+    code = http_status
+    if 200 <= http_status <= 299 and body_code is not None:
+        code = body_code
+    if 200 <= code <= 299:
+        return Outcome.OK
+    if code in (408, 425):
+        return Outcome.RETRY
+    if code in (401, 402, 403):
+        return Outcome.ACCOUNT
+    if code in (404, 410):
+        return Outcome.NOT_FOUND
+    if _says_out_of_credits(message):
+        return Outcome.ACCOUNT
+    return Outcome.JOB_FAILED
