@@ -1,24 +1,46 @@
 """SIGKILL `batchgen resume` at seeded random moments, resume each time, until the batch ends.
 
 Nothing may be lost or paid twice: every job ends done, failed or ambiguous; no body reaches
-the simulator twice; every file hashes to what the simulator served; SQLite says the state
-file is intact.
+the simulator twice; every task the simulator created is recorded against its job, unless that
+job is reported ambiguous; every file hashes to what the simulator served; SQLite says the
+state file is intact.
+
+CI lands 24 kills; `BATCHGEN_LONG=1` lands 60 on bigger batches with more faults
+(`BATCHGEN_KILLS=N` overrides either) and prints the figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
 import sys
+import time
+from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from batchgen import store as st
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, assert_files_verified, mixed_jobs, prepare_state, state_rows
 
-KILLS = int(os.environ.get("BATCHGEN_KILLS", "24"))
+LONG = os.environ.get("BATCHGEN_LONG") == "1"
+KILLS = int(os.environ.get("BATCHGEN_KILLS", "60" if LONG else "24"))
+JOBS_PER_BATCH = 250 if LONG else 150
+FAULTS = {
+    "p_5xx": 0.02,
+    "p_429": 0.01,
+    "p_reset": 0.01,  # before the server reads the request: a submit becomes ambiguous
+    "p_reset_after_create": 0.01,  # the task exists, its answer is lost: ambiguous
+    "p_error_in_200": 0.02,
+    "p_file_cut": 0.1,
+    "p_file_ignore_range": 0.1,
+}
+if LONG:
+    FAULTS.update(p_5xx=0.04, p_429=0.02, p_error_in_200=0.04, p_file_cut=0.2, p_file_trickle=0.05)
 
 
 def _argv(state: Path, base_url: str) -> list[str]:
@@ -78,7 +100,9 @@ async def _campaign(
 ) -> int:
     """Kill runs of one batch until it finishes or `kills_wanted` kills landed; then run it to
     its end and check every promise. Returns the kills that hit a running process."""
-    state = prepare_state(batch_dir, mixed_jobs(150, violations=(5,), tag=batch_dir.name))
+    state = prepare_state(
+        batch_dir, mixed_jobs(JOBS_PER_BATCH, violations=(5,), tag=batch_dir.name)
+    )
     argv = _argv(state, sim.base_url)
     landed = 0
     code: int | None = None
@@ -105,22 +129,78 @@ async def _campaign(
     store = st.Store(state, readonly=True)
     try:
         assert store.integrity_ok()
+        bodies = {r.id: _canonical(r.body) for s in st.STATES for r in store.jobs_in_state(s)}
     finally:
         store.close()
+    # Paid once, or reported: a body reached the provider at most once (nothing here asks for
+    # --resubmit-ambiguous), and a job that holds a result or a provider failure paid exactly
+    # once. Ambiguous jobs may have paid once, and are listed as such.
+    created: Counter[str] = sim.observer.bodies
+    for r in rows:
+        n = created[bodies[r["id"]]]
+        if r["state"] == st.AMBIGUOUS:
+            assert n <= 1, r
+        else:
+            assert n == 1, (r, n)
+    # Nothing lost: every task created for this batch is recorded against its job, or that
+    # job is reported ambiguous (its answer never arrived).
+    recorded = {r["task_id"] for r in rows if r["task_id"]}
+    mine = set(bodies.values())
+    unrecorded = [t for t, b in sim_tasks(sim).items() if b in mine and t not in recorded]
+    assert len(unrecorded) <= len(ambiguous), (unrecorded, ambiguous)
+    FIGURES["ambiguous"] += len(ambiguous)
+    FIGURES["ambiguous_paid"] += len(unrecorded)
+    FIGURES["jobs"] += len(rows)
     return landed
 
 
+FIGURES: Counter[str] = Counter()
+
+
+def _canonical(body: str) -> str:
+    return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sim_tasks(sim: Simulator) -> dict[str, str]:
+    """task id -> canonical body, for every task the simulator created."""
+    return {t: _canonical(json.dumps(body)) for t, body in sim.created_bodies.items()}
+
+
+@pytest.mark.timeout(3600 if LONG else 300)
 async def test_sigkill_at_random_moments_loses_nothing_and_pays_nothing_twice(
-    tmp_path: Path,
+    tmp_path: Path, capsys
 ) -> None:
     rng = random.Random(20261126)
-    faults = {"p_5xx": 0.02, "p_429": 0.01, "p_file_cut": 0.1}
     landed = batches = 0
-    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=11, **faults) as sim:
+    FIGURES.clear()
+    started = time.monotonic()
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=11, **FAULTS) as sim:
+        _record_bodies(sim)
         while landed < KILLS:
             batches += 1
             landed += await _campaign(tmp_path / f"batch{batches}", sim, rng, KILLS - landed)
         stats = sim.stats()
+        fired = {k: v for k, v in sim.dice.fired.items() if v}
     # Ambiguous jobs are never resubmitted silently, so no body may reach the provider twice.
     assert stats["submits_per_body"]["max_submits_of_one_body"] <= 1, stats["submits_per_body"]
     assert landed >= KILLS
+    with capsys.disabled():
+        print(
+            f"\ncrash test{' (long)' if LONG else ''}: {landed} kills landed over {batches} "
+            f"batch(es) of {JOBS_PER_BATCH} jobs; ambiguous {FIGURES['ambiguous']} "
+            f"(of which paid {FIGURES['ambiguous_paid']}); faults fired {fired}; "
+            f"{time.monotonic() - started:.1f} s"
+        )
+
+
+def _record_bodies(sim: Simulator) -> None:
+    """Remember the body of every task the simulator creates (it keeps only a count)."""
+    sim.created_bodies = {}  # type: ignore[attr-defined]
+    create = sim.create_task
+
+    def recording(body, now):  # type: ignore[no-untyped-def]
+        task = create(body, now)
+        sim.created_bodies[task.task_id] = body  # type: ignore[attr-defined]
+        return task
+
+    sim.create_task = recording  # type: ignore[method-assign]
