@@ -31,7 +31,13 @@ from batchgen.errors import (
     ServerError,
 )
 from batchgen.limits import POLL, SUBMIT, SlidingWindowLimiter
-from batchgen.policy import Outcome, classify_status, parse_retry_after
+from batchgen.policy import (
+    Backoff,
+    Outcome,
+    classify_status,
+    parse_retry_after,
+    rate_limit_pause,
+)
 
 MAX_ANSWER_BYTES = 1 << 20  # an API answer is a few hundred bytes; more is a broken or hostile peer
 _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
@@ -186,19 +192,24 @@ class ApiClient:
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         wall_clock: Any = time.time,
+        backoff: Backoff | None = None,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._limiter = limiter
         self._model = model
+        # A total deadline too: a peer that trickles one byte per read timeout must not hold a
+        # request for ever (a submit cut by it is ambiguous, as any lost answer).
         self._timeout = aiohttp.ClientTimeout(
-            total=None,
+            total=3 * read_timeout,
             connect=connect_timeout,
             sock_connect=connect_timeout,
             sock_read=read_timeout,
         )
         self._wall = wall_clock
+        self._backoff = backoff or Backoff()
+        self._consecutive_429 = 0
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never shows the key
@@ -294,15 +305,21 @@ class ApiClient:
             message = _text(payload.get("message") or payload.get("msg") or "", 500) or ""
         outcome = classify_status(status, body_code, message)
         code = body_code if body_code not in (None, 200) else status
+        if outcome is not Outcome.RATE_LIMITED:
+            self._consecutive_429 = 0
         if outcome is Outcome.OK:
             if not isinstance(payload, dict):
                 raise BadAnswer(status, "the API's answer is not a JSON object")
             return payload.get("data")
         message = message or f"HTTP {status}"
         if outcome is Outcome.RATE_LIMITED:
+            # The whole client slows down, not only this request: Retry-After when given,
+            # else a pause that doubles with each 429 in a row.
+            self._consecutive_429 += 1
             retry_after = parse_retry_after(retry_after_header, self._wall())
-            if retry_after is not None:
-                self._limiter.pause_until(self._limiter.clock.now() + retry_after)
+            self._limiter.pause_for(
+                rate_limit_pause(self._consecutive_429, self._backoff, retry_after)
+            )
             raise RateLimited(429, message, retry_after=retry_after)
         if outcome is Outcome.RETRY:
             raise ServerError(code, message)

@@ -27,7 +27,7 @@ from batchgen.engine import Engine, EngineConfig, RunOutcome
 from batchgen.errors import UsageError
 from batchgen.limits import SlidingWindowLimiter
 from batchgen.lock import StateLock
-from batchgen.policy import PollSchedule
+from batchgen.policy import Backoff, PollSchedule
 
 log = logging.getLogger("batchgen.run")
 
@@ -161,7 +161,14 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     )
     config.backoff = type(config.backoff)(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
     async with _sessions(opts) as (api, cdn):
-        client = ApiClient(api, opts.base_url, opts.api_key, limiter=limiter, model=opts.model)
+        client = ApiClient(
+            api,
+            opts.base_url,
+            opts.api_key,
+            limiter=limiter,
+            model=opts.model,
+            backoff=Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s),
+        )
         downloader = Downloader(
             cdn,
             concurrency=opts.download_concurrency,
