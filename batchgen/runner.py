@@ -147,11 +147,13 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     margin = opts.rate_margin_s if opts.rate_margin_s is not None else 0.02 * period + 0.01
     limiter = SlidingWindowLimiter(opts.rate_limit, period, margin=margin)
     rng = random.Random(opts.seed)
+    backoff = Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
     config = EngineConfig(
         output_dir=opts.output_dir,
         filename_template=opts.filename_template,
         max_in_flight=opts.max_in_flight,
         poll=PollSchedule(poll_after=opts.poll_after_s, poll_every=opts.poll_every_s),
+        backoff=backoff,
         download_workers=opts.download_concurrency,
         result_lifetime_s=opts.result_lifetime_s,
         no_wait=opts.no_wait,
@@ -159,7 +161,6 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         callback_grace_s=opts.callback_grace_s,
         callback_poll_every_s=opts.callback_poll_every_s,
     )
-    config.backoff = type(config.backoff)(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
     async with _sessions(opts) as (api, cdn):
         client = ApiClient(
             api,
@@ -167,7 +168,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             opts.api_key,
             limiter=limiter,
             model=opts.model,
-            backoff=Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s),
+            backoff=backoff,
         )
         downloader = Downloader(
             cdn,
