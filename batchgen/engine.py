@@ -227,23 +227,28 @@ class Engine:
     async def _audit_done_files(self) -> None:
         """Files recorded as done must still be on disk as they were: a missing or altered
         one is fetched again while its URL lives. Size and mtime first; a hash only when the
-        mtime moved, so a resume does not reread gigabytes."""
-        last = 0
+        mtime moved, so a resume does not reread gigabytes. One thread hop per page."""
+        last = (0, -1)
         while not self._stop.is_set():
             rows = self.store.db.execute(
                 "SELECT f.job_seq, f.idx, f.path, f.bytes, f.sha256, f.mtime_ns, j.expires_at,"
                 " j.id FROM files f JOIN jobs j ON j.seq = f.job_seq"
-                " WHERE j.state = ? AND f.job_seq > ? ORDER BY f.job_seq, f.idx LIMIT 500",
-                (st.DONE, last),
+                " WHERE j.state = ? AND (f.job_seq, f.idx) > (?, ?)"
+                " ORDER BY f.job_seq, f.idx LIMIT ?",
+                (st.DONE, *last, self.config.page_size),
             ).fetchall()
             if not rows:
                 return
+            last = (rows[-1][0], rows[-1][1])
+            intact = await asyncio.to_thread(
+                lambda page=rows: [
+                    rel is None or _file_intact(self.config.output_dir / rel, size, sha, mtime)
+                    for _, _, rel, size, sha, mtime, _, _ in page
+                ]
+            )
             requeue: set[int] = set()
-            for seq, idx, rel, size, sha, mtime_ns, expires, job_id in rows:
-                last = max(last, seq)
-                if rel is None or await asyncio.to_thread(
-                    _file_intact, self.config.output_dir / rel, size, sha, mtime_ns
-                ):
+            for (seq, idx, rel, _, _, _, expires, job_id), ok in zip(rows, intact, strict=True):
+                if ok:
                     continue
                 if expires is not None and time.time() < expires:
                     self.store.mark_file_missing(seq, idx)
@@ -255,7 +260,6 @@ class Engine:
                     )
             for seq in sorted(requeue):
                 self._downloads.put_nowait(seq)
-            await asyncio.sleep(0)
 
     async def _drain_watchdog(self) -> None:
         """After a stop, in-flight calls get `drain_s` to finish; then they are cancelled (a
@@ -293,7 +297,7 @@ class Engine:
 
     async def _take_slot(self) -> bool:
         if self.config.no_wait:
-            return self.cap.try_acquire() and not self._stop_submits.is_set()
+            return not self._stop_submits.is_set() and self.cap.try_acquire()
         acquire = asyncio.ensure_future(self.cap.acquire())
         stop = asyncio.ensure_future(self._stop_submits.wait())
         try:

@@ -11,6 +11,7 @@ from tests.enginekit import (
     KEY,
     SCALE,
     assert_files_verified,
+    body,
     mixed_jobs,
     options,
     prepare_state,
@@ -157,3 +158,31 @@ async def test_full_disk_stops_cleanly_with_75_and_a_later_run_finishes(
     assert second.exit_code == 0, second
     assert stats["submits_per_body"]["max_submits_of_one_body"] == 1
     assert assert_files_verified(sim, state, tmp_path / "out") == 6
+
+
+async def test_second_results_are_named_and_audited_across_pages(tmp_path: Path) -> None:
+    jobs = [
+        (f"two-{i}", "kling-2-1", body(i, prompt=f"two takes {i} [sim:two_results]"))
+        for i in range(3)
+    ]
+    state = prepare_state(tmp_path, jobs)
+    out = tmp_path / "out"
+
+    def tiny_pages(engine) -> None:
+        engine.config.page_size = 1  # page boundaries fall between a job's two files
+
+    async with Simulator(**sim_config()) as sim:
+        opts = options(tmp_path, sim.base_url, on_engine=tiny_pages)
+        assert (await execute(opts)).exit_code == 0
+        assert sorted(p.name for p in out.glob("*.mp4")) == [
+            "two-0-2.mp4",
+            "two-0.mp4",
+            "two-1-2.mp4",
+            "two-1.mp4",
+            "two-2-2.mp4",
+            "two-2.mp4",
+        ]
+        for name in ("two-0-2.mp4", "two-2-2.mp4"):
+            (out / name).unlink()
+        assert (await execute(opts)).exit_code == 0
+    assert assert_files_verified(sim, state, out) == 6
