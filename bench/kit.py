@@ -258,9 +258,10 @@ async def run_engine(opts: RunOptions, *, every: float = 0.1) -> EngineRun:
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     engine = holder["engine"]
-    samples.append(
-        Sample(round(elapsed, 4), engine.cap.in_flight, engine.client.requests_sent, _finished(engine))
+    last = Sample(
+        round(elapsed, 4), engine.cap.in_flight, engine.client.requests_sent, _finished(engine)
     )
+    samples.append(last)
     return EngineRun(
         outcome=outcome,
         elapsed=elapsed,
@@ -290,6 +291,25 @@ def steady_rate(samples: list[Sample], n: int, lo: float = 0.1, hi: float = 0.9)
     can finish in the first generation time) and the drain (the cap empties) left out."""
     a, b = time_at(samples, lo * n), time_at(samples, hi * n)
     return (hi - lo) * n / (b - a) if b > a else 0.0
+
+
+def steady_requests_rate(samples: list[Sample], n: int, lo: float = 0.1, hi: float = 0.9) -> float:
+    """API requests per second over the same window as `steady_rate`."""
+    a, b = time_at(samples, lo * n), time_at(samples, hi * n)
+    if b <= a:
+        return 0.0
+
+    def requests_at(t: float) -> float:
+        prev = samples[0]
+        for s in samples:
+            if s.t >= t:
+                if s.t == prev.t:
+                    return float(s.requests)
+                return prev.requests + (t - prev.t) / (s.t - prev.t) * (s.requests - prev.requests)
+            prev = s
+        return float(samples[-1].requests)
+
+    return (requests_at(b) - requests_at(a)) / (b - a)
 
 
 # -- bounds -------------------------------------------------------------------------------------
