@@ -1,0 +1,119 @@
+"""The state file's transitions, idempotent loading, recovery and refusal of foreign files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from batchgen import store as st
+from batchgen.errors import StateError
+
+
+def body(prompt: str) -> dict:
+    return {
+        "input": {
+            "mode": "master-text-to-video",
+            "prompt": prompt,
+            "duration": 5,
+            "aspect_ratio": "1:1",
+        }
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = st.Store(tmp_path / "state.db")
+    s.sync_jobs([("a", "kling-2-1", body("a")), ("b", "kling-2-1", body("b"))])
+    yield s
+    s.close()
+
+
+def state_of(store: st.Store, job_id: str) -> str:
+    row = store.job(job_id)
+    assert row is not None
+    return row.state
+
+
+def test_loading_is_idempotent_and_reports_changed_bodies(store: st.Store) -> None:
+    again = store.sync_jobs(
+        [
+            ("a", "kling-2-1", body("a")),
+            ("b", "kling-2-1", body("B!")),
+            ("c", "kling-2-1", body("c")),
+        ]
+    )
+    assert (again.added, again.unchanged, again.changed) == (1, 1, ["b"])
+    assert store.job("b").body_dict() == body("b")  # left as it was
+    assert [r.id for r in store.pending_after(0, 10)] == ["a", "b", "c"]
+
+
+def test_the_happy_path_and_guards_on_each_transition(store: st.Store) -> None:
+    a = store.job("a").seq
+    assert not store.mark_in_flight(a, "t1")  # no task id without a recorded intent
+    assert store.mark_submitting(a)
+    assert not store.mark_submitting(a)  # never twice
+    assert store.mark_in_flight(a, "t1")
+    assert store.mark_succeeded(
+        a,
+        ["https://cdn/x.mp4"],
+        expires_at=1e12,
+        create_time_ms=1,
+        complete_time_ms=2,
+        cost_time_ms=1,
+    )
+    store.mark_file_done(a, 0, path="a.mp4", size=3, sha256="00", mtime_ns=1)
+    assert store.mark_done(a)
+    assert state_of(store, "a") == st.DONE
+    assert store.job("a").submit_attempts == 1
+
+
+def test_a_restart_turns_submitting_into_ambiguous_never_pending(store: st.Store) -> None:
+    a = store.job("a").seq
+    store.mark_submitting(a)
+    assert store.recover_interrupted() == 1
+    assert state_of(store, "a") == st.AMBIGUOUS
+    assert store.pending_after(0, 10)[0].id == "b"
+    assert store.requeue_ambiguous() == 1
+    assert state_of(store, "a") == st.PENDING
+
+
+def test_a_refused_submit_goes_back_to_pending_without_an_attempt(store: st.Store) -> None:
+    a = store.job("a").seq
+    store.mark_submitting(a)
+    assert store.mark_not_submitted(a)
+    assert state_of(store, "a") == st.PENDING
+    assert store.job("a").submit_attempts == 0
+
+
+def test_only_intent_and_task_id_pay_for_an_fsync(store: st.Store) -> None:
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    a = store.job("a").seq
+    store.mark_submitting(a)
+    store.mark_in_flight(a, "t1")
+    store.mark_failed(a, "X", "y")
+    fulls = [i for i, s in enumerate(statements) if s == "PRAGMA synchronous=FULL"]
+    begins = [i for i, s in enumerate(statements) if s.startswith("BEGIN")]
+    assert len(fulls) == 2 and fulls[0] == begins[0] - 1 and fulls[1] == begins[1] - 1
+    assert statements[-1] != "PRAGMA synchronous=FULL"
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL between
+
+
+def test_foreign_and_newer_files_are_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StateError, match="not a usable batchgen state file"):
+        st.Store(junk)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(StateError, match="not a batchgen state file"):
+        st.Store(other)
+    newer = st.Store(tmp_path / "newer.db")
+    newer.set_meta_many({"schema_version": str(st.SCHEMA_VERSION + 1)})
+    newer.close()
+    with pytest.raises(StateError, match="newer batchgen"):
+        st.Store(tmp_path / "newer.db")
+    with pytest.raises(StateError, match="no such state file"):
+        st.Store(tmp_path / "missing.db", readonly=True)
