@@ -12,6 +12,7 @@ CI lands 24 kills; `BATCHGEN_LONG=1` lands 60 on bigger batches with more faults
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -82,13 +83,16 @@ async def _run_once(argv: list[str], kill_after: float | None) -> int | None:
         try:
             await asyncio.wait_for(proc.wait(), timeout=kill_after)
         except TimeoutError:
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
-            return None
+            # The run may end on its own in the same instant: then the kill did not land.
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+            code = await proc.wait()
+            return None if code == -signal.SIGKILL else code
         return proc.returncode
     finally:
         if proc.returncode is None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
             await proc.wait()
 
 
