@@ -4,6 +4,7 @@ in-process simulator, reading the state file while it runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -40,7 +41,8 @@ async def finish(proc: asyncio.subprocess.Process, within: float = 60) -> tuple[
         out, err = await asyncio.wait_for(proc.communicate(), timeout=within)
     finally:
         if proc.returncode is None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):  # it may be exiting right now
+                proc.kill()
             await proc.wait()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
