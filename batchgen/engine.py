@@ -127,7 +127,7 @@ class Engine:
         self._workers: list[asyncio.Task[None]] = []
         # task id -> event that wakes its tracker (a callback arrived); and statuses delivered
         # by a trusted callback, consumed instead of a poll.
-        self._wake: dict[str, asyncio.Event] = {}
+        self._wake: dict[str, Wakeup] = {}
         self._delivered: dict[str, TaskStatus] = {}
         self._callback_seen: set[str] = set()  # tasks whose callback reached this run
         self._messages: list[str] = []
@@ -147,6 +147,8 @@ class Engine:
             self._how = how
         self._stop_submits.set()
         self._stop.set()
+        for wake in list(self._wake.values()):
+            wake.set()
 
     @property
     def stopping(self) -> bool:
@@ -422,7 +424,7 @@ class Engine:
         if self.config.no_wait and recovered and first_delay > 0:
             return  # not due yet: a later cron run will look
         released = False
-        self._wake[task_id] = wake = asyncio.Event()
+        self._wake[task_id] = wake = Wakeup()
         try:
             if not await self._sleep_or_wake(wake, first_delay):
                 return
@@ -495,23 +497,12 @@ class Engine:
             return every * (1 + self.config.poll.jitter * (2 * self.rng.random() - 1))
         return next_poll_delay(self.config.poll, self.rng)
 
-    async def _sleep_or_wake(self, wake: asyncio.Event, seconds: float) -> bool:
-        """Like _sleep, but a callback for this task ends the wait early. False means stop."""
+    async def _sleep_or_wake(self, wake: Wakeup, seconds: float) -> bool:
+        """Like _sleep, but a callback for this task ends the wait early. False means stop.
+        One future and one timer per sleep: a thousand trackers sleep at little cost."""
         if self._stop.is_set():
             return False
-        if wake.is_set():
-            wake.clear()
-            return True
-        waiter = asyncio.ensure_future(wake.wait())
-        stopper = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait(
-                {waiter, stopper}, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            waiter.cancel()
-            stopper.cancel()
-        wake.clear()
+        await wake.sleep(seconds)
         return not self._stop.is_set()
 
     def _fail(self, row: st.JobRow, code: str, message: str) -> None:
@@ -685,3 +676,41 @@ def _file_intact(path: Path, size: int | None, sha256: str | None, mtime_ns: int
     if mtime_ns is not None and info.st_mtime_ns == mtime_ns:
         return True
     return sha256 is None or Downloader.verify_existing(path, sha256, info.st_size)
+
+
+class Wakeup:
+    """What a tracker sleeps on: a timer, or `set()` by a callback or a stop, whichever comes
+    first. A `set()` while the tracker is busy is kept for its next sleep."""
+
+    __slots__ = ("_future", "_pending")
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+        self._pending = False
+
+    def set(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+        else:
+            self._pending = True
+
+    def is_set(self) -> bool:
+        return self._pending
+
+    async def sleep(self, seconds: float) -> None:
+        if self._pending:
+            self._pending = False
+            return
+        loop = asyncio.get_running_loop()
+        future = self._future = loop.create_future()
+        timer = loop.call_later(max(0.0, seconds), _resolve, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            self._future = None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
