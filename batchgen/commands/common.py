@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -277,11 +278,17 @@ async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIte
     from batchgen.simulator import SimConfig, Simulator
 
     config = SimConfig(
-        time_scale=args.time_scale, seed=args.seed or 0, api_keys=frozenset({SANDBOX_KEY})
+        time_scale=args.time_scale, seed=_sandbox_seed(args), api_keys=frozenset({SANDBOX_KEY})
     )
     async with Simulator(config) as sim:
         opts.base_url = sim.base_url
         yield
+
+
+def _sandbox_seed(args: argparse.Namespace) -> int:
+    """A fresh seed per sandbox unless --seed: each in-process simulator starts with no tasks,
+    and task ids repeated from an earlier sandbox run must not look like that run's tasks."""
+    return args.seed if args.seed is not None else secrets.randbits(31)
 
 
 def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
