@@ -33,6 +33,7 @@ from aiohttp import web
 
 from batchgen.client import BadAnswer, TaskStatus, parse_status
 from batchgen.errors import UsageError
+from batchgen.paths import is_loopback_host
 
 if TYPE_CHECKING:
     from batchgen import store as st
@@ -105,16 +106,6 @@ def check_public_base(url: str) -> str:
             "prefer an https tunnel or reverse proxy"
         )
     return url.strip().rstrip("/")
-
-
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def callback_url(public_base: str, secret: str) -> str:
@@ -272,9 +263,7 @@ class CallbackReceiver:
         if last is not None and now - last < self.rewake_after_s:
             return True
         if len(self._woken) > 20_000:
-            self._woken = {
-                t: w for t, w in self._woken.items() if now - w < self.rewake_after_s
-            }
+            self._woken = {t: w for t, w in self._woken.items() if now - w < self.rewake_after_s}
         self._woken[task_id] = now
         return False
 
@@ -391,4 +380,3 @@ def apply_args(args: argparse.Namespace, opts: RunOptions) -> None:
     opts.callback_grace_s = getattr(args, "callback_grace", 60.0) * scale
     opts.callback_poll_every_s = max(getattr(args, "callback_poll_every", 30.0) * scale, 1e-3)
     opts.callback_rewake_s = REWAKE_AFTER_S * scale
-

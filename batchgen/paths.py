@@ -7,6 +7,7 @@ piece is treated as hostile until it has been sanitized or checked.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from pathlib import Path
@@ -167,6 +168,17 @@ def _truncate_bytes(name: str, limit: int) -> str:
     cut = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
     cut = cut.rstrip(". ") or "_"
     return cut + ext
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (IPv4 or IPv6, bracketed or not)."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_url(url: str) -> str:

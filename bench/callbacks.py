@@ -45,40 +45,42 @@ from batchgen.callbacks import CallbackReceiver  # noqa: E402
 from batchgen.engine import Engine, EngineConfig  # noqa: E402
 from batchgen.runner import RunOptions, execute  # noqa: E402
 from batchgen.simulator import Simulator  # noqa: E402
+from bench.kit import job_body  # noqa: E402
 
 KEY = "sk-bench"
-MODES = ("standard-image-to-video", "pro-image-to-video", "master-image-to-video",
-         "master-text-to-video")
 
 
-def job_body(i: int) -> dict[str, Any]:
-    mode = MODES[i % 4]
-    inp: dict[str, Any] = {"mode": mode, "prompt": f"bench job {i}: waves on rocks",
-                           "duration": 10 if i % 3 == 0 else 5}
-    if mode == "master-text-to-video":
-        inp["aspect_ratio"] = "16:9"
-    elif mode == "pro-image-to-video":
-        inp["image_urls"] = [f"https://example.com/{i}-a.jpg", f"https://example.com/{i}-b.jpg"]
-    else:
-        inp["image_urls"] = [f"https://example.com/{i}.jpg"]
-    return {"request_type": "async", "input": inp}
-
-
-async def one_batch(n: int, scale: float, *, callbacks: bool, faults: dict[str, float],
-                    folder: Path) -> dict[str, Any]:
+async def one_batch(
+    n: int, scale: float, *, callbacks: bool, faults: dict[str, float], folder: Path
+) -> dict[str, Any]:
     out = folder / "out"
     store = st.Store(out / "batchgen.db")
     store.sync_jobs((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
     store.close()
-    sim_kw = {"api_keys": frozenset({KEY}), "time_scale": scale, "seed": 11,
-              "callback_timeout_s": 5 / scale, **faults}
+    sim_kw = {
+        "api_keys": frozenset({KEY}),
+        "time_scale": scale,
+        "seed": 11,
+        "callback_timeout_s": 5 / scale,
+        **faults,
+    }
     async with Simulator(**sim_kw) as sim:
         opts = RunOptions(
-            state_path=out / "batchgen.db", output_dir=out, base_url=sim.base_url, api_key=KEY,
-            rate_period_s=60 * scale, poll_after_s=60 * scale, poll_every_s=5 * scale,
-            result_lifetime_s=15 * 86400 * scale, backoff_base_s=0.02, backoff_cap_s=0.5,
-            callback_grace_s=60 * scale, callback_poll_every_s=30 * scale,
-            callback_rewake_s=5 * scale, seed=3, write_results=False,
+            state_path=out / "batchgen.db",
+            output_dir=out,
+            base_url=sim.base_url,
+            api_key=KEY,
+            rate_period_s=60 * scale,
+            poll_after_s=60 * scale,
+            poll_every_s=5 * scale,
+            result_lifetime_s=15 * 86400 * scale,
+            backoff_base_s=0.02,
+            backoff_cap_s=0.5,
+            callback_grace_s=60 * scale,
+            callback_poll_every_s=30 * scale,
+            callback_rewake_s=5 * scale,
+            seed=3,
+            write_results=False,
         )
         if callbacks:
             opts.callback_listen = ("127.0.0.1", 0)
@@ -89,9 +91,15 @@ async def one_batch(n: int, scale: float, *, callbacks: bool, faults: dict[str, 
     req = stats["requests"]
     submits = sum(req.get("submit", {}).values())
     polls = sum(req.get("status", {}).values())
-    return {"exit": outcome.exit_code, "done": outcome.counts.get("done", 0), "submits": submits,
-            "status": polls, "per_job": (submits + polls) / n, "seconds": elapsed,
-            "callbacks": stats["callbacks"]}
+    return {
+        "exit": outcome.exit_code,
+        "done": outcome.counts.get("done", 0),
+        "submits": submits,
+        "status": polls,
+        "per_job": (submits + polls) / n,
+        "seconds": elapsed,
+        "callbacks": stats["callbacks"],
+    }
 
 
 async def requests_per_job(n: int, scale: float) -> dict[str, dict[str, Any]]:
@@ -100,12 +108,13 @@ async def requests_per_job(n: int, scale: float) -> dict[str, dict[str, Any]]:
         "polling (60 s, then every 5 s)": (False, {}),
         "callback mode": (True, {}),
         "callback mode, 20% attempts dropped, all doubled": (
-            True, {"p_callback_fail": 0.2, "p_callback_duplicate": 1.0}),
+            True,
+            {"p_callback_fail": 0.2, "p_callback_duplicate": 1.0},
+        ),
     }
     for name, (cb, faults) in cases.items():
         with tempfile.TemporaryDirectory() as tmp:
-            results[name] = await one_batch(n, scale, callbacks=cb, faults=faults,
-                                            folder=Path(tmp))
+            results[name] = await one_batch(n, scale, callbacks=cb, faults=faults, folder=Path(tmp))
     return results
 
 
@@ -139,10 +148,18 @@ def task_id(i: int) -> str:
 
 
 def envelope(i: int) -> dict[str, Any]:
-    return {"code": 200, "message": "success", "data": {
-        "taskId": task_id(i), "state": "success",
-        "resultJson": json.dumps({"resultUrls": [f"https://cdn.example/{i}.mp4"]}),
-        "createTime": 1767965610929, "completeTime": 1767965652317, "costTime": 41388}}
+    return {
+        "code": 200,
+        "message": "success",
+        "data": {
+            "taskId": task_id(i),
+            "state": "success",
+            "resultJson": json.dumps({"resultUrls": [f"https://cdn.example/{i}.mp4"]}),
+            "createTime": 1767965610929,
+            "completeTime": 1767965652317,
+            "costTime": 41388,
+        },
+    }
 
 
 async def client_main(url: str, first: int, n: int, start_at: float) -> None:
@@ -157,8 +174,7 @@ async def client_main(url: str, first: int, n: int, start_at: float) -> None:
         async def one(body: bytes) -> tuple[float, int]:
             await start.wait()
             t0 = time.perf_counter()
-            async with http.post(url, data=body,
-                                 headers={"Content-Type": "application/json"}) as r:
+            async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
                 await r.read()
                 return time.perf_counter() - t0, r.status
 
@@ -167,11 +183,15 @@ async def client_main(url: str, first: int, n: int, start_at: float) -> None:
         start.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     ok = [r for r in results if isinstance(r, tuple)]
-    print(json.dumps({
-        "latencies": [lat for lat, _ in ok],
-        "statuses": [s for _, s in ok],
-        "errors": [repr(r) for r in results if not isinstance(r, tuple)][:5],
-    }))
+    print(
+        json.dumps(
+            {
+                "latencies": [lat for lat, _ in ok],
+                "statuses": [s for _, s in ok],
+                "errors": [repr(r) for r in results if not isinstance(r, tuple)][:5],
+            }
+        )
+    )
 
 
 async def run_clients(url: str, n: int, procs: int) -> dict[str, Any]:
@@ -181,8 +201,18 @@ async def run_clients(url: str, n: int, procs: int) -> dict[str, Any]:
     firsts = [sum(share[:k]) for k in range(procs)]
     children = [
         await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--client", url, "--first", str(first), "--posts",
-            str(count), "--start-at", repr(start_at), stdout=subprocess.PIPE)
+            sys.executable,
+            __file__,
+            "--client",
+            url,
+            "--first",
+            str(first),
+            "--posts",
+            str(count),
+            "--start-at",
+            repr(start_at),
+            stdout=subprocess.PIPE,
+        )
         for first, count in zip(firsts, share, strict=True)
     ]
     merged: dict[str, list[Any]] = {"latencies": [], "statuses": [], "errors": []}
@@ -199,17 +229,31 @@ async def run_curl(url: str, n: int, folder: Path) -> dict[str, Any]:
     parts = []
     for i in range(n):
         body = json.dumps(json.dumps(envelope(i)))
-        parts.append(f'url = "{url}"\nheader = "Content-Type: application/json"\n'
-                     f"data = {body}\noutput = /dev/null\n"
-                     'write-out = "%{time_total} %{http_code}\\n"\n')
+        parts.append(
+            f'url = "{url}"\nheader = "Content-Type: application/json"\n'
+            f"data = {body}\noutput = /dev/null\n"
+            'write-out = "%{time_total} %{http_code}\\n"\n'
+        )
     config.write_text("next\n".join(parts))
     proc = await asyncio.create_subprocess_exec(
-        "curl", "-s", "--parallel", "--parallel-immediate", "--parallel-max", str(n),
-        "-K", str(config), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        "curl",
+        "-s",
+        "--parallel",
+        "--parallel-immediate",
+        "--parallel-max",
+        str(n),
+        "-K",
+        str(config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     raw, _ = await proc.communicate()
     lines = [line.split() for line in raw.decode().splitlines() if line.strip()]
-    return {"latencies": [float(a) for a, _ in lines], "statuses": [int(b) for _, b in lines],
-            "errors": []}
+    return {
+        "latencies": [float(a) for a, _ in lines],
+        "statuses": [int(b) for _, b in lines],
+        "errors": [],
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -230,8 +274,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
         for i in range(n):
             engine._wake[task_id(i)] = asyncio.Event()
         out = []
-        async with TimedReceiver(engine, "bench-secret-" + "z" * 32,
-                                    rewake_after_s=3600) as rec:
+        async with TimedReceiver(engine, "bench-secret-" + "z" * 32, rewake_after_s=3600) as rec:
             url = rec.url_for(None)
             for r in range(rounds):
                 rec.handler_s.clear()
@@ -240,18 +283,21 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
                 else:
                     data = await run_clients(url, n, procs)
                 lat = data["latencies"]
-                out.append({
-                    "round": r + 1,
-                    "answered": len(lat),
-                    "statuses": {str(s): data["statuses"].count(s)
-                                 for s in sorted(set(data["statuses"]))},
-                    "errors": data["errors"],
-                    "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
-                    "p99_ms": 1000 * percentile(lat, 0.99) if lat else float("nan"),
-                    "max_ms": 1000 * max(lat) if lat else float("nan"),
-                    "counts": dict(rec.counts),
-                    "handler_p99_ms": 1000 * percentile(rec.handler_s, 0.99),
-                })
+                out.append(
+                    {
+                        "round": r + 1,
+                        "answered": len(lat),
+                        "statuses": {
+                            str(s): data["statuses"].count(s) for s in sorted(set(data["statuses"]))
+                        },
+                        "errors": data["errors"],
+                        "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
+                        "p99_ms": 1000 * percentile(lat, 0.99) if lat else float("nan"),
+                        "max_ms": 1000 * max(lat) if lat else float("nan"),
+                        "counts": dict(rec.counts),
+                        "handler_p99_ms": 1000 * percentile(rec.handler_s, 0.99),
+                    }
+                )
         woken = sum(e.is_set() for e in engine._wake.values())
         out[0]["tasks_woken"] = woken
         store.close()
@@ -264,19 +310,25 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"requests per job: {args.jobs} jobs, time scale {args.scale}")
         per_job = await requests_per_job(args.jobs, args.scale)
         for name, r in per_job.items():
-            print(f"  {name:50s} {r['per_job']:.2f} requests/job  (submit {r['submits']}, "
-                  f"status {r['status']}; done {r['done']}/{args.jobs}; exit {r['exit']}; "
-                  f"{r['seconds']:.1f} s)")
+            print(
+                f"  {name:50s} {r['per_job']:.2f} requests/job  (submit {r['submits']}, "
+                f"status {r['status']}; done {r['done']}/{args.jobs}; exit {r['exit']}; "
+                f"{r['seconds']:.1f} s)"
+            )
             if name.startswith("callback"):
                 cbs = r["callbacks"]
-                print(f"  {'':50s} callbacks: delivered {cbs['delivered']}, dropped "
-                      f"{cbs['dropped']}, retried {cbs['retried']}, duplicates "
-                      f"{cbs['duplicates_sent']}")
+                print(
+                    f"  {'':50s} callbacks: delivered {cbs['delivered']}, dropped "
+                    f"{cbs['dropped']}, retried {cbs['retried']}, duplicates "
+                    f"{cbs['duplicates_sent']}"
+                )
         ok = per_job["callback mode"]["per_job"] <= 2.2
     if args.only in (None, "latency"):
-        print(f"receiver answer time: {args.posts} near-simultaneous POSTs, a new connection "
-              f"each, from {args.client_procs} aiohttp client process(es) starting at one "
-              "instant")
+        print(
+            f"receiver answer time: {args.posts} near-simultaneous POSTs, a new connection "
+            f"each, from {args.client_procs} aiohttp client process(es) starting at one "
+            "instant"
+        )
         tools = ["aiohttp"] + (["curl"] if args.curl and shutil.which("curl") else [])
         results = []
         for tool in tools:
@@ -284,12 +336,14 @@ async def main_async(args: argparse.Namespace) -> int:
                 results.append((tool, r))
         for tool, r in results:
             kind = "wake" if r["round"] == 1 else "duplicates"
-            print(f"  {tool} round {r['round']} ({kind}): p50 {r['p50_ms']:.1f} ms, "
-                  f"p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; answered "
-                  f"{r['answered']}, HTTP {r['statuses']}; in the handler: p99 "
-                  f"{r['handler_p99_ms']:.2f} ms"
-                  + (f", woke {r['tasks_woken']} tasks" if "tasks_woken" in r else "")
-                  + (f", errors {r['errors']}" if r["errors"] else ""))
+            print(
+                f"  {tool} round {r['round']} ({kind}): p50 {r['p50_ms']:.1f} ms, "
+                f"p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; answered "
+                f"{r['answered']}, HTTP {r['statuses']}; in the handler: p99 "
+                f"{r['handler_p99_ms']:.2f} ms"
+                + (f", woke {r['tasks_woken']} tasks" if "tasks_woken" in r else "")
+                + (f", errors {r['errors']}" if r["errors"] else "")
+            )
             if tool == "aiohttp" and (r["p99_ms"] > 100 or r["answered"] != args.posts):
                 ok = False
     print("targets met" if ok else "TARGET MISSED")
@@ -303,10 +357,14 @@ def main() -> int:
     p.add_argument("--posts", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--only", choices=("requests", "latency"))
-    p.add_argument("--client-procs", type=int, default=1,
-                   help="client processes sharing the POSTs (default 1)")
-    p.add_argument("--curl", action="store_true",
-                   help="also measure with curl --parallel as the client (for comparison)")
+    p.add_argument(
+        "--client-procs", type=int, default=1, help="client processes sharing the POSTs (default 1)"
+    )
+    p.add_argument(
+        "--curl",
+        action="store_true",
+        help="also measure with curl --parallel as the client (for comparison)",
+    )
     p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     p.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)

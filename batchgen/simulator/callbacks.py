@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import ipaddress
 import itertools
 from collections import Counter
 from collections.abc import Callable
@@ -25,19 +24,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from batchgen.paths import is_loopback_host
 from batchgen.simulator.config import SimConfig
 from batchgen.simulator.faults import FaultDice
 from batchgen.simulator.tasks import Task
-
-
-def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class CallbackDispatcher:
@@ -108,7 +98,7 @@ class CallbackDispatcher:
         url = task.callback_url or ""
         self.counts["scheduled"] += 1
         if urlsplit(url).scheme not in ("http", "https") or not (
-            self.config.callback_allow_remote or is_loopback(url)
+            self.config.callback_allow_remote or is_loopback_host(urlsplit(url).hostname or "")
         ):
             self.counts["refused_urls"] += 1
             self.counts["failed"] += 1
