@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from batchgen import store as st
-from batchgen.commands.common import id_list
+from batchgen.commands.common import id_list, locked_store
 from batchgen.commands.retry import explain_ids
-from batchgen.errors import UsageError
-from batchgen.lock import StateLock
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,27 +27,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    state_path = Path(args.state)
-    if not state_path.exists():
-        raise UsageError(f"{state_path}: no such state file")
-    with StateLock(state_path):
-        store = st.Store(state_path)
-        try:
-            if args.ids:
-                rows = [
-                    (r.seq, r.id) for i in args.ids if (r := store.job(i)) and r.state == st.PENDING
-                ]
-            else:
-                rows = [(r.seq, r.id) for r in store.jobs_in_state(st.PENDING)]
-            n = store.cancel(seq for seq, _ in rows)
-            problems = (
-                explain_ids(store, args.ids, {i for _, i in rows}, (st.PENDING,))
-                if args.ids
-                else []
-            )
-            counts = store.counts()
-        finally:
-            store.close()
+    with locked_store(args.state) as store:
+        if args.ids:
+            rows = [
+                (r.seq, r.id) for i in args.ids if (r := store.job(i)) and r.state == st.PENDING
+            ]
+        else:
+            rows = [(r.seq, r.id) for r in store.jobs_in_state(st.PENDING)]
+        n = store.cancel(seq for seq, _ in rows)
+        problems = (
+            explain_ids(store, args.ids, {i for _, i in rows}, (st.PENDING,)) if args.ids else []
+        )
+        counts = store.counts()
     for line in problems:
         print(f"warning: {line}", file=sys.stderr)
     running = counts[st.SUBMITTING] + counts[st.IN_FLIGHT] + counts[st.SUCCEEDED]

@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -17,6 +17,7 @@ from batchgen import callbacks
 from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
 from batchgen.limits import parse_rate
+from batchgen.lock import StateLock
 from batchgen.progress import DisplayAwareHandler, JsonFormatter, Progress, emit_json
 from batchgen.runner import (
     DEFAULT_BASE_URL,
@@ -28,6 +29,7 @@ from batchgen.runner import (
     read_api_key,
 )
 from batchgen.signals import StopOnSignal
+from batchgen.store import Store
 
 
 def _seconds(text: str) -> float:
@@ -283,6 +285,20 @@ async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIte
     async with Simulator(config) as sim:
         opts.base_url = sim.base_url
         yield
+
+
+@contextlib.contextmanager
+def locked_store(path: str) -> Iterator[Store]:
+    """The state file, opened for writing under its run lock (exit 4 if a run holds it)."""
+    state_path = Path(path)
+    if not state_path.exists():
+        raise UsageError(f"{state_path}: no such state file")
+    with StateLock(state_path):
+        store = Store(state_path)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def _sandbox_seed(args: argparse.Namespace) -> int:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from batchgen import store as st
-from batchgen.commands.common import id_list
+from batchgen.commands.common import id_list, locked_store
 from batchgen.errors import UsageError
-from batchgen.lock import StateLock
 
 RETRYABLE = (st.FAILED, st.AMBIGUOUS, st.EXPIRED, st.CANCELLED)
 
@@ -87,19 +85,10 @@ def select(store: st.Store, args: argparse.Namespace) -> tuple[list[tuple[int, s
 
 
 def run(args: argparse.Namespace) -> int:
-    state_path = Path(args.state)
-    if not state_path.exists():
-        raise UsageError(f"{state_path}: no such state file")
-    with StateLock(state_path):
-        store = st.Store(state_path)
-        try:
-            rows, _ = select(store, args)
-            problems = (
-                explain_ids(store, args.ids, {r[1] for r in rows}, RETRYABLE) if args.ids else []
-            )
-            n = 0 if args.dry_run else store.requeue(seq for seq, _, _ in rows)
-        finally:
-            store.close()
+    with locked_store(args.state) as store:
+        rows, _ = select(store, args)
+        problems = explain_ids(store, args.ids, {r[1] for r in rows}, RETRYABLE) if args.ids else []
+        n = 0 if args.dry_run else store.requeue(seq for seq, _, _ in rows)
     for line in problems:
         print(f"warning: {line}", file=sys.stderr)
     by_state: dict[str, int] = {}
