@@ -6,6 +6,11 @@ length, hashes as it writes, then fsyncs and renames. A `.part` never becomes th
 unless every byte the server announced has arrived. The engine owns retries across runs and the
 state file; this module owns the bytes of one download and translates aiohttp and OSError into
 `batchgen.errors`.
+
+A small body (its whole length known to fit one write batch, or it ends before the first batch
+fills) is gathered in memory and finished in one worker-thread call: write, hash, fsync, close,
+rename, folder fsync. It gets no sidecar unless the transfer breaks off; then what arrived is
+kept with a sidecar, as for a large file, and the next attempt resumes it.
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ class _Progress:
     hasher: hashlib._Hash | None = None
     hashed_upto: int = 0  # the hasher covers exactly part[0:hashed_upto]
     saved_this_attempt: int = 0
+    sidecar_on_disk: bool = True  # False only when known absent: saves a useless unlink
 
 
 class _Sink:
@@ -174,7 +180,88 @@ def _disk(path: Path) -> Iterator[None]:
 
 
 def _nofollow_opener(path: str, flags: int) -> int:
-    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        # The folder is made once per Downloader; if it vanished since, make it again.
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return os.open(path, flags, 0o644)
+
+
+_PART_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def _sidecar_json(meta: _Meta) -> str:
+    return json.dumps(
+        {
+            "version": SIDECAR_VERSION,
+            "url": meta.url,
+            "etag": meta.etag,
+            "last_modified": meta.last_modified,
+            "total": meta.total,
+        }
+    )
+
+
+def _write_small(
+    part: Path, dest: Path, side: Path, chunks: list[bytes], size: int, drop_sidecar: bool
+) -> str:
+    """A whole small body to its final name in one worker-thread call; returns its sha256.
+
+    Any stale sidecar goes first (it must never describe the bytes written next), then the
+    .part is truncated, written, checked for length, fsynced and closed, and only then renamed
+    over `dest`, whose folder is fsynced. On a failure before the rename the .part is removed:
+    without a sidecar it could not be resumed anyway."""
+    if drop_sidecar:
+        with _disk(side), contextlib.suppress(FileNotFoundError):
+            os.unlink(side)
+    hasher = hashlib.sha256()
+    with _disk(part):
+        fd = _nofollow_opener(str(part), _PART_FLAGS)
+        try:
+            try:
+                _write_all(fd, chunks)
+                _hash_chunks(hasher, chunks)
+                on_disk = os.fstat(fd).st_size
+                if on_disk != size:
+                    raise _Misfit(on_disk)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+            raise
+    with _disk(dest):
+        os.replace(part, dest)
+        _fsync_dir(dest.parent)
+    return hasher.hexdigest()
+
+
+def _save_prefix(part: Path, side: Path, meta: _Meta, chunks: list[bytes]) -> hashlib._Hash:
+    """What a broken-off small body delivered, kept for a resume as the streaming path keeps
+    it: truncate the .part, record the validator, then write. Returns the hash of the bytes."""
+    hasher = hashlib.sha256()
+    with _disk(part):
+        fd = _nofollow_opener(str(part), _PART_FLAGS)
+    try:
+        with _disk(side):
+            side.write_text(_sidecar_json(meta), encoding="utf-8")
+        with _disk(part):
+            _write_all(fd, chunks)
+        _hash_chunks(hasher, chunks)
+    finally:
+        with _disk(part):
+            os.close(fd)
+    return hasher
 
 
 def _hash_chunks(hasher: hashlib._Hash, chunks: list[bytes]) -> None:
@@ -292,6 +379,7 @@ class Downloader:
         )
         self._active = 0
         self._waiting = 0
+        self._folders: set[Path] = set()  # folders this Downloader has made or found
 
     def __repr__(self) -> str:
         return (
@@ -339,10 +427,13 @@ class Downloader:
 
     async def _fetch(self, url: str, dest: Path) -> DownloadResult:
         part, side = part_path(dest), sidecar_path(dest)
-        with _disk(dest.parent):
-            dest.parent.mkdir(parents=True, exist_ok=True)
-        meta = self._load_sidecar(url, side)
-        progress = _Progress()
+        folder = dest.parent
+        if folder not in self._folders:
+            with _disk(folder):
+                folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+        meta, present = self._load_sidecar(url, side)
+        progress = _Progress(sidecar_on_disk=present)
         failures = restarts = 0
         while True:
             progress.saved_this_attempt = 0
@@ -413,6 +504,7 @@ class Downloader:
             status = resp.status
             if status in _EXPIRED:
                 await self._discard(part, side)
+                progress.sidecar_on_disk = False
                 reason = f" {resp.reason}" if resp.reason else ""
                 raise DownloadExpired(
                     f"{describe_url(url)} answered {status}{reason}: the result is gone "
@@ -464,6 +556,7 @@ class Downloader:
                 end = length
             if new.total is not None and new.total > self._max_bytes:
                 await self._discard(part, side)
+                progress.sidecar_on_disk = False
                 raise DownloadTooLarge(
                     f"{describe_url(url)} is {new.total} bytes, over the size cap of "
                     f"{self._max_bytes} bytes"
@@ -484,6 +577,18 @@ class Downloader:
         end: int | None,
         progress: _Progress,
     ) -> DownloadResult:
+        opening: list[bytes] = []
+        received = 0
+        small = self._batch
+        if offset == 0 and (end or 0) <= small and (meta.total or 0) <= small:
+            opening, received, finished = await self._read_small(
+                url, part, side, resp, meta, progress
+            )
+            if finished:
+                return await self._finish_small(
+                    url, dest, part, side, meta, end, progress, opening, received
+                )
+            # longer than one batch after all (no Content-Length): stream it like a large one
         # Order matters for a crash at any point: truncate first, then record the validator of
         # this body, then append. A sidecar never describes bytes from another version.
         mode = "ab" if offset > 0 else "wb"
@@ -494,6 +599,7 @@ class Downloader:
         try:
             with _disk(side):
                 self._write_sidecar(side, meta)
+            progress.sidecar_on_disk = True
             if progress.hasher is None or progress.hashed_upto != offset:
                 with _disk(part):
                     progress.hasher = await asyncio.to_thread(_hash_prefix, part, offset)
@@ -502,9 +608,8 @@ class Downloader:
                     raise _Restart()
             hasher = progress.hasher
             sink = _Sink(f, part, progress)
-            received = 0
-            batch: list[bytes] = []  # chunks as aiohttp hands them out: no copy until the disk
-            batched = 0
+            batch = opening  # chunks as aiohttp hands them out: no copy until the disk
+            batched = received
             limit = self._max_bytes - offset
             try:
                 try:
@@ -548,6 +653,7 @@ class Downloader:
         except _TooLarge:
             await f.close()
             await self._discard(part, side)
+            progress.sidecar_on_disk = False
             raise DownloadTooLarge(
                 f"{describe_url(url)} sent more than the size cap of {self._max_bytes} bytes"
             ) from None
@@ -569,6 +675,96 @@ class Downloader:
             etag=meta.etag,
             fetched_bytes=progress.fetched,
         )
+
+    # ---- small bodies: in memory, then one thread call ------------------------------------
+
+    async def _read_small(
+        self,
+        url: str,
+        part: Path,
+        side: Path,
+        resp: aiohttp.ClientResponse,
+        meta: _Meta,
+        progress: _Progress,
+    ) -> tuple[list[bytes], int, bool]:
+        """Read a body of at most one batch into memory, touching no file. Returns (chunks,
+        bytes, finished); not finished means it outgrew the batch (no Content-Length) and the
+        caller streams the rest. A cut keeps what arrived, with a sidecar, for a resume."""
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            async for chunk, _ in resp.content.iter_chunks():
+                received += len(chunk)
+                if received > self._max_bytes:
+                    progress.fetched += max(received, resp.content.total_bytes)
+                    await self._discard(part, side)
+                    progress.sidecar_on_disk = False
+                    raise DownloadTooLarge(
+                        f"{describe_url(url)} sent more than the size cap of "
+                        f"{self._max_bytes} bytes"
+                    )
+                chunks.append(chunk)
+                if received > self._batch:
+                    return chunks, received, False
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            rest = _salvage(resp.content, received)
+            if rest and received + len(rest) <= self._max_bytes:
+                chunks.append(rest)
+                received += len(rest)
+            progress.fetched += max(received, resp.content.total_bytes)
+            await self._keep_prefix(part, side, meta, chunks, received, progress)
+            raise self._transient(
+                url, f"connection lost after {received} bytes: {exc!r}", exc, meta
+            ) from exc
+        progress.fetched += max(received, resp.content.total_bytes)
+        return chunks, received, True
+
+    async def _finish_small(
+        self,
+        url: str,
+        dest: Path,
+        part: Path,
+        side: Path,
+        meta: _Meta,
+        end: int | None,
+        progress: _Progress,
+        chunks: list[bytes],
+        size: int,
+    ) -> DownloadResult:
+        if end is not None and size < end:
+            await self._keep_prefix(part, side, meta, chunks, size, progress)
+            raise self._transient(url, f"body ended early: {size} of {end} bytes", None, meta)
+        if meta.total is not None and size < meta.total:
+            await self._keep_prefix(part, side, meta, chunks, size, progress)
+            raise _ShortRange(meta)
+        if meta.total is not None and size != meta.total:
+            raise _Restart()
+        try:
+            digest = await asyncio.to_thread(
+                _write_small, part, dest, side, chunks, size, progress.sidecar_on_disk
+            )
+        except _Misfit as misfit:
+            raise DownloadTransient(
+                f"{describe_url(url)}: {part} holds {misfit.args[0]} bytes, expected {size}"
+            ) from None
+        progress.sidecar_on_disk = False
+        return DownloadResult(
+            path=dest, bytes=size, sha256=digest, etag=meta.etag, fetched_bytes=progress.fetched
+        )
+
+    async def _keep_prefix(
+        self,
+        part: Path,
+        side: Path,
+        meta: _Meta,
+        chunks: list[bytes],
+        size: int,
+        progress: _Progress,
+    ) -> None:
+        progress.hasher = await asyncio.to_thread(_save_prefix, part, side, meta, chunks)
+        progress.hashed_upto = size
+        progress.saved_this_attempt += size
+        progress.sidecar_on_disk = True
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -604,11 +800,13 @@ class Downloader:
         exc.meta = meta  # type: ignore[attr-defined]
         return exc
 
-    def _load_sidecar(self, url: str, side: Path) -> _Meta | None:
+    def _load_sidecar(self, url: str, side: Path) -> tuple[_Meta | None, bool]:
+        """The sidecar's record if it is usable for `url`, and whether a sidecar file may be
+        there at all (False only when it is certainly absent)."""
         try:
             data = json.loads(side.read_text(encoding="utf-8"))
             if data.get("version") != SIDECAR_VERSION or data.get("url") != url:
-                return None
+                return None, True
             total = data.get("total")
             meta = _Meta(
                 url=url,
@@ -617,21 +815,16 @@ class Downloader:
                 total=total if isinstance(total, int) else None,
             )
             if not all(isinstance(v, str | None) for v in (meta.etag, meta.last_modified)):
-                return None
-            return meta
-        except (OSError, ValueError, AttributeError):
-            return None
+                return None, True
+            return meta, True
+        except FileNotFoundError:
+            return None, False
+        except (OSError, ValueError, AttributeError):  # unreadable, not UTF-8, not JSON
+            return None, True
 
     @staticmethod
     def _write_sidecar(side: Path, meta: _Meta) -> None:
-        data = {
-            "version": SIDECAR_VERSION,
-            "url": meta.url,
-            "etag": meta.etag,
-            "last_modified": meta.last_modified,
-            "total": meta.total,
-        }
-        side.write_text(json.dumps(data), encoding="utf-8")
+        side.write_text(_sidecar_json(meta), encoding="utf-8")
 
     @staticmethod
     async def _discard(part: Path, side: Path) -> None:
@@ -642,3 +835,7 @@ class Downloader:
 
 class _TooLarge(Exception):
     pass
+
+
+class _Misfit(Exception):
+    """The .part holds another number of bytes than were written (args[0]: what it holds)."""

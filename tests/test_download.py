@@ -765,3 +765,131 @@ def test_any_fault_sequence_ends_in_the_current_file(plan, size, tmp_path_factor
         assert len(versions[-1]) <= res.fetched_bytes <= len(versions[-1]) + wasted
 
     asyncio.run(scenario())
+
+
+# ---- small files: one thread hop, no sidecar --------------------------------------------------
+
+
+@pytest.fixture
+def hops(monkeypatch) -> list[str]:
+    """Names of the functions the downloader hands to worker threads."""
+    seen: list[str] = []
+    real = asyncio.to_thread
+
+    async def spy(func, /, *args, **kwargs):
+        seen.append(getattr(func, "__name__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(download_mod.asyncio, "to_thread", spy)
+    return seen
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_small_file_is_one_thread_hop_and_writes_no_sidecar(
+    cdn, make, tmp_path, monkeypatch, hops, chunked
+):
+    sidecars: list[Path] = []
+    monkeypatch.setattr(Downloader, "_write_sidecar", staticmethod(lambda s, m: sidecars.append(s)))
+    monkeypatch.setattr(download_mod.aiofiles, "open", None)  # the streaming path is not taken
+    data = blob(1800)
+    dest = tmp_path / "out" / "s.mp4"
+    res = await make().fetch(cdn.add("s.mp4", data, Fault(chunked=chunked)), dest)
+    assert_finished(res, dest, data)
+    assert hops == ["_write_small"]
+    assert sidecars == []
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["s.mp4"]
+
+
+@pytest.mark.parametrize("fault", [Fault(cut=900), Fault(claim_length=5000), Fault(cut=0)])
+async def test_small_file_short_body_is_never_promoted(cdn, make, tmp_path, fault):
+    data = blob(1800)
+    url = cdn.add("s.mp4", data, fault)
+    dest = tmp_path / "s.mp4"
+    dest.write_bytes(b"previous complete file")
+    with pytest.raises(DownloadTransient, match="connection lost"):
+        await make(max_attempts=1).fetch(url, dest)
+    assert dest.read_bytes() == b"previous complete file"  # untouched: atomic
+    # what arrived is kept as a true prefix, with a sidecar so that the next run resumes it
+    kept = part_path(dest).read_bytes()
+    assert data.startswith(kept)
+    assert json.loads(sidecar_path(dest).read_text())["url"] == url
+    res = await make().fetch(url, dest)
+    assert_finished(res, dest, data)  # and no sidecar is left behind
+    if kept and not fault.claim_length:
+        assert cdn.requests("s.mp4")[-1]["range"] == f"bytes={len(kept)}-"
+
+
+async def test_small_file_cut_then_resumed_within_one_fetch(cdn, make, tmp_path):
+    data = blob(200_000)
+    url = cdn.add("s.mp4", data, Fault(cut=120_000), Fault(cut=50_000))
+    res = await make().fetch(url, tmp_path / "s.mp4")
+    assert_finished(res, tmp_path / "s.mp4", data)
+    assert res.fetched_bytes == len(data)
+    assert [r["range"] for r in cdn.requests("s.mp4")] == [None, "bytes=120000-", "bytes=170000-"]
+
+
+async def test_small_file_removes_a_stale_sidecar_before_writing(cdn, make, tmp_path):
+    data = blob(5000)
+    url = cdn.add("s.mp4", data, etag=None)  # no validator: the sidecar cannot be used
+    dest = tmp_path / "s.mp4"
+    part_path(dest).write_bytes(b"old bytes of another version")
+    sidecar_path(dest).write_text(
+        json.dumps({"version": 1, "url": url, "etag": None, "last_modified": None, "total": 9})
+    )
+    res = await make().fetch(url, dest)
+    assert_finished(res, dest, data)
+    assert cdn.requests("s.mp4")[0]["range"] is None
+
+
+async def test_chunked_body_longer_than_one_batch_is_streamed(cdn, make, tmp_path, hops):
+    data = blob(2 * download_mod.WRITE_BUFFER + 12_345)
+    res = await make().fetch(cdn.add("c.mp4", data, Fault(chunked=True)), tmp_path / "c.mp4")
+    assert_finished(res, tmp_path / "c.mp4", data)
+    assert "_write_small" not in hops
+
+
+@pytest.mark.parametrize(
+    ("step", "err", "kind"),
+    [
+        ("_write_all", errno.ENOSPC, DiskFull),
+        ("_write_all", errno.EDQUOT, DiskFull),
+        ("fsync", errno.EIO, DownloadError),
+        ("fsync", errno.ENOSPC, DiskFull),
+    ],
+)
+async def test_small_file_disk_errors_leave_the_old_file(
+    cdn, make, tmp_path, monkeypatch, step, err, kind
+):
+    data = blob(1800)
+    url = cdn.add("s.mp4", data)
+    dest = tmp_path / "s.mp4"
+    dest.write_bytes(b"previous complete file")
+
+    def fail(fd, *rest):
+        if step == "_write_all":
+            os.write(fd, b"half")
+        raise OSError(err, os.strerror(err))
+
+    if step == "fsync":
+        monkeypatch.setattr(download_mod.os, "fsync", fail)
+    else:
+        monkeypatch.setattr(download_mod, step, fail)
+    with pytest.raises(kind) as info:
+        await make().fetch(url, dest)
+    assert type(info.value) is kind
+    assert dest.read_bytes() == b"previous complete file"
+    assert not part_path(dest).exists() and not sidecar_path(dest).exists()
+    monkeypatch.undo()
+    assert_finished(await make().fetch(url, dest), dest, data)
+
+
+async def test_output_folder_removed_between_fetches_is_made_again(cdn, make, tmp_path):
+    dl = make()
+    out = tmp_path / "out"
+    for name, size in (("a.mp4", 1800), ("b.mp4", 1800), ("c.mp4", 3_000_000)):
+        data = blob(size)
+        res = await dl.fetch(cdn.add(name, data), out / name)
+        assert_finished(res, out / name, data)
+        for p in out.iterdir():
+            p.unlink()
+        out.rmdir()
