@@ -107,6 +107,16 @@ def _valid_task_id(value: Any) -> str | None:
     return None
 
 
+def _first(data: dict[str, Any], *keys: str) -> Any:
+    """The first of `keys` present and not null: the documented name first, then the spellings
+    other implementations of this API shape use."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            return value
+    return None
+
+
 def _int_or_none(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -136,7 +146,7 @@ def parse_status(data: Any, expected_task_id: str) -> TaskStatus:
     state = _STATES.get(raw_state.strip().lower())
     if state is None:
         state = "processing"  # unknown word: keep polling rather than guess an outcome
-    task_id = _valid_task_id(data.get("taskId", data.get("task_id"))) or expected_task_id
+    task_id = _valid_task_id(_first(data, "taskId", "task_id", "id")) or expected_task_id
     times = {
         "create_time_ms": _int_or_none(data.get("createTime")),
         "complete_time_ms": _int_or_none(data.get("completeTime")),
@@ -147,8 +157,10 @@ def parse_status(data: Any, expected_task_id: str) -> TaskStatus:
             task_id,
             state,
             raw_state,
-            fail_code=_text(data.get("failCode"), 100) or "FAILED",
-            fail_msg=_text(data.get("failMsg")) or f"the provider reported state {raw_state!r}",
+            fail_code=_text(_first(data, "failCode", "fail_code", "errorCode", "error_code"), 100)
+            or "FAILED",
+            fail_msg=_text(_first(data, "failMsg", "fail_msg", "errorMessage", "error_message"))
+            or f"the provider reported state {raw_state!r}",
             **times,
         )
     urls: list[str] = []
@@ -231,7 +243,7 @@ class ApiClient:
             before_send=before_send,
         )
         task_id = (
-            _valid_task_id(data.get("taskId", data.get("task_id")))
+            _valid_task_id(_first(data, "taskId", "task_id", "id"))
             if isinstance(data, dict)
             else None
         )

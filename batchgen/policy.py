@@ -199,7 +199,7 @@ def classify_status(http_status: int, body_code: int | None, message: str) -> Ou
     """Map an answer to an Outcome. Errors come as HTTP statuses or as HTTP 200 with a `code`
     in the body, so both are read liberally:
 
-    - a body code other than 2xx wins over an HTTP 2xx;
+    - a body code other than 2xx (or 0, read as success) wins over an HTTP 2xx;
     - 429 in either place -> RATE_LIMITED; 5xx in either place -> RETRY (a retry is always
       safe to try, a wrong permanent verdict is not);
     - otherwise the HTTP status decides when it is an error, else the body code:
@@ -214,7 +214,9 @@ def classify_status(http_status: int, body_code: int | None, message: str) -> Ou
     if any(500 <= c <= 599 for c in codes):
         return Outcome.RETRY
     code = http_status
-    if 200 <= http_status <= 299 and body_code is not None:
+    # Under HTTP 2xx the body code decides; 0 is the other common way APIs of this shape say
+    # "success", and reading it as an error would fail a job whose task may exist.
+    if 200 <= http_status <= 299 and body_code is not None and body_code != 0:
         code = body_code
     if 200 <= code <= 299:
         return Outcome.OK

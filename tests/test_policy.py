@@ -283,7 +283,7 @@ CLASSIFY = [
     # odd codes fail the one job instead of looping
     (302, None, "found", Outcome.JOB_FAILED),
     (200, 1001, "unknown error", Outcome.JOB_FAILED),
-    (200, 0, "", Outcome.JOB_FAILED),
+    (200, 0, "", Outcome.OK),  # 0 is "success" in many APIs of this shape
 ]
 
 
