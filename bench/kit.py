@@ -29,17 +29,10 @@ from batchgen import store as st  # noqa: E402
 from batchgen.engine import Engine, RunOutcome  # noqa: E402
 from batchgen.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from batchgen.runner import RunOptions, execute  # noqa: E402
+from batchgen.simulator.samples import MODES, sample_body  # noqa: E402
 from batchgen.simulator.tasks import GENERATION_RANGE_S  # noqa: E402
 
 KEY = "sk-bench-0123456789"
-MODES = (
-    "standard-image-to-video",
-    "pro-image-to-video",
-    "master-image-to-video",
-    "master-text-to-video",
-)
-
-
 # -- jobs and state files ---------------------------------------------------------------------
 
 
@@ -49,19 +42,8 @@ def duration_of(i: int) -> int:
 
 
 def job_body(i: int, tag: str = "") -> dict[str, Any]:
-    mode = MODES[i % 4]
-    inp: dict[str, Any] = {
-        "mode": mode,
-        "prompt": f"{tag}bench job {i}: waves rolling onto dark rocks at dusk",
-        "duration": duration_of(i),
-    }
-    if mode == "master-text-to-video":
-        inp["aspect_ratio"] = "16:9"
-    elif mode == "pro-image-to-video":
-        inp["image_urls"] = [f"https://example.com/{i}-a.jpg", f"https://example.com/{i}-b.jpg"]
-    else:
-        inp["image_urls"] = [f"https://example.com/{i}.jpg"]
-    return {"request_type": "async", "input": inp}
+    prompt = f"{tag}bench job {i}: waves rolling onto dark rocks at dusk"
+    return sample_body(i, MODES[i % 4], prompt, duration_of(i))
 
 
 def make_state(folder: Path, n: int, tag: str = "") -> Path:

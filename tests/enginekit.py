@@ -8,6 +8,7 @@ from typing import Any
 
 from batchgen import store as st
 from batchgen.runner import RunOptions
+from batchgen.simulator.samples import MODES, sample_body
 
 KEY = "sk-test-0123456789"
 SCALE = 0.01  # 75 s of generation -> 0.75 s
@@ -16,26 +17,7 @@ SCALE = 0.01  # 75 s of generation -> 0.75 s
 def body(
     i: int, mode: str = "standard-image-to-video", *, prompt: str | None = None, duration: int = 5
 ) -> dict[str, Any]:
-    inp: dict[str, Any] = {
-        "mode": mode,
-        "prompt": prompt or f"job {i}: a calm sea",
-        "duration": duration,
-    }
-    if mode == "master-text-to-video":
-        inp["aspect_ratio"] = "16:9"
-    elif mode == "pro-image-to-video":
-        inp["image_urls"] = [f"https://example.com/{i}-a.jpg", f"https://example.com/{i}-b.jpg"]
-    else:
-        inp["image_urls"] = [f"https://example.com/{i}.jpg"]
-    return {"request_type": "async", "input": inp}
-
-
-MODES = (
-    "standard-image-to-video",
-    "pro-image-to-video",
-    "master-image-to-video",
-    "master-text-to-video",
-)
+    return sample_body(i, mode, prompt or f"job {i}: a calm sea", duration)
 
 
 def mixed_jobs(
@@ -58,6 +40,15 @@ def mixed_jobs(
             )
         )
     return jobs
+
+
+def pace_args(base_url: str, backoff: str = "0.02,0.5") -> list[str]:
+    """CLI options that run the engine at the simulator's time scale, with quick retries."""
+    return [
+        "--base-url", base_url,
+        "--poll-after", str(60 * SCALE), "--poll-every", str(5 * SCALE),
+        "--rate-limit", f"10000/{60 * SCALE}s", "--backoff", backoff,
+    ]  # fmt: skip
 
 
 def prepare_state(tmp: Path, jobs: list[tuple[str, str, dict]]) -> Path:

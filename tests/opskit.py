@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from batchgen import store as st
-from tests.enginekit import KEY, SCALE
+from tests.enginekit import KEY, pace_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def resume_argv(state: Path, base_url: str, *extra: str, in_flight: int = 8) -> list[str]:
     return [
-        sys.executable, "-m", "batchgen", "resume", str(state), "--base-url", base_url,
-        "--poll-after", str(60 * SCALE), "--poll-every", str(5 * SCALE),
-        "--rate-limit", f"10000/{60 * SCALE}s", "--backoff", "0.02,0.5",
+        sys.executable, "-m", "batchgen", "resume", str(state), *pace_args(base_url),
         "--max-in-flight", str(in_flight), *extra,
     ]  # fmt: skip
 

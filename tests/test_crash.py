@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from batchgen import store as st
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, assert_files_verified, mixed_jobs, prepare_state, state_rows
+from tests.opskit import resume_argv
 
 LONG = os.environ.get("BATCHGEN_LONG") == "1"
 KILLS = int(os.environ.get("BATCHGEN_KILLS", "60" if LONG else "24"))
@@ -45,26 +45,7 @@ if LONG:
 
 
 def _argv(state: Path, base_url: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "batchgen",
-        "resume",
-        str(state),
-        "--base-url",
-        base_url,
-        "--poll-after",
-        str(60 * SCALE),
-        "--poll-every",
-        str(5 * SCALE),
-        "--rate-limit",
-        f"10000/{60 * SCALE}s",
-        "--backoff",
-        "0.02,0.5",
-        "--quiet",
-        "--max-in-flight",
-        "25",
-    ]
+    return resume_argv(state, base_url, "--quiet", in_flight=25)
 
 
 async def _run_once(argv: list[str], kill_after: float | None) -> int | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from batchgen.simulator import Simulator
-from tests.enginekit import SCALE, mixed_jobs
+from tests.enginekit import SCALE, mixed_jobs, pace_args
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,18 +55,7 @@ async def run_cli(*argv: str, env: dict[str, str]) -> tuple[int, bytes]:
 
 
 def pace(base_url: str) -> list[str]:
-    return [
-        "--base-url",
-        base_url,
-        "--poll-after",
-        str(60 * SCALE),
-        "--poll-every",
-        str(5 * SCALE),
-        "--rate-limit",
-        f"10000/{60 * SCALE}s",
-        "--backoff",
-        "0.02,0.3",
-    ]
+    return pace_args(base_url, backoff="0.02,0.3")
 
 
 def assert_no_secret(blob: bytes, where: str) -> None:
