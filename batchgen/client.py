@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
 
 from batchgen.errors import (
     ApiConnectionError,
@@ -211,6 +212,9 @@ class ApiClient:
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._limiter = limiter
         self._model = model
+        # Built once: aiohttp would parse a str URL again for every request.
+        self._submit_url = yarl.URL(f"{self._base}/generateTask/{model}")
+        self._status_url = yarl.URL(f"{self._base}/statusTask/{model}")
         # A total deadline too: a peer that trickles one byte per read timeout must not hold a
         # request for ever (a submit cut by it is ambiguous, as any lost answer).
         self._timeout = aiohttp.ClientTimeout(
@@ -237,7 +241,7 @@ class ApiClient:
         plainly pending if the run stops. Returning False aborts with SubmitSkipped."""
         data = await self._call(
             "POST",
-            f"{self._base}/generateTask/{self._model}",
+            self._submit_url,
             priority=SUBMIT,
             json_body=body,
             before_send=before_send,
@@ -254,21 +258,17 @@ class ApiClient:
 
     async def status(self, task_id: str, *, priority: int = POLL) -> TaskStatus:
         data = await self._call(
-            "GET",
-            f"{self._base}/statusTask/{self._model}",
-            priority=priority,
-            params={"taskId": task_id},
+            "GET", self._status_url.with_query(taskId=task_id), priority=priority
         )
         return parse_status(data, task_id)
 
     async def _call(
         self,
         method: str,
-        url: str,
+        url: yarl.URL,
         *,
         priority: int,
         json_body: Any = None,
-        params: dict[str, str] | None = None,
         before_send: Callable[[], bool] | None = None,
     ) -> Any:
         await self._limiter.acquire(priority)
@@ -280,7 +280,6 @@ class ApiClient:
                 method,
                 url,
                 json=json_body,
-                params=params,
                 headers=self._headers,
                 timeout=self._timeout,
                 allow_redirects=False,
@@ -345,6 +344,11 @@ class ApiClient:
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """The body, at most MAX_ANSWER_BYTES of it. A body whose Content-Length says it fits (an
+    API answer always does) is read in one call; the chunked loop is for the rest."""
+    length = resp.content_length
+    if length is not None and length <= MAX_ANSWER_BYTES:
+        return await resp.content.read()
     chunks: list[bytes] = []
     total = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):

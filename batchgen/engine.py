@@ -551,9 +551,12 @@ class Engine:
             return
         files = self.store.files_of(seq)
         mode = row.mode or ""
-        for f in files:
-            if f.done_at is not None:
-                continue
+        missing = [f for f in files if f.done_at is None]
+        if not missing:
+            self.store.mark_done(seq)
+            self.stats.done += 1
+            return
+        for f in missing:
             try:
                 rel = render_filename(
                     self.config.filename_template,
@@ -568,13 +571,15 @@ class Engine:
             except ValueError as exc:  # a hostile id or task id, or a symlink pointing out
                 self._expire_or_fail(row, f"no safe file name: {exc}", fail=True)
                 return
-            ok = await self._download_file(row, f.idx, f.url, dest)
+            # The last file's record and the job's `done` share one transaction.
+            ok = await self._download_file(row, f.idx, f.url, dest, last=f is missing[-1])
             if not ok:
                 return
-        self.store.mark_done(seq)
         self.stats.done += 1
 
-    async def _download_file(self, row: st.JobRow, idx: int, url: str, dest: Path) -> bool:
+    async def _download_file(
+        self, row: st.JobRow, idx: int, url: str, dest: Path, *, last: bool = False
+    ) -> bool:
         for attempt in range(self.config.download_tries):
             try:
                 result = await self.downloader.fetch(url, dest)
@@ -606,6 +611,7 @@ class Engine:
                     size=result.bytes,
                     sha256=result.sha256,
                     mtime_ns=st_.st_mtime_ns,
+                    job_done=last,
                 )
                 return True
             if not await self._sleep(backoff_delay(attempt + 2, self.config.backoff, self.rng)):

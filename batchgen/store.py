@@ -353,12 +353,22 @@ class Store:
         fields["updated_at"] = self._now()
         sets = ", ".join(f"{k}=?" for k in fields)
         marks = ", ".join("?" * len(expect))
-        with self.transaction(durable=durable):
-            cur = self.db.execute(
-                f"UPDATE jobs SET {sets} WHERE seq=? AND state IN ({marks})",
-                (*fields.values(), seq, *expect),
-            )
+        sql = f"UPDATE jobs SET {sets} WHERE seq=? AND state IN ({marks})"
+        args = (*fields.values(), seq, *expect)
+        if not durable:
+            return self._write_one(sql, args).rowcount == 1
+        with self.transaction(durable=True):
+            cur = self.db.execute(sql, args)
         return cur.rowcount == 1
+
+    def _write_one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        """One statement in autocommit mode: SQLite makes it atomic and durable like a
+        transaction of its own, without the BEGIN and COMMIT round trips (the connection has
+        isolation_level=None). Errors are translated as `_Tx` translates them."""
+        try:
+            return self.db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise _write_error(exc) from exc
 
     def mark_submitting(self, seq: int) -> bool:
         """The intent, committed before the POST: if we die now, the job becomes ambiguous."""
@@ -382,12 +392,11 @@ class Store:
 
     def mark_not_submitted(self, seq: int) -> bool:
         """The POST surely created no task (refused, 429, 5xx answer): back to pending."""
-        with self.transaction():
-            cur = self.db.execute(
-                "UPDATE jobs SET state=?, submit_attempts=MAX(submit_attempts-1, 0), updated_at=?"
-                " WHERE seq=? AND state=?",
-                (PENDING, self._now(), seq, SUBMITTING),
-            )
+        cur = self._write_one(
+            "UPDATE jobs SET state=?, submit_attempts=MAX(submit_attempts-1, 0), updated_at=?"
+            " WHERE seq=? AND state=?",
+            (PENDING, self._now(), seq, SUBMITTING),
+        )
         return cur.rowcount == 1
 
     def mark_ambiguous(self, seq: int, note: str) -> bool:
@@ -440,14 +449,34 @@ class Store:
         return True
 
     def mark_file_done(
-        self, seq: int, idx: int, *, path: str, size: int, sha256: str, mtime_ns: int
-    ) -> None:
+        self,
+        seq: int,
+        idx: int,
+        *,
+        path: str,
+        size: int,
+        sha256: str,
+        mtime_ns: int,
+        job_done: bool = False,
+    ) -> bool:
+        """Record one file on disk. `job_done`: it was the job's last missing file, so the job
+        becomes `done` in the same transaction (returns whether it did, as `mark_done`)."""
+        now = self._now()
+        sql = (
+            "UPDATE files SET path=?, bytes=?, sha256=?, mtime_ns=?, done_at=?"
+            " WHERE job_seq=? AND idx=?"
+        )
+        args = (path, size, sha256, mtime_ns, now, seq, idx)
+        if not job_done:
+            self._write_one(sql, args)
+            return False
         with self.transaction():
-            self.db.execute(
-                "UPDATE files SET path=?, bytes=?, sha256=?, mtime_ns=?, done_at=?"
-                " WHERE job_seq=? AND idx=?",
-                (path, size, sha256, mtime_ns, self._now(), seq, idx),
+            self.db.execute(sql, args)
+            cur = self.db.execute(
+                "UPDATE jobs SET state=?, updated_at=? WHERE seq=? AND state=?",
+                (DONE, now, seq, SUCCEEDED),
             )
+        return cur.rowcount == 1
 
     def mark_file_missing(self, seq: int, idx: int) -> None:
         """The final file vanished or changed on disk: fetch it again while its URL lives."""
