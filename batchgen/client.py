@@ -271,9 +271,12 @@ class ApiClient:
         json_body: Any = None,
         before_send: Callable[[], bool] | None = None,
     ) -> Any:
-        await self._limiter.acquire(priority)
-        if before_send is not None and not before_send():
-            raise SubmitSkipped()
+        granted_at = await self._limiter.acquire(priority)
+        if before_send is not None:
+            if not before_send():
+                raise SubmitSkipped()
+            # The intent's fsync ran after the grant: count the request when it really leaves.
+            self._limiter.restamp(granted_at)
         self.requests_sent += 1
         try:
             async with self._session.request(

@@ -173,19 +173,20 @@ class SlidingWindowLimiter:
     def clock(self) -> Clock:
         return self._clock
 
-    async def acquire(self, priority: int = SUBMIT) -> None:
-        """Wait for a grant. Cancellation-safe: a cancelled waiter never keeps a grant (one
-        made in the instant before the cancel is taken back) and never blocks others."""
+    async def acquire(self, priority: int = SUBMIT) -> float:
+        """Wait for a grant; returns its clock time (for `restamp`). Cancellation-safe: a
+        cancelled waiter never keeps a grant (one made in the instant before the cancel is
+        taken back) and never blocks others."""
         now = self._clock.now()
         if self._waiting == 0 and self._ready_at(now) <= now:
             self._grant(now)
-            return
+            return now
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._heap, (priority, next(self._seq), fut))
         self._waiting += 1
         self._pump()
         try:
-            await fut
+            return await fut
         except asyncio.CancelledError:
             if fut.cancelled():  # still queued: it leaves the heap lazily
                 self._waiting -= 1
@@ -194,6 +195,31 @@ class SlidingWindowLimiter:
                 self._retract(fut.result())
             self._pump()
             raise
+
+    def restamp(self, granted_at: float) -> None:
+        """The request granted at `granted_at` leaves only now (an fsynced commit ran between
+        the grant and the send): count it at its departure instead. Otherwise a burst of grants
+        whose sends are spread out by such work could put N+1 requests into one window at the
+        server. Exact as long as grant-to-send stays shorter than the window, since no later
+        grant can reuse the slot before then; a request never counts at two times."""
+        now = self._clock.now()
+        if now <= granted_at:
+            return
+        grants = self._grants
+        for i in range(len(grants) - 1, -1, -1):  # it is recent: search from the right
+            if grants[i] == granted_at:
+                del grants[i]
+                break
+        else:
+            return  # already out of the window: nothing left to move
+        grants.append(now)  # `now` is the latest time of all: the deque stays sorted
+        if self.grant_log is not None:
+            log = self.grant_log
+            for i in range(len(log) - 1, -1, -1):
+                if log[i] == granted_at:
+                    log[i] = now
+                    break
+        self._pump()  # moving a stamp later never frees a slot, but keeps the timer honest
 
     def pause_until(self, t: float) -> None:
         """No grants before clock time `t`, for everyone (a 429 with Retry-After). Pauses only
@@ -414,7 +440,7 @@ class InFlightCap:
         self._waiters.append(fut)
         self._waiting += 1
         try:
-            await fut
+            return await fut
         except asyncio.CancelledError:
             if fut.cancelled():
                 self._waiting -= 1

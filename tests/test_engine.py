@@ -186,3 +186,25 @@ async def test_second_results_are_named_and_audited_across_pages(tmp_path: Path)
             (out / name).unlink()
         assert (await execute(opts)).exit_code == 0
     assert assert_files_verified(sim, state, out) == 6
+
+
+async def test_slow_intent_commits_never_push_the_server_over_the_limit(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Grants come in bursts, but each submit's fsynced intent runs between its grant and its
+    send; if the window counted grants, the sends would spill N+1 into one server window."""
+    import time as _time
+
+    real = st.Store.mark_submitting
+
+    def slow_fsync(self, seq):
+        _time.sleep(0.01)  # a slow disk
+        return real(self, seq)
+
+    monkeypatch.setattr(st.Store, "mark_submitting", slow_fsync)
+    prepare_state(tmp_path, mixed_jobs(90))
+    async with Simulator(**sim_config(rate_limit=30, rate_period_s=30.0)) as sim:
+        outcome = await execute(options(tmp_path, sim.base_url, rate_limit=30, rate_period_s=0.3))
+        stats = sim.stats()
+    assert outcome.exit_code == 0
+    assert stats["max_requests_in_window"] <= 30, stats["max_requests_in_window"]

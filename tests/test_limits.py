@@ -540,3 +540,33 @@ def test_cap_validates() -> None:
         cap.release()
     with pytest.raises(ValueError):
         cap.adopt(-1)
+
+
+async def test_a_request_counts_when_it_leaves_not_when_it_was_granted() -> None:
+    """A grant followed by slow work (the fsynced intent) is restamped at its send, so the
+    window is kept on departure times: the third grant waits for 0.9 + 1, not 0 + 1."""
+    clock = FakeClock()
+    lim = SlidingWindowLimiter(2, 1.0, clock=clock, keep_log=True)
+    first = await lim.acquire()
+    await clock.run_until(0.5)
+    await lim.acquire()
+    await clock.run_until(0.9)
+    lim.restamp(first)  # the first request only left now
+    third = asyncio.create_task(lim.acquire())
+    await clock.run_until(1.49)
+    assert not third.done()
+    await clock.run_until(1.5)
+    assert third.done() and third.result() == 1.5
+    assert max_in_any_window(lim.grant_log, 1.0) <= 2
+    assert sorted(lim.grant_log) == [0.5, 0.9, 1.5]
+
+
+async def test_restamp_of_a_grant_already_out_of_the_window_changes_nothing() -> None:
+    clock = FakeClock()
+    lim = SlidingWindowLimiter(1, 1.0, clock=clock)
+    first = await lim.acquire()
+    await clock.run_until(2.0)
+    assert lim.in_window == 0
+    lim.restamp(first)
+    assert lim.in_window == 0
+    assert await lim.acquire() == 2.0
