@@ -39,8 +39,9 @@ from batchgen.errors import (
     DownloadExpired,
     DownloadTooLarge,
     DownloadTransient,
+    UnsafeUrl,
 )
-from batchgen.paths import check_url, describe_url
+from batchgen.paths import check_public_host, check_url, describe_url, is_public_address
 
 __all__ = ["DownloadResult", "Downloader", "part_path", "sidecar_path"]
 
@@ -361,6 +362,7 @@ class Downloader:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         read_timeout: float = 60.0,
+        public_only: bool = False,
     ) -> None:
         if concurrency < 1 or max_attempts < 1 or chunk_size < 1 or max_bytes < 0:
             raise ValueError("concurrency, max_attempts and chunk_size must be >= 1")
@@ -380,6 +382,9 @@ class Downloader:
         self._active = 0
         self._waiting = 0
         self._folders: set[Path] = set()  # folders this Downloader has made or found
+        # Refuse result hosts off the public internet (the session's resolver does the same
+        # for names; see batchgen.netguard).
+        self._public_only = public_only
 
     def __repr__(self) -> str:
         return (
@@ -393,7 +398,7 @@ class Downloader:
         """Download `url` to `dest` (see the module docstring). Raises DownloadExpired,
         DownloadTooLarge, DiskFull, UnsafeUrl, DownloadTransient (after `max_attempts`
         failures in a row without progress) or DownloadError (a permanent protocol problem)."""
-        check_url(url)
+        await self._check(url)
         dest = Path(dest)
         self._waiting += 1
         try:
@@ -768,6 +773,27 @@ class Downloader:
 
     # ---- helpers -------------------------------------------------------------------------
 
+    async def _check(self, url: str) -> str:
+        """check_url, and with `public_only` the host too: an IP literal must be public, and a
+        name must resolve to a public address (so a refusal is a clear UnsafeUrl, not a
+        retried connection error; the session's resolver still guards the connect itself)."""
+        check_url(url)
+        if not self._public_only:
+            return url
+        check_public_host(url)
+        host = yarl.URL(url).host or ""
+        if not host.replace(".", "").isdigit() and ":" not in host:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+            except OSError:
+                return url  # unresolvable now: the request fails and is retried as usual
+            if not any(is_public_address(str(info[4][0])) for info in infos):
+                raise UnsafeUrl(
+                    f"result host resolves only to private or local addresses: "
+                    f"{describe_url(url)} (--allow-private-result-hosts permits it)"
+                )
+        return url
+
     async def _get(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """GET following at most MAX_REDIRECTS redirects, each target checked by check_url."""
         current = url
@@ -790,7 +816,7 @@ class Downloader:
                 target = yarl.URL(current).join(yarl.URL(location))
             except ValueError as exc:
                 raise DownloadError(f"{describe_url(current)} sent a bad redirect") from exc
-            current = check_url(str(target))
+            current = await self._check(str(target))
         raise DownloadError(f"{describe_url(url)}: more than {MAX_REDIRECTS} redirects")
 
     def _transient(

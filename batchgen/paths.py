@@ -181,6 +181,34 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def is_public_address(address: str) -> bool:
+    """Whether an IP address is on the public internet: not loopback, private, link-local
+    (cloud metadata at 169.254.169.254), shared, reserved or multicast; IPv4-mapped IPv6
+    addresses are judged as the IPv4 address they carry."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_public_host(url: str) -> None:
+    """Refuse a URL whose host is an IP literal off the public internet (an SSRF guard for
+    result URLs: a hostile API could point batchgen at services on the user's network)."""
+    host = yarl.URL(url).host or ""
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return  # a name: the download session's resolver checks where it leads
+    if not is_public_address(host):
+        raise UnsafeUrl(
+            f"result URL points at a private or local address: {describe_url(url)} "
+            "(--allow-private-result-hosts permits it)"
+        )
+
+
 def check_url(url: str) -> str:
     """Return `url` if batchgen may fetch it, else raise UnsafeUrl.
 

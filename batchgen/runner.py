@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import yarl
 
 from batchgen import callbacks, report
 from batchgen import store as st
@@ -27,6 +29,8 @@ from batchgen.engine import Engine, EngineConfig, RunOutcome
 from batchgen.errors import UsageError
 from batchgen.limits import SlidingWindowLimiter
 from batchgen.lock import StateLock
+from batchgen.netguard import PublicOnlyResolver
+from batchgen.paths import is_loopback_host, is_public_address
 from batchgen.policy import Backoff, PollSchedule
 
 log = logging.getLogger("batchgen.run")
@@ -61,6 +65,8 @@ class RunOptions:
     backoff_cap_s: float = 60.0
     seed: int | None = None
     write_results: bool = True
+    # None: refuse result hosts off the public internet unless the API itself is local.
+    allow_private_result_hosts: bool | None = None
     on_engine: Callable[[Engine], None] | None = None  # progress displays, signal handlers
     # callback mode (batchgen/callbacks.py)
     callback_listen: tuple[str, int] | None = None  # run the receiver on (host, port)
@@ -106,8 +112,11 @@ async def _sessions(opts: RunOptions) -> AsyncIterator[tuple[aiohttp.ClientSessi
         headers={"User-Agent": "batchgen"},
     )
     # Results live on a CDN host: their connections and concurrency are separate from the API's.
+    resolver = PublicOnlyResolver() if results_public_only(opts) else None
     cdn = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=max(4, opts.download_concurrency * 2)),
+        connector=aiohttp.TCPConnector(
+            limit=max(4, opts.download_concurrency * 2), resolver=resolver
+        ),
         headers={"User-Agent": "batchgen"},
         auto_decompress=False,
     )
@@ -116,6 +125,21 @@ async def _sessions(opts: RunOptions) -> AsyncIterator[tuple[aiohttp.ClientSessi
     finally:
         await api.close()
         await cdn.close()
+
+
+def results_public_only(opts: RunOptions) -> bool:
+    """Result files may come only from public addresses, unless the user allows otherwise or
+    the API itself is on a private or local address (the simulator, a test bed, a proxy)."""
+    if opts.allow_private_result_hosts is not None:
+        return not opts.allow_private_result_hosts
+    host = yarl.URL(opts.base_url).host or ""
+    if is_loopback_host(host):
+        return False
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return True  # a name, such as api.apixo.ai
+    return is_public_address(host)
 
 
 async def execute(opts: RunOptions) -> RunOutcome:
@@ -172,6 +196,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         )
         downloader = Downloader(
             cdn,
+            public_only=results_public_only(opts),
             concurrency=opts.download_concurrency,
             max_bytes=opts.max_file_bytes,
             rng=random.Random(rng.random()),

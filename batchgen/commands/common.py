@@ -143,6 +143,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="downloads at once, separate from the API's rate (default 8)",
     )
     g.add_argument(
+        "--allow-private-result-hosts",
+        action="store_true",
+        default=None,
+        help="fetch result files from private or local addresses too (refused by default "
+        "unless the API itself is local: a hostile answer must not reach your own network)",
+    )
+    g.add_argument(
         "--max-file-size",
         type=_size,
         default=2 * 1024**3,
@@ -210,6 +217,7 @@ def options_from_args(
         poll_every_s=args.poll_every,
         download_concurrency=args.download_concurrency,
         max_file_bytes=args.max_file_size,
+        allow_private_result_hosts=args.allow_private_result_hosts,
         resubmit_ambiguous=args.resubmit_ambiguous,
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
