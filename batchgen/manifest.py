@@ -223,6 +223,10 @@ class _Build:
         inputs = {k: inp[k] for k in self.fields.inputs if inp.get(k) is not None}
         if len(inputs) != len(inp):
             inputs.update((k, v) for k, v in inp.items() if k not in inputs and v is not None)
+        for key in self.fields.integers & inputs.keys():
+            value = inputs[key]
+            if isinstance(value, float) and value.is_integer():
+                inputs[key] = int(value)  # JSON Schema accepts 5.0 as an integer; send 5
         body["input"] = inputs
         return body
 

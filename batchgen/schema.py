@@ -223,7 +223,8 @@ class RequestFields:
 
     `top`: the body's own fields besides `input`; `inputs`: the fields of `input` (both in schema
     order); `numeric`/`arrays`: fields whose values are numbers / lists (how CSV cells convert);
-    `filled`: defaults of *required* fields, which batchgen fills in when a job leaves them out.
+    `filled`: defaults of *required* fields, which batchgen fills in when a job leaves them out;
+    `integers`: fields the schema types as integers (a manifest's `5.0` is sent as `5`).
     """
 
     top: tuple[str, ...]
@@ -231,6 +232,7 @@ class RequestFields:
     numeric: frozenset[str]
     arrays: frozenset[str]
     filled: tuple[tuple[str, Any], ...]
+    integers: frozenset[str] = frozenset()  # sent as JSON integers: 5.0 in a manifest goes as 5
 
 
 def _types_of(sub: Any) -> set[str]:
@@ -250,6 +252,7 @@ def request_fields(model: str = DEFAULT_MODEL) -> RequestFields:
         inputs=tuple(input_props),
         numeric=frozenset(k for k, v in both.items() if _types_of(v) & {"integer", "number"}),
         arrays=frozenset(k for k, v in both.items() if "array" in _types_of(v)),
+        integers=frozenset(k for k, v in both.items() if _types_of(v) == {"integer"}),
         filled=tuple(
             (k, input_props[k]["default"])
             for k in input_schema.get("required", [])

@@ -194,3 +194,15 @@ def test_estimate_requests():
     assert requests_for(job(5, "callback").body) == 1
     assert estimate_requests([job(5), job(10), job(10)]) == 27
     assert estimate_requests(load_manifest(MANIFESTS / "example.yaml").jobs) == 6 * 5 + 2 * 11
+
+
+def test_integral_floats_go_out_as_the_integers_the_api_documents(tmp_path: Path) -> None:
+    m = _load(
+        tmp_path,
+        "f.yaml",
+        "jobs:\n  - mode: master-text-to-video\n    prompt: x\n    duration: 10.0\n"
+        "    aspect_ratio: '1:1'\n    cfg_scale: 1.0\n",
+    )
+    sent = json.dumps(m.jobs[0].body)
+    assert '"duration": 10,' in sent and isinstance(m.jobs[0].body["input"]["duration"], int)
+    assert m.jobs[0].body["input"]["cfg_scale"] == 1.0  # a number field keeps its value
