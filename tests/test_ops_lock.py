@@ -102,3 +102,19 @@ async def test_second_run_exits_4_at_once_naming_the_first(tmp_path: Path) -> No
             code, _, err = await finish(first)
         assert code in (0, 75), err
         assert holder_of(state) is None
+
+
+def test_status_reads_the_lock_table_and_never_takes_the_lock(tmp_path: Path, monkeypatch):
+    """A probe with a shared flock could make a run starting in the same instant exit 4; on
+    Linux holder_of reads /proc/locks instead and never calls flock."""
+    import fcntl
+
+    from batchgen import lock as lock_module
+
+    state = tmp_path / "s.db"
+    (tmp_path / "s.db.lock").write_text("")
+    calls: list[int] = []
+    real = fcntl.flock
+    monkeypatch.setattr(lock_module.fcntl, "flock", lambda fd, op: calls.append(op) or real(fd, op))
+    assert holder_of(state) is None
+    assert calls == []
