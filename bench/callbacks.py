@@ -43,8 +43,9 @@ from aiohttp import web  # noqa: E402
 from batchgen import store as st  # noqa: E402
 from batchgen.callbacks import CallbackReceiver  # noqa: E402
 from batchgen.engine import Engine, EngineConfig  # noqa: E402
-from batchgen.runner import RunOptions, execute  # noqa: E402
+from batchgen.runner import execute  # noqa: E402
 from batchgen.simulator import Simulator  # noqa: E402
+from bench import kit  # noqa: E402
 from bench.kit import job_body  # noqa: E402
 
 KEY = "sk-bench"
@@ -65,22 +66,15 @@ async def one_batch(
         **faults,
     }
     async with Simulator(**sim_kw) as sim:
-        opts = RunOptions(
-            state_path=out / "batchgen.db",
-            output_dir=out,
-            base_url=sim.base_url,
+        opts = kit.options(
+            folder,
+            sim.base_url,
+            scale,
             api_key=KEY,
-            rate_period_s=60 * scale,
-            poll_after_s=60 * scale,
-            poll_every_s=5 * scale,
-            result_lifetime_s=15 * 86400 * scale,
             backoff_base_s=0.02,
             backoff_cap_s=0.5,
-            callback_grace_s=60 * scale,
-            callback_poll_every_s=30 * scale,
-            callback_rewake_s=5 * scale,
+            drain_s=5.0,
             seed=3,
-            write_results=False,
         )
         if callbacks:
             opts.callback_listen = ("127.0.0.1", 0)
