@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -656,20 +654,9 @@ class Engine:
         )
 
 
-def fail_codes(store: st.Store) -> Counter[str]:
-    return Counter(
-        code
-        for (code,) in store.db.execute("SELECT fail_code FROM jobs WHERE state=?", (st.FAILED,))
-    )
-
-
 def describe(outcome: RunOutcome) -> str:
     parts = [f"{k} {v}" for k, v in outcome.counts.items() if v]
     return f"{outcome.how}: " + (", ".join(parts) or "no jobs")
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def _file_intact(path: Path, size: int | None, sha256: str | None, mtime_ns: int | None) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import random
@@ -234,7 +233,3 @@ def save_run_settings(store: st.Store, opts: RunOptions, manifest_path: str | No
 def load_run_settings(store: st.Store) -> dict[str, str]:
     keys = ("output_dir", "filename_template", "model", "base_url", "manifest")
     return {k: v for k in keys if (v := store.get_meta(k)) is not None}
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False)
