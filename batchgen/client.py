@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,7 +232,7 @@ class ApiClient:
         return f"<ApiClient {self._base} model={self._model} sent={self.requests_sent}>"
 
     async def submit(
-        self, body: dict[str, Any], *, before_send: Callable[[], bool] | None = None
+        self, body: dict[str, Any], *, before_send: Callable[[], Awaitable[bool]] | None = None
     ) -> str:
         """POST the body; return the task id. Raises ApiError subclasses or ApiConnectionError.
 
@@ -269,14 +269,17 @@ class ApiClient:
         *,
         priority: int,
         json_body: Any = None,
-        before_send: Callable[[], bool] | None = None,
+        before_send: Callable[[], Awaitable[bool]] | None = None,
     ) -> Any:
         granted_at = await self._limiter.acquire(priority)
         if before_send is not None:
-            if not before_send():
+            if not await before_send():
                 raise SubmitSkipped()
-            # The intent's fsync ran after the grant: count the request when it really leaves.
-            self._limiter.restamp(granted_at)
+            # The intent's commit and fsync ran after the grant: count the request when it
+            # really leaves. A grant that aged out meanwhile is void: wait for a fresh one (a
+            # stop during that wait leaves the job ambiguous, though nothing was sent).
+            while not self._limiter.restamp(granted_at):
+                granted_at = await self._limiter.acquire(priority)
         self.requests_sent += 1
         try:
             async with self._session.request(

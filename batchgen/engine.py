@@ -331,14 +331,19 @@ class Engine:
     async def _submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""
         body = self._prepare_body(row)
-        intent = False
+        intent = False  # True once the intent is on disk and the bytes may leave
 
-        def record_intent() -> bool:
+        async def record_intent() -> bool:
             nonlocal intent
-            if self._stop_submits.is_set():
+            if self._stop_submits.is_set() or not self.store.mark_submitting(row.seq):
                 return False
-            intent = self.store.mark_submitting(row.seq)
-            return intent
+            try:
+                await self.store.synced()  # survives a power cut before anything is sent
+            except BaseException:
+                self.store.mark_not_submitted(row.seq)  # nothing left: plainly pending again
+                raise
+            intent = True
+            return True
 
         for attempt in range(self.config.max_submit_tries):
             if self._stop_submits.is_set():
@@ -387,6 +392,7 @@ class Engine:
                 # No await between the answer and this commit: nothing can interrupt it.
                 self.store.mark_in_flight(row.seq, task_id)
                 self.stats.submitted += 1
+                await self.store.synced()
                 return task_id
             if not await self._sleep(delay):
                 return None

@@ -196,22 +196,24 @@ class SlidingWindowLimiter:
             self._pump()
             raise
 
-    def restamp(self, granted_at: float) -> None:
-        """The request granted at `granted_at` leaves only now (an fsynced commit ran between
-        the grant and the send): count it at its departure instead. Otherwise a burst of grants
-        whose sends are spread out by such work could put N+1 requests into one window at the
-        server. Exact as long as grant-to-send stays shorter than the window, since no later
-        grant can reuse the slot before then; a request never counts at two times."""
+    def restamp(self, granted_at: float) -> bool:
+        """The request granted at `granted_at` leaves only now (its intent was committed and
+        fsynced between the grant and the send): count it at its departure instead. Otherwise a
+        burst of grants whose sends are spread out by such work could put N+1 requests into one
+        window at the server. A request never counts at two times.
+
+        False when the grant has already aged out of the window: a later grant may have reused
+        its slot, so the caller must not send on it and asks for a fresh grant instead."""
         now = self._clock.now()
         if now <= granted_at:
-            return
+            return True
         grants = self._grants
         for i in range(len(grants) - 1, -1, -1):  # it is recent: search from the right
             if grants[i] == granted_at:
                 del grants[i]
                 break
         else:
-            return  # already out of the window: nothing left to move
+            return False  # expired before the send: its slot may be someone else's now
         grants.append(now)  # `now` is the latest time of all: the deque stays sorted
         if self.grant_log is not None:
             log = self.grant_log
@@ -220,6 +222,7 @@ class SlidingWindowLimiter:
                     log[i] = now
                     break
         self._pump()  # moving a stamp later never frees a slot, but keeps the timer honest
+        return True
 
     def pause_until(self, t: float) -> None:
         """No grants before clock time `t`, for everyone (a 429 with Retry-After). Pauses only

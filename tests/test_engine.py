@@ -188,23 +188,75 @@ async def test_second_results_are_named_and_audited_across_pages(tmp_path: Path)
     assert assert_files_verified(sim, state, out) == 6
 
 
-async def test_slow_intent_commits_never_push_the_server_over_the_limit(
+async def test_slow_intent_fsyncs_never_push_the_server_over_the_limit(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """Grants come in bursts, but each submit's fsynced intent runs between its grant and its
-    send; if the window counted grants, the sends would spill N+1 into one server window."""
+    """Grants come in bursts, but each submit's intent is fsynced (in a worker thread, on a
+    slow disk here) between its grant and its send; if the window counted grants, the sends
+    would spill N+1 into one server window."""
     import time as _time
 
-    real = st.Store.mark_submitting
+    real = st.Store._fsync_log
 
-    def slow_fsync(self, seq):
-        _time.sleep(0.01)  # a slow disk
-        return real(self, seq)
+    def slow_disk(self):
+        _time.sleep(0.01)
+        return real(self)
 
-    monkeypatch.setattr(st.Store, "mark_submitting", slow_fsync)
+    monkeypatch.setattr(st.Store, "_fsync_log", slow_disk)
     prepare_state(tmp_path, mixed_jobs(90))
     async with Simulator(**sim_config(rate_limit=30, rate_period_s=30.0)) as sim:
         outcome = await execute(options(tmp_path, sim.base_url, rate_limit=30, rate_period_s=0.3))
         stats = sim.stats()
     assert outcome.exit_code == 0
     assert stats["max_requests_in_window"] <= 30, stats["max_requests_in_window"]
+
+
+async def test_every_submit_leaves_only_after_its_intent_is_fsynced(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The intent must survive a power cut before the POST can create a task: at each POST,
+    the intents covered by a finished WAL fsync must number at least the POSTs sent so far."""
+    import threading
+    import time as _time
+
+    import aiohttp
+
+    lock = threading.Lock()
+    intents = 0
+    covered = 0
+    posts: list[tuple[int, int]] = []  # (POSTs so far, intents covered then)
+    real_intent, real_fsync = st.Store.mark_submitting, st.Store._fsync_log
+    real_request = aiohttp.ClientSession._request
+
+    def intent(self, seq):
+        nonlocal intents
+        ok = real_intent(self, seq)
+        with lock:
+            intents += ok
+        return ok
+
+    def fsync(self):
+        nonlocal covered
+        with lock:
+            before = intents  # everything committed before the fsync starts
+        _time.sleep(0.003)  # a slow disk makes an early send visible
+        real_fsync(self)
+        with lock:
+            covered = max(covered, before)
+
+    async def request(self, method, url, **kw):
+        if method == "POST" and "/generateTask/" in str(url):
+            with lock:
+                posts.append((len(posts) + 1, covered))
+        return await real_request(self, method, url, **kw)
+
+    monkeypatch.setattr(st.Store, "mark_submitting", intent)
+    monkeypatch.setattr(st.Store, "_fsync_log", fsync)
+    monkeypatch.setattr(aiohttp.ClientSession, "_request", request)
+    prepare_state(tmp_path, mixed_jobs(60))
+    async with Simulator(**sim_config()) as sim:
+        outcome = await execute(options(tmp_path, sim.base_url))
+    assert outcome.exit_code == 0
+    assert len(posts) == 60
+    late = [(n, c) for n, c in posts if c < n]
+    assert not late, f"POSTs sent before their intent was fsynced: {late[:5]}"

@@ -561,12 +561,30 @@ async def test_a_request_counts_when_it_leaves_not_when_it_was_granted() -> None
     assert sorted(lim.grant_log) == [0.5, 0.9, 1.5]
 
 
-async def test_restamp_of_a_grant_already_out_of_the_window_changes_nothing() -> None:
+async def test_a_grant_that_aged_out_before_its_send_is_void() -> None:
+    """Grant A, then a stall longer than the window: B takes the slot A's stamp freed. If A
+    were sent now on its old grant, the server would see A and B in one window."""
     clock = FakeClock()
-    lim = SlidingWindowLimiter(1, 1.0, clock=clock)
+    lim = SlidingWindowLimiter(1, 1.0, clock=clock, keep_log=True)
     first = await lim.acquire()
+    await clock.run_until(1.0)
+    assert await lim.acquire() == 1.0  # B
+    await clock.run_until(1.2)
+    assert lim.restamp(first) is False  # the caller must ask again
+    assert lim.in_window == 1
+    again = asyncio.create_task(lim.acquire())
+    await clock.run_until(1.99)
+    assert not again.done()
     await clock.run_until(2.0)
-    assert lim.in_window == 0
-    lim.restamp(first)
-    assert lim.in_window == 0
-    assert await lim.acquire() == 2.0
+    assert again.result() == 2.0
+    assert lim.restamp(first + 0.0) is False  # a void grant never comes back to life
+
+
+async def test_restamp_within_the_window_says_so() -> None:
+    clock = FakeClock()
+    lim = SlidingWindowLimiter(2, 1.0, clock=clock)
+    first = await lim.acquire()
+    assert lim.restamp(first) is True  # no time passed: nothing to move
+    await clock.run_until(0.99)
+    assert lim.restamp(first) is True
+    assert lim.in_window == 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from batchgen import store as st
-from batchgen.errors import StateError
+from batchgen.errors import StateDiskFull, StateError
 
 
 def body(prompt: str) -> dict:
@@ -87,18 +90,36 @@ def test_a_refused_submit_goes_back_to_pending_without_an_attempt(store: st.Stor
     assert store.job("a").submit_attempts == 0
 
 
-def test_only_intent_and_task_id_pay_for_an_fsync(store: st.Store) -> None:
-    statements: list[str] = []
-    store.db.set_trace_callback(statements.append)
+async def test_synced_fsyncs_the_wal_off_the_loop_and_commits_stay_normal(
+    store: st.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[tuple[str, bool]] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        on_loop = threading.current_thread() is threading.main_thread()
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), on_loop))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
     a = store.job("a").seq
-    store.mark_submitting(a)
-    store.mark_in_flight(a, "t1")
-    store.mark_failed(a, "X", "y")
-    fulls = [i for i, s in enumerate(statements) if s == "PRAGMA synchronous=FULL"]
-    begins = [i for i, s in enumerate(statements) if s.startswith("BEGIN")]
-    assert len(fulls) == 2 and fulls[0] == begins[0] - 1 and fulls[1] == begins[1] - 1
-    assert statements[-1] != "PRAGMA synchronous=FULL"
-    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL between
+    assert store.mark_submitting(a)
+    assert synced == []  # a commit alone writes to the WAL, no fsync
+    await store.synced()
+    assert synced == [(f"{store.path.resolve()}-wal", False)]
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert store.fsyncs == 1
+
+
+async def test_synced_turns_a_failing_fsync_into_a_state_error(
+    store: st.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StateDiskFull):
+        await store.synced()
 
 
 def test_foreign_and_newer_files_are_refused(tmp_path: Path) -> None:
