@@ -106,9 +106,12 @@ def read_api_key(key_file: str | None) -> str:
 
 @contextlib.asynccontextmanager
 async def _sessions(opts: RunOptions) -> AsyncIterator[tuple[aiohttp.ClientSession, ...]]:
+    # Neither the API nor a CDN needs cookies from us: a jar would only cost CPU on every
+    # request and let one host's answer change what we send to another.
     api = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=15),
         headers={"User-Agent": "batchgen"},
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
     # Results live on a CDN host: their connections and concurrency are separate from the API's.
     resolver = PublicOnlyResolver() if results_public_only(opts) else None
@@ -118,6 +121,7 @@ async def _sessions(opts: RunOptions) -> AsyncIterator[tuple[aiohttp.ClientSessi
         ),
         headers={"User-Agent": "batchgen"},
         auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
     try:
         yield api, cdn
