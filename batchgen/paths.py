@@ -7,6 +7,7 @@ piece is treated as hostile until it has been sanitized or checked.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -130,11 +131,23 @@ def safe_output_path(output_dir: Path, relative: str) -> Path:
         raise ValueError(f"empty output file name {relative!r}")
     parts = [_sanitize_component(c, last=i == len(raw) - 1) for i, c in enumerate(raw)]
     candidate = Path(output_dir).joinpath(*parts)
-    root = Path(output_dir).resolve()
-    resolved = candidate.resolve()
+    root = _resolved_folder(str(output_dir))
+    if len(parts) == 1 and not candidate.is_symlink():
+        # The common case, a plain name in the folder itself: one lstat instead of a walk of
+        # every component (resolve() costs a syscall per component, per file).
+        resolved = root / parts[0]
+    else:
+        resolved = candidate.resolve()
     if resolved == root or not resolved.is_relative_to(root):
         raise ValueError(f"output file {relative!r} would land outside {output_dir}")
     return candidate
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved_folder(folder: str) -> Path:
+    """The output folder with its symlinks resolved, once per folder and process: a batch
+    writes thousands of files into the same one."""
+    return Path(folder).resolve()
 
 
 def _sanitize_component(name: str, *, last: bool) -> str:

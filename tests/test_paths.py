@@ -143,6 +143,17 @@ def test_a_symlink_inside_the_output_folder_cannot_lead_out(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         safe_output_path(out, "link/a.mp4")
     assert safe_output_path(out, "a.mp4") == out / "a.mp4"
+    (out / "b.mp4").symlink_to(elsewhere / "b.mp4")  # a planted final name, too
+    with pytest.raises(ValueError, match="outside"):
+        safe_output_path(out, "b.mp4")
+
+
+def test_an_output_folder_reached_through_a_symlink_is_fine(tmp_path):
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real)
+    assert safe_output_path(link, "a.mp4") == link / "a.mp4"
+    assert safe_output_path(link, "sub/a.mp4") == link / "sub" / "a.mp4"
 
 
 def test_relative_output_folder(tmp_path, monkeypatch):
