@@ -78,8 +78,13 @@ def judge(s: dict[str, Any]) -> list[dict[str, Any]]:
             "≤ 1.0",
             lambda v: v <= 1.0,
         )
-        check("3 limits", "429s met (client limit = server limit)", lim.get("server_429s"),
-              "0", lambda v: v == 0)
+        check(
+            "3 limits",
+            "429s met (client limit = server limit)",
+            lim.get("server_429s"),
+            "0",
+            lambda v: v == 0,
+        )
         check(
             "3 limits",
             "server's peak tasks in flight ÷ cap",
@@ -91,11 +96,19 @@ def judge(s: dict[str, Any]) -> list[dict[str, Any]]:
         o = s["overhead"]
         check(
             "4 overhead",
-            "client CPU s per 1,000 jobs",
+            "client CPU s per 1,000 jobs, polling",
             o.get("cpu_s_per_1000_jobs"),
             "≤ 1.0",
             lambda v: v <= 1.0,
         )
+        if o.get("callback_cpu_s_per_1000_jobs") is not None:
+            check(
+                "4 overhead",
+                "client CPU s per 1,000 jobs, callbacks",
+                o.get("callback_cpu_s_per_1000_jobs"),
+                "≤ 1.0",
+                lambda v: v <= 1.0,
+            )
         check(
             "4 overhead",
             f"peak RSS (MB) at {o.get('jobs', '?'):,} jobs" if o.get("jobs") else "peak RSS (MB)",
@@ -147,15 +160,25 @@ def one_line(name: str, res: dict[str, Any]) -> str:
             )
         return "  " + "; ".join(parts)
     keys = {
-        "economy": ("polling_requests_per_job", "ideal_requests_per_job",
-                    "callback_requests_per_job"),
+        "economy": (
+            "polling_requests_per_job",
+            "ideal_requests_per_job",
+            "callback_requests_per_job",
+        ),
         "limits": ("window_ratio", "server_429s", "in_flight_ratio"),
-        "overhead": ("cpu_s_per_1000_jobs", "peak_rss_mb", "elapsed_s"),
+        "overhead": (
+            "cpu_s_per_1000_jobs",
+            "callback_cpu_s_per_1000_jobs",
+            "peak_rss_mb",
+            "elapsed_s",
+        ),
         "resume": ("first_request_s", "state_file_mb"),
         "downloads": ("min_ratio",),
     }.get(name, ())
-    return "  " + ", ".join(f"{k} {_fmt(res.get(k))}" for k in keys) + (
-        f" ({res.get('wall_s', 0):.0f} s)" if "wall_s" in res else ""
+    return (
+        "  "
+        + ", ".join(f"{k} {_fmt(res.get(k))}" for k in keys)
+        + (f" ({res.get('wall_s', 0):.0f} s)" if "wall_s" in res else "")
     )
 
 
@@ -211,7 +234,14 @@ def markdown(results: dict[str, Any]) -> str:
         details.append(
             f"- overhead: {o['jobs']:,} jobs, cap {o['cap']}, {o['elapsed_s']:.0f} s; client CPU "
             f"{o['client_cpu_s']:.1f} s; peak RSS of the engine process {o['peak_rss_mb']:.0f} MB "
-            f"(ru_maxrss, fresh process)."
+            f"(ru_maxrss, fresh process); {o['requests_per_job']:.2f} API requests per job."
+            + (
+                f" Callback mode: {o['callback_jobs']:,} jobs, "
+                f"{o['callback_cpu_s_per_1000_jobs']:.2f} CPU s per 1,000 jobs, "
+                f"{o['callback_requests_per_job']:.2f} API requests per job."
+                if "callback_cpu_s_per_1000_jobs" in o
+                else ""
+            )
         )
     r = s.get("resume")
     if isinstance(r, dict) and "first_request_s" in r:
@@ -223,14 +253,21 @@ def markdown(results: dict[str, Any]) -> str:
         )
     if details:
         lines += ["", *details]
-    errors = [f"- {k}: {v['error'][-600:]}" for k, v in s.items() if isinstance(v, dict)
-              and "error" in v]
+    errors = [
+        f"- {k}: {v['error'][-600:]}" for k, v in s.items() if isinstance(v, dict) and "error" in v
+    ]
     if errors:
         lines += ["", "Errors:", *errors]
     cb = s.get("callbacks")
     if isinstance(cb, dict) and cb.get("output"):
-        lines += ["", f"`{cb['command']}` (exit {cb['exit_code']}):", "", "```", cb["output"],
-                  "```"]
+        lines += [
+            "",
+            f"`{cb['command']}` (exit {cb['exit_code']}):",
+            "",
+            "```",
+            cb["output"],
+            "```",
+        ]
     elif isinstance(cb, dict) and cb.get("skipped"):
         lines += ["", f"callbacks benchmark skipped: {cb['skipped']}"]
     if results.get("plot"):

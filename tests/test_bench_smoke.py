@@ -72,6 +72,9 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     res = scenarios.run("overhead", "smoke", tmp_path)
     assert res["done"] == res["jobs"]
     assert _number(res["cpu_s_per_1000_jobs"]) and _number(res["peak_rss_mb"])
+    assert res["callback_done"] == res["callback_jobs"]
+    assert _number(res["callback_cpu_s_per_1000_jobs"])
+    assert res["callback_requests_per_job"] == 2.0  # one submit, one confirming status
 
 
 def test_resume_smoke(tmp_path: Path) -> None:
