@@ -109,6 +109,13 @@ def judge(s: dict[str, Any]) -> list[dict[str, Any]]:
                 "≤ 1.0",
                 lambda v: v <= 1.0,
             )
+        for key, label in (
+            ("floor_cpu_s_per_1000_jobs", "bare aiohttp, same requests, no engine (floor.py)"),
+            ("floor_write_cpu_s_per_1000_jobs", "bare aiohttp + each file written and fsynced"),
+        ):
+            if o.get(key) is not None:
+                check("4 overhead", f"CPU s per 1,000 jobs: {label}", o[key], "(shown)", bool)
+                out[-1]["met"] = None
         check(
             "4 overhead",
             f"peak RSS (MB) at {o.get('jobs', '?'):,} jobs" if o.get("jobs") else "peak RSS (MB)",

@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from batchgen import store as st  # noqa: E402
-from bench import kit  # noqa: E402
+from bench import floor, kit  # noqa: E402
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     # jobs, cap, time scale; rate: requests per 60 service seconds (both sides) when it binds
@@ -218,6 +218,11 @@ def overhead(size: str, folder: Path) -> dict[str, Any]:
         _batch(folder / "cb", c["callback_jobs"], c["cap"], c["scale"], callbacks=True, tag="k")
     )
     cb.pop("timeline")
+    # The same request pattern from a bare aiohttp client (bench/floor.py): what any engine
+    # built on aiohttp pays here before doing anything of its own.
+    n_floor = min(c["jobs"], 5000)
+    bare = floor.measure("spread", n_floor, c["cap"], c["scale"])
+    bare_write = floor.measure("spread+write", n_floor, c["cap"], c["scale"])
     return {
         "jobs": c["jobs"],
         "cap": c["cap"],
@@ -232,6 +237,10 @@ def overhead(size: str, folder: Path) -> dict[str, Any]:
         "callback_cpu_s_per_1000_jobs": cb["cpu_s_per_1000_jobs"],
         "callback_requests_per_job": cb["requests_per_job"],
         "callback_done": cb["done"],
+        "floor_jobs": n_floor,
+        "floor_cpu_s_per_1000_jobs": bare["cpu_s_per_1000_jobs"],
+        "floor_write_cpu_s_per_1000_jobs": bare_write["cpu_s_per_1000_jobs"],
+        "floor_requests_per_job": bare["requests_per_job"],
     }
 
 

@@ -75,6 +75,8 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     assert res["callback_done"] == res["callback_jobs"]
     assert _number(res["callback_cpu_s_per_1000_jobs"])
     assert res["callback_requests_per_job"] == 2.0  # one submit, one confirming status
+    assert _number(res["floor_cpu_s_per_1000_jobs"])
+    assert _number(res["floor_write_cpu_s_per_1000_jobs"])
 
 
 def test_resume_smoke(tmp_path: Path) -> None:
