@@ -355,7 +355,8 @@ def add_cli_options(p: argparse.ArgumentParser) -> None:
 
 
 def apply_args(args: argparse.Namespace, opts: RunOptions) -> None:
-    """Copy the callback options onto RunOptions (scaled like the others under --sandbox)."""
+    """Copy the callback options onto RunOptions (in real seconds: --sandbox scales them with
+    every other service time, see RunOptions.scaled)."""
     listen = getattr(args, "callback_listen", None)
     public = getattr(args, "callback_url", None)
     if public is not None and listen is None:
@@ -373,10 +374,9 @@ def apply_args(args: argparse.Namespace, opts: RunOptions) -> None:
             "--callback-listen on a non-loopback address needs --callback-url: the public "
             "https base that your reverse proxy or tunnel forwards to this listener"
         )
-    scale = args.time_scale if getattr(args, "sandbox", False) else 1.0
     opts.callback_listen = listen
     opts.callback_public_url = check_public_base(public) if public is not None else None
     opts.trust_callbacks = bool(getattr(args, "trust_callbacks", False))
-    opts.callback_grace_s = getattr(args, "callback_grace", 60.0) * scale
-    opts.callback_poll_every_s = max(getattr(args, "callback_poll_every", 30.0) * scale, 1e-3)
-    opts.callback_rewake_s = REWAKE_AFTER_S * scale
+    opts.callback_grace_s = getattr(args, "callback_grace", 60.0)
+    opts.callback_poll_every_s = getattr(args, "callback_poll_every", 30.0)
+    opts.callback_rewake_s = REWAKE_AFTER_S

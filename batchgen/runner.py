@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -75,6 +76,25 @@ class RunOptions:
     callback_poll_every_s: float = 30.0
     callback_rewake_s: float = 5.0
     on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
+
+
+    def scaled(self, scale: float) -> RunOptions:
+        """A copy with every service time multiplied by `scale`, for a simulator that runs its
+        clock `1/scale` times faster (--sandbox, tests, benchmarks). Backoff keeps a floor of
+        5 % of its real length so retries stay countable on a loaded machine."""
+        backoff = max(scale, 0.05)
+        return dataclasses.replace(
+            self,
+            rate_period_s=self.rate_period_s * scale,
+            poll_after_s=self.poll_after_s * scale,
+            poll_every_s=self.poll_every_s * scale,
+            result_lifetime_s=self.result_lifetime_s * scale,
+            backoff_base_s=self.backoff_base_s * backoff,
+            backoff_cap_s=self.backoff_cap_s * backoff,
+            callback_grace_s=self.callback_grace_s * scale,
+            callback_poll_every_s=max(self.callback_poll_every_s * scale, 1e-3),
+            callback_rewake_s=self.callback_rewake_s * scale,
+        )
 
 
 def check_base_url(url: str) -> str:

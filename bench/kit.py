@@ -69,20 +69,11 @@ def options(folder: Path, base_url: str, scale: float, **overrides: Any) -> RunO
         output_dir=out,
         base_url=base_url,
         api_key=KEY,
-        rate_limit=10_000,
-        rate_period_s=60.0 * scale,
-        poll_after_s=60.0 * scale,
-        poll_every_s=5.0 * scale,
-        result_lifetime_s=15 * 86400.0 * scale,
-        callback_grace_s=60.0 * scale,
-        callback_poll_every_s=30.0 * scale,
-        callback_rewake_s=5.0 * scale,
-        backoff_base_s=max(0.01, scale),
-        backoff_cap_s=max(0.5, 60 * scale),
         drain_s=2.0,
         seed=7,
         write_results=False,
-    )
+    ).scaled(scale)
+    opts.backoff_base_s, opts.backoff_cap_s = max(0.01, scale), max(0.5, 60 * scale)
     for k, v in overrides.items():
         if not hasattr(opts, k):
             raise TypeError(f"RunOptions has no field {k!r}")

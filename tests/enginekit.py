@@ -68,16 +68,10 @@ def options(tmp: Path, base_url: str, **overrides: Any) -> RunOptions:
         output_dir=tmp / "out",
         base_url=base_url,
         api_key=KEY,
-        rate_limit=10_000,
-        rate_period_s=60.0 * SCALE,
-        poll_after_s=60.0 * SCALE,
-        poll_every_s=5.0 * SCALE,
-        result_lifetime_s=15 * 86400 * SCALE,
-        backoff_base_s=0.02,
-        backoff_cap_s=0.5,
         drain_s=1.0,
         seed=7,
-    )
+    ).scaled(SCALE)
+    opts.backoff_base_s, opts.backoff_cap_s = 0.02, 0.5  # quick retries
     for k, v in overrides.items():
         setattr(opts, k, v)
     return opts

@@ -18,7 +18,7 @@ from batchgen import store as st
 from batchgen.callbacks import CallbackReceiver
 from batchgen.engine import Engine
 from batchgen.errors import UsageError
-from batchgen.runner import execute
+from batchgen.runner import RunOptions, execute
 from batchgen.simulator import Simulator
 from tests.conftest import eventually
 from tests.enginekit import (
@@ -237,9 +237,12 @@ def test_apply_args(tmp_path: Path) -> None:
     assert opts.callback_public_url == "https://h.example/bg"
     assert opts.trust_callbacks and opts.callback_grace_s == 120.0
     assert opts.callback_poll_every_s == 30.0
-    cb.apply_args(_args(argv=["--callback-listen", "127.0.0.1:0"], sandbox=True,
-                        time_scale=0.01), opts)
-    assert opts.callback_grace_s == pytest.approx(0.6) and opts.callback_public_url is None
+    real = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path)
+    cb.apply_args(_args(argv=["--callback-listen", "127.0.0.1:0"]), real)
+    assert real.callback_public_url is None and real.callback_grace_s == 60.0
+    fast = real.scaled(0.01)  # --sandbox: every service time, the callback ones included
+    assert fast.callback_grace_s == pytest.approx(0.6) and fast.callback_rewake_s == 0.05
+    assert fast.poll_after_s == pytest.approx(0.6) and fast.rate_period_s == pytest.approx(0.6)
     for argv, extra in (
         (["--callback-url", "https://h.example"], {}),
         (["--callback-listen", "0.0.0.0:1"], {}),

@@ -226,21 +226,14 @@ def options_from_args(
     if args.backoff:
         opts.backoff_base_s, opts.backoff_cap_s = args.backoff
     if args.sandbox:
-        scale = args.time_scale
         opts.api_key = SANDBOX_KEY
-        opts.rate_period_s = period * scale
-        opts.poll_after_s = args.poll_after * scale
-        opts.poll_every_s = args.poll_every * scale
-        opts.result_lifetime_s *= scale
-        opts.backoff_base_s *= max(scale, 0.05)
-        opts.backoff_cap_s *= max(scale, 0.05)
     else:
         opts.base_url = check_base_url(
             args.base_url or os.environ.get("APIXO_BASE_URL") or DEFAULT_BASE_URL
         )
         opts.api_key = read_api_key(args.api_key_file)
     callbacks.apply_args(args, opts)
-    return opts
+    return opts.scaled(args.time_scale) if args.sandbox else opts
 
 
 def progress_mode(args: argparse.Namespace, stream: TextIO | None = None) -> str:
