@@ -9,6 +9,12 @@ work) offers N files of deterministic bytes. Each round downloads all of them:
 The best of --runs rounds is kept for each, and printed as MB/s and a ratio to curl.
 batchgen does more per byte than curl here: sha256 of every byte, fsync, rename, a sidecar;
 curl only writes. Every batchgen file is checked against the expected sha256.
+
+Then the CPU each party spent per GB (median over the runs, from getrusage and /proc): the
+server, the client (batchgen's whole process, or curl), the rest of the machine (kernel
+threads, interrupts), and for curl+sha256+fsync the hashing and the fsync separately; with the
+cost of sha256 on cache-hot 1 MiB buffers, that gives the CPU-bound ceiling of anything that
+receives, writes and hashes on this machine's cores, printed beside the target.
 Exit status 0 if every ratio reaches --target (default 0.8), else 1.
 """
 
@@ -20,8 +26,10 @@ import hashlib
 import multiprocessing as mp
 import os
 import random
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +46,47 @@ from aiohttp import web  # noqa: E402
 from batchgen.download import Downloader  # noqa: E402
 
 MB = 1024 * 1024
+GB = 1024 * MB
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of another process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle (Linux /proc/stat; 0 elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK  # minus idle and iowait
+
+
+def sha256_hot_cpu_per_gb() -> float:
+    """CPU seconds per GB of sha256 over a cache-hot 1 MiB buffer: the least hashing costs."""
+    block, h = os.urandom(MB), hashlib.sha256()
+    start = time.process_time()
+    for _ in range(256):
+        h.update(block)
+    return (time.process_time() - start) * 4
 
 
 def make_files(folder: Path, count: int, size: int) -> dict[str, str]:
@@ -122,20 +171,75 @@ def run_curl(urls: list[str], out: Path, concurrency: int) -> float:
     return time.perf_counter() - start
 
 
-def hash_and_sync(out: Path) -> None:
-    """What batchgen does beyond curl: sha256 of every byte and an fsync of every file."""
+def hash_and_sync(out: Path) -> tuple[float, float, float]:
+    """What batchgen does beyond curl: sha256 of every byte and an fsync of every file.
+    Returns (CPU seconds hashing, CPU seconds in fsync, wall seconds in fsync)."""
+    hash_cpu = sync_cpu = sync_wall = 0.0
     for path in sorted(out.iterdir()):
         h = hashlib.sha256()
         with open(path, "rb") as f:
+            c0 = time.thread_time()
             while block := f.read(MB):
                 h.update(block)
+            c1, t1 = time.thread_time(), time.perf_counter()
             os.fsync(f.fileno())
+            sync_wall += time.perf_counter() - t1
+            sync_cpu += time.thread_time() - c1
+            hash_cpu += c1 - c0
+    return hash_cpu, sync_cpu, sync_wall
 
 
 def fresh(folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
+
+
+def print_cpu(
+    cpu: dict[tuple[str, int], list[dict[str, float]]],
+    best: dict[tuple[str, int], float],
+    modes: list[tuple[int, str]],
+    target: float,
+) -> None:
+    """CPU seconds per GB by party (medians), and the CPU-bound ceiling they imply."""
+    if not any(v["server"] for runs in cpu.values() for v in runs):
+        return  # no /proc: nothing to show
+    cores = os.cpu_count() or 1
+    hot = sha256_hot_cpu_per_gb()
+    print(f"\nCPU seconds per GB (median of the runs; {cores} cores shared by everyone):")
+    print(
+        f"{'':28} {'server':>7} {'client':>7} {'sha256':>7} {'fsync':>7} {'other':>7} "
+        f"{'total':>7}   fsync wall s/GB"
+    )
+    parties = ("server", "client", "sha256", "fsync", "other")
+    for conc, _ in modes:
+        for tool in ("batchgen", "curl", "curl+sha256+fsync"):
+            med = {
+                k: statistics.median(r[k] for r in cpu[(tool, conc)]) for k in cpu[(tool, conc)][0]
+            }
+            cells = " ".join(f"{med[k]:7.3f}" for k in parties)
+            wall = f"{med['fsync wall']:10.3f}" if tool == "curl+sha256+fsync" else ""
+            name = f"{tool} c={conc}"
+            print(f"{name:28} {cells} {sum(med[k] for k in parties):7.3f}   {wall}")
+    print(
+        f"(batchgen's client column includes its own sha256 and fsync; sha256 of a cache-hot "
+        f"1 MiB buffer costs {hot:.3f} CPU s/GB here)"
+    )
+    for conc, _ in modes:
+        curl = {k: statistics.median(r[k] for r in cpu[("curl", conc)]) for k in parties}
+        floor = curl["server"] + curl["client"] + curl["other"] + hot
+        ceiling = cores / floor * GB / MB
+        need = target * best[("curl", conc)]
+        ours = {k: statistics.median(r[k] for r in cpu[("batchgen", conc)]) for k in parties}
+        ours_total = sum(ours.values())
+        print(
+            f"concurrency {conc}: curl's receive+write ({curl['client']:.3f}) + server "
+            f"({curl['server']:.3f}) + other ({curl['other']:.3f}) + hot sha256 ({hot:.3f}) = "
+            f"{floor:.3f} CPU s/GB: at most {ceiling:.0f} MB/s on {cores} cores if every core "
+            f"were busy all the time; the target, {need:.0f} MB/s, needs "
+            f"{need * MB / GB * floor / cores:.0%} of all cores at that floor and "
+            f"{need * MB / GB * ours_total / cores:.0%} at batchgen's {ours_total:.3f} CPU s/GB"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,10 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.concurrency != 1:
             modes.append((1, "one at a time"))
         best: dict[tuple[str, int], float] = {}
+        cpu: dict[tuple[str, int], list[dict[str, float]]] = {}  # per run, CPU seconds per GB
+        gb = total / GB
         for run in range(args.runs):
             for conc, _ in modes:
                 for tool in ("batchgen", "curl", "curl+sha256+fsync"):
                     out = fresh(work / "out")
+                    os.sync()  # no writeback left over from the previous round
+                    m0, s0 = machine_busy(), process_cpu(server.pid)
+                    c0, k0 = self_cpu(), children_cpu()
+                    extra = (0.0, 0.0, 0.0)
                     if tool == "batchgen":
                         t = asyncio.run(run_batchgen(urls, out, conc))
                         for res in run_batchgen.results:  # type: ignore[attr-defined]
@@ -192,8 +302,21 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         start = time.perf_counter()
                         run_curl(urls, out, conc)
-                        hash_and_sync(out)
+                        extra = hash_and_sync(out)
                         t = time.perf_counter() - start
+                    server_s = process_cpu(server.pid) - s0
+                    client_s = self_cpu() - c0 + children_cpu() - k0
+                    other_s = machine_busy() - m0 - server_s - client_s
+                    cpu.setdefault((tool, conc), []).append(
+                        {
+                            "server": server_s / gb,
+                            "client": (client_s - extra[0] - extra[1]) / gb,
+                            "sha256": extra[0] / gb,
+                            "fsync": extra[1] / gb,
+                            "fsync wall": extra[2] / gb,
+                            "other": max(0.0, other_s) / gb,
+                        }
+                    )
                     mbps = total / MB / t
                     key = (tool, conc)
                     best[key] = max(best.get(key, 0.0), mbps)
@@ -217,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             ok &= ratio >= args.target
             name = f"{label} (concurrency {conc})"
             print(f"{name:28} {b:9.1f} {c:9.1f} {ratio:6.2f} {cw:15.1f} {b / cw:6.2f}")
+        print_cpu(cpu, best, modes, args.target)
         print(f"target: ratio to plain curl >= {args.target}: {'met' if ok else 'NOT met'}")
         return 0 if ok else 1
     finally:

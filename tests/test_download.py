@@ -893,3 +893,66 @@ async def test_output_folder_removed_between_fetches_is_made_again(cdn, make, tm
         for p in out.iterdir():
             p.unlink()
         out.rmdir()
+
+
+async def test_small_files_fsync_their_folder_after_the_rename_and_share_it(
+    cdn, make, tmp_path, monkeypatch
+):
+    """A finished file must survive a power cut: its folder is fsynced after the rename and
+    before fetch() returns. Files finishing together share one folder fsync (group commit)."""
+    from batchgen import durability
+
+    events: list[tuple[str, str]] = []
+    real_replace, real_fsync_path = download_mod.os.replace, durability.fsync_path
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        events.append(("rename", Path(dst).name))
+
+    def fsync_path(path, *, directory=False):
+        real_fsync_path(path, directory=directory)
+        events.append(("folder-fsync" if directory else "fsync", str(path)))
+
+    monkeypatch.setattr(download_mod.os, "replace", replace)
+    monkeypatch.setattr(download_mod, "fsync_path", fsync_path)
+    dl = make()
+    out = tmp_path / "out"
+    out.mkdir()
+    datas = {f"f{i}.mp4": blob(1500 + i, seed=i) for i in range(40)}
+    urls = {name: cdn.add(name, data) for name, data in datas.items()}
+
+    async def one(name: str) -> None:
+        res = await dl.fetch(urls[name], out / name)
+        assert ("rename", name) in events
+        last_rename = events.index(("rename", name))
+        assert ("folder-fsync", str(out)) in events[last_rename:], "returned before the fsync"
+        assert_finished(res, out / name, datas[name])
+
+    await asyncio.gather(*(one(name) for name in datas))
+    folder_fsyncs = events.count(("folder-fsync", str(out)))
+    assert 1 <= folder_fsyncs < len(datas)
+
+
+async def test_fetches_cancelled_mid_stream_resume_to_the_right_sha256(cdn, make, tmp_path):
+    """A large body is written and hashed in one worker-thread call per buffer; a cancel can
+    land while that call runs. Whatever the hasher had covered, the next fetch must resume from
+    what is really on disk and end with the file's true sha256."""
+    data = blob(9_000_000)
+    url = cdn.add("c.mp4", data, *[Fault(trickle=64 * 1024) for _ in range(3)])
+    dest = tmp_path / "c.mp4"
+    dl = make()
+    for attempt in range(3):
+        task = asyncio.create_task(dl.fetch(url, dest))
+        part = part_path(dest)
+        while not task.done():  # until this attempt has put more bytes on disk
+            await asyncio.sleep(0.001)
+            if part.exists() and part.stat().st_size > (attempt + 1) * 2_000_000:
+                break
+        assert not task.done(), "the body arrived too fast to be cancelled midway"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    res = await dl.fetch(url, dest)
+    assert_finished(res, dest, data)
+    ranges = [r["range"] for r in cdn.requests("c.mp4")]
+    assert ranges[0] is None and any(r for r in ranges[1:]), ranges  # it did resume
