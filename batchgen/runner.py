@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -77,7 +78,6 @@ class RunOptions:
     callback_rewake_s: float = 5.0
     on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
 
-
     def scaled(self, scale: float) -> RunOptions:
         """A copy with every service time multiplied by `scale`, for a simulator that runs its
         clock `1/scale` times faster (--sandbox, tests, benchmarks). Backoff keeps a floor of
@@ -125,7 +125,9 @@ def read_api_key(key_file: str | None) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _sessions(opts: RunOptions) -> AsyncIterator[tuple[aiohttp.ClientSession, ...]]:
+async def _sessions(
+    opts: RunOptions, *, public_only: bool
+) -> AsyncIterator[tuple[aiohttp.ClientSession, ...]]:
     # Neither the API nor a CDN needs cookies from us: a jar would only cost CPU on every
     # request and let one host's answer change what we send to another.
     api = aiohttp.ClientSession(
@@ -134,7 +136,7 @@ async def _sessions(opts: RunOptions) -> AsyncIterator[tuple[aiohttp.ClientSessi
         cookie_jar=aiohttp.DummyCookieJar(),
     )
     # Results live on a CDN host: their connections and concurrency are separate from the API's.
-    resolver = PublicOnlyResolver() if results_public_only(opts) else None
+    resolver = PublicOnlyResolver() if public_only else None
     cdn = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
             limit=max(4, opts.download_concurrency * 2), resolver=resolver
@@ -150,19 +152,33 @@ async def _sessions(opts: RunOptions) -> AsyncIterator[tuple[aiohttp.ClientSessi
         await cdn.close()
 
 
-def results_public_only(opts: RunOptions) -> bool:
+async def results_public_only(opts: RunOptions) -> bool:
     """Result files may come only from public addresses, unless the user allows otherwise or
-    the API itself is on a private or local address (the simulator, a test bed, a proxy)."""
+    the API itself is on a private or local address (the simulator, a test bed, a proxy, a
+    container name on a private network): then its results may well be private too."""
     if opts.allow_private_result_hosts is not None:
         return not opts.allow_private_result_hosts
-    host = yarl.URL(opts.base_url).host or ""
+    host = (yarl.URL(opts.base_url).host or "").strip("[]")
     if is_loopback_host(host):
         return False
     try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return True  # a name, such as api.apixo.ai
+        ipaddress.ip_address(host)
+    except ValueError:  # a name, such as api.apixo.ai: where does it lead?
+        addresses = await _addresses_of(host)
+        return not addresses or any(is_public_address(a) for a in addresses)
     return is_public_address(host)
+
+
+async def _addresses_of(host: str) -> list[str]:
+    """Every address `host` resolves to; none if it does not resolve in a few seconds (then
+    the guard stays on: the safe side)."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(5):
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError, UnicodeError):
+        return []
+    return [str(info[4][0]) for info in infos]
 
 
 async def execute(opts: RunOptions) -> RunOutcome:
@@ -208,7 +224,8 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         callback_grace_s=opts.callback_grace_s,
         callback_poll_every_s=opts.callback_poll_every_s,
     )
-    async with _sessions(opts) as (api, cdn):
+    public_only = await results_public_only(opts)
+    async with _sessions(opts, public_only=public_only) as (api, cdn):
         client = ApiClient(
             api,
             opts.base_url,
@@ -219,7 +236,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         )
         downloader = Downloader(
             cdn,
-            public_only=results_public_only(opts),
+            public_only=public_only,
             concurrency=opts.download_concurrency,
             max_bytes=opts.max_file_bytes,
             rng=random.Random(rng.random()),

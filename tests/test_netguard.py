@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from batchgen import runner
 from batchgen import store as st
 from batchgen.download import Downloader
 from batchgen.errors import UnsafeUrl
@@ -94,17 +95,38 @@ async def test_downloader_refuses_a_name_that_resolves_to_loopback(tmp_path: Pat
     assert not os.listdir(tmp_path)
 
 
-def test_the_default_follows_where_the_api_lives(tmp_path: Path) -> None:
+async def test_the_default_follows_where_the_api_lives(tmp_path: Path, monkeypatch) -> None:
     def opts(base: str, allow: bool | None = None) -> RunOptions:
         return RunOptions(
             tmp_path / "s.db", tmp_path, base_url=base, allow_private_result_hosts=allow
         )
 
-    assert results_public_only(opts("https://api.apixo.ai/api/v1"))
-    assert not results_public_only(opts("http://127.0.0.1:8080/api/v1"))  # the simulator
-    assert not results_public_only(opts("http://10.0.0.2/api/v1"))  # a proxy on the LAN
-    assert not results_public_only(opts("https://api.apixo.ai/api/v1", allow=True))
-    assert results_public_only(opts("http://127.0.0.1:8080/api/v1", allow=False))
+    names = {
+        "api.apixo.ai": ["104.18.1.1"],
+        "sim": ["172.18.0.3"],
+        "mixed": ["10.0.0.1", "8.8.8.8"],
+    }
+
+    async def addresses_of(host: str) -> list[str]:
+        return names.get(host, [])
+
+    monkeypatch.setattr(runner, "_addresses_of", addresses_of)
+    assert await results_public_only(opts("https://api.apixo.ai/api/v1"))
+    assert not await results_public_only(opts("http://127.0.0.1:8080/api/v1"))  # the simulator
+    assert not await results_public_only(opts("http://localhost:8080/api/v1"))
+    assert not await results_public_only(opts("http://[::1]:8080/api/v1"))
+    assert not await results_public_only(opts("http://10.0.0.2/api/v1"))  # a proxy on the LAN
+    # a container name on a private network: its results live there too
+    assert not await results_public_only(opts("http://sim:8000/api/v1"))
+    assert await results_public_only(opts("http://mixed/api/v1"))  # one public answer: guard on
+    assert await results_public_only(opts("http://nowhere.invalid/api/v1"))  # unknown: guard on
+    assert not await results_public_only(opts("https://api.apixo.ai/api/v1", allow=True))
+    assert await results_public_only(opts("http://127.0.0.1:8080/api/v1", allow=False))
+
+
+async def test_names_are_really_resolved_to_decide() -> None:
+    assert await runner._addresses_of("localhost")  # /etc/hosts: no network needed
+    assert await runner._addresses_of("no-such-host.invalid") == []  # never resolves (RFC 6761)
 
 
 async def test_a_run_that_must_stay_public_refuses_loopback_results(tmp_path: Path) -> None:

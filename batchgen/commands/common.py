@@ -147,7 +147,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="fetch result files from private or local addresses too (refused by default "
-        "unless the API itself is local: a hostile answer must not reach your own network)",
+        "unless the API itself is on a local or private address: a hostile answer must not "
+        "reach your own network)",
     )
     g.add_argument(
         "--max-file-size",
