@@ -222,6 +222,17 @@ def check_public_host(url: str) -> None:
         )
 
 
+_ASCII_UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # controls, space, DEL: the ASCII share of the rule
+
+
+def _has_unsafe_chars(text: str) -> bool:
+    """Whitespace or a control/format/unassigned character (Unicode category C) anywhere. URLs
+    are nearly always ASCII: one regex scan then, the per-character walk only otherwise."""
+    if text.isascii():
+        return _ASCII_UNSAFE.search(text) is not None
+    return any(c.isspace() or unicodedata.category(c).startswith("C") for c in text)
+
+
 def check_url(url: str) -> str:
     """Return `url` if batchgen may fetch it, else raise UnsafeUrl.
 
@@ -235,7 +246,7 @@ def check_url(url: str) -> str:
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeUrl(f"result URL is {len(url)} characters long (limit {MAX_URL_LENGTH})")
     shown = describe_url(url)
-    if any(c.isspace() or unicodedata.category(c).startswith("C") for c in url) or "\\" in url:
+    if _has_unsafe_chars(url) or "\\" in url:
         raise UnsafeUrl(f"result URL contains whitespace, control characters or '\\': {shown}")
     try:
         parts = urlsplit(url)
