@@ -344,9 +344,7 @@ def _card(
         code, msg, note = rec.get("fail_code"), rec.get("fail_msg"), rec.get("note")
         if status == "done":
             note = "no usable file path recorded"
-        reason = " ".join(
-            x for x in (_esc(code) if code else "", _esc(msg) if msg else "") if x
-        )
+        reason = " ".join(x for x in (_esc(code) if code else "", _esc(msg) if msg else "") if x)
         if note:
             reason = f"{reason}\n{_esc(note)}" if reason else _esc(note)
         media = (
@@ -375,9 +373,7 @@ def _card(
         f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in facts if v is not None and v != ""
     )
     neg = rec.get("negative_prompt")
-    neg_html = (
-        f'<p class="neg"><span class="lbl">negative: </span>{_esc(neg)}</p>' if neg else ""
-    )
+    neg_html = f'<p class="neg"><span class="lbl">negative: </span>{_esc(neg)}</p>' if neg else ""
     file_bits = []
     for clean, f in links:
         size = _size(f.get("bytes"))
@@ -426,8 +422,9 @@ def render_gallery(
         cards.append(_card(rec, output_dir, posters or {}, prefix))
 
     total = sum(counts.values())
-    order = [s for s in STATUS_ORDER if counts[s]] + sorted(s for s in counts if s not in
-                                                            STATUS_ORDER)
+    order = [s for s in STATUS_ORDER if counts[s]] + sorted(
+        s for s in counts if s not in STATUS_ORDER
+    )
     chips = "".join(
         f'<li><button type="button" class="chip {_cls(s)}" data-status="{_esc(s)}" '
         f'aria-pressed="false">{_esc(s.replace("_", " "))}<b>{counts[s]}</b></button></li>'
@@ -469,8 +466,10 @@ def render_gallery(
 
 def _poster_name(clean: PurePosixPath, sha: Any) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", clean.with_suffix("").as_posix()).strip("._")[:80]
-    tag = sha[:8] if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{8,}", sha) else (
-        hashlib.sha256(clean.as_posix().encode()).hexdigest()[:8]
+    tag = (
+        sha[:8]
+        if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{8,}", sha)
+        else (hashlib.sha256(clean.as_posix().encode()).hexdigest()[:8])
     )
     return f"{stem or 'video'}-{tag}.jpg"
 
@@ -483,9 +482,25 @@ def _extract_frame(ffmpeg: str, video: Path, poster: Path) -> bool:
     tmp = poster.with_name(f".{poster.name}.{os.getpid()}.tmp.jpg")
     try:
         for at in ("1", "0"):  # a second in is more telling than the first frame
-            cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", at,
-                   "-i", str(video), "-frames:v", "1", "-vf", "scale='min(640,iw)':-2",
-                   "-q:v", "4", str(tmp)]
+            cmd = [
+                ffmpeg,
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-ss",
+                at,
+                "-i",
+                str(video),
+                "-frames:v",
+                "1",
+                "-vf",
+                "scale='min(640,iw)':-2",
+                "-q:v",
+                "4",
+                str(tmp),
+            ]
             done = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
             if done.returncode == 0 and tmp.is_file() and tmp.stat().st_size > 0:
                 os.replace(tmp, poster)

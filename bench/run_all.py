@@ -139,8 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             if sub == "cap_bound":
                 timeline = series
             (args.out / f"throughput_{sub}_timeline.json").write_text(
-                json.dumps({"columns": ["t_s", "in_flight", "requests", "finished"],
-                            "cap": tp[sub]["cap"], "rows": series}),
+                json.dumps(
+                    {
+                        "columns": ["t_s", "in_flight", "requests", "finished"],
+                        "cap": tp[sub]["cap"],
+                        "rows": series,
+                    }
+                ),
                 encoding="utf-8",
             )
     results["targets"] = report.judge(results["scenarios"])

@@ -31,8 +31,15 @@ def test_throughput_smoke(tmp_path: Path) -> None:
     for sub in ("cap_bound", "rate_bound"):
         r = res[sub]
         assert r["done"] == r["jobs"], r
-        for key in ("steady_jobs_s", "end_to_end_jobs_s", "bound_jobs_s", "ratio_steady",
-                    "requests_per_job", "cpu_s_per_1000_jobs", "ideal_requests_per_job"):
+        for key in (
+            "steady_jobs_s",
+            "end_to_end_jobs_s",
+            "bound_jobs_s",
+            "ratio_steady",
+            "requests_per_job",
+            "cpu_s_per_1000_jobs",
+            "ideal_requests_per_job",
+        ):
             assert _number(r[key]) and r[key] > 0, (key, r[key])
         assert r["server_max_in_flight"] <= r["cap"]
         assert r["client_max_in_flight"] <= r["cap"]

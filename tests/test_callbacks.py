@@ -69,8 +69,14 @@ async def stub_receiver():
 
     async def make(trust: bool = False) -> tuple[CallbackReceiver, StubEngine]:
         engine = StubEngine({"task_a", "task_b", "task_done"}, {"task_a", "task_b"})
-        rec = CallbackReceiver(engine, SECRET, host="127.0.0.1", port=0, trust=trust,  # type: ignore[arg-type]
-                               rewake_after_s=3600)
+        rec = CallbackReceiver(
+            engine,
+            SECRET,
+            host="127.0.0.1",
+            port=0,
+            trust=trust,  # type: ignore[arg-type]
+            rewake_after_s=3600,
+        )
         await rec.start()
         made.append(rec)
         return rec, engine
@@ -80,11 +86,18 @@ async def stub_receiver():
         await rec.stop()
 
 
-async def post(http: aiohttp.ClientSession, url: str, body: Any = None, *, raw: bytes | None = None,
-               method: str = "POST") -> int:
+async def post(
+    http: aiohttp.ClientSession,
+    url: str,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    method: str = "POST",
+) -> int:
     data = raw if raw is not None else json.dumps(body).encode()
-    async with http.request(method, url, data=data,
-                            headers={"Content-Type": "application/json"}) as r:
+    async with http.request(
+        method, url, data=data, headers={"Content-Type": "application/json"}
+    ) as r:
         await r.read()
         return r.status
 
@@ -104,8 +117,16 @@ async def post(http: aiohttp.ClientSession, url: str, body: Any = None, *, raw: 
         ("/callback/{S}", {"body": {"code": 200, "data": None}}, 400, "bad"),
         ("/callback/{S}", {"body": env(12345)}, 400, "bad"),
         ("/callback/{S}", {"body": env("t" * 500)}, 400, "bad"),
-        ("/callback/{S}", {"raw": b'{"data": {"taskId": "task_a", "state": "success", "pad": "'
-                           + b"x" * (70 * 1024) + b'"}}'}, 413, "too_large"),
+        (
+            "/callback/{S}",
+            {
+                "raw": b'{"data": {"taskId": "task_a", "state": "success", "pad": "'
+                + b"x" * (70 * 1024)
+                + b'"}}'
+            },
+            413,
+            "too_large",
+        ),
         ("/callback/{S}", {"body": env(state="processing")}, 200, "ignored"),
         ("/callback/{S}", {"body": env(state="pending")}, 200, "ignored"),
         ("/callback/{S}", {"body": env("task_done")}, 200, "duplicate"),
@@ -156,7 +177,7 @@ async def test_rewake_after_the_quiet_period() -> None:
 async def test_trust_mode_hands_the_status_over(stub_receiver, http) -> None:
     rec, engine = await stub_receiver(trust=True)
     assert await post(http, rec.url_for(None), env(state="failed")) == 200
-    (task_id, status), = engine.notified
+    ((task_id, status),) = engine.notified
     assert task_id == "task_a" and status.state == "failed"
     assert status.fail_code == "CONTENT_VIOLATION"
     # a success without result URLs cannot be acted on
@@ -198,8 +219,10 @@ def test_parse_listen_refuses(text) -> None:
 
 def test_public_base() -> None:
     assert cb.check_public_base("https://hooks.example.com/bg/") == "https://hooks.example.com/bg"
-    assert (cb.callback_url("https://h.example/bg/", SECRET)
-            == f"https://h.example/bg/callback/{SECRET}")
+    assert (
+        cb.callback_url("https://h.example/bg/", SECRET)
+        == f"https://h.example/bg/callback/{SECRET}"
+    )
     for bad in ("ftp://h/x", "hooks.example.com", "https://", "https://h/x?a=1", "https://h/#f"):
         with pytest.raises(UsageError):
             cb.check_public_base(bad)
@@ -230,9 +253,20 @@ def _args(**kw: Any) -> argparse.Namespace:
 
 def test_apply_args(tmp_path: Path) -> None:
     opts = options(tmp_path, "http://x")
-    cb.apply_args(_args(argv=["--callback-listen", "0.0.0.0:8787", "--callback-url",
-                              "https://h.example/bg", "--trust-callbacks",
-                              "--callback-grace", "2m"]), opts)
+    cb.apply_args(
+        _args(
+            argv=[
+                "--callback-listen",
+                "0.0.0.0:8787",
+                "--callback-url",
+                "https://h.example/bg",
+                "--trust-callbacks",
+                "--callback-grace",
+                "2m",
+            ]
+        ),
+        opts,
+    )
     assert opts.callback_listen == ("0.0.0.0", 8787)
     assert opts.callback_public_url == "https://h.example/bg"
     assert opts.trust_callbacks and opts.callback_grace_s == 120.0
@@ -257,8 +291,12 @@ def test_apply_args(tmp_path: Path) -> None:
 
 
 def sim_config(**kw: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"api_keys": frozenset({KEY}), "time_scale": SCALE, "seed": 5,
-                            "callback_timeout_s": 500}  # 5 s to answer: loaded machines
+    base: dict[str, Any] = {
+        "api_keys": frozenset({KEY}),
+        "time_scale": SCALE,
+        "seed": 5,
+        "callback_timeout_s": 500,
+    }  # 5 s to answer: loaded machines
     base.update(kw)
     return base
 
@@ -372,8 +410,10 @@ async def test_forged_callbacks_change_nothing(tmp_path: Path) -> None:
             ]
             assert got.engine.stats.polls == 0  # refused before anything reached the engine
             # A real task with a false state: "success" with a foreign URL, and "failed".
-            forged += [await post(http, good, env(victim)),
-                       await post(http, good, env(other, "failed"))]
+            forged += [
+                await post(http, good, env(victim)),
+                await post(http, good, env(other, "failed")),
+            ]
             assert forged == [403, 403, 404, 404, 200, 200]
             # Each false claim costs one confirming status request, which says "processing".
             await eventually(lambda: got.engine.stats.polls >= 2)
@@ -419,8 +459,9 @@ async def test_restart_polls_callback_tasks_until_callbacks_resume(tmp_path: Pat
     assert first.receiver.secret == second.receiver.secret
 
 
-async def test_manifest_with_its_own_callback_url_is_polled_slowly(tmp_path: Path,
-                                                                   make_receiver) -> None:
+async def test_manifest_with_its_own_callback_url_is_polled_slowly(
+    tmp_path: Path, make_receiver
+) -> None:
     n = 6
     user_server = await make_receiver()
     jobs = []
@@ -430,9 +471,13 @@ async def test_manifest_with_its_own_callback_url_is_polled_slowly(tmp_path: Pat
     state = prepare_state(tmp_path, jobs)
     got = Captured()
     async with Simulator(**sim_config()) as sim:
-        opts = options(tmp_path, sim.base_url, callback_grace_s=60 * SCALE,
-                       callback_poll_every_s=30 * SCALE,
-                       on_engine=lambda e: setattr(got, "engine", e))
+        opts = options(
+            tmp_path,
+            sim.base_url,
+            callback_grace_s=60 * SCALE,
+            callback_poll_every_s=30 * SCALE,
+            on_engine=lambda e: setattr(got, "engine", e),
+        )
         outcome = await execute(opts)
         assert assert_files_verified(sim, state, tmp_path / "out") == n
         await eventually(lambda: len(user_server.posts) == n)
@@ -452,14 +497,35 @@ def test_cli_sandbox_run_in_callback_mode(tmp_path: Path, monkeypatch, capsys) -
         "  - {id: b, mode: master-text-to-video, prompt: a stormy sea, aspect_ratio: '16:9'}\n"
     )
     out = tmp_path / "out"
-    code = main(["run", str(manifest), "--output", str(out), "--sandbox", "--time-scale",
-                 "0.01", "--callback-listen", "127.0.0.1:0", "-q"])
+    code = main(
+        [
+            "run",
+            str(manifest),
+            "--output",
+            str(out),
+            "--sandbox",
+            "--time-scale",
+            "0.01",
+            "--callback-listen",
+            "127.0.0.1:0",
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.glob("*.mp4")) == ["a.mp4", "b.mp4"]
     store = st.Store(out / "batchgen.db", readonly=True)
     secret = store.get_meta("callback_secret")
     store.close()
     assert secret and secret not in capsys.readouterr().err
-    code = main(["run", str(manifest), "--output", str(out), "--sandbox",
-                 "--callback-url", "https://h.example"])
+    code = main(
+        [
+            "run",
+            str(manifest),
+            "--output",
+            str(out),
+            "--sandbox",
+            "--callback-url",
+            "https://h.example",
+        ]
+    )
     assert code != 0 and "--callback-listen" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from batchgen.simulator import Simulator
 from batchgen.simulator.files import ASSET_PATH
 from tests.enginekit import KEY, SCALE, mixed_jobs, options, prepare_state
 
-EVIL = '<img src=x onerror=alert(1)> "quoted" \'single\' & </script><script>alert(2)</script>'
+EVIL = "<img src=x onerror=alert(1)> \"quoted\" 'single' & </script><script>alert(2)</script>"
 
 
 class Parsed(HTMLParser):
@@ -62,14 +62,33 @@ class Parsed(HTMLParser):
 
 def rec(i: int = 0, status: str = "done", **kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "id": f"job-{i:04d}", "status": status, "task_id": f"task_{i:04x}",
-        "files": [{"path": f"job-{i:04d}.mp4", "bytes": 1781, "sha256": None,
-                   "url": "https://cdn.example.com/secret/0.mp4"}] if status == "done" else [],
-        "fail_code": None, "fail_msg": None, "submitted_at": None,
-        "completed_at": "2026-01-01T00:00:01.000Z", "cost_time_ms": 75_300,
-        "mode": "standard-image-to-video", "duration": 5, "prompt": f"job {i}: a calm sea",
-        "negative_prompt": None, "aspect_ratio": None, "cfg_scale": None, "provider": None,
-        "expires_at": None, "note": None,
+        "id": f"job-{i:04d}",
+        "status": status,
+        "task_id": f"task_{i:04x}",
+        "files": [
+            {
+                "path": f"job-{i:04d}.mp4",
+                "bytes": 1781,
+                "sha256": None,
+                "url": "https://cdn.example.com/secret/0.mp4",
+            }
+        ]
+        if status == "done"
+        else [],
+        "fail_code": None,
+        "fail_msg": None,
+        "submitted_at": None,
+        "completed_at": "2026-01-01T00:00:01.000Z",
+        "cost_time_ms": 75_300,
+        "mode": "standard-image-to-video",
+        "duration": 5,
+        "prompt": f"job {i}: a calm sea",
+        "negative_prompt": None,
+        "aspect_ratio": None,
+        "cfg_scale": None,
+        "provider": None,
+        "expires_at": None,
+        "note": None,
     }
     base.update(kw)
     return base
@@ -84,8 +103,18 @@ def render(records: list[dict[str, Any]], out: Path, **kw: Any) -> str:
 
 def test_every_text_from_outside_is_escaped(tmp_path: Path) -> None:
     records = [
-        rec(0, prompt=EVIL, negative_prompt=EVIL, id=EVIL, provider=EVIL, aspect_ratio=EVIL,
-            task_id=EVIL, mode=EVIL, cfg_scale=EVIL, completed_at=EVIL),
+        rec(
+            0,
+            prompt=EVIL,
+            negative_prompt=EVIL,
+            id=EVIL,
+            provider=EVIL,
+            aspect_ratio=EVIL,
+            task_id=EVIL,
+            mode=EVIL,
+            cfg_scale=EVIL,
+            completed_at=EVIL,
+        ),
         rec(1, "failed", fail_code=EVIL, fail_msg=EVIL, prompt="x"),
         rec(2, "ambiguous", note=EVIL),
         rec(3, EVIL),  # even a status the page does not know
@@ -96,9 +125,35 @@ def test_every_text_from_outside_is_escaped(tmp_path: Path) -> None:
     parsed = Parsed(page)
     assert len(parsed.raw["script"]) == 1 and len(parsed.raw["style"]) == 1
     assert "alert" not in parsed.raw["script"][0] and "job-0000" not in parsed.raw["script"][0]
-    allowed = {"html", "head", "meta", "title", "style", "body", "header", "h1", "ul", "li",
-               "button", "b", "span", "div", "label", "select", "option", "input", "main",
-               "article", "video", "p", "dl", "dt", "dd", "a", "script"}
+    allowed = {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "header",
+        "h1",
+        "ul",
+        "li",
+        "button",
+        "b",
+        "span",
+        "div",
+        "label",
+        "select",
+        "option",
+        "input",
+        "main",
+        "article",
+        "video",
+        "p",
+        "dl",
+        "dt",
+        "dd",
+        "a",
+        "script",
+    }
     assert {t for t, _ in parsed.tags} <= allowed
     assert not [a for _, attrs in parsed.tags for a in attrs if a.startswith("on")]
     text = "".join(parsed.text)
@@ -164,33 +219,73 @@ def test_nothing_remote_is_referenced(tmp_path: Path) -> None:
 
 
 def test_one_card_per_job_and_counts_per_status(tmp_path: Path) -> None:
-    statuses = ["done"] * 5 + ["failed"] * 2 + ["expired", "ambiguous", "pending", "in_flight",
-                                                "cancelled"]
+    statuses = (
+        ["done"] * 5
+        + ["failed"] * 2
+        + ["expired", "ambiguous", "pending", "in_flight", "cancelled"]
+    )
     records = [rec(i, s) for i, s in enumerate(statuses)]
     parsed = Parsed(render(records, tmp_path))
     cards = parsed.of("article")
     assert [c["data-status"] for c in cards] == statuses
     chips = {b["data-status"]: b for b in parsed.of("button")}
-    assert list(chips) == ["done", "failed", "expired", "ambiguous", "in_flight", "pending",
-                           "cancelled"]
+    assert list(chips) == [
+        "done",
+        "failed",
+        "expired",
+        "ambiguous",
+        "in_flight",
+        "pending",
+        "cancelled",
+    ]
     page = render(records, tmp_path)
     assert 'data-status="done" aria-pressed="false">done<b>5</b>' in page
     assert 'data-status="failed" aria-pressed="false">failed<b>2</b>' in page
     assert "jobs<b>12</b>" in page and "12 of 12 shown" in page
     assert len(parsed.of("video")) == 5
     options = [o["value"] for o in parsed.of("option")]
-    assert options[:8] == ["", "done", "failed", "expired", "ambiguous", "in_flight", "pending",
-                           "cancelled"]
+    assert options[:8] == [
+        "",
+        "done",
+        "failed",
+        "expired",
+        "ambiguous",
+        "in_flight",
+        "pending",
+        "cancelled",
+    ]
 
 
 def test_a_card_shows_the_job(tmp_path: Path) -> None:
     (tmp_path / "job-0000.mp4").write_bytes(b"x")
-    r = rec(0, prompt="a fox", negative_prompt="blur", aspect_ratio="9:16", cfg_scale=0.4,
-            provider="official", cost_time_ms=125_000, mode="master-text-to-video", duration=10)
+    r = rec(
+        0,
+        prompt="a fox",
+        negative_prompt="blur",
+        aspect_ratio="9:16",
+        cfg_scale=0.4,
+        provider="official",
+        cost_time_ms=125_000,
+        mode="master-text-to-video",
+        duration=10,
+    )
     page = render([r], tmp_path)
     text = " ".join(Parsed(page).text)
-    for want in ("job-0000", "a fox", "blur", "9:16", "0.4", "official", "task_0000",
-                 "2 min 05 s", "master-text-to-video", "10 s", "done", "job-0000.mp4", "1.8 kB"):
+    for want in (
+        "job-0000",
+        "a fox",
+        "blur",
+        "9:16",
+        "0.4",
+        "official",
+        "task_0000",
+        "2 min 05 s",
+        "master-text-to-video",
+        "10 s",
+        "done",
+        "job-0000.mp4",
+        "1.8 kB",
+    ):
         assert want in text, want
     video = Parsed(page).of("video")[0]
     assert video["data-src"] == "job-0000.mp4"
@@ -200,8 +295,12 @@ def test_a_card_shows_the_job(tmp_path: Path) -> None:
 
 def test_problem_jobs_show_the_reason_instead_of_a_video(tmp_path: Path) -> None:
     records = [
-        rec(0, "failed", fail_code="CONTENT_VIOLATION",
-            fail_msg="Content does not meet safety guidelines"),
+        rec(
+            0,
+            "failed",
+            fail_code="CONTENT_VIOLATION",
+            fail_msg="Content does not meet safety guidelines",
+        ),
         rec(1, "expired", note="result URLs expired before download"),
         rec(2, "ambiguous", note="the submit may have reached the provider"),
         rec(3, "failed"),
@@ -230,9 +329,25 @@ def test_a_done_job_whose_file_is_gone_says_so(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/etc/passwd", "../x.mp4", "a/../../x.mp4", "a/..", "..", "C:\\x.mp4", "C:x.mp4",
-     "\\\\server\\share\\x.mp4", "a\\..\\..\\x.mp4", "", ".", "./", "x\x00.mp4", "x\n.mp4",
-     None, 7, "//host/x.mp4"],
+    [
+        "/etc/passwd",
+        "../x.mp4",
+        "a/../../x.mp4",
+        "a/..",
+        "..",
+        "C:\\x.mp4",
+        "C:x.mp4",
+        "\\\\server\\share\\x.mp4",
+        "a\\..\\..\\x.mp4",
+        "",
+        ".",
+        "./",
+        "x\x00.mp4",
+        "x\n.mp4",
+        None,
+        7,
+        "//host/x.mp4",
+    ],
 )
 def test_unsafe_paths_are_not_linked(tmp_path: Path, path: Any) -> None:
     assert g.safe_relpath(path, tmp_path) is None
@@ -259,13 +374,15 @@ def test_a_symlink_out_of_the_folder_is_not_linked(tmp_path: Path) -> None:
 def test_safe_names_are_linked_percent_encoded(tmp_path: Path) -> None:
     records = [
         rec(0, files=[{"path": "standard/a b#1?.mp4", "bytes": 1, "sha256": None, "url": "u"}]),
-        rec(1, files=[{"path": "javascript:alert(1).mp4", "bytes": 1, "sha256": None,
-                       "url": "u"}]),
+        rec(1, files=[{"path": "javascript:alert(1).mp4", "bytes": 1, "sha256": None, "url": "u"}]),
         rec(2, files=[{"path": "./x/./y.mp4", "bytes": 1, "sha256": None, "url": "u"}]),
     ]
     parsed = Parsed(render(records, tmp_path))
-    assert parsed.attrs("data-src") == ["standard/a%20b%231%3F.mp4",
-                                        "javascript%3Aalert%281%29.mp4", "x/y.mp4"]
+    assert parsed.attrs("data-src") == [
+        "standard/a%20b%231%3F.mp4",
+        "javascript%3Aalert%281%29.mp4",
+        "x/y.mp4",
+    ]
     assert parsed.attrs("href") == parsed.attrs("data-src")
 
 
@@ -284,8 +401,11 @@ def test_a_page_elsewhere_links_back_into_the_folder(tmp_path: Path) -> None:
 def test_posters_where_ffmpeg_is(tmp_path: Path) -> None:
     shutil.copy(ASSET_PATH, tmp_path / "job-0000.mp4")
     (tmp_path / "job-0001.mp4").write_bytes(b"not a video at all")
-    records = [rec(0, files=[{"path": "job-0000.mp4", "sha256": "ab" * 32}]), rec(1),
-               rec(2, "failed")]
+    records = [
+        rec(0, files=[{"path": "job-0000.mp4", "sha256": "ab" * 32}]),
+        rec(1),
+        rec(2, "failed"),
+    ]
     posters = g.make_posters(records, tmp_path)
     assert list(posters) == ["job-0000.mp4"]  # the broken one is skipped silently
     poster = tmp_path / posters["job-0000.mp4"]
@@ -349,8 +469,12 @@ def test_command_writes_the_page_into_the_output_folder(batch: Path, capsys) -> 
 
 def test_command_with_out_and_title(batch: Path, tmp_path: Path, capsys) -> None:
     target = tmp_path / "review" / "all.html"
-    assert cli.main(["gallery", str(batch), "--out", str(target), "--title", "<b>T</b>",
-                     "--no-posters"]) == 0
+    assert (
+        cli.main(
+            ["gallery", str(batch), "--out", str(target), "--title", "<b>T</b>", "--no-posters"]
+        )
+        == 0
+    )
     page = target.read_text(encoding="utf-8")
     rel = os.path.relpath(batch.parent, target.parent)
     assert f'data-src="{rel}/job-0000.mp4"' in page
@@ -391,7 +515,6 @@ def test_command_errors_are_clean(tmp_path: Path, capsys) -> None:
 def test_unwritable_target_is_a_clean_error(batch: Path, tmp_path: Path, capsys) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert cli.main(["gallery", str(batch), "--out", str(blocker / "g.html"),
-                     "--no-posters"]) == 1
+    assert cli.main(["gallery", str(batch), "--out", str(blocker / "g.html"), "--no-posters"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "cannot write the gallery" in err

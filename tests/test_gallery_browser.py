@@ -59,8 +59,10 @@ def chromium() -> str:
     if path is None:
         if in_ci():
             pytest.fail("CI is set but no Chromium was found: .ci/install-browser must run first")
-        pytest.skip("no chromium on this machine (apt-get install chromium, or run .ci/install-"
-                    "browser); set CI=true to make this a failure")
+        pytest.skip(
+            "no chromium on this machine (apt-get install chromium, or run .ci/install-"
+            "browser); set CI=true to make this a failure"
+        )
     return path
 
 
@@ -114,14 +116,14 @@ class Page:
                 details = params.get("exceptionDetails", {})
                 desc = details.get("exception", {}).get("description") or details.get("text")
                 self.errors.append(f"exception: {desc}")
-            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error",
-                                                                                  "assert"):
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                 args = [a.get("value", a.get("description")) for a in params.get("args", [])]
                 self.errors.append(f"console.{params['type']}: {args}")
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 entry = params["entry"]
-                self.errors.append(f"log[{entry.get('source')}]: {entry.get('text')} "
-                                   f"{entry.get('url', '')}")
+                self.errors.append(
+                    f"log[{entry.get('source')}]: {entry.get('text')} {entry.get('url', '')}"
+                )
         for fut in self.pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionError("DevTools connection closed"))
@@ -130,16 +132,16 @@ class Page:
         self.next_id += 1
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[self.next_id] = fut
-        await self.ws.send_str(json.dumps({"id": self.next_id, "method": method,
-                                           "params": params}))
+        await self.ws.send_str(json.dumps({"id": self.next_id, "method": method, "params": params}))
         data = await asyncio.wait_for(fut, 20)
         if "error" in data:
             raise AssertionError(f"{method}: {data['error']}")
         return data.get("result", {})
 
     async def js(self, expression: str) -> Any:
-        result = await self.send("Runtime.evaluate", expression=expression,
-                                 returnByValue=True, awaitPromise=True)
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise AssertionError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -183,11 +185,17 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 
 @contextlib.asynccontextmanager
 async def browser(chromium: str) -> AsyncIterator[Page]:
-    with tempfile.TemporaryDirectory(prefix="batchgen-chromium-",
-                                     ignore_cleanup_errors=True) as profile:
+    with tempfile.TemporaryDirectory(
+        prefix="batchgen-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         proc = await asyncio.create_subprocess_exec(
-            chromium, *chromium_flags(profile), "--remote-debugging-port=0", "about:blank",
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            chromium,
+            *chromium_flags(profile),
+            "--remote-debugging-port=0",
+            "about:blank",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         try:
@@ -268,26 +276,34 @@ async def test_gallery_of_a_simulator_batch_in_chromium(tmp_path: Path, chromium
         assert await page.js("document.querySelectorAll('#cards .card').length") == 12
         assert await page.js(VISIBLE) == 12
         assert await page.js("document.getElementById('shown').textContent") == "12 of 12 shown"
-        statuses = await page.js("Array.from(document.querySelectorAll('.card'),"
-                                 "c=>c.dataset.status)")
+        statuses = await page.js(
+            "Array.from(document.querySelectorAll('.card'),c=>c.dataset.status)"
+        )
         assert statuses.count("failed") == 2 and statuses.count("done") == 10, statuses
-        chips = await page.js("Array.from(document.querySelectorAll('.counts .chip'),"
-                              "c=>c.textContent)")
+        chips = await page.js(
+            "Array.from(document.querySelectorAll('.counts .chip'),c=>c.textContent)"
+        )
         assert chips == ["jobs12", "done10", "failed2"], chips
 
         # Script in prompts stays text: nothing ran, nothing was created from it.
         assert await page.js("typeof window.__xss") == "undefined"
         assert await page.js("document.scripts.length") == 1
-        assert await page.js("document.querySelectorAll('[onerror],[onload],svg,img,"
-                             "iframe,object,embed').length") == 0
-        texts = await page.js("Array.from(document.querySelectorAll('.prompt, .neg'),"
-                              "p=>p.textContent)")
+        assert (
+            await page.js(
+                "document.querySelectorAll('[onerror],[onload],svg,img,iframe,object,embed').length"
+            )
+            == 0
+        )
+        texts = await page.js(
+            "Array.from(document.querySelectorAll('.prompt, .neg'),p=>p.textContent)"
+        )
         assert XSS_IMG in texts and XSS_SCRIPT in texts
         assert any(XSS_NEG in t for t in texts)
         failed_xss = await page.js(
             "Array.from(document.querySelectorAll('.card')).filter(c=>c.querySelector"
             "('.prompt').textContent.includes('onerror')).map(c=>[c.dataset.status,"
-            "!!c.querySelector('video'),c.querySelector('.media').textContent])")
+            "!!c.querySelector('video'),c.querySelector('.media').textContent])"
+        )
         assert len(failed_xss) == 1
         assert failed_xss[0][0] == "failed" and failed_xss[0][1] is False
         assert "CONTENT_VIOLATION" in failed_xss[0][2]
@@ -326,10 +342,12 @@ async def test_gallery_of_a_simulator_batch_in_chromium(tmp_path: Path, chromium
 
         # The policy is in force (so a slip in escaping still could not run or fetch anything),
         # and the error collection above does see errors.
-        await page.js("(function(){var s=document.createElement('script');"
-                      "s.textContent='window.__xss=9';document.body.appendChild(s);"
-                      "var i=document.createElement('img');i.src='http://127.0.0.1:9/x.png';"
-                      "document.body.appendChild(i);})()")
+        await page.js(
+            "(function(){var s=document.createElement('script');"
+            "s.textContent='window.__xss=9';document.body.appendChild(s);"
+            "var i=document.createElement('img');i.src='http://127.0.0.1:9/x.png';"
+            "document.body.appendChild(i);})()"
+        )
         await page.until("document.readyState === 'complete'")
         await asyncio.sleep(0.2)
         assert await page.js("typeof window.__xss") == "undefined"
@@ -345,21 +363,38 @@ async def test_five_thousand_jobs_stay_usable(tmp_path: Path, chromium: str) -> 
     records = []
     for i in range(5000):
         failed = i % 10 == 3
-        records.append({
-            "id": f"job-{i:05d}", "status": "failed" if failed else "done",
-            "task_id": f"task_{i:016x}",
-            "files": [] if failed else [{"path": "clip.mp4", "bytes": 1781, "sha256": None,
-                                         "url": "https://cdn.example/x.mp4"}],
-            "fail_code": "CONTENT_VIOLATION" if failed else None,
-            "fail_msg": "Content does not meet safety guidelines" if failed else None,
-            "completed_at": "2026-01-01T00:00:00.000Z", "cost_time_ms": 70_000 + i,
-            "mode": modes[i % 3], "duration": 5, "aspect_ratio": "16:9", "cfg_scale": 0.5,
-            "provider": None, "prompt": f"shot {i}: a fox crossing a snowy field, take {i % 7}",
-            "negative_prompt": "blur" if i % 2 else None,
-        })
+        records.append(
+            {
+                "id": f"job-{i:05d}",
+                "status": "failed" if failed else "done",
+                "task_id": f"task_{i:016x}",
+                "files": []
+                if failed
+                else [
+                    {
+                        "path": "clip.mp4",
+                        "bytes": 1781,
+                        "sha256": None,
+                        "url": "https://cdn.example/x.mp4",
+                    }
+                ],
+                "fail_code": "CONTENT_VIOLATION" if failed else None,
+                "fail_msg": "Content does not meet safety guidelines" if failed else None,
+                "completed_at": "2026-01-01T00:00:00.000Z",
+                "cost_time_ms": 70_000 + i,
+                "mode": modes[i % 3],
+                "duration": 5,
+                "aspect_ratio": "16:9",
+                "cfg_scale": 0.5,
+                "provider": None,
+                "prompt": f"shot {i}: a fox crossing a snowy field, take {i % 7}",
+                "negative_prompt": "blur" if i % 2 else None,
+            }
+        )
     html_path = out / "gallery.html"
-    html_path.write_text(render_gallery(records, title="5000 jobs", output_dir=out),
-                         encoding="utf-8")
+    html_path.write_text(
+        render_gallery(records, title="5000 jobs", output_dir=out), encoding="utf-8"
+    )
 
     async with browser(chromium) as page:
         started = time.monotonic()
@@ -374,13 +409,16 @@ async def test_five_thousand_jobs_stay_usable(tmp_path: Path, chromium: str) -> 
             "(function(){var t=performance.now();var e=document.getElementById('f-mode');"
             "e.value='pro-image-to-video';e.dispatchEvent(new Event('change'));"
             "return [performance.now()-t, document.querySelectorAll('.card:not([hidden])')"
-            ".length];})()")
+            ".length];})()"
+        )
         assert timed[1] == 1667
         # Every word must occur somewhere in the id, prompt or negative prompt.
         want = sum(
             r["mode"] == "pro-image-to-video"
-            and all(w in f"{r['id']} {r['prompt']} {r['negative_prompt'] or ''}".lower()
-                    for w in ("05", "fox", "take", "3"))
+            and all(
+                w in f"{r['id']} {r['prompt']} {r['negative_prompt'] or ''}".lower()
+                for w in ("05", "fox", "take", "3")
+            )
             for r in records
         )
         assert 0 < want < 1667
@@ -393,8 +431,10 @@ async def test_five_thousand_jobs_stay_usable(tmp_path: Path, chromium: str) -> 
         await page.until("!document.querySelector('.card video').hasAttribute('src')")
         assert await page.js("document.querySelectorAll('video[src]').length") < 100
         assert page.errors == []
-    print(f"5000 jobs: page {html_path.stat().st_size / 1e6:.1f} MB, load {load_s:.2f} s, "
-          f"mode filter {timed[0]:.0f} ms")
+    print(
+        f"5000 jobs: page {html_path.stat().st_size / 1e6:.1f} MB, load {load_s:.2f} s, "
+        f"mode filter {timed[0]:.0f} ms"
+    )
     assert load_s < 15, load_s
     assert timed[0] < 1000, timed
 
@@ -402,18 +442,30 @@ async def test_five_thousand_jobs_stay_usable(tmp_path: Path, chromium: str) -> 
 # -- the README screenshot ----------------------------------------------------------------------
 
 SHOWCASE = [
-    ("standard-image-to-video", "the still life comes alive: steam rises from the cup, light "
-     "drifts across the table", "blur, low quality"),
+    (
+        "standard-image-to-video",
+        "the still life comes alive: steam rises from the cup, light drifts across the table",
+        "blur, low quality",
+    ),
     ("pro-image-to-video", "city skyline timelapse from day to night, lights switching on", None),
-    ("master-text-to-video", 'a crowd at a riot <img src=x onerror="alert(1)"> '
-     "[sim:content_violation]", None),
-    ("master-text-to-video", "a futuristic drone flying through neon-lit streets at night",
-     "grainy, noisy, static"),
+    (
+        "master-text-to-video",
+        'a crowd at a riot <img src=x onerror="alert(1)"> [sim:content_violation]',
+        None,
+    ),
+    (
+        "master-text-to-video",
+        "a futuristic drone flying through neon-lit streets at night",
+        "grainy, noisy, static",
+    ),
     ("master-image-to-video", "slow dolly-in on the lighthouse, waves breaking below", None),
     ("standard-image-to-video", "a fox crossing a snowy field, camera tracking left", "text"),
     ("pro-image-to-video", "paper boats drifting down a rain-soaked street", None),
-    ("master-text-to-video", "macro shot of dew on a spider web at sunrise, shallow focus",
-     "people"),
+    (
+        "master-text-to-video",
+        "macro shot of dew on a spider web at sunrise, shallow focus",
+        "people",
+    ),
 ]
 
 
@@ -440,9 +492,14 @@ async def make_screenshot(target: Path) -> None:
             store.close()
         profile = tmp / "profile"
         shot = await asyncio.create_subprocess_exec(
-            chromium, *chromium_flags(str(profile)), f"--screenshot={target}",
-            "--virtual-time-budget=4000", page.as_uri(),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            chromium,
+            *chromium_flags(str(profile)),
+            f"--screenshot={target}",
+            "--virtual-time-budget=4000",
+            page.as_uri(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         try:
@@ -455,5 +512,6 @@ async def make_screenshot(target: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(make_screenshot(
-        Path(sys.argv[1] if len(sys.argv) > 1 else "docs/gallery.png").resolve()))
+    asyncio.run(
+        make_screenshot(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/gallery.png").resolve())
+    )

@@ -15,14 +15,14 @@ from tests.conftest import AUTH, EXAMPLE_BODIES, make_body
 
 
 async def submit(http, sim, body, headers=AUTH):
-    async with http.post(f"{sim.base_url}/generateTask/kling-2-1", json=body,
-                         headers=headers) as r:
+    async with http.post(f"{sim.base_url}/generateTask/kling-2-1", json=body, headers=headers) as r:
         return r.status, await r.json(content_type=None), r.headers
 
 
 async def status(http, sim, task_id, headers=AUTH):
-    async with http.get(f"{sim.base_url}/statusTask/kling-2-1", params={"taskId": task_id},
-                        headers=headers) as r:
+    async with http.get(
+        f"{sim.base_url}/statusTask/kling-2-1", params={"taskId": task_id}, headers=headers
+    ) as r:
         return r.status, await r.json(content_type=None), r.headers
 
 
@@ -43,14 +43,16 @@ async def test_invalid_body_gets_400_with_the_schema_message(sim, http):
     code, env, _ = await submit(http, sim, {"input": {"mode": "master-text-to-video"}})
     assert code == 400 and env["code"] == 400 and env["data"] is None
     assert "input.prompt" in env["message"]
-    async with http.post(f"{sim.base_url}/generateTask/kling-2-1", data=b"{not json",
-                         headers=AUTH) as r:
+    async with http.post(
+        f"{sim.base_url}/generateTask/kling-2-1", data=b"{not json", headers=AUTH
+    ) as r:
         assert r.status == 400 and (await r.json())["code"] == 400
     assert sim.task_ids() == []
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": "Basic sk-sim-demo"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic sk-sim-demo"}]
+)
 async def test_auth_is_required_on_both_endpoints(sim, http, headers):
     code, env, _ = await submit(http, sim, make_body(), headers=headers)
     assert (code, env["code"], env["data"]) == (401, 401, None)
@@ -214,8 +216,11 @@ async def test_reset_before_and_after_create(make_sim, http):
 async def test_slow_answers(make_sim, http):
     sim = await make_sim(p_slow=1.0, slow_s=0.5)
     with pytest.raises(TimeoutError):
-        async with http.get(f"{sim.base_url}/statusTask/kling-2-1?taskId=t", headers=AUTH,
-                            timeout=aiohttp.ClientTimeout(total=0.1)):
+        async with http.get(
+            f"{sim.base_url}/statusTask/kling-2-1?taskId=t",
+            headers=AUTH,
+            timeout=aiohttp.ClientTimeout(total=0.1),
+        ):
             pass
     t0 = time.monotonic()
     assert (await status(http, sim, "t"))[0] == 404
@@ -242,8 +247,11 @@ async def test_stats_and_duplicate_bodies(sim, http):
     async with http.get(sim.base_url.replace("/api/v1", "/_sim/stats")) as r:
         st = await r.json()
     assert st["requests"]["submit"] == {"200": 4, "401": 1}
-    assert st["submits_per_body"] == {"distinct_bodies": 2, "duplicate_bodies": 1,
-                                      "max_submits_of_one_body": 3}
+    assert st["submits_per_body"] == {
+        "distinct_bodies": 2,
+        "duplicate_bodies": 1,
+        "max_submits_of_one_body": 3,
+    }
     assert st["bodies_submitted_more_than_once"] == [{"body": body, "count": 3}]
     assert st["tasks"]["total"] == 4 and st["max_requests_in_window"] == 5
     assert set(st["callbacks"]) >= {"delivered", "failed", "retried"}

@@ -14,8 +14,7 @@ FAST = {"time_scale": 0.001, "callback_timeout_s": 2000}
 
 async def submit_cb(http, sim, url, prompt="a lake"):
     body = make_body(prompt, request_type="callback", callback_url=url)
-    async with http.post(f"{sim.base_url}/generateTask/kling-2-1", json=body,
-                         headers=AUTH) as r:
+    async with http.post(f"{sim.base_url}/generateTask/kling-2-1", json=body, headers=AUTH) as r:
         assert r.status == 200
         return (await r.json())["data"]["taskId"]
 
@@ -34,8 +33,9 @@ async def test_callback_posts_the_status_envelope(make_sim, make_receiver, http)
     assert {"createTime", "completeTime", "costTime"} <= set(env["data"])
     assert by_id[bad]["data"]["failCode"] == "CONTENT_VIOLATION"
     # identical to what polling answers
-    async with http.get(f"{sim.base_url}/statusTask/kling-2-1", params={"taskId": ok},
-                        headers=AUTH) as r:
+    async with http.get(
+        f"{sim.base_url}/statusTask/kling-2-1", params={"taskId": ok}, headers=AUTH
+    ) as r:
         assert (await r.json()) == env
     await eventually(lambda: sim.stats()["callbacks"]["delivered"] == 2)
     assert sim.stats()["callbacks"]["retried"] == 0
@@ -74,8 +74,9 @@ async def test_gives_up_after_three_retries(make_sim, make_receiver, http):
 
 async def test_slow_receiver_counts_as_failure(make_sim, make_receiver, http):
     # 100 service seconds = 0.1 s to answer; the receiver takes 0.4 s the first time
-    sim = await make_sim(time_scale=0.001, callback_timeout_s=100,
-                         callback_retry_delays_s=(300, 300, 300))
+    sim = await make_sim(
+        time_scale=0.001, callback_timeout_s=100, callback_retry_delays_s=(300, 300, 300)
+    )
     rec = await make_receiver(delay=0.4)
     await submit_cb(http, sim, rec.url)
     await eventually(lambda: len(rec.posts) >= 1)

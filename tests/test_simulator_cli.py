@@ -23,9 +23,27 @@ def parse(argv):
 
 
 def test_options_map_onto_simconfig():
-    args = parse(["--port", "0", "--api-key", "a", "--api-key", "b", "--p-5xx", "0.25",
-                  "--credits", "7", "--callback-retry-delays-s", "1,2", "--log", "x.jsonl",
-                  "--retry-after-integer", "--time-scale", "0.5"])
+    args = parse(
+        [
+            "--port",
+            "0",
+            "--api-key",
+            "a",
+            "--api-key",
+            "b",
+            "--p-5xx",
+            "0.25",
+            "--credits",
+            "7",
+            "--callback-retry-delays-s",
+            "1,2",
+            "--log",
+            "x.jsonl",
+            "--retry-after-integer",
+            "--time-scale",
+            "0.5",
+        ]
+    )
     cfg = simulate.config_from_args(args)
     assert cfg.api_keys == frozenset({"a", "b"}) and cfg.p_5xx == 0.25 and cfg.credits == 7
     assert cfg.callback_retry_delays_s == (1.0, 2.0) and cfg.log_path == "x.jsonl"
@@ -41,14 +59,27 @@ def test_bad_option_is_a_usage_error():
         simulate.config_from_args(parse(["--p-reset", "2"]))
 
 
-@pytest.mark.parametrize(("entry", "sig"), [(["batchgen", "simulate"], signal.SIGINT),
-                                           (["batchgen.commands.simulate"], signal.SIGTERM)])
+@pytest.mark.parametrize(
+    ("entry", "sig"),
+    [(["batchgen", "simulate"], signal.SIGINT), (["batchgen.commands.simulate"], signal.SIGTERM)],
+)
 def test_separate_process_prints_url_and_stops_cleanly(tmp_path, entry, sig):
     ready = tmp_path / "ready.txt"
     proc = subprocess.Popen(
-        [sys.executable, "-m", *entry, "--port", "0",
-         "--ready-file", str(ready), "--time-scale", "0.001"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            *entry,
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+            "--time-scale",
+            "0.001",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         base = proc.stdout.readline().strip()
@@ -58,8 +89,11 @@ def test_separate_process_prints_url_and_stops_cleanly(tmp_path, entry, sig):
             time.sleep(0.01)
         assert ready.read_text().strip() == base
         req = urllib.request.Request(
-            f"{base}/generateTask/kling-2-1", data=json.dumps(make_body()).encode(),
-            headers={**AUTH, "Content-Type": "application/json"}, method="POST")
+            f"{base}/generateTask/kling-2-1",
+            data=json.dumps(make_body()).encode(),
+            headers={**AUTH, "Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             assert json.load(r)["data"]["taskId"].startswith("task_")
         proc.send_signal(sig)

@@ -14,12 +14,14 @@ from tests.conftest import AUTH, make_body
 
 async def finished(sim, http, prompt="a lake", results=1) -> tuple[str, list[str]]:
     """Submit, wait for success, return (task_id, result URLs)."""
-    async with http.post(f"{sim.base_url}/generateTask/kling-2-1", json=make_body(prompt),
-                         headers=AUTH) as r:
+    async with http.post(
+        f"{sim.base_url}/generateTask/kling-2-1", json=make_body(prompt), headers=AUTH
+    ) as r:
         task_id = (await r.json())["data"]["taskId"]
     await asyncio.sleep(sim.task(task_id).end_s + 0.01)
-    async with http.get(f"{sim.base_url}/statusTask/kling-2-1", params={"taskId": task_id},
-                        headers=AUTH) as r:
+    async with http.get(
+        f"{sim.base_url}/statusTask/kling-2-1", params={"taskId": task_id}, headers=AUTH
+    ) as r:
         data = (await r.json())["data"]
     assert data["state"] == "success"
     urls = json.loads(data["resultJson"])["resultUrls"]
@@ -60,8 +62,12 @@ async def test_range_answers_are_byte_exact(make_sim, http, size):
     full = sim.expected_bytes(task_id)
     n = len(full)
     assert size is None or n == size
-    for rng, (a, b) in {f"bytes={n // 2}-": (n // 2, n), "bytes=10-99": (10, 100),
-                        "bytes=-7": (n - 7, n), f"bytes=0-{n + 50}": (0, n)}.items():
+    for rng, (a, b) in {
+        f"bytes={n // 2}-": (n // 2, n),
+        "bytes=10-99": (10, 100),
+        "bytes=-7": (n - 7, n),
+        f"bytes=0-{n + 50}": (0, n),
+    }.items():
         code, headers, body = await get(http, url, Range=rng)
         assert code == 206 and body == full[a:b]
         assert headers["Content-Range"] == f"bytes {a}-{b - 1}/{n}"
@@ -122,8 +128,9 @@ async def test_cut_fault_sends_a_short_body(make_sim, http):
 
 
 async def test_trickle_fault_is_slow_but_complete(make_sim, http):
-    sim = await make_sim(time_scale=0.001, p_file_trickle=1.0, trickle_chunks=10,
-                         trickle_delay_s=0.03)
+    sim = await make_sim(
+        time_scale=0.001, p_file_trickle=1.0, trickle_chunks=10, trickle_delay_s=0.03
+    )
     task_id, (url,) = await finished(sim, http)
     t0 = asyncio.get_running_loop().time()
     code, _, body = await get(http, url)
@@ -143,8 +150,9 @@ async def test_results_expire(make_sim, http, expired):
 
 async def test_unknown_and_unfinished_files_are_404(make_sim, http):
     sim = await make_sim(time_scale=0.05)  # 3 s or more until success
-    async with http.post(f"{sim.base_url}/generateTask/kling-2-1", json=make_body(),
-                         headers=AUTH) as r:
+    async with http.post(
+        f"{sim.base_url}/generateTask/kling-2-1", json=make_body(), headers=AUTH
+    ) as r:
         task_id = (await r.json())["data"]["taskId"]
     url = sim.task(task_id).result_urls(sim.origin)[0]
     assert (await get(http, url))[0] == 404

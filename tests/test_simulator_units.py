@@ -39,8 +39,11 @@ def test_window_rejections_do_not_consume():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0, 0.5, allow_nan=False), min_size=1, max_size=200),
-       st.integers(1, 10), st.floats(0.1, 3.0))
+@given(
+    st.lists(st.floats(0, 0.5, allow_nan=False), min_size=1, max_size=200),
+    st.integers(1, 10),
+    st.floats(0.1, 3.0),
+)
 def test_window_never_exceeds_limit_in_any_window(gaps, limit, period):
     w = SlidingWindow(limit, period)
     t, accepted = 0.0, []
@@ -84,8 +87,11 @@ def test_markers_give_exact_control():
     ii = draw_task(cfg, "task_b", make_body("x [sim:invalid_image]"), 0.0, 0)
     two = draw_task(cfg, "task_c", make_body("x [sim:two_results]"), 0.0, 0)
     slow = draw_task(cfg, "task_d", make_body("x [sim:slow]", duration=10), 0.0, 0)
-    assert (cv.fail_code, ii.fail_code, two.fail_code) == ("CONTENT_VIOLATION",
-                                                           "INVALID_IMAGE_URL", None)
+    assert (cv.fail_code, ii.fail_code, two.fail_code) == (
+        "CONTENT_VIOLATION",
+        "INVALID_IMAGE_URL",
+        None,
+    )
     assert cv.state_at(cv.end_s) == "failed"
     data = cv.status_data(1000.0, "http://h")
     assert data["failMsg"] and "resultJson" not in data
