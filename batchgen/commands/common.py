@@ -280,13 +280,32 @@ async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIte
         yield
         return
     from batchgen.simulator import SimConfig, Simulator
+    from batchgen.simulator.journal import TaskJournal, journal_path
 
+    # The tasks of an earlier sandbox run on this state file live on: same seed, same port.
+    journal = TaskJournal(journal_path(opts.state_path))
+    header = journal.load(args.time_scale)
+    if header is not None and args.seed is not None and header["seed"] != args.seed:
+        journal = TaskJournal(journal.path)  # another --seed: another simulated world
+        header = None
     config = SimConfig(
-        time_scale=args.time_scale, seed=_sandbox_seed(args), api_keys=frozenset({SANDBOX_KEY})
+        time_scale=args.time_scale,
+        seed=header["seed"] if header else _sandbox_seed(args),
+        api_keys=frozenset({SANDBOX_KEY}),
     )
-    async with Simulator(config) as sim:
+    sim = Simulator(config, port=int(header.get("port", 0))) if header else Simulator(config)
+    try:
+        await sim.start()
+    except OSError:  # the old port is taken: any port will do (recorded URLs may then fail)
+        sim = Simulator(config)
+        await sim.start()
+    try:
+        journal.attach(sim)
         opts.base_url = sim.base_url
         yield
+    finally:
+        journal.close()
+        await sim.close()
 
 
 @contextlib.contextmanager
@@ -304,8 +323,8 @@ def locked_store(path: str) -> Iterator[Store]:
 
 
 def _sandbox_seed(args: argparse.Namespace) -> int:
-    """A fresh seed per sandbox unless --seed: each in-process simulator starts with no tasks,
-    and task ids repeated from an earlier sandbox run must not look like that run's tasks."""
+    """A fresh seed for a new sandbox unless --seed: task ids must not repeat those of another
+    sandbox's tasks recorded in some other state file."""
     return args.seed if args.seed is not None else secrets.randbits(31)
 
 

@@ -21,6 +21,7 @@ import heapq
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,15 +148,23 @@ class TaskStore:
         self.by_token: dict[str, Task] = {}
         self._live: list[float] = []  # heap of end times of tasks that may still be in flight
         self.max_in_flight_seen = 0
+        self.on_create: Callable[[Task, dict[str, Any]], None] | None = None
 
     def create(self, body: dict[str, Any], now: float, now_ms: int) -> Task:
-        task = draw_task(
-            self.config, task_id_for(self.config.seed, len(self.tasks)), body, now, now_ms
-        )
+        task = self.restore(task_id_for(self.config.seed, len(self.tasks)), body, now, now_ms)
+        if self.on_create is not None:
+            self.on_create(task, body)
+        return task
+
+    def restore(self, task_id: str, body: dict[str, Any], created: float, create_ms: int) -> Task:
+        """Add a task with a known id and creation time: a new one, or one remembered from an
+        earlier simulator with the same seed (the sandbox's journal). Its life is redrawn
+        identically, since draw_task is pure."""
+        task = draw_task(self.config, task_id, body, created, create_ms)
         self.tasks[task.task_id] = task
         self.by_token[task.token] = task
         heapq.heappush(self._live, task.ends)
-        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight(now))
+        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight(created))
         return task
 
     def in_flight(self, now: float) -> int:
