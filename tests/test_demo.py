@@ -46,18 +46,22 @@ def test_missing_key_is_a_clear_usage_error(tmp_path: Path, capsys, monkeypatch)
     assert "APIXO_API_KEY" in err and "Traceback" not in err
 
 
-def test_an_interrupted_sandbox_run_never_adopts_another_runs_tasks(tmp_path: Path, capsys):
-    """Each --sandbox run has its own simulator: tasks in flight when one stops are unknown to
-    the next (TASK_NOT_FOUND, never another job's result), and `retry` runs them again."""
-    out = tmp_path / "demo"
+def test_an_interrupted_sandbox_run_resumes_and_never_adopts_another_state_files_tasks(
+    tmp_path: Path, capsys
+):
+    """A --sandbox run stopped with tasks in flight finds them again on the next run (the
+    journal beside its state file); a sandbox on another state file has its own seed, so it
+    never mistakes those tasks for its own."""
+    out, other = tmp_path / "demo", tmp_path / "other"
     manifest = str(ROOT / "manifests/example.yaml")
     first = main(["run", manifest, "--sandbox", "--output", str(out), "--max-runtime", "0.3"])
     assert first == 75
-    second = main(["run", manifest, "--sandbox", "--output", str(out)])
+    assert main(["run", manifest, "--sandbox", "--output", str(out)]) == 0
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    lost = [r for r in rows if r["status"] == "failed"]
-    assert second == (1 if lost else 0)
-    assert all(r["fail_code"] == "TASK_NOT_FOUND" for r in lost)
-    if lost:
-        assert main(["retry", str(out / "batchgen.db"), "--codes", "TASK_NOT_FOUND"]) == 0
-        assert main(["run", manifest, "--sandbox", "--output", str(out)]) == 0
+    assert [r["status"] for r in rows] == ["done"] * len(rows)
+    assert main(["run", manifest, "--sandbox", "--output", str(other)]) == 0
+    seeds = [
+        json.loads((d / "batchgen.db.sandbox.jsonl").read_text().splitlines()[0])["seed"]
+        for d in (out, other)
+    ]
+    assert seeds[0] != seeds[1]
