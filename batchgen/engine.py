@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import time
@@ -506,7 +507,7 @@ class Engine:
         One future and one timer per sleep: a thousand trackers sleep at little cost."""
         if self._stop.is_set():
             return False
-        await wake.sleep(seconds)
+        await wake.sleep(seconds, grid=self.config.poll.poll_every * POLL_GRID)
         return not self._stop.is_set()
 
     def _fail(self, row: st.JobRow, code: str, message: str) -> None:
@@ -677,6 +678,13 @@ def _file_intact(path: Path, size: int | None, sha256: str | None, mtime_ns: int
     return sha256 is None or Downloader.verify_existing(path, sha256, info.st_size)
 
 
+POLL_GRID = 0.1
+"""Poll wake-ups end on a grid of 10% of the poll interval (500 ms at the default 5 s, which
+the ±20% jitter already spreads over 2 s). Trackers due in the same slot wake in one loop pass,
+so their requests and answers share event-loop turns and system calls: about 10% less CPU per
+job (bench: scenarios overhead), for polls at most one slot late."""
+
+
 class Wakeup:
     """What a tracker sleeps on: a timer, or `set()` by a callback or a stop, whichever comes
     first. A `set()` while the tracker is busy is kept for its next sleep."""
@@ -696,13 +704,17 @@ class Wakeup:
     def is_set(self) -> bool:
         return self._pending
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, *, grid: float = 0.0) -> None:
+        """Sleep `seconds`, rounded up to the next multiple of `grid` on the loop clock."""
         if self._pending:
             self._pending = False
             return
         loop = asyncio.get_running_loop()
         future = self._future = loop.create_future()
-        timer = loop.call_later(max(0.0, seconds), _resolve, future)
+        when = loop.time() + max(0.0, seconds)
+        if grid > 0:
+            when = math.ceil(when / grid) * grid
+        timer = loop.call_at(when, _resolve, future)
         try:
             await future
         finally:

@@ -260,3 +260,29 @@ async def test_every_submit_leaves_only_after_its_intent_is_fsynced(
     assert len(posts) == 60
     late = [(n, c) for n, c in posts if c < n]
     assert not late, f"POSTs sent before their intent was fsynced: {late[:5]}"
+
+
+async def test_tracker_sleeps_end_on_a_shared_grid() -> None:
+    """Wake-ups due close together land on one grid point: they run in the same loop pass
+    (one epoll wait, their requests leaving together), never earlier than asked."""
+    import asyncio
+
+    from batchgen.engine import Wakeup
+
+    loop = asyncio.get_running_loop()
+    woke: list[tuple[float, float]] = []
+
+    async def sleeper(seconds: float) -> None:
+        asked = loop.time() + seconds
+        await Wakeup().sleep(seconds, grid=0.05)
+        woke.append((asked, loop.time()))
+
+    await Wakeup().sleep(0.0, grid=0.05)  # start just after a grid point, so the sleepers'
+    await asyncio.gather(*(sleeper(0.011 + 0.003 * i) for i in range(8)))  # deadlines share one
+    assert all(at >= asked for asked, at in woke)
+    assert max(at for _, at in woke) - min(at for _, at in woke) < 0.01  # one slot for all
+    set_early = Wakeup()
+    set_early.set()
+    t0 = loop.time()
+    await set_early.sleep(10.0, grid=0.05)  # a pending wake still ends the sleep at once
+    assert loop.time() - t0 < 0.05
