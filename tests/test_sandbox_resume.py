@@ -45,8 +45,9 @@ async def test_an_interrupted_sandbox_run_resumes_without_losing_or_repaying(
     state = out / "batchgen.db"
     argv = [sys.executable, "-m", "batchgen", "run", str(_manifest(tmp_path)), "--sandbox"]
     proc = await spawn([*argv, "--output", str(out), "--quiet"])
-    # stop it while tasks are in flight at the simulator and none has finished yet
-    await wait_for_state(state, lambda c: c.get(st.IN_FLIGHT, 0) >= 6, proc=proc)
+    # Stop it once every task exists at the simulator and none has finished (the first poll is
+    # 1.2 s away): a kill during a submit would rightly leave that job ambiguous.
+    await wait_for_state(state, lambda c: c.get(st.IN_FLIGHT, 0) == 12, proc=proc)
     proc.send_signal(how)
     code, _, err = await finish(proc)
     assert code == (75 if how == signal.SIGINT else -signal.SIGKILL), err
