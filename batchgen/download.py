@@ -36,7 +36,7 @@ import aiofiles
 import aiohttp
 import yarl
 
-from batchgen.durability import GroupSync, fsync_path
+from batchgen.durability import GroupSync, fsync_folder
 from batchgen.errors import (
     DiskFull,
     DownloadError,
@@ -340,7 +340,7 @@ def _promote(part: Path, dest: Path, side: Path, size: int) -> int:
     if on_disk != size:
         return on_disk
     os.replace(part, dest)
-    _fsync_dir(dest.parent)
+    fsync_folder(dest.parent)
     with contextlib.suppress(OSError):
         os.unlink(side)
     return on_disk
@@ -362,20 +362,6 @@ def _salvage(content: aiohttp.StreamReader, consumed: int) -> bytes:
     if consumed + len(data) != content.total_bytes:
         return b""
     return data
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
 
 
 def _header_int(value: str | None) -> int | None:
@@ -826,9 +812,7 @@ class Downloader:
         if group is None:
             if len(self._folder_syncs) >= 256:  # templates with many folders: stay bounded
                 self._folder_syncs.clear()
-            group = self._folder_syncs[folder] = GroupSync(
-                functools.partial(fsync_path, folder, directory=True)
-            )
+            group = self._folder_syncs[folder] = GroupSync(functools.partial(fsync_folder, folder))
         await group.sync()
 
     # ---- helpers -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ began after its own write.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from collections.abc import Callable
 
@@ -58,11 +59,27 @@ class GroupSync:
             self._start(nxt)
 
 
-def fsync_path(path: str | os.PathLike[str], *, directory: bool = False) -> None:
-    """fsync a file or folder by name (opened read-only: enough for fsync on Linux)."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if directory else 0)
-    fd = os.open(path, flags)
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file by name (opened read-only: enough for fsync on Linux)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(path: str | os.PathLike[str]) -> None:
+    """fsync a folder, so the renames in it survive a power cut. Where the file system cannot
+    (no such folder any more, or fsync of a folder unsupported: EINVAL, ENOTSUP on some network
+    and FUSE file systems) there is nothing more to make durable, so that is not an error."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
     finally:
         os.close(fd)

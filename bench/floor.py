@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 import yarl  # noqa: E402
 
-from batchgen.durability import fsync_path  # noqa: E402
+from batchgen.durability import fsync_folder  # noqa: E402
 from batchgen.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from bench import kit  # noqa: E402
 
@@ -55,7 +55,7 @@ def _write_durably(folder: Path, name: str, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    fsync_path(folder, directory=True)
+    fsync_folder(folder)
 
 
 class Floor:

@@ -903,18 +903,18 @@ async def test_small_files_fsync_their_folder_after_the_rename_and_share_it(
     from batchgen import durability
 
     events: list[tuple[str, str]] = []
-    real_replace, real_fsync_path = download_mod.os.replace, durability.fsync_path
+    real_replace, real_fsync_folder = download_mod.os.replace, durability.fsync_folder
 
     def replace(src, dst):
         real_replace(src, dst)
         events.append(("rename", Path(dst).name))
 
-    def fsync_path(path, *, directory=False):
-        real_fsync_path(path, directory=directory)
-        events.append(("folder-fsync" if directory else "fsync", str(path)))
+    def fsync_folder(path):
+        real_fsync_folder(path)
+        events.append(("folder-fsync", str(path)))
 
     monkeypatch.setattr(download_mod.os, "replace", replace)
-    monkeypatch.setattr(download_mod, "fsync_path", fsync_path)
+    monkeypatch.setattr(download_mod, "fsync_folder", fsync_folder)
     dl = make()
     out = tmp_path / "out"
     out.mkdir()
@@ -956,3 +956,22 @@ async def test_fetches_cancelled_mid_stream_resume_to_the_right_sha256(cdn, make
     assert_finished(res, dest, data)
     ranges = [r["range"] for r in cdn.requests("c.mp4")]
     assert ranges[0] is None and any(r for r in ranges[1:]), ranges  # it did resume
+
+
+@pytest.mark.parametrize("err", [errno.EINVAL, errno.ENOTSUP])
+async def test_a_folder_that_cannot_be_fsynced_does_not_fail_a_small_file(
+    cdn, make, tmp_path, monkeypatch, err
+):
+    """Some network and FUSE file systems refuse fsync on a folder; the large-file path always
+    shrugged that off, and the small-file path (its folder fsync shared by a group) must too."""
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            raise OSError(err, os.strerror(err))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    data = blob(1800)
+    res = await make().fetch(cdn.add("n.mp4", data), tmp_path / "n.mp4")
+    assert_finished(res, tmp_path / "n.mp4", data)
