@@ -39,6 +39,13 @@ log = logging.getLogger("batchgen.run")
 DEFAULT_BASE_URL = "https://api.apixo.ai/api/v1"
 SANDBOX_KEY = "sk-sim-demo"
 SANDBOX_TIME_SCALE = 0.02
+API_KEEPALIVE_S = 1.0
+"""How long an idle connection to the API is kept for reuse. Servers close idle connections
+after a few seconds (uvicorn and Node 5 s, gunicorn 2 s); a submit written onto one at that
+instant is lost with no way to tell whether the server read it, so its job turns ambiguous
+(tests/test_keepalive.py). aiohttp retries only idempotent requests in that race, so a POST
+must never get a connection idle that long. While a batch runs, connections are busy and stay
+warm; a quiet one costs a new connection."""
 
 
 @dataclass
@@ -77,6 +84,7 @@ class RunOptions:
     callback_poll_every_s: float = 30.0
     callback_rewake_s: float = 5.0
     on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
+    api_keepalive_s: float = API_KEEPALIVE_S  # see API_KEEPALIVE_S
 
     def scaled(self, scale: float) -> RunOptions:
         """A copy with every service time multiplied by `scale`, for a simulator that runs its
@@ -131,7 +139,7 @@ async def _sessions(
     # Neither the API nor a CDN needs cookies from us: a jar would only cost CPU on every
     # request and let one host's answer change what we send to another.
     api = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=15),
+        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=opts.api_keepalive_s),
         headers={"User-Agent": "batchgen"},
         cookie_jar=aiohttp.DummyCookieJar(),
     )

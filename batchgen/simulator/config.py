@@ -39,6 +39,9 @@ class SimConfig:
     api_keys: frozenset[str] = _knob(frozenset({"sk-sim-demo"}), "accepted Bearer keys")
     time_scale: float = _knob(0.01, "multiplier for every service time (0.01: 75 s -> 0.75 s)")
     seed: int = _knob(0, "seed for task ids, outcomes, durations and faults")
+    keepalive_s: float = _knob(
+        75.0, "close a keep-alive connection idle this long (real seconds; uvicorn uses 5)"
+    )
 
     rate_limit: int = _knob(10_000, "API requests allowed in any sliding window")
     rate_period_s: float = _knob(60.0, "length of the rate window (scaled)")
@@ -90,6 +93,8 @@ class SimConfig:
         problems = []
         if self.time_scale <= 0:
             problems.append("time_scale must be > 0")
+        if self.keepalive_s <= 0:
+            problems.append("keepalive_s must be > 0")
         if self.rate_limit < 1 or self.rate_period_s <= 0:
             problems.append("rate_limit must be >= 1 and rate_period_s > 0")
         if self.max_in_flight < 1:

@@ -51,7 +51,11 @@ class Simulator:
         c = self.config
         self.observer = Observer(self.window.period, c.log_path)
         runner = web.AppRunner(
-            build_app(self), access_log=None, handle_signals=False, shutdown_timeout=0.5
+            build_app(self),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=0.5,
+            keepalive_timeout=c.keepalive_s,
         )
         await runner.setup()
         site = web.TCPSite(runner, c.host, c.port)
