@@ -72,6 +72,10 @@ class EngineConfig:
     callback_url: str | None = None
     callback_grace_s: float = 60.0  # after the end of the expected generation time
     callback_poll_every_s: float = 30.0
+    # A task still pending or processing this long after its submit (30 times the documented
+    # generation time) stops being polled in this run, so the run can end; it stays in flight
+    # and keeps its slot, and the next run polls it again. None: poll for as long as it takes.
+    stuck_after_s: float | None = 3600.0
 
 
 @dataclass
@@ -130,6 +134,7 @@ class Engine:
         self._delivered: dict[str, TaskStatus] = {}
         self._callback_seen: set[str] = set()  # tasks whose callback reached this run
         self._messages: list[str] = []
+        self._stuck = 0  # tasks given up as stuck in this run: their slots stay taken
 
     def __repr__(self) -> str:
         return (
@@ -327,7 +332,7 @@ class Engine:
         delay = first_poll_delay(row.duration or 5, self.config.poll, self.rng)
         if self.config.no_wait:
             return  # tracked by the next cron run
-        await self._track(row, delay, task_id=task_id)
+        await self._track(row, delay, task_id=task_id, submitted_at=time.time())
 
     async def _submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""
@@ -419,10 +424,12 @@ class Engine:
         *,
         task_id: str | None = None,
         recovered: bool = False,
+        submitted_at: float | None = None,
     ) -> None:
         """Poll one task until it ends; release its in-flight slot exactly once."""
         task_id = task_id or row.task_id
         assert task_id is not None
+        submitted_at = submitted_at or row.submitted_at or time.time()
         callback = self._is_callback(row)
         if callback and not recovered:
             first_delay = first_delay * 1.5 + self.config.callback_grace_s
@@ -479,6 +486,8 @@ class Engine:
                         return
                     if self.config.no_wait:
                         return
+                    if self._stuck_now(row, task_id, status.raw_state, submitted_at):
+                        return
                     delay = self._next_delay(callback, recovered, task_id)
                 if not await self._sleep_or_wake(wake, delay):
                     return
@@ -487,6 +496,30 @@ class Engine:
             self._delivered.pop(task_id, None)
             if released:
                 self.cap.release()
+
+    def _stuck_now(self, row: st.JobRow, task_id: str, state: str, submitted_at: float) -> bool:
+        """Give a task up for this run once it has run far past any documented time. Its slot
+        stays taken (the provider still counts it); once every taken slot is such a task, no
+        slot can ever free, so submits stop too and the run ends with exit 75."""
+        limit = self.config.stuck_after_s
+        age = time.time() - submitted_at
+        if limit is None or age < limit:
+            return False
+        self._stuck += 1
+        self._messages.append(
+            f"{row.id}: task {task_id} is still {state!r} {age:.0f} s after its submit; "
+            "left in flight: the next run polls it again"
+        )
+        log.warning(
+            "%s: task %s still %r after %.0f s; not polled again in this run",
+            row.id,
+            task_id,
+            state,
+            age,
+        )
+        if self.cap.in_flight <= self._stuck:
+            self._stop_submits.set()
+        return True
 
     def _is_callback(self, row: st.JobRow) -> bool:
         if self.config.callback_url:

@@ -68,6 +68,7 @@ class RunOptions:
     resubmit_ambiguous: bool = False
     no_wait: bool = False
     max_runtime_s: float | None = None
+    stuck_after_s: float | None = 3600.0  # see EngineConfig.stuck_after_s
     drain_s: float = 5.0
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
@@ -102,6 +103,7 @@ class RunOptions:
             callback_grace_s=self.callback_grace_s * scale,
             callback_poll_every_s=max(self.callback_poll_every_s * scale, 1e-3),
             callback_rewake_s=self.callback_rewake_s * scale,
+            stuck_after_s=None if self.stuck_after_s is None else self.stuck_after_s * scale,
         )
 
 
@@ -231,6 +233,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         drain_s=opts.drain_s,
         callback_grace_s=opts.callback_grace_s,
         callback_poll_every_s=opts.callback_poll_every_s,
+        stuck_after_s=opts.stuck_after_s,
     )
     public_only = await results_public_only(opts)
     async with _sessions(opts, public_only=public_only) as (api, cdn):

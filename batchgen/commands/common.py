@@ -175,6 +175,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="stop cleanly after DURATION (e.g. 55m), exit 75 if work remains",
     )
+    g.add_argument(
+        "--stuck-after",
+        type=_seconds,
+        default=3600.0,
+        metavar="DURATION",
+        help="stop polling, for this run, a task still unfinished this long after its submit "
+        "(it stays in flight; the next run polls it again); 0: never (default: 1h)",
+    )
     g.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     g.add_argument("--backoff", type=_backoff, help=argparse.SUPPRESS)  # "BASE,CAP" (tests)
     g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE, help=argparse.SUPPRESS)
@@ -222,6 +230,7 @@ def options_from_args(
         resubmit_ambiguous=args.resubmit_ambiguous,
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
+        stuck_after_s=args.stuck_after or None,
         seed=args.seed,
     )
     if args.backoff:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -33,7 +34,13 @@ FAIL_MESSAGES = {
     "CONTENT_VIOLATION": "Content does not meet safety guidelines",
     "INVALID_IMAGE_URL": "Image URL could not be fetched",
 }
-MARKERS = ("[sim:content_violation]", "[sim:invalid_image]", "[sim:two_results]", "[sim:slow]")
+MARKERS = (
+    "[sim:content_violation]",
+    "[sim:invalid_image]",
+    "[sim:two_results]",
+    "[sim:slow]",
+    "[sim:stuck]",  # processing for ever: a task the provider never finishes
+)
 STATES = ("pending", "processing", "success", "failed")
 
 
@@ -116,7 +123,9 @@ def draw_task(
     else:
         fail = None
     cut = rng.random()
-    if fail == "INVALID_IMAGE_URL":
+    if "[sim:stuck]" in prompt:
+        fail, total = None, math.inf
+    elif fail == "INVALID_IMAGE_URL":
         total = pending + 1.0 + 4.0 * cut
     elif fail == "CONTENT_VIOLATION":
         total = pending + (total - pending) * (0.2 + 0.4 * cut)
@@ -174,8 +183,12 @@ class TaskStore:
         return len(live)
 
     def next_free(self, now: float) -> float:
-        """Seconds until the next in-flight task ends (0.0 if none is in flight)."""
-        return max(0.0, self._live[0] - now) if self.in_flight(now) else 0.0
+        """Seconds until the next in-flight task ends (0.0 if none is in flight; a minute, scaled,
+        if only stuck tasks are, which never end)."""
+        if not self.in_flight(now):
+            return 0.0
+        soonest = self._live[0]
+        return self.config.scaled(60.0) if math.isinf(soonest) else max(0.0, soonest - now)
 
     def get(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)
