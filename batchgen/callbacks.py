@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import hmac
 import ipaddress
-import json
 import logging
 import secrets
 import time
@@ -31,7 +30,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from batchgen.client import BadAnswer, TaskStatus, parse_status
+from batchgen.client import (
+    BadAnswer,
+    TaskStatus,
+    decode_answer,
+    envelope_data,
+    normalize_state,
+    parse_status,
+)
 from batchgen.errors import UsageError
 from batchgen.paths import is_loopback_host
 
@@ -46,7 +52,7 @@ SECRET_KEY = "callback_secret"  # in the state file's meta table; not the API ke
 MAX_BODY = 64 * 1024
 MAX_TASK_ID = 200
 REWAKE_AFTER_S = 5.0  # a task woken by a callback is not woken again sooner than this
-_NOT_ENDED = frozenset({"pending", "processing"})  # the API's words for a task still running
+_NOT_ENDED = frozenset({"pending", "processing"})  # a task still running (normalized words)
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -222,24 +228,31 @@ class CallbackReceiver:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._answer(413, "too_large", "body too large")
-        return self.decide(raw)
+        return self.decide(raw, request.charset)
 
-    def decide(self, raw: bytes) -> web.Response:
-        """Everything after the secret check; synchronous, so the answer goes out at once."""
+    def decide(self, raw: bytes, charset: str | None = None) -> web.Response:
+        """Everything after the secret check; synchronous, so the answer goes out at once.
+
+        The body is read as liberally as a status answer (the reference says it is the same
+        envelope): any Content-Type or charset, `data` as a JSON string, or the data fields
+        sent without the envelope. That costs nothing in safety: the body only names a task
+        to wake, and (unless trusted) the engine confirms its claim with a status request."""
         try:
-            envelope = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            envelope = decode_answer(raw, charset)
+        except ValueError:
             return self._answer(400, "bad", "not JSON")
-        data = envelope.get("data") if isinstance(envelope, dict) else None
+        data = envelope_data(envelope)
         if not isinstance(data, dict):
             return self._answer(400, "bad", "no data object")
-        task_id = data.get("taskId", data.get("task_id"))
+        task_id = next(
+            (data[k] for k in ("taskId", "task_id", "id") if data.get(k) is not None), None
+        )
         if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID:
             return self._answer(400, "bad", "no task id")
         if not self.engine.knows_task(task_id):
             return self._answer(404, "unknown_task", "unknown task")
-        state = data.get("state", data.get("status"))
-        if isinstance(state, str) and state.strip().lower() in _NOT_ENDED:
+        state = next((data[k] for k in ("state", "status") if data.get(k) is not None), None)
+        if isinstance(state, str) and normalize_state(state) in _NOT_ENDED:
             # The provider calls when a task ends; "still running" is noise or a probe. Any
             # other word (an end, or one we do not know) is worth one confirming request.
             return self._answer(200, "ignored", "ok")

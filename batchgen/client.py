@@ -33,11 +33,14 @@ from batchgen.errors import (
 )
 from batchgen.limits import POLL, SUBMIT, SlidingWindowLimiter
 from batchgen.policy import (
+    SUBMIT_OUTCOME_UNKNOWN,
     Backoff,
     Outcome,
     classify_status,
+    deciding_code,
     parse_retry_after,
     rate_limit_pause,
+    says_out_of_credits,
 )
 
 MAX_ANSWER_BYTES = 1 << 20  # an API answer is a few hundred bytes; more is a broken or hostile peer
@@ -119,15 +122,86 @@ def _first(data: dict[str, Any], *keys: str) -> Any:
 
 
 def _int_or_none(value: Any) -> int | None:
+    """An integer sent as a number, a float or a string of either ("41388", "41388.0")."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            value = float(text)
+        except ValueError:
+            return None
     if isinstance(value, float) and value == value and abs(value) < 1e16:
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
     return None
+
+
+def _positive(value: Any) -> int | None:
+    """A duration in ms: zero or negative is nonsense, not believed."""
+    n = _int_or_none(value)
+    return n if n is not None and n > 0 else None
+
+
+def _time_ms(value: Any) -> int | None:
+    """A Unix time in ms (the reference). Unix seconds (below 1e11 ms, which is 1973) are read
+    as the moment they plainly mean; anything before 2001 is dropped: the engine dates a
+    result's 15-day expiry from completeTime, and a 1970 one would expire it at once."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    if 1e9 <= value < 1e11:
+        value *= 1000
+    return int(value) if 1e12 <= value < 1e16 else None
+
+
+def _maybe_json(value: Any, depth: int = 3) -> Any:
+    """A JSON document sent as a string (the reference's resultJson), or encoded once more by
+    a sloppy server: decoded while it still is one. Anything else comes back as is."""
+    while depth > 0 and isinstance(value, str) and value.strip()[:1] in ("{", "[", '"'):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break
+        depth -= 1
+    return value
+
+
+_MESSAGE_KEYS = ("message", "msg", "error", "errorMessage", "error_message", "detail")
+
+
+def decode_answer(raw: bytes, charset: str | None = None) -> Any:
+    """Parse a JSON body whatever its Content-Type says: UTF-8/16/32 (with or without BOM) as
+    JSON allows, else the declared charset (a latin-1 `message` must not make a submit's
+    answer unreadable). Raises ValueError when it is not JSON."""
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = raw.decode(charset or "latin-1", "replace")
+    except LookupError:
+        text = raw.decode("latin-1")
+    return json.loads(text)
+
+
+def envelope_data(payload: Any) -> Any:
+    """The `data` of an envelope. Liberal: `data` sent as a JSON string, or the fields sent at
+    the top level when `data` is missing or null, but only if they name the task: a top-level
+    "status" alone is as often the envelope's own word ("error") as the task's state."""
+    if not isinstance(payload, dict):
+        return None
+    data = _maybe_json(payload.get("data"))
+    if data is None and _first(payload, "taskId", "task_id") is not None:
+        return payload
+    return data
 
 
 def _text(value: Any, limit: int = 2000) -> str | None:
@@ -141,17 +215,19 @@ def parse_status(data: Any, expected_task_id: str) -> TaskStatus:
     """Read the `data` of a status answer (or of a callback body). Raises BadAnswer."""
     if not isinstance(data, dict):
         raise BadAnswer(200, "status answer has no data object")
-    raw_state = data.get("state", data.get("status"))
+    raw_state = _first(data, "state", "status")
     if not isinstance(raw_state, str):
         raise BadAnswer(200, "status answer has no state")
-    state = _STATES.get(raw_state.strip().lower())
-    if state is None:
-        state = "processing"  # unknown word: keep polling rather than guess an outcome
-    task_id = _valid_task_id(_first(data, "taskId", "task_id", "id")) or expected_task_id
+    state = normalize_state(raw_state) or "processing"  # unknown word: keep polling
+    named = _valid_task_id(_first(data, "taskId", "task_id"))
+    if named is not None and named.lower() != expected_task_id.lower():
+        # Another task's answer (a mixed-up cache or proxy): it must not finish this job.
+        raise BadAnswer(200, f"status answer is about another task ({named})")
+    task_id = expected_task_id
     times = {
-        "create_time_ms": _int_or_none(data.get("createTime")),
-        "complete_time_ms": _int_or_none(data.get("completeTime")),
-        "cost_time_ms": _int_or_none(data.get("costTime")),
+        "create_time_ms": _time_ms(data.get("createTime")),
+        "complete_time_ms": _time_ms(data.get("completeTime")),
+        "cost_time_ms": _positive(data.get("costTime")),
     }
     if state == "failed":
         return TaskStatus(
@@ -172,23 +248,39 @@ def parse_status(data: Any, expected_task_id: str) -> TaskStatus:
     return TaskStatus(task_id, state, raw_state, result_urls=urls, **times)
 
 
+def normalize_state(word: str) -> str | None:
+    """pending | processing | success | failed for a state word in any case or spacing
+    ("In Progress", " SUCCESS\n"); None for a word we do not know."""
+    return _STATES.get("_".join(word.strip().lower().replace("-", " ").split()))
+
+
 def _result_urls(data: dict[str, Any]) -> list[str]:
-    result: Any = data.get("resultJson", data.get("result"))
-    if isinstance(result, str):
-        try:
-            result = json.loads(result)
-        except ValueError as exc:
-            raise BadAnswer(200, "resultJson is not JSON") from exc
+    """The result URLs, from the reference's shape (resultJson: a JSON string holding
+    resultUrls) and the shapes a sloppy server gives: resultJson already an object, encoded
+    twice, a bare list or URL, `result` instead, resultUrls beside it, items as {"url": ...}.
+    A broken resultJson is not fatal when the URLs are found elsewhere. Each URL is only
+    trimmed here; the downloader decides whether it may be fetched."""
     urls: Any = None
+    result = _maybe_json(_first(data, "resultJson", "result"))
     if isinstance(result, dict):
-        urls = result.get("resultUrls", result.get("result_urls", result.get("urls")))
-    if urls is None:
-        urls = data.get("resultUrls")
-    if isinstance(urls, str):
+        urls = _maybe_json(_first(result, "resultUrls", "result_urls", "urls", "url"))
+    elif isinstance(result, list) or (
+        isinstance(result, str) and result.strip().lower().startswith(("http://", "https://"))
+    ):
+        urls = result  # a bare URL; a cut '{"resultUrls": ["http://x/' stays unreadable
+    if not urls:
+        urls = _maybe_json(_first(data, "resultUrls", "result_urls"))
+    if isinstance(urls, str | dict):
         urls = [urls]
     if not isinstance(urls, list):
         return []
-    return [u for u in urls if isinstance(u, str) and 0 < len(u) <= 4096]
+    found = []
+    for item in urls:
+        if isinstance(item, dict):
+            item = _first(item, "url", "resultUrl")
+        if isinstance(item, str) and 0 < len(item.strip()) <= 4096:
+            found.append(item.strip())
+    return found
 
 
 class ApiClient:
@@ -239,13 +331,7 @@ class ApiClient:
         `before_send` runs after the rate limiter grants the request and just before the bytes
         leave: the engine records its intent there, so a job waiting for rate budget is still
         plainly pending if the run stops. Returning False aborts with SubmitSkipped."""
-        data = await self._call(
-            "POST",
-            self._submit_url,
-            priority=SUBMIT,
-            json_body=body,
-            before_send=before_send,
-        )
+        data = await self._submit_call(body, before_send)
         task_id = (
             _valid_task_id(_first(data, "taskId", "task_id", "id"))
             if isinstance(data, dict)
@@ -255,6 +341,34 @@ class ApiClient:
             # The provider accepted the request but we cannot read a task id: it may exist.
             raise ApiConnectionError("the submit answer holds no usable task id", sent=True)
         return task_id
+
+    async def _submit_call(
+        self, body: dict[str, Any], before_send: Callable[[], Awaitable[bool]] | None
+    ) -> Any:
+        try:
+            return await self._call(
+                "POST",
+                self._submit_url,
+                priority=SUBMIT,
+                json_body=body,
+                before_send=before_send,
+            )
+        except (ServerError, RateLimited) as exc:
+            if isinstance(exc, ServerError) and exc.status in SUBMIT_OUTCOME_UNKNOWN:
+                # A gateway timed out waiting for the API: the task may exist (and be billed).
+                raise ApiConnectionError(
+                    f"a gateway timed out on the submit (HTTP {exc.status}): {exc.message}",
+                    sent=True,
+                    timeout=True,
+                ) from exc
+            named = getattr(exc, "task_id", None)
+            if named is not None:
+                # "Failed, try again" yet it names a task: a retry could pay twice.
+                raise ApiConnectionError(
+                    f"the submit's error answer (HTTP {exc.status}) names task {named}",
+                    sent=True,
+                ) from exc
+            raise
 
     async def status(self, task_id: str, *, priority: int = POLL) -> TaskStatus:
         data = await self._call(
@@ -293,6 +407,7 @@ class ApiClient:
                 raw = await _read_capped(resp)
                 status = resp.status
                 retry_after_header = resp.headers.get("Retry-After")
+                charset = resp.charset
         except aiohttp.ClientConnectorError as exc:
             raise ApiConnectionError(
                 f"cannot connect to the API: {exc.os_error}", sent=False
@@ -307,28 +422,45 @@ class ApiClient:
             ) from exc
         except aiohttp.ClientError as exc:
             raise ApiConnectionError(f"connection lost: {type(exc).__name__}", sent=True) from exc
-        return self._interpret(status, raw, retry_after_header)
+        return self._interpret(status, raw, retry_after_header, charset)
 
-    def _interpret(self, status: int, raw: bytes, retry_after_header: str | None) -> Any:
+    def _interpret(
+        self, status: int, raw: bytes, retry_after_header: str | None, charset: str | None = None
+    ) -> Any:
         payload: Any = None
         try:
-            payload = json.loads(raw) if raw else None
+            payload = decode_answer(raw, charset) if raw else None
         except ValueError:
             payload = None
         body_code = None
         message = ""
         if isinstance(payload, dict):
             body_code = _int_or_none(payload.get("code"))
-            message = _text(payload.get("message") or payload.get("msg") or "", 500) or ""
+            # The reference says `message`; other spellings carry the same words, and the
+            # words matter: "Insufficient credits" stops the run instead of failing each job.
+            said = next((payload[k] for k in _MESSAGE_KEYS if payload.get(k)), "")
+            message = _text(said, 500) or ""
         outcome = classify_status(status, body_code, message)
-        code = body_code if body_code not in (None, 200) else status
+        code = deciding_code(status, body_code)
         if outcome is not Outcome.RATE_LIMITED:
             self._consecutive_429 = 0
         if outcome is Outcome.OK:
             if not isinstance(payload, dict):
                 raise BadAnswer(status, "the API's answer is not a JSON object")
-            return payload.get("data")
+            return envelope_data(payload)
         message = message or f"HTTP {status}"
+        exc = self._error(outcome, code, message, retry_after_header)
+        # An error answer that still names a task (a sloppy server that created it, then
+        # failed): the submit must not be resent on the word "retry" (see _submit_call).
+        data = envelope_data(payload)
+        exc.task_id = (  # type: ignore[attr-defined]
+            _valid_task_id(_first(data, "taskId", "task_id")) if isinstance(data, dict) else None
+        )
+        raise exc
+
+    def _error(
+        self, outcome: Outcome, code: int, message: str, retry_after_header: str | None
+    ) -> ApiError:
         if outcome is Outcome.RATE_LIMITED:
             # The whole client slows down, not only this request: Retry-After when given,
             # else a pause that doubles with each 429 in a row.
@@ -337,23 +469,31 @@ class ApiClient:
             self._limiter.pause_for(
                 rate_limit_pause(self._consecutive_429, self._backoff, retry_after)
             )
-            raise RateLimited(429, message, retry_after=retry_after)
+            return RateLimited(429, message, retry_after=retry_after)
         if outcome is Outcome.RETRY:
-            raise ServerError(code, message)
+            # RFC 9110: Retry-After on a 503 says how long the service stays unavailable; it
+            # holds for every request, so the whole client pauses, as after a 429.
+            retry_after = parse_retry_after(retry_after_header, self._wall())
+            if retry_after is not None:
+                self._limiter.pause_for(retry_after)
+            return ServerError(code, message, retry_after=retry_after)
         if outcome is Outcome.NOT_FOUND:
-            raise NotFound(code, message)
+            return NotFound(code, message)
         if outcome is Outcome.ACCOUNT:
-            if code == 400 or "credit" in message.lower():
-                raise CreditsExhausted(code, message)
-            raise AuthError(code, message)
-        raise InvalidRequest(code, message)
+            if says_out_of_credits(code, message):
+                return CreditsExhausted(code, message)
+            return AuthError(code, message)
+        return InvalidRequest(code, message)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
     """The body, at most MAX_ANSWER_BYTES of it. A body whose Content-Length says it fits (an
-    API answer always does) is read in one call; the chunked loop is for the rest."""
+    API answer always does) is read in one call; the chunked loop is for the rest. A
+    compressed body's Content-Length counts the compressed bytes, not what decoding yields (a
+    few KiB of gzip can decode to gigabytes), so it always goes through the loop."""
     length = resp.content_length
-    if length is not None and length <= MAX_ANSWER_BYTES:
+    encoded = resp.headers.get("Content-Encoding", "identity").strip().lower() != "identity"
+    if length is not None and length <= MAX_ANSWER_BYTES and not encoded:
         return await resp.content.read()
     chunks: list[bytes] = []
     total = 0

@@ -195,6 +195,38 @@ def _says_out_of_credits(message: str) -> bool:
     return bool(_MONEY.search(message) and _SHORT.search(message))
 
 
+def says_out_of_credits(code: int, message: str) -> bool:
+    """Which account error an ACCOUNT outcome is: 402, or a message about credits running out
+    (the reference's 400 "Insufficient credits"); anything else is the key (401/403)."""
+    return code == 402 or _says_out_of_credits(message)
+
+
+SUBMIT_OUTCOME_UNKNOWN = frozenset({504, 524, 598, 599})
+"""Gateway timeouts: a proxy in front of the API gave up waiting for it, but the API may still
+have created (and billed) the task, exactly as when our own read times out. A submit answered
+so is ambiguous, never resent. Other 5xx say the request failed and are retried (README)."""
+
+
+def deciding_code(http_status: int, body_code: int | None) -> int:
+    """The code `classify_status` decides on, so an error reports that one (never a body's
+    "success" 0 under an HTTP error, nor a body 400 under an HTTP 401)."""
+    codes = [http_status] if body_code is None else [http_status, body_code]
+    if 429 in codes:
+        return 429
+    for c in codes:
+        if 500 <= c <= 599:
+            return c
+    # Under HTTP 2xx the body code decides; 0 is the other common way APIs of this shape say
+    # "success", and reading it as an error would fail a job whose task may exist.
+    if 200 <= http_status <= 299 and body_code is not None and body_code != 0:
+        return body_code
+    # A generic HTTP 400 whose body names the account (401 key, 402/403): stop the run rather
+    # than fail every job in turn with "HTTP_400".
+    if http_status == 400 and body_code in (401, 402, 403):
+        return body_code
+    return http_status
+
+
 def classify_status(http_status: int, body_code: int | None, message: str) -> Outcome:
     """Map an answer to an Outcome. Errors come as HTTP statuses or as HTTP 200 with a `code`
     in the body, so both are read liberally:
@@ -202,22 +234,20 @@ def classify_status(http_status: int, body_code: int | None, message: str) -> Ou
     - a body code other than 2xx (or 0, read as success) wins over an HTTP 2xx;
     - 429 in either place -> RATE_LIMITED; 5xx in either place -> RETRY (a retry is always
       safe to try, a wrong permanent verdict is not);
-    - otherwise the HTTP status decides when it is an error, else the body code:
+    - a 504-like gateway timeout is RETRY here; a submit answered so is ambiguous instead
+      (SUBMIT_OUTCOME_UNKNOWN, applied by the client);
+    - otherwise the HTTP status decides when it is an error (except a generic 400 whose body
+      says 401/402/403), else the body code:
       408/425 -> RETRY; 401/402/403 -> ACCOUNT; 404/410 -> NOT_FOUND;
       400 (or any 4xx) saying credits/balance/quota ran out -> ACCOUNT; other 4xx -> JOB_FAILED;
       anything else that is not 2xx (1xx, 3xx, made-up codes) -> JOB_FAILED, which fails one
       job visibly instead of retrying forever.
     """
-    codes = [http_status] if body_code is None else [http_status, body_code]
-    if 429 in codes:
+    code = deciding_code(http_status, body_code)
+    if code == 429:
         return Outcome.RATE_LIMITED
-    if any(500 <= c <= 599 for c in codes):
+    if 500 <= code <= 599:
         return Outcome.RETRY
-    code = http_status
-    # Under HTTP 2xx the body code decides; 0 is the other common way APIs of this shape say
-    # "success", and reading it as an error would fail a job whose task may exist.
-    if 200 <= http_status <= 299 and body_code is not None and body_code != 0:
-        code = body_code
     if 200 <= code <= 299:
         return Outcome.OK
     if code in (408, 425):
