@@ -417,8 +417,10 @@ async def test_forged_callbacks_change_nothing(tmp_path: Path) -> None:
             assert forged == [403, 403, 404, 404, 200, 200]
             # Each false claim costs one confirming status request, which says "processing".
             await eventually(lambda: got.engine.stats.polls >= 2)
+        # Neither claim was believed. (Not "still in flight": on a loaded machine the real
+        # tasks, 3-6 s long here, may have ended by now; the end of the test checks the files.)
         now = {r["task_id"]: r["state"] for r in state_rows(state)}
-        assert now[victim] == now[other] == st.IN_FLIGHT
+        assert st.FAILED not in (now[victim], now[other]), now
         outcome = await run
         stats = sim.stats()
         assert assert_files_verified(sim, state, tmp_path / "out") == n  # not the forged URL
