@@ -247,6 +247,8 @@ class CallbackReceiver:
         task_id = next(
             (data[k] for k in ("taskId", "task_id", "id") if data.get(k) is not None), None
         )
+        if isinstance(task_id, int) and not isinstance(task_id, bool):
+            task_id = str(task_id)  # as a submit answer's numeric id is read
         if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID:
             return self._answer(400, "bad", "no task id")
         if not self.engine.knows_task(task_id):

@@ -115,7 +115,8 @@ async def post(
         ("/callback/{S}", {"raw": b"\xff\xfe\x00"}, 400, "bad"),
         ("/callback/{S}", {"body": [1, 2]}, 400, "bad"),
         ("/callback/{S}", {"body": {"code": 200, "data": None}}, 400, "bad"),
-        ("/callback/{S}", {"body": env(12345)}, 400, "bad"),
+        ("/callback/{S}", {"body": env(12345)}, 404, "unknown_task"),  # read as "12345"
+        ("/callback/{S}", {"body": env(True)}, 400, "bad"),
         ("/callback/{S}", {"body": env("t" * 500)}, 400, "bad"),
         (
             "/callback/{S}",
@@ -144,6 +145,15 @@ async def test_answers(stub_receiver, http, path, kwargs, status, outcome) -> No
     assert [t for t, _ in engine.notified] == ([kwargs["body"]["data"]["taskId"]] if woke else [])
     # never trusts the body: the engine gets no status to act on, only a wake-up
     assert all(s is None for _, s in engine.notified)
+
+
+async def test_a_numeric_task_id_wakes_its_task(stub_receiver, http) -> None:
+    """A submit answer's numeric taskId is kept as its decimal string; its callback too."""
+    rec, engine = await stub_receiver()
+    engine.known.add("12345")
+    engine.waiting.add("12345")
+    assert await post(http, rec.url_for(None), env(12345)) == 200
+    assert engine.notified == [("12345", None)]
 
 
 async def test_other_methods_are_refused(stub_receiver, http) -> None:
