@@ -30,6 +30,7 @@ from batchgen.errors import (
     InvalidRequest,
     RateLimited,
     ServerError,
+    WrongEndpoint,
 )
 from batchgen.limits import POLL, SUBMIT, SlidingWindowLimiter
 from batchgen.policy import (
@@ -408,6 +409,7 @@ class ApiClient:
                 status = resp.status
                 retry_after_header = resp.headers.get("Retry-After")
                 charset = resp.charset
+                location = resp.headers.get("Location") if 300 <= status <= 399 else None
         except aiohttp.ClientConnectorError as exc:
             raise ApiConnectionError(
                 f"cannot connect to the API: {exc.os_error}", sent=False
@@ -422,6 +424,8 @@ class ApiClient:
             ) from exc
         except aiohttp.ClientError as exc:
             raise ApiConnectionError(f"connection lost: {type(exc).__name__}", sent=True) from exc
+        if location is not None or 300 <= status <= 399:
+            raise _redirected(status, location)
         return self._interpret(status, raw, retry_after_header, charset)
 
     def _interpret(
@@ -484,6 +488,22 @@ class ApiClient:
                 return CreditsExhausted(code, message)
             return AuthError(code, message)
         return InvalidRequest(code, message)
+
+
+def _redirected(status: int, location: str | None) -> WrongEndpoint:
+    """Only the scheme and host of the Location are named: the rest is the server's to say."""
+    where = ""
+    try:
+        target = yarl.URL((location or "").strip()[:2000])
+    except (ValueError, TypeError):
+        target = None
+    if target is not None and target.scheme in ("http", "https") and target.host:
+        where = f" to {target.scheme}://{_text(target.host, 255)}"
+    return WrongEndpoint(
+        status,
+        f"the API answered HTTP {status}, a redirect{where}: check --base-url "
+        "(batchgen never follows an API redirect)",
+    )
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:

@@ -101,6 +101,13 @@ class CreditsExhausted(AccountError):
     """400 'Insufficient credits'."""
 
 
+class WrongEndpoint(AccountError):
+    """The API answered with a redirect (3xx): the base URL is not the API's (http instead of
+    https, a moved host). Requests are never followed there (a POST must not be replayed
+    elsewhere, nor the key sent to another host), so every request would meet the same
+    answer: stop, as for a bad key, instead of failing each job in turn."""
+
+
 class ApiConnectionError(BatchgenError):
     """No usable answer. `sent` tells whether the request may have reached the server,
     which decides if a failed submit is retryable or ambiguous."""

@@ -29,6 +29,7 @@ from batchgen.errors import (
     InvalidRequest,
     RateLimited,
     ServerError,
+    WrongEndpoint,
 )
 from batchgen.limits import SlidingWindowLimiter
 from batchgen.policy import (
@@ -402,6 +403,30 @@ async def test_the_engine_never_resends_a_submit_a_gateway_timed_out(api, tmp_pa
     assert [line for line, _, _ in raw.requests] == [
         "POST /api/v1/generateTask/kling-2-1 HTTP/1.1"
     ] * 2
+
+
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+async def test_a_redirect_is_a_wrong_base_url_never_followed(api, code: int) -> None:
+    raw, _ = api
+    moved = answer(code, b"", [("Location", "https://api.apixo.ai/api/v1/generateTask/x")])
+    with pytest.raises(WrongEndpoint) as info:
+        await submit(api, moved)
+    assert "https://api.apixo.ai" in str(info.value) and "--base-url" in str(info.value)
+    assert len(raw.requests) == 1  # not followed: a POST is never replayed at another place
+    with pytest.raises(WrongEndpoint):
+        await status(api, answer(code, b"", [("Location", "::not a url:: x")]))
+
+
+async def test_the_engine_stops_at_a_redirecting_api_without_failing_jobs(api, tmp_path) -> None:
+    """http:// given for an https-only API: exit 3 with the reason, every job still pending
+    (before, each job failed in turn as HTTP_301)."""
+    raw, _ = api
+    state = prepare_state(tmp_path, mixed_jobs(3))
+    raw.answers[:] = [answer(301, b"", [("Location", "https://api.apixo.ai/")])] * 3
+    outcome = await execute(options(tmp_path, raw.base_url))
+    assert outcome.exit_code == 3, outcome
+    assert "--base-url" in (outcome.account_error or "")
+    assert [r["state"] for r in state_rows(state)] == [st.PENDING] * 3
 
 
 async def test_a_400_naming_a_task_still_fails_the_job(api) -> None:
