@@ -108,3 +108,13 @@ def test_run_all_writes_results(tmp_path: Path) -> None:
     assert data["scenarios"]["limits"]["window_ratio"] <= 1.0
     assert data["machine"]["nproc"]
     assert "| 3 limits |" in (out / "latest.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is the reference")
+def test_download_parts_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import download_parts
+
+    assert download_parts.main(["--files", "2", "--size-mb", "3", "--runs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    named = {line.split("  ")[1].strip() for line in lines[1:]}
+    assert {"curl", *download_parts.MODES, "batchgen Downloader"} <= named
