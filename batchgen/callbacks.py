@@ -263,8 +263,11 @@ class CallbackReceiver:
             try:
                 status = parse_status(data, task_id)
             except BadAnswer:
-                return self._answer(400, "bad", "unreadable status")
-        elif self._recently_woken(task_id):
+                # Nothing to hand over, but the task named is ours and has news: wake it to
+                # confirm with one status request, as an untrusted callback would (a 400 would
+                # only make the provider retry the same body).
+                status = None
+        if status is None and self._recently_woken(task_id):
             return self._answer(200, "duplicate", "ok")
         if self.engine.notify(task_id, status):
             return self._answer(200, "accepted", "ok")

@@ -190,11 +190,13 @@ async def test_trust_mode_hands_the_status_over(stub_receiver, http) -> None:
     ((task_id, status),) = engine.notified
     assert task_id == "task_a" and status.state == "failed"
     assert status.fail_code == "CONTENT_VIOLATION"
-    # a success without result URLs cannot be acted on
+    # a success without result URLs cannot be acted on: its task is only woken to confirm
     bad = env("task_b")
     del bad["data"]["resultJson"]
-    assert await post(http, rec.url_for(None), bad) == 400
-    assert len(engine.notified) == 1
+    assert await post(http, rec.url_for(None), bad) == 200
+    assert engine.notified[1:] == [("task_b", None)]
+    assert await post(http, rec.url_for(None), bad) == 200  # again: a duplicate, no new wake
+    assert len(engine.notified) == 2
 
 
 def test_secret_stays_out_of_repr() -> None:
