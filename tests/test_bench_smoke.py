@@ -97,6 +97,10 @@ def test_downloads_smoke(tmp_path: Path) -> None:
     res = scenarios.run("downloads", "smoke", tmp_path)
     assert "error" not in res, res
     assert res["modes"] and all(_number(m["ratio"]) for m in res["modes"].values())
+    assert "runner default" in res["modes"]  # shown, not counted in min_ratio
+    parts = res["one_at_a_time_parts"]
+    assert set(parts) == {"receive+write", "receive+sha256", "receive+both"}
+    assert all(_number(p["ratio"]) for p in parts.values())
 
 
 def test_run_all_writes_results(tmp_path: Path) -> None:
