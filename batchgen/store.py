@@ -26,8 +26,10 @@ import contextlib
 import errno
 import hashlib
 import json
+import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,8 +162,7 @@ class Store:
             if readonly:
                 if not self.path.exists():
                     raise StateError(f"{self.path}: no such state file")
-                uri = f"file:{self.path.resolve()}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self.db = _open_for_reading(self.path)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(self.path, isolation_level=None)
@@ -556,6 +557,20 @@ class Store:
                 "UPDATE runs SET ended_at=?, exit_code=?, how=? WHERE id=?",
                 (self._now(), exit_code, how, run_id),
             )
+
+
+def _open_for_reading(path: Path) -> sqlite3.Connection:
+    """A connection that cannot change the file (query_only), opened read-write when the file
+    allows it: SQLite then removes the -wal and -shm files when the last connection closes,
+    where a mode=ro connection (status, report, gallery after a run) would leave them behind.
+    A file the user may not write is opened mode=ro."""
+    resolved = path.resolve()
+    where = f"file:{urllib.parse.quote(str(resolved))}"  # a '?' or '#' in a folder name
+    if os.access(resolved, os.W_OK) and os.access(resolved.parent, os.W_OK):
+        db = sqlite3.connect(f"{where}?mode=rw", uri=True, isolation_level=None)
+        db.execute("PRAGMA query_only=ON")
+        return db
+    return sqlite3.connect(f"{where}?mode=ro", uri=True, isolation_level=None)
 
 
 def _write_error(exc: sqlite3.Error | OSError) -> StateError:

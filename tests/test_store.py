@@ -138,3 +138,39 @@ def test_foreign_and_newer_files_are_refused(tmp_path: Path) -> None:
         st.Store(tmp_path / "newer.db")
     with pytest.raises(StateError, match="no such state file"):
         st.Store(tmp_path / "missing.db", readonly=True)
+
+
+@pytest.mark.parametrize("folder", ["plain", "with space #1 ?x"])
+def test_reading_a_state_file_leaves_no_wal_or_shm_behind_and_cannot_write(
+    tmp_path: Path, folder: str
+) -> None:
+    """status, report and gallery read the state file; they used to leave batchgen.db-wal and
+    -shm next to it (a mode=ro connection cannot remove them)."""
+    path = tmp_path / folder / "batchgen.db"
+    writer = st.Store(path)
+    writer.sync_jobs([("a", "kling-2-1", body("one"))])
+    writer.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["batchgen.db"]
+    reader = st.Store(path, readonly=True)
+    assert reader.counts()[st.PENDING] == 1
+    with pytest.raises(sqlite3.OperationalError):
+        reader.db.execute("UPDATE jobs SET state='done'")
+    reader.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["batchgen.db"]
+    assert st.Store(path, readonly=True).counts()[st.PENDING] == 1  # nothing was written
+
+
+def test_a_state_file_the_user_cannot_write_is_still_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "batchgen.db"
+    writer = st.Store(path)
+    writer.sync_jobs([("a", "kling-2-1", body("one"))])
+    writer.close()
+    # not writable for this user (os.access, since root may write through any chmod)
+    monkeypatch.setattr(st.os, "access", lambda *_a, **_k: False)
+    reader = st.Store(path, readonly=True)
+    assert reader.counts()[st.PENDING] == 1
+    with pytest.raises(sqlite3.OperationalError):
+        reader.db.execute("UPDATE jobs SET state='done'")
+    reader.close()
