@@ -85,3 +85,14 @@ async def test_without_a_limit_a_stuck_task_is_polled_until_the_run_is_stopped(
         )
     assert outcome.exit_code == EXIT_WORK_LEFT
     assert "max-runtime" in outcome.how
+
+
+async def test_a_stuck_callback_task_is_never_due_for_a_callback() -> None:
+    callback = {"request_type": "callback", "callback_url": "http://127.0.0.1:9/x"}
+    async with sim() as server:
+        task = server.store.create(
+            {**body(0, prompt=f"waves {STUCK}"), **callback}, server.now(), 0
+        )
+        server.callbacks.schedule(task)
+        assert task.ends == float("inf")
+        assert server.callbacks.summary()["pending"] == 0

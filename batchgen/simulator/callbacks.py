@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,8 @@ class CallbackDispatcher:
         self._session: aiohttp.ClientSession | None = None
 
     def schedule(self, task: Task) -> None:
+        if math.isinf(task.ends):
+            return  # a stuck task never ends, so it never calls back
         heapq.heappush(self._due, (task.ends, next(self._seq), task))
         if self._due[0][2] is task:
             self._wake.set()
