@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.runner import execute
+from batchgen.runner import default_rate_margin, execute
 from batchgen.simulator import Simulator
 from tests.enginekit import (
     KEY,
@@ -91,9 +91,8 @@ async def test_limits_held_rate_and_in_flight(tmp_path: Path) -> None:
 
 # The in-process simulator stamps a request when the shared event loop gets to it, so a pause
 # of that loop (a full GC pass measured 19 ms once earlier tests had grown the heap) moves
-# arrivals, while the client's default margin scales with the period: 16 ms at 0.3 s, but
-# 1.21 s at the real 60 s. The window tests give the margin a real-world size instead.
-JITTER_MARGIN_S = 0.05
+# arrivals: the client's default margin never goes under 50 ms (+10), whatever the period.
+MARGIN_S = default_rate_margin(0.3)
 
 
 async def test_server_window_never_exceeds_client_limit(tmp_path: Path) -> None:
@@ -106,7 +105,6 @@ async def test_server_window_never_exceeds_client_limit(tmp_path: Path) -> None:
                 sim.base_url,
                 rate_limit=30,
                 rate_period_s=0.3,
-                rate_margin_s=JITTER_MARGIN_S,
             )
         )
         stats = sim.stats()
@@ -214,7 +212,7 @@ async def test_slow_intent_fsyncs_never_push_the_server_over_the_limit(
     real = st.Store._fsync_log
 
     def slow_disk(self):
-        _time.sleep(2 * JITTER_MARGIN_S)  # slower than the margin can absorb
+        _time.sleep(2 * MARGIN_S)  # slower than the margin can absorb
         return real(self)
 
     monkeypatch.setattr(st.Store, "_fsync_log", slow_disk)
@@ -226,7 +224,6 @@ async def test_slow_intent_fsyncs_never_push_the_server_over_the_limit(
                 sim.base_url,
                 rate_limit=30,
                 rate_period_s=0.3,
-                rate_margin_s=JITTER_MARGIN_S,
             )
         )
         stats = sim.stats()

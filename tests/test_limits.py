@@ -588,3 +588,11 @@ async def test_restamp_within_the_window_says_so() -> None:
     await clock.run_until(0.99)
     assert lim.restamp(first) is True
     assert lim.in_window == 1
+
+
+def test_the_default_rate_margin_keeps_a_floor_for_jitter_that_does_not_scale() -> None:
+    from batchgen.runner import default_rate_margin
+
+    assert default_rate_margin(60.0) == pytest.approx(1.21)  # the real API's window
+    assert default_rate_margin(0.3) == pytest.approx(0.06)  # a scaled test bed: not 16 ms
+    assert default_rate_margin(2.5) == pytest.approx(0.06)
