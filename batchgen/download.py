@@ -159,6 +159,46 @@ class _Sink:
             pending.exception()  # consumed: the error that matters is already propagating
 
 
+class _StallWatch:
+    """Fails a body that received nothing for `seconds`, the way aiohttp's sock_read timeout
+    does (ServerTimeoutError into the stream, so the cut-body path keeps what arrived). aiohttp
+    re-arms its timer on every socket read, a cancel and a heap push per 256 KiB that cost
+    4-8 % of download speed here (bench/downloads.py); this one looks a few times per
+    `seconds`, and the read loop only stores its byte count in `received`."""
+
+    __slots__ = ("_handle", "_last_change", "_loop", "_seconds", "_seen", "_stream", "received")
+
+    def __init__(self, stream: aiohttp.StreamReader, seconds: float) -> None:
+        self._stream = stream
+        self._seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self.received = 0
+        self._seen = 0
+        self._last_change = self._loop.time()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> _StallWatch:
+        self._handle = self._loop.call_later(self._seconds / 4, self._look)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _look(self) -> None:
+        now = self._loop.time()
+        if self.received != self._seen:
+            self._seen, self._last_change = self.received, now
+        elif now - self._last_change >= self._seconds:
+            self._handle = None
+            self._stream.set_exception(
+                aiohttp.ServerTimeoutError(f"no body bytes for {self._seconds:g} s")
+            )
+            return
+        self._handle = self._loop.call_later(self._seconds / 4, self._look)
+
+
 class _Restart(Exception):
     """Throw the .part away and ask again without Range (the server ignored or mangled it)."""
 
@@ -408,9 +448,10 @@ class Downloader:
         self._max_attempts = max_attempts
         self._rng = rng or random.Random()
         self._sleep = sleep
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=read_timeout, sock_read=read_timeout
-        )
+        # No sock_read: the answer's head is bounded by asyncio.timeout in _get, its body by
+        # _StallWatch (aiohttp would re-arm a timer on every read).
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout)
+        self._read_timeout = read_timeout
         self._active = 0
         self._waiting = 0
         self._folders: set[Path] = set()  # folders this Downloader has made or found
@@ -650,16 +691,18 @@ class Downloader:
             limit = self._max_bytes - offset
             try:
                 try:
-                    # readchunk() returns aiohttp's own buffers without joining them
-                    async for chunk, _ in resp.content.iter_chunks():
-                        received += len(chunk)
-                        if received > limit:
-                            raise _TooLarge()
-                        batch.append(chunk)
-                        batched += len(chunk)
-                        if batched >= self._batch:
-                            await sink.put(batch)
-                            batch, batched = [], 0
+                    with _StallWatch(resp.content, self._read_timeout) as watch:
+                        # readchunk() returns aiohttp's own buffers without joining them
+                        async for chunk, _ in resp.content.iter_chunks():
+                            received += len(chunk)
+                            watch.received = received
+                            if received > limit:
+                                raise _TooLarge()
+                            batch.append(chunk)
+                            batched += len(chunk)
+                            if batched >= self._batch:
+                                await sink.put(batch)
+                                batch, batched = [], 0
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     # keep every byte that arrived: the next attempt resumes after it
                     rest = _salvage(resp.content, received)
@@ -730,19 +773,21 @@ class Downloader:
         chunks: list[bytes] = []
         received = 0
         try:
-            async for chunk, _ in resp.content.iter_chunks():
-                received += len(chunk)
-                if received > self._max_bytes:
-                    progress.fetched += max(received, resp.content.total_bytes)
-                    await self._discard(part, side)
-                    progress.sidecar_on_disk = False
-                    raise DownloadTooLarge(
-                        f"{describe_url(url)} sent more than the size cap of "
-                        f"{self._max_bytes} bytes"
-                    )
-                chunks.append(chunk)
-                if received > self._batch:
-                    return chunks, received, False
+            with _StallWatch(resp.content, self._read_timeout) as watch:
+                async for chunk, _ in resp.content.iter_chunks():
+                    received += len(chunk)
+                    watch.received = received
+                    if received > self._max_bytes:
+                        progress.fetched += max(received, resp.content.total_bytes)
+                        await self._discard(part, side)
+                        progress.sidecar_on_disk = False
+                        raise DownloadTooLarge(
+                            f"{describe_url(url)} sent more than the size cap of "
+                            f"{self._max_bytes} bytes"
+                        )
+                    chunks.append(chunk)
+                    if received > self._batch:
+                        return chunks, received, False
         except (TimeoutError, aiohttp.ClientError) as exc:
             rest = _salvage(resp.content, received)
             if rest and received + len(rest) <= self._max_bytes:
@@ -842,14 +887,15 @@ class Downloader:
         """GET following at most MAX_REDIRECTS redirects, each target checked by check_url."""
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            resp = await self._session.get(
-                current,
-                headers=headers,
-                allow_redirects=False,
-                timeout=self._timeout,
-                read_bufsize=max(self._chunk, 2**16),
-                auto_decompress=False,
-            )
+            async with asyncio.timeout(self._read_timeout):  # until the head has arrived
+                resp = await self._session.get(
+                    current,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=self._timeout,
+                    read_bufsize=max(self._chunk, 2**16),
+                    auto_decompress=False,
+                )
             if resp.status not in _REDIRECTS:
                 return resp
             location = resp.headers.get("Location")

@@ -64,6 +64,7 @@ class Fault:
     gzip: bool = False
     location: str | None = None  # with status 30x
     before: Callable[[], None] | None = None  # run before answering (e.g. change the file)
+    hang_before_head: bool = False  # read the request, never answer (until teardown)
 
 
 @dataclass
@@ -112,6 +113,9 @@ class FakeCdn:
         fault = queue.pop(0) if queue else Fault()
         if fault.before:
             fault.before()
+        if fault.hang_before_head:
+            await self.release.wait()
+            return web.Response(status=500)
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
@@ -448,6 +452,25 @@ async def test_stalled_body_times_out_and_resumes(cdn, make, tmp_path):
     assert_finished(res, tmp_path / "z.mp4", data)
     assert res.fetched_bytes == len(data)
     assert (cdn.requests("z.mp4")[1]["range"] or "").startswith("bytes=")
+
+
+async def test_a_stalled_small_body_times_out_and_resumes(cdn, make, tmp_path):
+    """A body under one write batch is read in memory (_read_small): a stall there is caught
+    too, and what arrived is kept for the resume."""
+    data = blob(100_000)
+    url = cdn.add("s.mp4", data, Fault(stall_after=30_000))
+    res = await make(read_timeout=0.4).fetch(url, tmp_path / "s.mp4")
+    assert_finished(res, tmp_path / "s.mp4", data)
+    assert res.fetched_bytes == len(data)
+    assert cdn.requests("s.mp4")[1]["range"] == "bytes=30000-"
+
+
+async def test_an_answer_whose_head_never_comes_times_out_and_is_retried(cdn, make, tmp_path):
+    data = blob(50_000)
+    url = cdn.add("h.mp4", data, Fault(hang_before_head=True))
+    res = await make(read_timeout=0.4).fetch(url, tmp_path / "h.mp4")
+    assert_finished(res, tmp_path / "h.mp4", data)
+    assert len(cdn.requests("h.mp4")) == 2
 
 
 async def test_a_body_that_always_ends_early_is_never_promoted(cdn, make, tmp_path, sleeps):
