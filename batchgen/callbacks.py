@@ -33,6 +33,7 @@ from aiohttp import web
 from batchgen.client import (
     BadAnswer,
     TaskStatus,
+    _first,
     decode_answer,
     envelope_data,
     normalize_state,
@@ -244,16 +245,14 @@ class CallbackReceiver:
         data = envelope_data(envelope)
         if not isinstance(data, dict):
             return self._answer(400, "bad", "no data object")
-        task_id = next(
-            (data[k] for k in ("taskId", "task_id", "id") if data.get(k) is not None), None
-        )
+        task_id = _first(data, "taskId", "task_id", "id")
         if isinstance(task_id, int) and not isinstance(task_id, bool):
             task_id = str(task_id)  # as a submit answer's numeric id is read
         if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID:
             return self._answer(400, "bad", "no task id")
         if not self.engine.knows_task(task_id):
             return self._answer(404, "unknown_task", "unknown task")
-        state = next((data[k] for k in ("state", "status") if data.get(k) is not None), None)
+        state = _first(data, "state", "status")
         if isinstance(state, str) and normalize_state(state) in _NOT_ENDED:
             # The provider calls when a task ends; "still running" is noise or a probe. Any
             # other word (an end, or one we do not know) is worth one confirming request.

@@ -424,7 +424,7 @@ class ApiClient:
             ) from exc
         except aiohttp.ClientError as exc:
             raise ApiConnectionError(f"connection lost: {type(exc).__name__}", sent=True) from exc
-        if location is not None or 300 <= status <= 399:
+        if 300 <= status <= 399:
             raise _redirected(status, location)
         return self._interpret(status, raw, retry_after_header, charset)
 

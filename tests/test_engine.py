@@ -99,14 +99,7 @@ async def test_server_window_never_exceeds_client_limit(tmp_path: Path) -> None:
     prepare_state(tmp_path, mixed_jobs(40))
     async with Simulator(**sim_config(rate_limit=30, rate_period_s=30.0)) as sim:
         # the server's window is 30 per 0.3 s; the client holds the same limit
-        outcome = await execute(
-            options(
-                tmp_path,
-                sim.base_url,
-                rate_limit=30,
-                rate_period_s=0.3,
-            )
-        )
+        outcome = await execute(options(tmp_path, sim.base_url, rate_limit=30, rate_period_s=0.3))
         stats = sim.stats()
     assert outcome.exit_code == 0
     assert stats["max_requests_in_window"] <= 30
@@ -218,14 +211,7 @@ async def test_slow_intent_fsyncs_never_push_the_server_over_the_limit(
     monkeypatch.setattr(st.Store, "_fsync_log", slow_disk)
     prepare_state(tmp_path, mixed_jobs(90))
     async with Simulator(**sim_config(rate_limit=30, rate_period_s=30.0)) as sim:
-        outcome = await execute(
-            options(
-                tmp_path,
-                sim.base_url,
-                rate_limit=30,
-                rate_period_s=0.3,
-            )
-        )
+        outcome = await execute(options(tmp_path, sim.base_url, rate_limit=30, rate_period_s=0.3))
         stats = sim.stats()
     assert outcome.exit_code == 0
     assert stats["max_requests_in_window"] <= 30, stats["max_requests_in_window"]
