@@ -41,9 +41,18 @@ DEFAULT_NAME = "gallery.html"
 POSTER_DIR = "posters"
 
 # Order of the status counts at the top; anything else is shown after these.
-STATUS_ORDER = ("done", "failed", "expired", "ambiguous", "in_flight", "pending", "cancelled")
+STATUS_ORDER = (
+    "done",
+    "failed",
+    "expired",
+    "ambiguous",
+    "orphaned",
+    "in_flight",
+    "pending",
+    "cancelled",
+)
 # Statuses that show the provider's reason where the video would be.
-PROBLEM_STATUSES = frozenset({"failed", "expired", "ambiguous"})
+PROBLEM_STATUSES = frozenset({"failed", "expired", "ambiguous", "orphaned"})
 
 _CSS = """
 :root{color-scheme:light dark;--bg:#f4f5f7;--fg:#1d2330;--muted:#5d6675;--card:#fff;
@@ -81,7 +90,7 @@ background:#0d0f12}
 color:#f3f4f6;overflow:auto}
 .media.problem{background:#3a1513}
 .media.s-expired{background:#3a2a10}
-.media.s-ambiguous{background:#2a1a3a}
+.media.s-ambiguous,.media.s-orphaned{background:#2a1a3a}
 .media.waiting{background:#262b33}
 .media .big{font-size:18px;font-weight:600;text-transform:uppercase;letter-spacing:.04em}
 .media .reason{margin:6px 0 0;overflow-wrap:anywhere;white-space:pre-wrap}
@@ -92,7 +101,8 @@ background:rgba(0,0,0,.7);color:#fff;padding:2px 6px;border-radius:4px}
 .id{font-weight:600;overflow-wrap:anywhere;font-family:ui-monospace,Menlo,Consolas,monospace}
 .badge{font-size:12px;font-weight:600;text-transform:uppercase;color:var(--other)}
 .badge.s-done{color:var(--done)}.badge.s-failed{color:var(--failed)}
-.badge.s-expired{color:var(--expired)}.badge.s-ambiguous{color:var(--ambiguous)}
+.badge.s-expired{color:var(--expired)}
+.badge.s-ambiguous,.badge.s-orphaned{color:var(--ambiguous)}
 .prompt,.neg{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}
 .neg{color:var(--muted)}
 .neg .lbl,dt{color:var(--muted)}

@@ -35,7 +35,7 @@ ETA_HORIZON_S = 90.0  # completion rate over the last minute and a half
 
 # States a job is still working through, and the ones where it has stopped.
 WORKING = ("pending", "submitting", "in_flight", "succeeded")
-FINISHED = ("done", "failed", "ambiguous", "expired", "cancelled")
+FINISHED = ("done", "failed", "ambiguous", "orphaned", "expired", "cancelled")
 LABELS = {
     "pending": "pending",
     "submitting": "submitting",
@@ -44,6 +44,7 @@ LABELS = {
     "done": "done",
     "failed": "failed",
     "ambiguous": "ambiguous",
+    "orphaned": "orphaned",
     "expired": "expired",
     "cancelled": "cancelled",
 }
@@ -221,6 +222,8 @@ def render_line(snap: Snapshot) -> str:
         f"download {fmt_bytes(snap.bytes_per_s or 0)}/s",
         f"eta {fmt_duration(snap.eta_s)}",
     ]
+    if c.get("orphaned"):
+        parts.insert(3, f"orphaned {c['orphaned']}")
     if snap.stopping:
         parts.append("stopping")
     return f"progress {fmt_duration(snap.elapsed_s)}: " + ", ".join(parts)

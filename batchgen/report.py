@@ -29,6 +29,7 @@ REPORT_STATUS = {
     st.DONE: "done",
     st.FAILED: "failed",
     st.AMBIGUOUS: "ambiguous",
+    st.ORPHANED: "orphaned",
     st.EXPIRED: "expired",
     st.CANCELLED: "cancelled",
 }

@@ -51,8 +51,25 @@ FAILED = "failed"
 AMBIGUOUS = "ambiguous"
 EXPIRED = "expired"
 CANCELLED = "cancelled"
-STATES = (PENDING, SUBMITTING, IN_FLIGHT, SUCCEEDED, DONE, FAILED, AMBIGUOUS, EXPIRED, CANCELLED)
-TERMINAL = frozenset({DONE, FAILED, EXPIRED, CANCELLED})
+# The submit was answered with a task id that cannot be sent back (empty, control characters,
+# absurdly long): a task exists and is paid, but can be neither polled nor downloaded. Unlike
+# `ambiguous`, resubmitting it surely pays twice, so only an explicit choice requeues it.
+ORPHANED = "orphaned"
+STATES = (
+    PENDING,
+    SUBMITTING,
+    IN_FLIGHT,
+    SUCCEEDED,
+    DONE,
+    FAILED,
+    AMBIGUOUS,
+    ORPHANED,
+    EXPIRED,
+    CANCELLED,
+)
+TERMINAL = frozenset({DONE, FAILED, ORPHANED, EXPIRED, CANCELLED})
+# Finished without a result: the run exits 1 and lists them.
+UNSUCCESSFUL = (FAILED, EXPIRED, AMBIGUOUS, ORPHANED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -399,14 +416,28 @@ class Store:
         return cur.rowcount == 1
 
     def mark_in_flight(self, seq: int, task_id: str) -> bool:
-        """The task id, committed the moment it is read (then await `synced()`)."""
-        return self._update(
-            seq,
-            (SUBMITTING,),
-            state=IN_FLIGHT,
-            task_id=task_id,
-            submitted_at=self._now(),
+        """The task id, committed the moment it is read (then await `synced()`).
+
+        A task id belongs to one job: when another job of this state file already holds it (a
+        server that hands one id to two submits), nothing is recorded and False comes back
+        (see `task_owner`). The check and the write are one statement, so nothing can come
+        between them."""
+        now = self._now()
+        cur = self._write_one(
+            "UPDATE jobs SET state=?, task_id=?, submitted_at=?, updated_at=?"
+            " WHERE seq=? AND state=?"
+            " AND NOT EXISTS (SELECT 1 FROM jobs WHERE task_id=? AND seq<>?)",
+            (IN_FLIGHT, task_id, now, now, seq, SUBMITTING, task_id, seq),
         )
+        return cur.rowcount == 1
+
+    def task_owner(self, task_id: str, *, besides: int) -> str | None:
+        """The id of the job, other than seq `besides`, that holds `task_id`."""
+        row = self.db.execute(
+            "SELECT id FROM jobs WHERE task_id=? AND seq<>? ORDER BY seq LIMIT 1",
+            (task_id, besides),
+        ).fetchone()
+        return row[0] if row else None
 
     def mark_not_submitted(self, seq: int) -> bool:
         """The POST surely created no task (refused, 429, 5xx answer): back to pending."""
@@ -419,6 +450,10 @@ class Store:
 
     def mark_ambiguous(self, seq: int, note: str) -> bool:
         return self._update(seq, (SUBMITTING,), state=AMBIGUOUS, note=note)
+
+    def mark_orphaned(self, seq: int, note: str) -> bool:
+        """The submit created a task whose id cannot be used; `note` holds it, escaped."""
+        return self._update(seq, (SUBMITTING,), state=ORPHANED, note=note)
 
     def mark_failed(self, seq: int, code: str, message: str, **times: Any) -> bool:
         return self._update(
@@ -514,7 +549,8 @@ class Store:
     # -- operator commands ------------------------------------------------------------------
 
     def requeue(self, seqs: Iterable[int]) -> int:
-        """Put failed/ambiguous/expired/cancelled jobs back as pending (a new task, paid again)."""
+        """Put failed/ambiguous/orphaned/expired/cancelled jobs back as pending (a new task,
+        paid again)."""
         n = 0
         now = self._now()
         with self.transaction():
@@ -524,8 +560,8 @@ class Store:
                     "UPDATE jobs SET state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
                     " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL,"
                     " fail_code=NULL, fail_msg=NULL, expires_at=NULL, note=NULL, updated_at=?"
-                    " WHERE seq=? AND state IN (?, ?, ?, ?)",
-                    (PENDING, now, seq, FAILED, AMBIGUOUS, EXPIRED, CANCELLED),
+                    " WHERE seq=? AND state IN (?, ?, ?, ?, ?)",
+                    (PENDING, now, seq, FAILED, AMBIGUOUS, ORPHANED, EXPIRED, CANCELLED),
                 )
                 n += cur.rowcount
         return n

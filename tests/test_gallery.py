@@ -118,6 +118,7 @@ def test_every_text_from_outside_is_escaped(tmp_path: Path) -> None:
         rec(1, "failed", fail_code=EVIL, fail_msg=EVIL, prompt="x"),
         rec(2, "ambiguous", note=EVIL),
         rec(3, EVIL),  # even a status the page does not know
+        rec(4, "orphaned", note=EVIL),  # its note holds the escaped task id
     ]
     page = render(records, tmp_path, title=EVIL)
     assert "<img" not in page and "alert(2)</script>" not in page

@@ -24,15 +24,16 @@ def state(tmp_path: Path) -> Path:
     path = tmp_path / "batchgen.db"
     s = st.Store(path)
     ids = ["pend", "subm", "infl", "soon", "later", "done", "cv1", "cv2", "img", "amb", "exp",
-           "canc"]  # fmt: skip
+           "canc", "orph"]  # fmt: skip
     s.sync_jobs((i, "kling-2-1", body(n)) for n, i in enumerate(ids))
     seq = {i: s.job(i).seq for i in ids}
     for i in ids[1:]:
         s.mark_submitting(seq[i])
     for i in ids[2:]:
-        if i != "amb":
+        if i not in ("amb", "orph"):
             s.mark_in_flight(seq[i], f"task_{i}")
     s.mark_ambiguous(seq["amb"], "no answer to the submit: connection reset")
+    s.mark_orphaned(seq["orph"], 'answered with task id "t\\x1b[2J" (escaped)')
     times = {"create_time_ms": None, "complete_time_ms": None, "cost_time_ms": None}
     s.mark_succeeded(seq["soon"], ["https://cdn/soon.mp4"], expires_at=NOW + 5 * 3600, **times)
     s.mark_succeeded(seq["later"], ["https://cdn/l.mp4"], expires_at=NOW + 10 * 86400, **times)
@@ -66,15 +67,17 @@ def _counts(path: Path) -> dict[str, int]:
 def test_status_text_shows_every_section(state: Path, capsys) -> None:
     assert main(["status", str(state)]) == 0
     out = capsys.readouterr().out
-    assert "12 jobs" in out
+    assert "13 jobs" in out
     for part in ("pending 1", "submitting 1", "in flight 1", "downloading 2", "done 1",
-                 "failed 3", "ambiguous 1", "expired 1", "cancelled 1"):  # fmt: skip
+                 "failed 3", "ambiguous 1", "orphaned 1", "expired 1", "cancelled 1"):  # fmt: skip
         assert part in out, part
     cv = next(line for line in out.splitlines() if "CONTENT_VIOLATION" in line)
     assert " 2 " in cv and "e.g. cv1: Content does not meet safety guidelines" in cv
     img = next(line for line in out.splitlines() if "INVALID_IMAGE_URL" in line)
     assert " 1 " in img and "img: could not fetch" in img
     assert "amb  no answer to the submit: connection reset" in out
+    assert 'orph  answered with task id "t\\x1b[2J" (escaped)' in out
+    assert "\x1b" not in out and "retry STATE --orphaned` submits them again" in out
     expiring = out.split("expiring within 48 h: ")[1]
     assert expiring.startswith("1 ") and "soon  expires" in expiring and "later" not in expiring
     last = out.splitlines()[-1]
@@ -86,15 +89,18 @@ def test_status_text_shows_every_section(state: Path, capsys) -> None:
 def test_status_json(state: Path, capsys) -> None:
     assert main(["status", str(state), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["total"] == 12
+    assert info["total"] == 13
     assert info["counts"] == {"pending": 1, "submitting": 1, "in_flight": 1, "succeeded": 2,
-                              "done": 1, "failed": 3, "ambiguous": 1, "expired": 1,
-                              "cancelled": 1}  # fmt: skip
+                              "done": 1, "failed": 3, "ambiguous": 1, "orphaned": 1,
+                              "expired": 1, "cancelled": 1}  # fmt: skip
     assert [(f["code"], f["count"], f["example_id"]) for f in info["failures"]] == [
         ("CONTENT_VIOLATION", 2, "cv1"),
         ("INVALID_IMAGE_URL", 1, "img"),
     ]
-    assert [a["id"] for a in info["ambiguous"]] == ["amb"]
+    assert [a["id"] for a in info["ambiguous"]] == ["amb"]  # never the orphaned job
+    assert [(a["id"], a["note"]) for a in info["orphaned"]] == [
+        ("orph", 'answered with task id "t\\x1b[2J" (escaped)')
+    ]
     assert [e["id"] for e in info["expiring"]] == ["soon"]
     assert 4 * 3600 < info["expiring"][0]["expires_in_s"] <= 5 * 3600
     run = info["last_run"]
@@ -130,6 +136,12 @@ def test_retry_by_code_then_failed_then_ambiguous_then_ids(state: Path, capsys) 
     assert main(["retry", str(state), "--ambiguous"]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("1 job(s) put back") and "pay for that job twice" in captured.err
+    assert _counts(state)["orphaned"] == 1  # a task surely exists: --ambiguous leaves it
+
+    assert main(["retry", str(state), "--orphaned"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("1 job(s) put back in the queue (orphaned 1)")
+    assert "were orphaned: their first task exists" in captured.err
 
     assert main(["retry", str(state), "--ids", "exp,done,ghost,canc"]) == 0
     captured = capsys.readouterr()
@@ -138,7 +150,7 @@ def test_retry_by_code_then_failed_then_ambiguous_then_ids(state: Path, capsys) 
     assert "1 unknown id(s): ghost" in captured.err
     c = _counts(state)
     assert (c["pending"], c["ambiguous"], c["expired"], c["cancelled"], c["done"]) == (
-        6,
+        7,
         0,
         0,
         0,

@@ -413,6 +413,13 @@ def print_summary(args: argparse.Namespace, opts: RunOptions, outcome: RunOutcom
             "created a task; see `batchgen status` and `batchgen retry --ambiguous`",
             file=sys.stderr,
         )
+    if outcome.counts.get("orphaned"):
+        print(
+            f"  {outcome.counts['orphaned']} orphaned job(s): their submit created a task whose "
+            "id cannot be sent back to the API; see `batchgen status` (`batchgen retry "
+            "--orphaned` pays again)",
+            file=sys.stderr,
+        )
     if outcome.exit_code == 75 and not args.quiet:
         print(
             "  work is left: run the same command again (or `batchgen resume STATE`) to continue",

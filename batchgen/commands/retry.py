@@ -1,9 +1,12 @@
-"""`batchgen retry STATE [--failed] [--codes C,...] [--ambiguous] [--expired] [--ids ID,...]`.
+"""`batchgen retry STATE [--failed] [--codes C,...] [--ambiguous] [--orphaned] [--expired]
+[--ids ID,...]`.
 
 Puts the chosen jobs back in the queue (pending) for the next run, and says how many. A retried
 job gets a new task, paid again. State flags add up (`--failed --ambiguous` takes both); `--ids`
-narrows them to those ids, or alone takes those ids in any state that can be retried. Takes the
-state lock: while a run is going on it exits 4 instead of racing the engine.
+narrows them to those ids, or alone takes those ids in any state that can be retried.
+Orphaned jobs (a task was surely created, under an id that cannot be sent back) are taken only
+by `--orphaned` or by naming them in `--ids`, never by `--ambiguous`: each pays a second time.
+Takes the state lock: while a run is going on it exits 4 instead of racing the engine.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from batchgen import store as st
 from batchgen.commands.common import id_list, locked_store
 from batchgen.errors import UsageError
 
-RETRYABLE = (st.FAILED, st.AMBIGUOUS, st.EXPIRED, st.CANCELLED)
+RETRYABLE = (st.FAILED, st.AMBIGUOUS, st.ORPHANED, st.EXPIRED, st.CANCELLED)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "retry",
-        help="queue failed, ambiguous, expired or cancelled jobs again for the next run",
+        help="queue failed, ambiguous, orphaned, expired or cancelled jobs again for the next run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -37,6 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--ambiguous",
         action="store_true",
         help="jobs whose submit may have created a task (may pay twice for them)",
+    )
+    p.add_argument(
+        "--orphaned",
+        action="store_true",
+        help="jobs whose task was created under an id batchgen cannot track (pays twice)",
     )
     p.add_argument("--expired", action="store_true", help="jobs whose results expired")
     p.add_argument("--cancelled", action="store_true", help="jobs cancelled earlier")
@@ -58,7 +66,11 @@ def select(store: st.Store, args: argparse.Namespace) -> tuple[list[tuple[int, s
         marks = ",".join("?" * len(args.codes))
         conds.append(f"(state=? AND fail_code IN ({marks}))")
         params += [st.FAILED, *args.codes]
-    for flag, state in (("ambiguous", st.AMBIGUOUS), ("expired", st.EXPIRED)):
+    for flag, state in (
+        ("ambiguous", st.AMBIGUOUS),
+        ("orphaned", st.ORPHANED),
+        ("expired", st.EXPIRED),
+    ):
         if getattr(args, flag):
             conds.append("state=?")
             params.append(state)
@@ -67,7 +79,8 @@ def select(store: st.Store, args: argparse.Namespace) -> tuple[list[tuple[int, s
         params.append(st.CANCELLED)
     if not conds and not args.ids:
         raise UsageError(
-            "say which jobs to retry: --failed, --codes CODE,..., --ambiguous, --expired, "
+            "say which jobs to retry: --failed, --codes CODE,..., --ambiguous, --orphaned, "
+            "--expired, "
             "--cancelled and/or --ids ID,... (see `batchgen status STATE`)"
         )
     if not conds:
@@ -109,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"note: {by_state[st.AMBIGUOUS]} of them were ambiguous: if their first submit did "
             "create a task, you pay for that job twice",
+            file=sys.stderr,
+        )
+    if by_state.get(st.ORPHANED):
+        print(
+            f"warning: {by_state[st.ORPHANED]} of them were orphaned: their first task exists "
+            "and was paid for; the next run pays for each of them again",
             file=sys.stderr,
         )
     return 0

@@ -1,6 +1,7 @@
 """`batchgen status STATE [--json]`: where a batch stands, from the state file alone.
 
-Counts per state, failures grouped by fail code with an example, ambiguous jobs, results not
+Counts per state, failures grouped by fail code with an example, ambiguous and orphaned jobs
+(both may hold a paid task: they are listed with their notes), results not
 yet downloaded whose URLs expire within 48 hours, whether a run holds the state file now, and
 how the last run started and ended. Read-only: safe while a run goes on (WAL readers never block
 the writer).
@@ -81,13 +82,16 @@ def collect(
                 "example_message": example[1] or "",
             }
         )
-    ambiguous = [
-        {"id": job_id, "note": note or "", "attempts": attempts}
-        for job_id, note, attempts in db.execute(
-            "SELECT id, note, submit_attempts FROM jobs WHERE state=? ORDER BY seq LIMIT ?",
-            (st.AMBIGUOUS, cap),
-        )
-    ]
+    ambiguous, orphaned = (
+        [
+            {"id": job_id, "note": note or "", "attempts": attempts}
+            for job_id, note, attempts in db.execute(
+                "SELECT id, note, submit_attempts FROM jobs WHERE state=? ORDER BY seq LIMIT ?",
+                (state, cap),
+            )
+        ]
+        for state in (st.AMBIGUOUS, st.ORPHANED)
+    )
     soon = now + EXPIRY_WARNING_S
     expiring_total = db.execute(
         "SELECT COUNT(*) FROM jobs WHERE state=? AND expires_at IS NOT NULL AND expires_at<?",
@@ -114,6 +118,8 @@ def collect(
         "failures": failures,
         "ambiguous": ambiguous,
         "ambiguous_total": counts[st.AMBIGUOUS],
+        "orphaned": orphaned,
+        "orphaned_total": counts[st.ORPHANED],
         "expiring": expiring,
         "expiring_total": expiring_total,
         "last_run": last_run,
@@ -182,6 +188,15 @@ def render(info: dict[str, Any]) -> str:
         out.append(
             "  (`batchgen retry STATE --ambiguous` submits them again: may pay twice for them)"
         )
+    if info["orphaned_total"]:
+        out.append(
+            f"orphaned: {info['orphaned_total']} job(s) whose submit created a task under an id "
+            "that cannot be sent back to the API (never polled, never resubmitted silently):"
+        )
+        for a in info["orphaned"]:
+            out.append(f"  {a['id']}  {a['note']}")
+        _more(out, info["orphaned_total"], len(info["orphaned"]))
+        out.append("  (`batchgen retry STATE --orphaned` submits them again: pays twice for each)")
     if info["expiring_total"]:
         out.append(
             f"not downloaded yet, result URLs expiring within 48 h: {info['expiring_total']} "
