@@ -41,6 +41,7 @@ from batchgen.client import (
 )
 from batchgen.errors import UsageError
 from batchgen.paths import is_loopback_host
+from batchgen.taskids import task_id_or_none
 
 if TYPE_CHECKING:
     from batchgen import store as st
@@ -51,7 +52,6 @@ log = logging.getLogger("batchgen.callbacks")
 
 SECRET_KEY = "callback_secret"  # in the state file's meta table; not the API key
 MAX_BODY = 64 * 1024
-MAX_TASK_ID = 200
 REWAKE_AFTER_S = 5.0  # a task woken by a callback is not woken again sooner than this
 _NOT_ENDED = frozenset({"pending", "processing"})  # a task still running (normalized words)
 
@@ -245,10 +245,8 @@ class CallbackReceiver:
         data = envelope_data(envelope)
         if not isinstance(data, dict):
             return self._answer(400, "bad", "no data object")
-        task_id = _first(data, "taskId", "task_id", "id")
-        if isinstance(task_id, int) and not isinstance(task_id, bool):
-            task_id = str(task_id)  # as a submit answer's numeric id is read
-        if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID:
+        task_id = task_id_or_none(_first(data, "taskId", "task_id", "id"))  # the submit's rule
+        if task_id is None:
             return self._answer(400, "bad", "no task id")
         if not self.engine.knows_task(task_id):
             return self._answer(404, "unknown_task", "unknown task")

@@ -13,7 +13,6 @@ ignored; a task id or URL that looks hostile is refused.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,9 +42,9 @@ from batchgen.policy import (
     rate_limit_pause,
     says_out_of_credits,
 )
+from batchgen.taskids import query_value, refusal, shown, task_id_or_none
 
 MAX_ANSWER_BYTES = 1 << 20  # an API answer is a few hundred bytes; more is a broken or hostile peer
-_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 # Liberal reading of `state`: the documented four, plus names other APIs of this shape use.
 _STATES = {
@@ -79,6 +78,16 @@ class SubmitSkipped(Exception):
     """`before_send` refused at the last moment (the job was cancelled): nothing was sent."""
 
 
+class UntrackableTaskId(Exception):
+    """The submit was answered with a task id that cannot be sent back (empty, control
+    characters, too long): the task exists, but batchgen cannot poll or collect it."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.shown = shown(value)
+
+
 class NotFound(ApiError):
     """The provider does not know this task id (the reference is silent on how it says so)."""
 
@@ -102,14 +111,6 @@ class TaskStatus:
     @property
     def terminal(self) -> bool:
         return self.state in ("success", "failed")
-
-
-def _valid_task_id(value: Any) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str) and _TASK_ID.match(value):
-        return value
-    return None
 
 
 def _first(data: dict[str, Any], *keys: str) -> Any:
@@ -220,10 +221,10 @@ def parse_status(data: Any, expected_task_id: str) -> TaskStatus:
     if not isinstance(raw_state, str):
         raise BadAnswer(200, "status answer has no state")
     state = normalize_state(raw_state) or "processing"  # unknown word: keep polling
-    named = _valid_task_id(_first(data, "taskId", "task_id"))
+    named = task_id_or_none(_first(data, "taskId", "task_id"))
     if named is not None and named.lower() != expected_task_id.lower():
         # Another task's answer (a mixed-up cache or proxy): it must not finish this job.
-        raise BadAnswer(200, f"status answer is about another task ({named})")
+        raise BadAnswer(200, f"status answer is about another task ({shown(named)})")
     task_id = expected_task_id
     times = {
         "create_time_ms": _time_ms(data.get("createTime")),
@@ -333,15 +334,16 @@ class ApiClient:
         leave: the engine records its intent there, so a job waiting for rate budget is still
         plainly pending if the run stops. Returning False aborts with SubmitSkipped."""
         data = await self._submit_call(body, before_send)
-        task_id = (
-            _valid_task_id(_first(data, "taskId", "task_id", "id"))
-            if isinstance(data, dict)
-            else None
-        )
-        if task_id is None:
-            # The provider accepted the request but we cannot read a task id: it may exist.
-            raise ApiConnectionError("the submit answer holds no usable task id", sent=True)
-        return task_id
+        value = _first(data, "taskId", "task_id", "id") if isinstance(data, dict) else None
+        if value is None:
+            # A success answer naming no task: one may exist, we cannot know (ambiguous).
+            raise ApiConnectionError(
+                "the submit was answered as accepted, but the answer names no task id", sent=True
+            )
+        reason = refusal(value)
+        if reason is not None:
+            raise UntrackableTaskId(value, reason)  # a task exists: never resubmit silently
+        return str(value)
 
     async def _submit_call(
         self, body: dict[str, Any], before_send: Callable[[], Awaitable[bool]] | None
@@ -366,15 +368,17 @@ class ApiClient:
             if named is not None:
                 # "Failed, try again" yet it names a task: a retry could pay twice.
                 raise ApiConnectionError(
-                    f"the submit's error answer (HTTP {exc.status}) names task {named}",
+                    f"the submit's error answer (HTTP {exc.status}) names task {shown(named)}",
                     sent=True,
                 ) from exc
             raise
 
     async def status(self, task_id: str, *, priority: int = POLL) -> TaskStatus:
-        data = await self._call(
-            "GET", self._status_url.with_query(taskId=task_id), priority=priority
-        )
+        # The query is built already encoded: yarl's own quoting leaves `/`, `?` and `:` and
+        # sends a space as `+`, which a server that decodes plainly reads back differently.
+        url = self._status_url.with_query(None)
+        url = yarl.URL(f"{url}?taskId={query_value(task_id)}", encoded=True)
+        data = await self._call("GET", url, priority=priority)
         return parse_status(data, task_id)
 
     async def _call(
@@ -458,7 +462,7 @@ class ApiClient:
         # failed): the submit must not be resent on the word "retry" (see _submit_call).
         data = envelope_data(payload)
         exc.task_id = (  # type: ignore[attr-defined]
-            _valid_task_id(_first(data, "taskId", "task_id")) if isinstance(data, dict) else None
+            task_id_or_none(_first(data, "taskId", "task_id")) if isinstance(data, dict) else None
         )
         raise exc
 

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.client import ApiClient, BadAnswer, NotFound, SubmitSkipped, TaskStatus
+from batchgen.client import (
+    ApiClient,
+    BadAnswer,
+    NotFound,
+    SubmitSkipped,
+    TaskStatus,
+    UntrackableTaskId,
+)
 from batchgen.download import Downloader
 from batchgen.errors import (
     AccountError,
@@ -41,6 +48,7 @@ from batchgen.limits import InFlightCap
 from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
 from batchgen.policy import retry_delay as policy_retry_delay
+from batchgen.taskids import shown
 
 log = logging.getLogger("batchgen.engine")
 
@@ -87,6 +95,7 @@ class EngineStats:
     done: int = 0
     failed: int = 0
     ambiguous: int = 0
+    orphaned: int = 0
     expired: int = 0
     downloaded_bytes: int = 0
     rate_limited: int = 0
@@ -365,6 +374,8 @@ class Engine:
                 raise
             except BadAnswer as exc:
                 return self._ambiguous(row, f"the submit's answer could not be read ({exc})")
+            except UntrackableTaskId as exc:
+                return self._orphaned(row, exc)
             except ApiConnectionError as exc:
                 if exc.sent:
                     return self._ambiguous(row, f"no answer to the submit: {exc}")
@@ -396,7 +407,8 @@ class Engine:
                 return None
             else:
                 # No await between the answer and this commit: nothing can interrupt it.
-                self.store.mark_in_flight(row.seq, task_id)
+                if not self.store.mark_in_flight(row.seq, task_id):
+                    return self._duplicate_task(row, task_id)
                 self.stats.submitted += 1
                 await self.store.synced()
                 return task_id
@@ -409,6 +421,35 @@ class Engine:
         self.store.mark_ambiguous(row.seq, note)
         self.stats.ambiguous += 1
         log.warning("%s is ambiguous: %s", row.id, note)
+        return None
+
+    def _duplicate_task(self, row: st.JobRow, task_id: str) -> None:
+        """The API answered this submit with a task id another job already holds: that task's
+        result belongs to the other job. Whether a task was made for this body is unknown."""
+        owner = self.store.task_owner(task_id, besides=row.seq)
+        if owner is None:  # not a duplicate: the job left `submitting` meanwhile (cannot happen)
+            log.error("%s: task id %s not recorded", row.id, shown(task_id))
+            return None
+        note = (
+            f"the API answered its submit with task id {shown(task_id)}, which job "
+            f"{owner} already holds: a task for this body may or may not exist; the other "
+            "job's result is never taken as this one's"
+        )
+        self._messages.append(f"{row.id}: {note}")
+        return self._ambiguous(row, note)
+
+    def _orphaned(self, row: st.JobRow, exc: UntrackableTaskId) -> None:
+        """A task was created (an answer came) under an id batchgen cannot send back."""
+        note = (
+            f'the API created a task and answered with task id "{exc.shown}" (escaped), which '
+            f"cannot be sent back ({exc.reason}): the task exists and is probably billed, but "
+            "batchgen cannot poll or download it; `batchgen retry STATE --orphaned` submits "
+            "the job again and pays again"
+        )
+        self.store.mark_orphaned(row.seq, note)
+        self.stats.orphaned += 1
+        self._messages.append(f'{row.id}: orphaned, task id "{exc.shown}": {exc.reason}')
+        log.warning("%s is orphaned: %s", row.id, note)
         return None
 
     def _account_stop(self, exc: ApiError) -> None:
@@ -470,7 +511,7 @@ class Engine:
                         self._fail(
                             row,
                             "TASK_NOT_FOUND",
-                            f"the provider does not know task {task_id}: {exc.message}",
+                            f"the provider does not know task {shown(task_id)}: {exc.message}",
                         )
                         released = True
                         return
@@ -507,13 +548,13 @@ class Engine:
             return False
         self._stuck += 1
         self._messages.append(
-            f"{row.id}: task {task_id} is still {state!r} {age:.0f} s after its submit; "
+            f"{row.id}: task {shown(task_id)} is still {state!r} {age:.0f} s after its submit; "
             "left in flight: the next run polls it again"
         )
         log.warning(
             "%s: task %s still %r after %.0f s; not polled again in this run",
             row.id,
-            task_id,
+            shown(task_id),
             state,
             age,
         )
@@ -681,7 +722,7 @@ class Engine:
             code, how = EXIT_ACCOUNT, f"account error: {self._account_error.message}"
         elif work_left:
             code, how = EXIT_WORK_LEFT, self._how if self._stop.is_set() else "work left"
-        elif counts[st.FAILED] or counts[st.EXPIRED] or counts[st.AMBIGUOUS]:
+        elif any(counts[s] for s in st.UNSUCCESSFUL):
             code, how = EXIT_SOME_FAILED, "finished, some jobs did not succeed"
         else:
             code, how = EXIT_OK, "finished"

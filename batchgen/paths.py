@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yarl
 
 from batchgen.errors import UnsafeUrl
+from batchgen.taskids import filename_part
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -61,7 +62,9 @@ def render_filename(
     optional number format such as `{index:04d}`), `{task_id}`, `{mode}`; `{{` and `}}` are
     literal braces. Anything else in braces is a ValueError (no attribute access, unlike
     `str.format`). Values cannot add folders: `/` and `\\` inside a value become `_`; folders
-    come only from the template itself. Result `index > 0` gets `-{index+1}` before the
+    come only from the template itself. A task id comes from the API: only a plain short one is
+    used as it is, any other as a readable prefix and a hash (`taskids.filename_part`), so two
+    ids never share a file. Result `index > 0` gets `-{index+1}` before the
     extension: `{id}.mp4` gives `a.mp4`, `a-2.mp4`, `a-3.mp4`.
     The result still has to go through `safe_output_path`.
     """
@@ -72,7 +75,7 @@ def render_filename(
     values: dict[str, str | int] = {
         "id": job_id,
         "index": job_index,
-        "task_id": task_id or "",
+        "task_id": filename_part(task_id) if task_id else "",
         "mode": mode,
     }
 

@@ -38,6 +38,7 @@ class Hit:
     n: int  # 1-based count of requests of this kind for this key
     headers: dict[str, str] = field(default_factory=dict)
     answer: str = ""
+    raw_path: str = ""  # the request target exactly as it arrived (path and query, encoded)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class FakeApi:
     def _hit(self, kind: str, key: str, request: web.Request) -> Hit:
         self._per_key[(kind, key)] += 1
         hit = Hit(kind, time.monotonic(), key, self._per_key[(kind, key)], dict(request.headers))
+        hit.raw_path = request.raw_path
         self.hits.append(hit)
         return hit
 

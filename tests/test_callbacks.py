@@ -117,7 +117,8 @@ async def post(
         ("/callback/{S}", {"body": {"code": 200, "data": None}}, 400, "bad"),
         ("/callback/{S}", {"body": env(12345)}, 404, "unknown_task"),  # read as "12345"
         ("/callback/{S}", {"body": env(True)}, 400, "bad"),
-        ("/callback/{S}", {"body": env("t" * 500)}, 400, "bad"),
+        ("/callback/{S}", {"body": env("t" * 1025)}, 400, "bad"),  # over the id rule's limit
+        ("/callback/{S}", {"body": env("t" * 500)}, 404, "unknown_task"),  # a valid id
         (
             "/callback/{S}",
             {

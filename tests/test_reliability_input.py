@@ -318,9 +318,9 @@ async def test_hostile_task_ids_never_escape_the_output_folder(
     tmp_path: Path, template: str
 ) -> None:
     task_ids = [
-        "../../etc/x",  # refused by the client: the job is ambiguous
+        "../../etc/x",
         "..",
-        "a\x00b",
+        "a\x00b",  # cannot be sent back: the task exists but cannot be tracked (orphaned)
         "CON",
         "COM1.mp4",
         "NUL",
@@ -343,12 +343,14 @@ async def test_hostile_task_ids_never_escape_the_output_folder(
             )
         )
     rows = state_rows(state)
-    # The client refuses ids that are not [A-Za-z0-9][A-Za-z0-9._:-]*: the task may exist
-    # but cannot be tracked, so those jobs are ambiguous, never resubmitted. (Which jobs got
-    # the three hostile ids depends on the order the POSTs arrived in: count, don't pin.)
+    # A task id is data: every one that can be sent back is tracked and its file lands inside
+    # the output folder under a safe name; the one with a NUL is orphaned, never resubmitted.
     states = sorted(r["state"] for r in rows)
-    assert states == sorted([bst.AMBIGUOUS] * 3 + [bst.DONE] * (n - 3)), rows
-    assert all(r["task_id"] is None for r in rows if r["state"] == bst.AMBIGUOUS)
+    assert states == sorted([bst.ORPHANED] + [bst.DONE] * (n - 1)), rows
+    assert sorted(r["task_id"] for r in rows if r["state"] == bst.DONE) == sorted(
+        t for t in task_ids if t != "a\x00b"
+    )
+    assert len({r["files"][0].path for r in rows if r["state"] == bst.DONE}) == n - 1
     assert outcome.exit_code == 1
     assert api.count("submit") == n
     _assert_confined(tmp_path, out, before)
