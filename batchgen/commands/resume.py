@@ -1,20 +1,30 @@
-"""`batchgen resume STATE`: continue a batch from its state file alone, without the manifest."""
+"""`batchgen resume STATE`: continue a batch from its state file alone, without the manifest,
+against the API and with the settings its run recorded (commands/recorded.py)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.commands import common
-from batchgen.runner import load_run_settings
+from batchgen.commands import common, recorded
+from batchgen.paths import describe_url
+from batchgen.progress import emit_json
+from batchgen.runner import RunOptions, load_run_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("resume", help="continue a batch from its state file (no manifest needed)")
+    p = sub.add_parser(
+        "resume",
+        help="continue a batch from its state file (no manifest needed)",
+        description="Continue a batch from its state file, against the API and with the "
+        "settings its run recorded; a flag given here replaces the recorded one.",
+    )
     p.add_argument("state", metavar="STATE", help="the state file (batchgen.db)")
     p.add_argument("--output", metavar="DIR", help="output folder (default: as recorded)")
     common.add_run_options(p)
+    recorded.unset_for_resume(p)
     p.set_defaults(handler=run)
 
 
@@ -23,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     store = st.Store(state_path, readonly=True)
     try:
         saved = load_run_settings(store)
+        taken = recorded.fill(args, recorded.load(store, state_path))
     finally:
         store.close()
     output_dir = Path(args.output or saved.get("output_dir") or state_path.parent)
@@ -33,4 +44,24 @@ def run(args: argparse.Namespace) -> int:
         model=saved.get("model", "kling-2-1"),
         filename_template=saved.get("filename_template", "{id}.mp4"),
     )
+    _say_where(args, opts, taken)
     return common.execute_with_sandbox(args, opts)
+
+
+def _say_where(args: argparse.Namespace, opts: RunOptions, taken: list[str]) -> None:
+    """Name the API this resume talks to, and whether the record chose it: a batch resumed
+    against the wrong host finds none of its tasks."""
+    if args.quiet:
+        return
+    api = "the built-in simulator (--sandbox)" if args.sandbox else describe_url(opts.base_url)
+    source = "as recorded" if {"base_url", "sandbox"} & set(taken) else "from the command line"
+    if not {"base_url", "sandbox"} & set(taken) and not (args.base_url or args.sandbox):
+        source = "from $APIXO_BASE_URL or the default"
+    others = sorted(set(taken) - {"base_url", "sandbox"})
+    if args.log_format == "json":
+        emit_json(sys.stderr, "resume", api=api, api_from=source, recorded=others)
+        return
+    line = f"resume {opts.state_path}: API {api} ({source})"
+    if others:
+        line += "; recorded settings: " + ", ".join("--" + n.replace("_", "-") for n in others)
+    print(line, file=sys.stderr)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.commands import common
+from batchgen.commands import common, recorded
 from batchgen.errors import UsageError
 from batchgen.lock import StateLock
 from batchgen.progress import ticker
@@ -82,6 +82,7 @@ def _run(args: argparse.Namespace) -> int:
                     resubmit_changed=args.resubmit_changed,
                 )
             save_run_settings(store, opts, os.path.abspath(args.manifest))
+            recorded.record(store, args, opts.base_url)
         finally:
             store.close()
         if sync.changed:
