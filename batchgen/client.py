@@ -42,6 +42,7 @@ from batchgen.policy import (
     rate_limit_pause,
     says_out_of_credits,
 )
+from batchgen.proxies import Proxies
 from batchgen.taskids import query_value, refusal, shown, task_id_or_none
 
 MAX_ANSWER_BYTES = 1 << 20  # an API answer is a few hundred bytes; more is a broken or hostile peer
@@ -300,6 +301,7 @@ class ApiClient:
         read_timeout: float = 30.0,
         wall_clock: Any = time.time,
         backoff: Backoff | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
@@ -309,6 +311,10 @@ class ApiClient:
         # Built once: aiohttp would parse a str URL again for every request.
         self._submit_url = yarl.URL(f"{self._base}/generateTask/{model}")
         self._status_url = yarl.URL(f"{self._base}/statusTask/{model}")
+        # One host for every call: its proxy (if any) and headers are decided once.
+        self._send = (proxies or Proxies(enabled=False)).request_kwargs(
+            self._submit_url, self._headers
+        )
         # A total deadline too: a peer that trickles one byte per read timeout must not hold a
         # request for ever (a submit cut by it is ambiguous, as any lost answer).
         self._timeout = aiohttp.ClientTimeout(
@@ -405,9 +411,9 @@ class ApiClient:
                 method,
                 url,
                 json=json_body,
-                headers=self._headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                **self._send,
             ) as resp:
                 raw = await _read_capped(resp)
                 status = resp.status
@@ -421,6 +427,10 @@ class ApiClient:
         except aiohttp.ConnectionTimeoutError as exc:
             raise ApiConnectionError(
                 "timed out connecting to the API", sent=False, timeout=True
+            ) from exc
+        except aiohttp.ClientHttpProxyError as exc:  # the tunnel never opened: nothing sent
+            raise ApiConnectionError(
+                f"the proxy refused the connection to the API (HTTP {exc.status})", sent=False
             ) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise ApiConnectionError(

@@ -46,6 +46,7 @@ from batchgen.errors import (
     UnsafeUrl,
 )
 from batchgen.paths import check_public_host, check_url, describe_url, is_public_address
+from batchgen.proxies import Proxies
 
 __all__ = ["DownloadResult", "Downloader", "part_path", "sidecar_path"]
 
@@ -431,6 +432,7 @@ class Downloader:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         read_timeout: float = 60.0,
         public_only: bool = False,
+        proxies: Proxies | None = None,
     ) -> None:
         if concurrency < 1 or max_attempts < 1 or chunk_size < 1 or max_bytes < 0:
             raise ValueError("concurrency, max_attempts and chunk_size must be >= 1")
@@ -458,6 +460,7 @@ class Downloader:
         # Refuse result hosts off the public internet (the session's resolver does the same
         # for names; see batchgen.netguard).
         self._public_only = public_only
+        self._proxies = proxies or Proxies(enabled=False)
 
     def __repr__(self) -> str:
         return (
@@ -870,6 +873,8 @@ class Downloader:
         if not self._public_only:
             return url
         check_public_host(url)
+        if self._proxies.for_url(url) is not None:
+            return url  # the proxy resolves the name: see batchgen.netguard
         host = yarl.URL(url).host or ""
         if not host.replace(".", "").isdigit() and ":" not in host:
             try:
@@ -890,8 +895,8 @@ class Downloader:
             async with asyncio.timeout(self._read_timeout):  # until the head has arrived
                 resp = await self._session.get(
                     current,
-                    headers=headers,
                     allow_redirects=False,
+                    **self._proxies.request_kwargs(current, headers),
                     timeout=self._timeout,
                     read_bufsize=max(self._chunk, 2**16),
                     auto_decompress=False,

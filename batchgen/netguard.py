@@ -4,6 +4,12 @@ Result URLs come from the API, so a hostile or broken server could name a host o
 own network (a router page, cloud metadata at 169.254.169.254). Checking the name before the
 request is not enough: it may resolve differently at connect time (DNS rebinding). This
 resolver is what aiohttp connects with, so the check and the connection see the same answer.
+
+Through a proxy this resolver only ever sees the proxy's own name (`trusted`: the user chose
+it, and it usually sits on the user's network); the result host's name is resolved by the
+proxy. Then batchgen refuses private IP literals before the request (paths.check_public_host)
+and gives up the rest: a name that leads to a private address, or rebinds to one, is the
+proxy's to refuse (see README, "Proxies").
 """
 
 from __future__ import annotations
@@ -17,13 +23,18 @@ from batchgen.paths import is_public_address
 
 
 class PublicOnlyResolver(AbstractResolver):
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
+    def __init__(
+        self, inner: AbstractResolver | None = None, *, trusted: frozenset[str] = frozenset()
+    ) -> None:
         self._inner = inner or DefaultResolver()
+        self._trusted = frozenset(h.lower().rstrip(".") for h in trusted)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
+        if host.lower().rstrip(".") in self._trusted:
+            return found
         public = [r for r in found if is_public_address(r["host"])]
         if not public:
             raise OSError(f"{host} resolves only to private or local addresses; refused")

@@ -14,11 +14,10 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import yarl
 
 from batchgen import callbacks, report
@@ -30,9 +29,9 @@ from batchgen.engine import Engine, EngineConfig, RunOutcome
 from batchgen.errors import UsageError
 from batchgen.limits import SlidingWindowLimiter
 from batchgen.lock import StateLock
-from batchgen.netguard import PublicOnlyResolver
 from batchgen.paths import is_loopback_host, is_public_address
 from batchgen.policy import Backoff, PollSchedule
+from batchgen.sessions import open_sessions, run_proxies
 
 log = logging.getLogger("batchgen.run")
 
@@ -76,6 +75,7 @@ class RunOptions:
     write_results: bool = True
     # None: refuse result hosts off the public internet unless the API itself is local.
     allow_private_result_hosts: bool | None = None
+    proxy_env: bool = True  # honour HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (batchgen/proxies.py)
     on_engine: Callable[[Engine], None] | None = None  # progress displays, signal handlers
     # callback mode (batchgen/callbacks.py)
     callback_listen: tuple[str, int] | None = None  # run the receiver on (host, port)
@@ -134,38 +134,11 @@ def read_api_key(key_file: str | None) -> str:
     return key
 
 
-@contextlib.asynccontextmanager
-async def _sessions(
-    opts: RunOptions, *, public_only: bool
-) -> AsyncIterator[tuple[aiohttp.ClientSession, ...]]:
-    # Neither the API nor a CDN needs cookies from us: a jar would only cost CPU on every
-    # request and let one host's answer change what we send to another.
-    api = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=opts.api_keepalive_s),
-        headers={"User-Agent": "batchgen"},
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
-    # Results live on a CDN host: their connections and concurrency are separate from the API's.
-    resolver = PublicOnlyResolver() if public_only else None
-    cdn = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(
-            limit=max(4, opts.download_concurrency * 2), resolver=resolver
-        ),
-        headers={"User-Agent": "batchgen"},
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
-    try:
-        yield api, cdn
-    finally:
-        await api.close()
-        await cdn.close()
-
-
 async def results_public_only(opts: RunOptions) -> bool:
     """Result files may come only from public addresses, unless the user allows otherwise or
     the API itself is on a private or local address (the simulator, a test bed, a proxy, a
-    container name on a private network): then its results may well be private too."""
+    container name on a private network): then its results may well be private too.
+    Through a proxy the API's name may not resolve here at all: the guard then stays on."""
     if opts.allow_private_result_hosts is not None:
         return not opts.allow_private_result_hosts
     host = (yarl.URL(opts.base_url).host or "").strip("[]")
@@ -244,19 +217,22 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         callback_poll_every_s=opts.callback_poll_every_s,
         stuck_after_s=opts.stuck_after_s,
     )
+    proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
-    async with _sessions(opts, public_only=public_only) as (api, cdn):
+    async with open_sessions(opts, public_only=public_only, proxies=proxies) as sessions:
         client = ApiClient(
-            api,
+            sessions.api,
             opts.base_url,
             opts.api_key,
             limiter=limiter,
             model=opts.model,
             backoff=backoff,
+            proxies=proxies,
         )
         downloader = Downloader(
-            cdn,
+            sessions.cdn,
             public_only=public_only,
+            proxies=proxies,
             concurrency=opts.download_concurrency,
             max_bytes=opts.max_file_bytes,
             rng=random.Random(rng.random()),

@@ -20,7 +20,8 @@ import pytest
 from batchgen.client import ApiClient
 from batchgen.errors import ApiConnectionError
 from batchgen.limits import SlidingWindowLimiter
-from batchgen.runner import API_KEEPALIVE_S, RunOptions, _sessions
+from batchgen.runner import API_KEEPALIVE_S, RunOptions
+from batchgen.sessions import open_sessions
 from batchgen.simulator.server import Simulator
 
 from .conftest import make_body
@@ -45,10 +46,10 @@ async def test_submits_spaced_like_the_server_idle_timeout_never_die_on_a_closed
     lost: list[str] = []
     async with (
         Simulator(time_scale=0.01, seed=3, keepalive_s=SERVER_IDLE_S) as sim,
-        _sessions(opts, public_only=False) as (api, _cdn),
+        open_sessions(opts, public_only=False) as sessions,
     ):
         client = ApiClient(
-            api, sim.base_url, "sk-sim-demo", limiter=SlidingWindowLimiter(10_000, 60.0)
+            sessions.api, sim.base_url, "sk-sim-demo", limiter=SlidingWindowLimiter(10_000, 60.0)
         )
         for _ in range(24):
             # land right around the moment the server drops the idle connection

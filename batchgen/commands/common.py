@@ -19,6 +19,7 @@ from batchgen.errors import UsageError
 from batchgen.limits import parse_rate
 from batchgen.lock import StateLock
 from batchgen.progress import DisplayAwareHandler, JsonFormatter, Progress, emit_json
+from batchgen.proxies import Proxies
 from batchgen.runner import (
     DEFAULT_BASE_URL,
     SANDBOX_KEY,
@@ -105,6 +106,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--sandbox",
         action="store_true",
         help="run against the built-in simulator: no key, no network, time scaled",
+    )
+    g.add_argument(
+        "--no-proxy-env",
+        action="store_true",
+        help="connect directly: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY "
+        "(honoured by default for API calls and downloads)",
     )
     g = p.add_argument_group("pace")
     g.add_argument(
@@ -227,6 +234,7 @@ def options_from_args(
         download_concurrency=args.download_concurrency,
         max_file_bytes=args.max_file_size,
         allow_private_result_hosts=args.allow_private_result_hosts,
+        proxy_env=not args.no_proxy_env,
         resubmit_ambiguous=args.resubmit_ambiguous,
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
@@ -243,6 +251,9 @@ def options_from_args(
         )
         opts.api_key = read_api_key(args.api_key_file)
     callbacks.apply_args(args, opts)
+    if args.sandbox:
+        opts.proxy_env = False  # the simulator and its files are on loopback: nothing to proxy
+    Proxies(enabled=opts.proxy_env)  # a proxy variable batchgen cannot use: exit 2 before work
     return opts.scaled(args.time_scale) if args.sandbox else opts
 
 
