@@ -12,6 +12,7 @@ from batchgen.commands import common, recorded
 from batchgen.paths import describe_url
 from batchgen.progress import emit_json
 from batchgen.runner import RunOptions, load_run_settings
+from batchgen.sessions import run_proxies
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,10 +59,14 @@ def _say_where(args: argparse.Namespace, opts: RunOptions, taken: list[str]) -> 
     if not {"base_url", "sandbox"} & set(taken) and not (args.base_url or args.sandbox):
         source = "from $APIXO_BASE_URL or the default"
     others = sorted(set(taken) - {"base_url", "sandbox"})
+    proxy = run_proxies(opts).for_url(opts.base_url)
+    via = proxy.describe() if proxy is not None else None
     if args.log_format == "json":
-        emit_json(sys.stderr, "resume", api=api, api_from=source, recorded=others)
+        emit_json(sys.stderr, "resume", api=api, api_from=source, proxy=via, recorded=others)
         return
     line = f"resume {opts.state_path}: API {api} ({source})"
+    if proxy is not None:
+        line += f" through proxy {via} ({proxy.source})"
     if others:
         line += "; recorded settings: " + ", ".join("--" + n.replace("_", "-") for n in others)
     print(line, file=sys.stderr)
