@@ -4,7 +4,12 @@ proxy's credentials never shown, and private result addresses still refused."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import shutil
 import socket
+import ssl
+import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -250,3 +255,50 @@ async def test_a_tunnel_the_proxy_refuses_is_a_submit_that_was_never_sent() -> N
     assert caught.value.sent is False
     assert "wrong" not in str(caught.value) and "407" in str(caught.value)
     assert proxy.targets("CONNECT") == ["api.tunnel.test:443"]
+
+
+def _self_signed(tmp: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for `name` and a client context that trusts only it (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    key, cert = tmp / "k.pem", tmp / "c.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+async def test_an_https_download_is_tunnelled_with_the_proxys_credentials_on_connect(
+    tmp_path: Path,
+) -> None:
+    server_ctx, client_ctx = await asyncio.to_thread(_self_signed, tmp_path, "cdn.tls.test")
+
+    async def video(_: web.Request) -> web.Response:
+        return web.Response(body=VIDEO, content_type="video/mp4")
+
+    app = web.Application()
+    app.router.add_get("/r/{name}", video)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
+    port = runner.addresses[0][1]
+    try:
+        async with (
+            ForwardProxy(hosts={"cdn.tls.test": "127.0.0.1"}, credentials=("bob", "pw9")) as proxy,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ctx)) as s,
+        ):
+            env = {"HTTPS_PROXY": proxy.url.replace("://", "://bob:pw9@")}
+            url = f"https://cdn.tls.test:{port}/r/a.mp4"
+            result = await Downloader(s, proxies=Proxies(env)).fetch(url, tmp_path / "a.mp4")
+    finally:
+        await runner.cleanup()
+    assert result.bytes == len(VIDEO)
+    assert [p.method for p in proxy.log] == ["CONNECT"]
+    assert proxy.log[0].target == f"cdn.tls.test:{port}"
+    assert proxy.log[0].proxy_authorization == "Basic " + base64.b64encode(b"bob:pw9").decode()
