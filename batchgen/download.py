@@ -7,6 +7,12 @@ unless every byte the server announced has arrived. The engine owns retries acro
 state file; this module owns the bytes of one download and translates aiohttp and OSError into
 `batchgen.errors`.
 
+What is kept must be a video (batchgen.containers): a document Content-Type or first bytes
+without a video container's signature fail the attempt with DownloadRejected before more of the
+body is read, and an ISO-BMFF file whose top-level boxes overrun it is refused at the end. A
+body compressed against `Accept-Encoding: identity` is decoded (batchgen.codings), never
+resumed. Result URLs and redirect targets are requested byte for byte (paths.exact_url).
+
 A small body (its whole length known to fit one write batch, or it ends before the first batch
 fills) is gathered in memory and finished in one worker-thread call: write, hash, fsync, close,
 rename, folder fsync. It gets no sidecar unless the transfer breaks off; then what arrived is
@@ -36,16 +42,36 @@ import aiofiles
 import aiohttp
 import yarl
 
+from batchgen.codings import DECODABLE, BadCoding, Decoder
+from batchgen.containers import (
+    SNIFF_BYTES,
+    bmff_cut,
+    chunks_reader,
+    describe_body,
+    file_cut,
+    file_head,
+    head_of,
+    non_video_type,
+    part_is_video,
+    video_container,
+)
 from batchgen.durability import GroupSync, fsync_folder
 from batchgen.errors import (
     DiskFull,
     DownloadError,
     DownloadExpired,
+    DownloadRejected,
     DownloadTooLarge,
     DownloadTransient,
     UnsafeUrl,
 )
-from batchgen.paths import check_public_host, check_url, describe_url, is_public_address
+from batchgen.paths import (
+    check_public_host,
+    check_url,
+    describe_url,
+    exact_url,
+    is_public_address,
+)
 from batchgen.proxies import Proxies
 
 __all__ = ["DownloadResult", "Downloader", "part_path", "sidecar_path"]
@@ -539,6 +565,16 @@ class Downloader:
                         f"{describe_url(url)}: the server sends ranges too small to progress"
                     ) from None
                 retry_after = None
+            except DownloadRejected as exc:
+                # Not a video, whatever arrived: counts as a failure even after much progress.
+                meta = getattr(exc, "meta", None)
+                if meta is None:
+                    await self._discard(part, side)
+                    progress.sidecar_on_disk = False
+                failures += 1
+                if failures >= self._max_attempts:
+                    raise
+                retry_after = None
             except DownloadTransient as exc:
                 meta = getattr(exc, "meta", meta)
                 if progress.saved_this_attempt >= PROGRESS_RESET:
@@ -571,6 +607,8 @@ class Downloader:
                 offset = _file_size(part)
             if meta.total is not None and offset > meta.total:
                 offset = 0
+            if offset > 0 and not await asyncio.to_thread(part_is_video, part, offset):
+                offset = 0  # something else left a non-video there: start over
         headers = {"Accept-Encoding": "identity"}
         if offset > 0:
             assert meta is not None and meta.validator is not None
@@ -599,12 +637,23 @@ class Downloader:
                 raise exc
             if status not in (200, 206):
                 raise DownloadError(f"{describe_url(url)} answered unexpected HTTP {status}")
+            content_type = resp.headers.get("Content-Type")
+            if non_video_type(content_type):
+                head = await self._preview(resp)
+                raise self._rejected(url, content_type, head, meta if offset > 0 else None)
             encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
-                raise DownloadError(
-                    f"{describe_url(url)} sent a {encoding}-encoded body although identity "
-                    "was asked for"
-                )
+                if status == 206:
+                    raise _Restart()  # a range of a compressed body means nothing: from zero
+                if encoding not in DECODABLE:
+                    exc = DownloadRejected(
+                        f"{describe_url(url)} sent a {encoding[:40]!a}-encoded body, "
+                        f"which batchgen cannot decode (it decodes {', '.join(DECODABLE)})",
+                        code="UNDECODABLE_BODY",
+                    )
+                    exc.meta = meta if offset > 0 else None  # type: ignore[attr-defined]
+                    raise exc
+                return await self._stream_decoded(url, dest, part, side, resp, encoding, progress)
 
             new = _Meta(
                 url=url,
@@ -692,6 +741,14 @@ class Downloader:
             batch = opening  # chunks as aiohttp hands them out: no copy until the disk
             batched = received
             limit = self._max_bytes - offset
+            content_type = resp.headers.get("Content-Type")
+            # The opening bytes are checked once SNIFF_BYTES have come (with the .part's own
+            # when a short one is resumed); a longer .part was checked before the request.
+            prefix = b""
+            if 0 < offset < SNIFF_BYTES:
+                with _disk(part):
+                    prefix = await asyncio.to_thread(file_head, part, offset)
+            sniffed = offset >= SNIFF_BYTES or received >= SNIFF_BYTES
             try:
                 try:
                     with _StallWatch(resp.content, self._read_timeout) as watch:
@@ -702,6 +759,9 @@ class Downloader:
                             if received > limit:
                                 raise _TooLarge()
                             batch.append(chunk)
+                            if not sniffed and offset + received >= SNIFF_BYTES:
+                                self._require_video(url, content_type, head_of([prefix, *batch]))
+                                sniffed = True
                             batched += len(chunk)
                             if batched >= self._batch:
                                 await sink.put(batch)
@@ -719,6 +779,8 @@ class Downloader:
                     ) from exc
                 finally:
                     progress.fetched += max(received, resp.content.total_bytes)
+                if not sniffed:
+                    self._require_video(url, content_type, head_of([prefix, *batch]))
                 await sink.put(batch)
                 await sink.drain()
             finally:
@@ -733,6 +795,9 @@ class Downloader:
             with _disk(part):
                 await f.flush()
                 await asyncio.to_thread(os.fsync, f.fileno())
+                cut = await asyncio.to_thread(file_cut, part, size)
+            if cut is not None:
+                raise self._cut_video(url, cut)
         except _TooLarge:
             await f.close()
             await self._discard(part, side)
@@ -759,6 +824,106 @@ class Downloader:
             fetched_bytes=progress.fetched,
         )
 
+    # ---- a body in a content coding (gzip, deflate) ----------------------------------------
+
+    async def _stream_decoded(
+        self,
+        url: str,
+        dest: Path,
+        part: Path,
+        side: Path,
+        resp: aiohttp.ClientResponse,
+        coding: str,
+        progress: _Progress,
+    ) -> DownloadResult:
+        """Decode a compressed body into the .part from byte 0. No sidecar: a range of the
+        compressed body means nothing, so a cut starts over. The coding's own checksum (gzip,
+        zlib), the video's signature and its box sizes check the decoded bytes; the sha256 is
+        that of the decoded file."""
+        await self._discard(part, side)
+        progress.sidecar_on_disk = False
+        progress.hasher = None  # the .part is rewritten from zero
+        content_type = resp.headers.get("Content-Type")
+        decoder = Decoder(coding)
+        hasher = hashlib.sha256()
+        head = b""
+        size = received = 0
+        pending: list[bytes] = []
+        with _disk(part):
+            f = await aiofiles.open(part, "wb", opener=_nofollow_opener)
+        try:
+            try:
+                with _StallWatch(resp.content, self._read_timeout) as watch:
+                    async for chunk, _ in resp.content.iter_chunks():
+                        received += len(chunk)
+                        watch.received = received
+                        for piece in decoder.feed(chunk):
+                            size += len(piece)
+                            if size > self._max_bytes:
+                                raise DownloadTooLarge(
+                                    f"{describe_url(url)} decodes to more than the size cap "
+                                    f"of {self._max_bytes} bytes"
+                                )
+                            if len(head) < SNIFF_BYTES:
+                                head += piece[: SNIFF_BYTES - len(head)]
+                                if len(head) >= SNIFF_BYTES:
+                                    self._require_video(url, content_type, head)
+                            hasher.update(piece)
+                            pending.append(piece)
+                            if sum(map(len, pending)) >= self._batch:
+                                with _disk(part):
+                                    await f.writelines(pending)
+                                pending = []
+                last = decoder.finish()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise self._transient(
+                    url, f"connection lost after {received} {coding} bytes: {exc!r}", exc, None
+                ) from exc
+            except BadCoding as exc:
+                raise DownloadRejected(
+                    f"{describe_url(url)}: {exc}", code="UNDECODABLE_BODY"
+                ) from None
+            finally:
+                progress.fetched += max(received, resp.content.total_bytes)
+            size += len(last)
+            if size > self._max_bytes:
+                raise DownloadTooLarge(
+                    f"{describe_url(url)} decodes to more than the size cap of "
+                    f"{self._max_bytes} bytes"
+                )
+            head += last[: SNIFF_BYTES - len(head)]
+            self._require_video(url, content_type, head)
+            hasher.update(last)
+            pending.append(last)
+            with _disk(part):
+                await f.writelines(pending)
+                await f.flush()
+                await asyncio.to_thread(os.fsync, f.fileno())
+                cut = await asyncio.to_thread(file_cut, part, size)
+            if cut is not None:
+                raise self._cut_video(url, cut)
+        except BaseException:
+            await f.close()
+            await self._discard(part, side)
+            raise
+        finally:
+            if not f.closed:
+                with _disk(part):
+                    await f.close()
+        with _disk(dest):
+            on_disk = await asyncio.to_thread(_promote, part, dest, side, size)
+        if on_disk != size:
+            raise DownloadTransient(
+                f"{describe_url(url)}: {part} holds {on_disk} bytes, expected {size}"
+            )
+        return DownloadResult(
+            path=dest,
+            bytes=size,
+            sha256=hasher.hexdigest(),
+            etag=None,
+            fetched_bytes=progress.fetched,
+        )
+
     # ---- small bodies: in memory, then one thread call ------------------------------------
 
     async def _read_small(
@@ -775,11 +940,16 @@ class Downloader:
         caller streams the rest. A cut keeps what arrived, with a sidecar, for a resume."""
         chunks: list[bytes] = []
         received = 0
+        content_type = resp.headers.get("Content-Type")
+        sniffed = False
         try:
             with _StallWatch(resp.content, self._read_timeout) as watch:
                 async for chunk, _ in resp.content.iter_chunks():
                     received += len(chunk)
                     watch.received = received
+                    if not sniffed and received >= SNIFF_BYTES:
+                        self._require_video(url, content_type, head_of([*chunks, chunk]))
+                        sniffed = True
                     if received > self._max_bytes:
                         progress.fetched += max(received, resp.content.total_bytes)
                         await self._discard(part, side)
@@ -802,6 +972,8 @@ class Downloader:
                 url, f"connection lost after {received} bytes: {exc!r}", exc, meta
             ) from exc
         progress.fetched += max(received, resp.content.total_bytes)
+        if not sniffed:
+            self._require_video(url, content_type, head_of(chunks))
         return chunks, received, True
 
     async def _finish_small(
@@ -824,6 +996,9 @@ class Downloader:
             raise _ShortRange(meta)
         if meta.total is not None and size != meta.total:
             raise _Restart()
+        cut = bmff_cut(size, chunks_reader(chunks))
+        if cut is not None:
+            raise self._cut_video(url, cut)
         try:
             digest = await asyncio.to_thread(
                 _write_small, part, dest, side, chunks, size, progress.sidecar_on_disk
@@ -892,11 +1067,12 @@ class Downloader:
         """GET following at most MAX_REDIRECTS redirects, each target checked by check_url."""
         current = url
         for _ in range(MAX_REDIRECTS + 1):
+            exact = exact_url(current)  # sent byte for byte: a CDN may sign the exact query
             async with asyncio.timeout(self._read_timeout):  # until the head has arrived
                 resp = await self._session.get(
-                    current,
+                    exact,
                     allow_redirects=False,
-                    **self._proxies.request_kwargs(current, headers),
+                    **self._proxies.request_kwargs(exact, headers),
                     timeout=self._timeout,
                     read_bufsize=max(self._chunk, 2**16),
                     auto_decompress=False,
@@ -908,11 +1084,42 @@ class Downloader:
             if not location:
                 raise DownloadError(f"{describe_url(current)} redirected without a Location")
             try:
-                target = yarl.URL(current).join(yarl.URL(location))
-            except ValueError as exc:
+                # Both read as sent: a signed target must reach the CDN byte for byte.
+                target = exact.join(yarl.URL(location, encoded=True))
+            except (ValueError, UnsafeUrl) as exc:
                 raise DownloadError(f"{describe_url(current)} sent a bad redirect") from exc
             current = await self._check(str(target))
         raise DownloadError(f"{describe_url(url)}: more than {MAX_REDIRECTS} redirects")
+
+    def _require_video(self, url: str, content_type: str | None, head: bytes) -> None:
+        """Raise DownloadRejected unless `head` (a body's first bytes) opens a video."""
+        if video_container(head) is None:
+            raise self._rejected(url, content_type, head, None)
+
+    def _rejected(
+        self, url: str, content_type: str | None, head: bytes, meta: _Meta | None
+    ) -> DownloadRejected:
+        exc = DownloadRejected(
+            f"{describe_url(url)} sent no video ({describe_body(content_type, head)})",
+            code="NOT_A_VIDEO",
+        )
+        exc.meta = meta  # type: ignore[attr-defined]
+        return exc
+
+    def _cut_video(self, url: str, why: str) -> DownloadRejected:
+        return DownloadRejected(
+            f"{describe_url(url)} sent a video cut short although its transfer looked "
+            f"complete: {why}",
+            code="VIDEO_TRUNCATED",
+        )
+
+    async def _preview(self, resp: aiohttp.ClientResponse) -> bytes:
+        """Up to SNIFF_BYTES of a body that is refused anyway, for the message; never more."""
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                return await resp.content.read(SNIFF_BYTES)
+        except (TimeoutError, aiohttp.ClientError):
+            return b""
 
     def _transient(
         self, url: str, what: str, cause: BaseException | None, meta: _Meta | None

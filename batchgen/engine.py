@@ -38,6 +38,7 @@ from batchgen.errors import (
     DiskFull,
     DownloadError,
     DownloadExpired,
+    DownloadRejected,
     DownloadTooLarge,
     InvalidRequest,
     RateLimited,
@@ -678,6 +679,11 @@ class Engine:
                         return False
                     self._messages.append(f"{row.id}: result refused before its expiry: {exc}")
                     return False
+            except DownloadRejected as exc:  # not a video: an error page, a cut MP4, ...
+                if attempt + 1 >= self.config.download_tries:
+                    self._expire_or_fail(row, str(exc), fail=True, code=exc.code)
+                    return False
+                log.warning("%s: download refused (%s), will retry", row.id, exc)
             except DownloadError as exc:
                 log.warning("%s: download failed (%s), will retry", row.id, exc)
             else:
@@ -697,13 +703,15 @@ class Engine:
                 return False
         return False
 
-    def _expire_or_fail(self, row: st.JobRow, message: str, *, fail: bool = False) -> None:
+    def _expire_or_fail(
+        self, row: st.JobRow, message: str, *, fail: bool = False, code: str = "DOWNLOAD_REFUSED"
+    ) -> None:
         if fail:
             with self.store.transaction() as db:
                 db.execute(
                     "UPDATE jobs SET state=?, fail_code=?, fail_msg=?, updated_at=?"
                     " WHERE seq=? AND state=?",
-                    (st.FAILED, "DOWNLOAD_REFUSED", message, time.time(), row.seq, st.SUCCEEDED),
+                    (st.FAILED, code, message, time.time(), row.seq, st.SUCCEEDED),
                 )
             self.stats.failed += 1
         else:

@@ -142,3 +142,13 @@ class DiskFull(DownloadError):
 
 class UnsafeUrl(DownloadError):
     """A URL from outside that batchgen refuses to fetch (not http(s), credentials, etc.)."""
+
+
+class DownloadRejected(DownloadTransient):
+    """The server answered in full, but not with a video: an HTML or JSON page, a body in a
+    coding batchgen cannot decode, an MP4 cut short. Retried like a cut (a CDN's error page
+    may pass); when it persists the job fails with `code`, which says why."""
+
+    def __init__(self, message: str, code: str = "NOT_A_VIDEO") -> None:
+        self.code = code
+        super().__init__(message)

@@ -94,7 +94,8 @@ def sha256_hot_cpu_per_gb() -> float:
 
 
 def make_files(folder: Path, count: int, size: int) -> dict[str, str]:
-    """Write `count` files of deterministic bytes; return name -> sha256."""
+    """Write `count` files of deterministic bytes shaped like an MP4 (an ftyp box, then one
+    mdat box filling the rest: batchgen checks a result is a video); return name -> sha256."""
     hashes = {}
     for i in range(count):
         rng = random.Random(i)
@@ -104,6 +105,9 @@ def make_files(folder: Path, count: int, size: int) -> dict[str, str]:
             left = size
             while left:
                 block = rng.randbytes(min(4 * MB, left))
+                if left == size and size >= 32:
+                    ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41"
+                    block = ftyp + (size - 24).to_bytes(4, "big") + b"mdat" + block[32:]
                 f.write(block)
                 h.update(block)
                 left -= len(block)

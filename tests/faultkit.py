@@ -52,9 +52,18 @@ def canonical(body: Any) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_FTYP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41"
+
+
 def content_for(task_id: str, idx: int = 0, size: int = FILE_SIZE) -> bytes:
+    """Shaped like an MP4 (an ftyp box, then an mdat box filling the rest), as the download's
+    container checks require."""
     seed = hashlib.sha256(f"{task_id}:{idx}".encode()).digest()
-    return (seed * (size // len(seed) + 1))[:size]
+    pattern = (seed * (size // len(seed) + 1))[:size]
+    if size < len(_FTYP) + 8:
+        return pattern
+    head = _FTYP + (size - len(_FTYP)).to_bytes(4, "big") + b"mdat"
+    return head + pattern[len(head) :]
 
 
 def sha_of(task_id: str, idx: int = 0, size: int = FILE_SIZE) -> str:
