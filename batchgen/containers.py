@@ -12,8 +12,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import unquote_plus, urlsplit
 
 __all__ = [
     "SNIFF_BYTES",
@@ -25,6 +26,7 @@ __all__ = [
     "head_of",
     "non_video_type",
     "part_is_video",
+    "query_secrets",
     "video_container",
 ]
 
@@ -95,9 +97,16 @@ def non_video_type(content_type: str | None) -> bool:
     return False
 
 
-def describe_body(content_type: str | None, head: bytes, *, limit: int = 48) -> str:
+def describe_body(
+    content_type: str | None, head: bytes, *, limit: int = 48, hide: Iterable[str] = ()
+) -> str:
     """What the server sent instead of a video, fit for a message and a state file: the
-    Content-Type and the first bytes, escaped (no control characters, ASCII only) and bounded."""
+    Content-Type and the first bytes, escaped (no control characters, ASCII only) and bounded.
+    Each string in `hide` (a signed URL's query values: an error page may echo the URL it
+    refused) is blanked out first."""
+    for secret in sorted(hide, key=len, reverse=True):
+        if len(secret) >= 4:
+            head = head.replace(secret.encode("utf-8", "replace"), b"[hidden]")
     kind = ascii((content_type or "none")[:80])[1:-1]
     shown = repr(bytes(head[:limit]))[2:-1]
     more = "..." if len(head) > limit else ""
@@ -193,3 +202,13 @@ def file_cut(path: Path, size: int) -> str | None:
     with open(path, "rb") as f:
         fd = f.fileno()
         return bmff_cut(size, lambda pos, n: os.pread(fd, n, pos))
+
+
+def query_secrets(url: str) -> set[str]:
+    """The query of `url` and each of its values, raw and decoded: what describe_body hides."""
+    query = urlsplit(url).query
+    found = {query} if query else set()
+    for part in query.split("&"):
+        value = part.partition("=")[2]
+        found |= {value, unquote_plus(value)}
+    return {v for v in found if v}

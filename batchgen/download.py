@@ -53,6 +53,7 @@ from batchgen.containers import (
     head_of,
     non_video_type,
     part_is_video,
+    query_secrets,
     video_container,
 )
 from batchgen.durability import GroupSync, fsync_folder
@@ -1100,7 +1101,8 @@ class Downloader:
         self, url: str, content_type: str | None, head: bytes, meta: _Meta | None
     ) -> DownloadRejected:
         exc = DownloadRejected(
-            f"{describe_url(url)} sent no video ({describe_body(content_type, head)})",
+            f"{describe_url(url)} sent no video "
+            f"({describe_body(content_type, head, hide=query_secrets(url))})",
             code="NOT_A_VIDEO",
         )
         exc.meta = meta  # type: ignore[attr-defined]

@@ -18,7 +18,13 @@ from aiohttp.test_utils import TestServer
 from batchgen import download as download_mod
 from batchgen import store as st
 from batchgen.codings import BadCoding, Decoder
-from batchgen.containers import bmff_cut, describe_body, non_video_type, video_container
+from batchgen.containers import (
+    bmff_cut,
+    describe_body,
+    non_video_type,
+    query_secrets,
+    video_container,
+)
 from batchgen.download import Downloader, part_path, sidecar_path
 from batchgen.errors import DownloadRejected, UnsafeUrl
 from batchgen.paths import exact_url
@@ -108,6 +114,13 @@ def test_describe_body_is_escaped_and_bounded() -> None:
     assert text.isascii() and text.isprintable()
     assert "\\x1b" in text and "\\r\\n" in text and "..." in text
     assert len(text) < 250
+
+
+def test_describe_body_hides_a_signed_query_the_page_echoes() -> None:
+    url = "https://cdn.example/v.mp4?exp=17&sig=Zm9vYmFy%2Bc2VjcmV0&kid=k1"
+    page = b"<p>denied: /v.mp4?exp=17&sig=Zm9vYmFy%2Bc2VjcmV0&kid=k1 sig Zm9vYmFy+c2VjcmV0</p>"
+    text = describe_body("text/html", page, limit=200, hide=query_secrets(url))
+    assert "Zm9vYmFy" not in text and "denied" in text
 
 
 def _mp4(mdat: int) -> bytes:
