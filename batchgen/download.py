@@ -642,8 +642,9 @@ class Downloader:
             if non_video_type(content_type):
                 head = await self._preview(resp)
                 raise self._rejected(url, content_type, head, meta if offset > 0 else None)
-            encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
+            codings = resp.headers.get("Content-Encoding", "").lower().split(",")
+            encoding = ", ".join(c.strip() for c in codings if c.strip() not in ("", "identity"))
+            if encoding:
                 if status == 206:
                     raise _Restart()  # a range of a compressed body means nothing: from zero
                 if encoding not in DECODABLE:

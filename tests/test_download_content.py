@@ -255,6 +255,14 @@ async def test_a_gzip_encoded_video_is_decoded(cdn, make, tmp_path, size, chunke
     assert cdn.requests("g.mp4")[0]["accept_encoding"] == "identity"
 
 
+async def test_identity_listed_beside_gzip_is_ignored(cdn, make, tmp_path):
+    data = blob(40_000)
+    coded = Fault(body=gzip.compress(data), headers={"Content-Encoding": "identity, gzip"})
+    url = cdn.add("i.mp4", data, coded)
+    res = await make().fetch(url, tmp_path / "i.mp4")
+    assert_finished(res, tmp_path / "i.mp4", data)
+
+
 async def test_a_gzip_answer_to_a_resume_starts_over_from_zero(cdn, make, tmp_path):
     data = blob(900_000)
     url = cdn.add("z.mp4", data, Fault(cut=300_000), Fault(gzip=True), Fault(gzip=True))
