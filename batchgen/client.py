@@ -41,6 +41,7 @@ from batchgen.policy import (
     parse_retry_after,
     rate_limit_pause,
     says_out_of_credits,
+    submit_error_proves_no_task,
 )
 from batchgen.proxies import Proxies
 from batchgen.taskids import query_value, refusal, shown, task_id_or_none
@@ -362,20 +363,27 @@ class ApiClient:
                 json_body=body,
                 before_send=before_send,
             )
+        except BadAnswer:
+            raise  # a 2xx we cannot read: the engine makes the job ambiguous
         except (ServerError, RateLimited) as exc:
-            if isinstance(exc, ServerError) and exc.status in SUBMIT_OUTCOME_UNKNOWN:
-                # A gateway timed out waiting for the API: the task may exist (and be billed).
-                raise ApiConnectionError(
-                    f"a gateway timed out on the submit (HTTP {exc.status}): {exc.message}",
-                    sent=True,
-                    timeout=True,
-                ) from exc
             named = getattr(exc, "task_id", None)
             if named is not None:
                 # "Failed, try again" yet it names a task: a retry could pay twice.
                 raise ApiConnectionError(
                     f"the submit's error answer (HTTP {exc.status}) names task {shown(named)}",
                     sent=True,
+                ) from exc
+            if not submit_error_proves_no_task(exc.status, getattr(exc, "envelope", False)):
+                # A gateway's timeout, or its own page (HTML, text, nothing) instead of the
+                # API's answer: the API may have created (and billed) the task before it.
+                if exc.status in SUBMIT_OUTCOME_UNKNOWN:
+                    what = f"a gateway timed out on the submit (HTTP {exc.status})"
+                else:
+                    what = f"the submit was answered HTTP {exc.status} without the API's envelope"
+                raise ApiConnectionError(
+                    f"{what}: {exc.message}",
+                    sent=True,
+                    timeout=exc.status in SUBMIT_OUTCOME_UNKNOWN,
                 ) from exc
             raise
 
@@ -452,6 +460,12 @@ class ApiClient:
             payload = None
         body_code = None
         message = ""
+        # The API's own envelope, as opposed to a proxy's page: a JSON object with a `code`,
+        # or with `message` and `data` (a gateway's bare {"message": ...}, as AWS API Gateway
+        # sends, is not). Only that can prove a failed submit made no task (policy).
+        envelope = isinstance(payload, dict) and (
+            "code" in payload or ("message" in payload and "data" in payload)
+        )
         if isinstance(payload, dict):
             body_code = _int_or_none(payload.get("code"))
             # The reference says `message`; other spellings carry the same words, and the
@@ -468,6 +482,7 @@ class ApiClient:
             return envelope_data(payload)
         message = message or f"HTTP {status}"
         exc = self._error(outcome, code, message, retry_after_header)
+        exc.envelope = envelope  # type: ignore[attr-defined]
         # An error answer that still names a task (a sloppy server that created it, then
         # failed): the submit must not be resent on the word "retry" (see _submit_call).
         data = envelope_data(payload)

@@ -204,7 +204,23 @@ def says_out_of_credits(code: int, message: str) -> bool:
 SUBMIT_OUTCOME_UNKNOWN = frozenset({504, 524, 598, 599})
 """Gateway timeouts: a proxy in front of the API gave up waiting for it, but the API may still
 have created (and billed) the task, exactly as when our own read times out. A submit answered
-so is ambiguous, never resent. Other 5xx say the request failed and are retried (README)."""
+so is ambiguous, never resent, even in the API's envelope (see `submit_error_proves_no_task`)."""
+
+
+def submit_error_proves_no_task(deciding: int, envelope: bool) -> bool:
+    """May a submit answered with this retryable error be sent again (no task was made)?
+
+    Only the API's own word proves that: a 429 (in any form), or an error in the API's JSON
+    envelope (a JSON object with `code` or `message`, whatever the HTTP status, an HTTP 200
+    carrying code 500 included). A 5xx (or 408/425) with any other body, an nginx or load
+    balancer page, plain text, an empty body, comes from an intermediary that may have lost
+    the API's answer after the task was created: the job is ambiguous. Gateway timeouts
+    (SUBMIT_OUTCOME_UNKNOWN) are ambiguous even in an envelope: the gateway wrote it."""
+    if deciding == 429:
+        return True
+    if deciding in SUBMIT_OUTCOME_UNKNOWN:
+        return False
+    return envelope
 
 
 def deciding_code(http_status: int, body_code: int | None) -> int:

@@ -8,6 +8,11 @@ pending, a 404 for a task, a cut, trickled or Range-ignoring download, a hostile
 result URL. Every request is logged (`hits`) with the server's monotonic time, so tests count
 what the server saw instead of timing the client.
 
+Directives for answers from an intermediary (not the API's envelope): `http500`...`http504`
+(a short HTML page), `nginx502` (nginx's page), `empty503` (no body), `nginx502_after` (submit:
+the task is created, then nginx's page). The API's own errors: `http500env`, `http503env`
+(the JSON envelope under that HTTP status), `env500` (code 500 in an HTTP 200).
+
 Hooks: `api.hooks["submit" | "status" | "file"] = fn(hit) -> directive | None`; `None` means
 "answer normally". `per_key(...)` builds a hook from a per-body / per-task list of directives.
 """
@@ -27,6 +32,11 @@ from aiohttp import web
 
 from tests.enginekit import KEY
 
+NGINX_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 FILE_SIZE = 200_000  # > 64 KiB, so a cut file is resumed with Range rather than restarted
 
 
@@ -172,8 +182,14 @@ class FakeApi:
             await resp.write(b'{"code": 503, "message": "gave up", "data": null}')
             await resp.write_eof()
             return resp
-        if what in ("http500", "http502", "http503"):
+        if what in ("http500", "http502", "http503", "http504"):
             return web.Response(status=int(what[4:]), text="<html>oops</html>")
+        if what == "nginx502":
+            return web.Response(status=502, text=NGINX_502, content_type="text/html")
+        if what == "empty503":
+            return web.Response(status=503)
+        if what in ("http500env", "http503env"):
+            return self._env(int(what[4:7]), "the API's own error: nothing was created")
         if what == "http429":
             return self._env(429, "Rate limit exceeded, please wait and retry")
         if isinstance(what, str) and what.startswith("http429ra="):
@@ -205,7 +221,7 @@ class FakeApi:
         what = self._directive(hit)
         if not self._auth_ok(request):
             what = "http401"
-        if what in (None, "reset_after", "hang_after"):
+        if what in (None, "reset_after", "hang_after", "nginx502_after"):
             self._n += 1
             task_id = next(self.task_ids) if self.task_ids is not None else f"task-{self._n:04d}"
             self.tasks[task_id] = FakeTask(task_id, body)
@@ -214,6 +230,10 @@ class FakeApi:
                 return await self._generic(request, hit, "reset")
             if what == "hang_after":
                 return await self._generic(request, hit, "hang")
+            if what == "nginx502_after":  # a load balancer lost the API's answer
+                resp = await self._generic(request, hit, "nginx502")
+                hit.answer = what
+                return resp
             hit.answer = "ok"
             return self._env(200, "success", {"taskId": task_id})
         return await self._generic(request, hit, what)

@@ -3,7 +3,9 @@
 Nothing may be lost or paid twice: every job ends done, failed or ambiguous; no body reaches
 the simulator twice; every task the simulator created is recorded against its job, unless that
 job is reported ambiguous; every file hashes to what the simulator served; SQLite says the
-state file is intact.
+state file is intact. A job is ambiguous exactly when its submit's answer could not tell
+whether a task was made (a reset, a proxy's page, a task created then a 502 page: the
+simulator counts those by body) or the kill fell while its submit was on the wire.
 
 CI lands 24 kills; `BATCHGEN_LONG=1` lands 60 on bigger batches with more faults
 (`BATCHGEN_KILLS=N` overrides either) and prints the figures.
@@ -36,6 +38,7 @@ FAULTS = {
     "p_429": 0.01,
     "p_reset": 0.01,  # before the server reads the request: a submit becomes ambiguous
     "p_reset_after_create": 0.01,  # the task exists, its answer is lost: ambiguous
+    "p_502_after_create": 0.02,  # the task exists, then a proxy's 502 page: ambiguous
     "p_error_in_200": 0.02,
     "p_file_cut": 0.1,
     "p_file_ignore_range": 0.1,
@@ -115,8 +118,19 @@ async def _campaign(
     try:
         assert store.integrity_ok()
         bodies = {r.id: _canonical(r.body) for s in st.STATES for r in store.jobs_in_state(s)}
+        notes = dict(store.db.execute("SELECT id, note FROM jobs WHERE state=?", (st.AMBIGUOUS,)))
     finally:
         store.close()
+    # Ambiguous exactly when it must be: every submit answered unknowably (a reset, a proxy's
+    # page, a 502 page after the task was made) and every submit a kill cut on the wire, and
+    # nothing else. Each such body was sent once.
+    unknowable = sim.observer.unknowable
+    unknown_ids = {job_id for job_id, b in bodies.items() if unknowable[b]}
+    cut_ids = {
+        job_id for job_id, note in notes.items() if "while its submit was on the wire" in note
+    }
+    assert ambiguous == unknown_ids | cut_ids, (ambiguous, unknown_ids, cut_ids)
+    assert all(unknowable[bodies[job_id]] == 1 for job_id in unknown_ids)
     # Paid once, or reported: a body reached the provider at most once (nothing here asks for
     # --resubmit-ambiguous), and a job that holds a result or a provider failure paid exactly
     # once. Ambiguous jobs may have paid once, and are listed as such.
@@ -136,6 +150,8 @@ async def _campaign(
     FIGURES["ambiguous"] += len(ambiguous)
     FIGURES["ambiguous_paid"] += len(unrecorded)
     FIGURES["jobs"] += len(rows)
+    FIGURES["unknowable"] += len(unknown_ids - cut_ids)
+    FIGURES["cut"] += len(cut_ids)
     return landed
 
 
@@ -169,11 +185,14 @@ async def test_sigkill_at_random_moments_loses_nothing_and_pays_nothing_twice(
     # Ambiguous jobs are never resubmitted silently, so no body may reach the provider twice.
     assert stats["submits_per_body"]["max_submits_of_one_body"] <= 1, stats["submits_per_body"]
     assert landed >= KILLS
+    assert fired.get("p_502_after_create", 0) > 0  # the new fault was exercised
     with capsys.disabled():
         print(
             f"\ncrash test{' (long)' if LONG else ''}: {landed} kills landed over {batches} "
-            f"batch(es) of {JOBS_PER_BATCH} jobs; ambiguous {FIGURES['ambiguous']} "
-            f"(of which paid {FIGURES['ambiguous_paid']}); faults fired {fired}; "
+            f"batch(es) of {JOBS_PER_BATCH} jobs; ambiguous {FIGURES['ambiguous']} of "
+            f"{FIGURES['jobs']} jobs ({FIGURES['unknowable']} unknowable answers, "
+            f"{FIGURES['cut']} cut by a kill; paid {FIGURES['ambiguous_paid']}); "
+            f"faults fired {fired}; "
             f"{time.monotonic() - started:.1f} s"
         )
 

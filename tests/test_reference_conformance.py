@@ -335,6 +335,10 @@ def _ambiguous(exc: BaseException) -> bool:
         pytest.param(answer(504, b"<html>504 Gateway Time-out</html>"), id="http-504"),
         pytest.param(answer(524, b"origin timed out"), id="http-524"),
         pytest.param(answer(200, {"code": 504, "message": "gateway timeout"}), id="body-504"),
+        # a proxy's page, not the API's envelope: it may have lost the API's answer
+        pytest.param(answer(502, b"<html>502</html>", content_type="text/html"), id="html-502"),
+        pytest.param(answer(503, b"Service Unavailable", content_type="text/plain"), id="text-503"),
+        pytest.param(answer(503, b""), id="empty-503"),
         # "failed, retry" yet naming a task: it may exist, a retry could pay twice
         pytest.param(
             answer(500, {"code": 500, "message": "error", "data": {"taskId": "task_1"}}),
@@ -381,8 +385,7 @@ async def test_a_submit_answer_that_may_hide_a_task_stays_ambiguous(api, raw_ans
         (answer(429, b""), RateLimited, 429),
         (answer(200, {"code": 429, "message": "rate limit exceeded"}), RateLimited, 429),
         (answer(500, {"code": 500, "message": "Internal server error"}), ServerError, 500),
-        (answer(502, b"<html>502</html>", content_type="text/html"), ServerError, 502),
-        (answer(503, b"Service Unavailable", content_type="text/plain"), ServerError, 503),
+        (answer(503, {"code": 503, "message": "model unavailable"}), ServerError, 503),
         (answer(200, {"code": 500, "message": "Internal server error"}), ServerError, 500),
         # the reported code is the one that decided, never a "success" 0 or a mismatched one
         (answer(400, {"code": 0, "message": "bad prompt"}), InvalidRequest, 400),
@@ -683,7 +686,7 @@ def test_an_answer_about_another_task_is_not_believed() -> None:
     ['{"resultUrls": ["https://x/', "{not json", "", "[]", '{"resultUrls": []}', "null"],
 )
 def test_a_success_without_a_readable_url_is_a_bad_answer(result_json: str) -> None:
-    """Retried as a poll error (then POLL_ERRORS), never finished without a URL."""
+    """Retried as an unreadable answer (never failed for it), never finished without a URL."""
     with pytest.raises(BadAnswer):
         parse_status(data(state="success", resultJson=result_json), "t1")
 

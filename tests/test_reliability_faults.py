@@ -8,7 +8,9 @@ Fault -> documented outcome:
 - 429 storm without Retry-After -> backoff per request; the run completes.
 - 429 for longer than the per-run submit budget (max_submit_tries) -> exit 75, jobs still
   pending with no submit on record; the next run completes.
-- 500/502/503 on submit and poll -> retried; each body creates exactly one task.
+- 500/503 in the API's envelope, or code 500 in a 200, on submit -> retried; 500/502/503
+  pages (not the envelope) on a poll -> retried; each body creates exactly one task. (A
+  proxy's page on a submit makes the job ambiguous: tests/test_submit_ambiguity.py.)
 - connection refused (nothing sent) -> retried, never ambiguous; exit 75 while it lasts.
 - reset after the request was sent -> submit: ambiguous, not resubmitted unless
   --resubmit-ambiguous; poll: retried.
@@ -174,7 +176,7 @@ async def test_5xx_on_submit_and_poll_are_retried(tmp_path: Path) -> None:
     jobs = mixed_jobs(n)
     state = prepare_state(tmp_path, jobs)
     async with FakeApi() as api:
-        api.hooks["submit"] = per_key(each=["http500", "http502", "http503", "env500"])
+        api.hooks["submit"] = per_key(each=["http500env", "http503env", "env500"])
         api.hooks["status"] = per_key(each=["http503", "http500", "env500", "http502"])
         outcome = await execute(fast(tmp_path, api))
     assert outcome.exit_code == 0, outcome

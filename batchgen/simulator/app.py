@@ -9,6 +9,10 @@ Choices where the reference is silent (documented for clients and tests):
 - `Retry-After` is a decimal number of real (already scaled) seconds, e.g. `0.342`, unless
   `retry_after_integer` is set (then whole seconds, at least 1).
 - 500 answers carry the JSON envelope; 502 and 503 carry plain text, as proxies do.
+- `p_502_after_create`: the task is created, then the answer is an nginx-style 502 HTML page,
+  as when a load balancer loses the API's answer. A submit answered so (or reset, or with a
+  502/503 page before anything) cannot tell the client whether a task exists: the observer
+  counts those by body (`unknowable`, `submits_answered_unknowably` in the stats).
 - Result files are served by this same server under `/cdn/<token>/<n>.mp4`; the real service
   uses another host (a CDN). They need no API key and do not count against the rate window.
 """
@@ -99,6 +103,7 @@ async def _guarded(request: web.Request, endpoint: str, work: Any) -> web.Respon
     now = sim.now()
     sim.observer.arrival(now)
     if dice.roll("p_reset"):
+        await _unknowable(request, endpoint)
         return _reset(request, endpoint)
     key = _bearer(request)
     if key is None:
@@ -118,7 +123,10 @@ async def _guarded(request: web.Request, endpoint: str, work: Any) -> web.Respon
             _retry_after(sim, sim.config.scaled(dice.uniform(1.0, 5.0))),
         )
     if dice.roll("p_5xx"):
-        return _server_error(request, endpoint, dice.choice((500, 502, 503)))
+        code = dice.choice((500, 502, 503))
+        if code != 500:  # a proxy's page, not the API's envelope
+            await _unknowable(request, endpoint)
+        return _server_error(request, endpoint, code)
     if dice.roll("p_error_in_200"):
         if dice.choice((429, 500)) == 429:
             return _error(
@@ -133,6 +141,24 @@ async def _guarded(request: web.Request, endpoint: str, work: Any) -> web.Respon
     if dice.roll("p_slow"):
         await asyncio.sleep(sim.config.slow_s)
     return await work(request, sim, sim.now())
+
+
+async def _unknowable(request: web.Request, endpoint: str) -> None:
+    """Count a submit whose answer will not tell whether a task was made (stats)."""
+    if endpoint != "submit":
+        return
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return
+    request.app[SIM].observer.unknowable_answer(body)
+
+
+NGINX_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 
 
 def _server_error(request: web.Request, endpoint: str, code: int) -> web.Response:
@@ -174,7 +200,12 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
         )
     task = sim.create_task(body, now)
     if sim.dice.roll("p_reset_after_create"):
+        sim.observer.unknowable_answer(body)
         return _reset(request, "submit", task.task_id)
+    if sim.dice.roll("p_502_after_create"):
+        sim.observer.unknowable_answer(body)
+        sim.observer.record("submit", request.method, request.path_qs, 502, task.task_id)
+        return web.Response(status=502, text=NGINX_502, content_type="text/html")
     return _answer(
         request, "submit", 200, envelope(200, "success", {"taskId": task.task_id}), task.task_id
     )

@@ -16,6 +16,7 @@ FAULT_FIELDS = (
     "p_429",
     "p_reset",
     "p_reset_after_create",
+    "p_502_after_create",
     "p_slow",
     "p_error_in_200",
     "p_file_cut",
@@ -61,6 +62,9 @@ class SimConfig:
     burst_429_len: int = _knob(5, "API requests answered 429 in one burst")
     p_reset: float = _knob(0.0, "close the connection before doing anything")
     p_reset_after_create: float = _knob(0.0, "submit: create the task, then close the connection")
+    p_502_after_create: float = _knob(
+        0.0, "submit: create the task, then answer a proxy's 502 HTML page (nginx, AWS ALB)"
+    )
     p_slow: float = _knob(0.0, "delay the answer by slow_s")
     slow_s: float = _knob(1.0, "delay of a slow answer (real seconds)")
     p_error_in_200: float = _knob(0.0, "answer HTTP 200 with code 429 or 500 in the body")

@@ -20,6 +20,9 @@ class Observer:
         self.arrivals = WindowMax(window_s)
         self.rate_limited = 0
         self.bodies: Counter[str] = Counter()
+        # Submits whose answer cannot tell the client whether a task was made (a reset, a
+        # proxy's page), by canonical body: each one should leave its job ambiguous.
+        self.unknowable: Counter[str] = Counter()
         self.callbacks: Counter[str] = Counter()
         self._log: TextIO | None = (
             open(log_path, "a", encoding="utf-8", buffering=1) if log_path else None  # noqa: SIM115
@@ -49,6 +52,9 @@ class Observer:
     def submitted(self, body: Any) -> None:
         self.bodies[canonical(body)] += 1
 
+    def unknowable_answer(self, body: Any) -> None:
+        self.unknowable[canonical(body)] += 1
+
     def summary(self, limit: int = 100) -> dict[str, Any]:
         dup = [(b, n) for b, n in self.bodies.items() if n > 1]
         dup.sort(key=lambda item: -item[1])
@@ -56,6 +62,7 @@ class Observer:
             "requests": {ep: dict(c) for ep, c in self.requests.items()},
             "max_requests_in_window": self.arrivals.max,
             "rate_limited": self.rate_limited,
+            "submits_answered_unknowably": sum(self.unknowable.values()),
             "submits_per_body": {
                 "distinct_bodies": len(self.bodies),
                 "duplicate_bodies": len(dup),
