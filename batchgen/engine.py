@@ -46,6 +46,7 @@ from batchgen.errors import (
     UnsafeUrl,
 )
 from batchgen.limits import InFlightCap
+from batchgen.outage import OutageWatch, PollVerdict, after_unreadable
 from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
 from batchgen.policy import retry_delay as policy_retry_delay
@@ -69,7 +70,11 @@ class EngineConfig:
     poll: PollSchedule = field(default_factory=PollSchedule)
     backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     max_submit_tries: int = 8  # per job per run, for answers that prove no task was made
-    max_poll_errors: int = 50  # consecutive unreadable answers before giving a task up
+    # An unreadable status answer never fails a task (batchgen/outage.py): its polls back off
+    # up to poll_backoff.cap, and after status_outage_s of its status unreadable it is not
+    # polled again in this run. None: keep asking for as long as it takes.
+    poll_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=300.0))
+    status_outage_s: float | None = 1800.0
     max_not_found: int = 5  # "unknown task" answers in a row before failing the job
     download_workers: int = 8
     download_tries: int = 3  # per file per run, beyond the downloader's own retries
@@ -144,7 +149,8 @@ class Engine:
         self._delivered: dict[str, TaskStatus] = {}
         self._callback_seen: set[str] = set()  # tasks whose callback reached this run
         self._messages: list[str] = []
-        self._stuck = 0  # tasks given up as stuck in this run: their slots stay taken
+        self._stuck = 0  # tasks given up for this run (stuck, unreadable): slots stay taken
+        self.outage = OutageWatch(config.status_outage_s)
 
     def __repr__(self) -> str:
         return (
@@ -482,7 +488,7 @@ class Engine:
         try:
             if not await self._sleep_or_wake(wake, first_delay):
                 return
-            errors = not_found = attempt = 0
+            not_found = attempt = 0
             while True:
                 delay: float
                 try:
@@ -499,14 +505,20 @@ class Engine:
                     )
                     attempt += 1
                 except (ServerError, ApiConnectionError, InvalidRequest) as exc:
-                    errors += 1
-                    attempt += 1
-                    if errors >= self.config.max_poll_errors:
-                        self._fail(row, "POLL_ERRORS", f"status unreadable {errors} times: {exc}")
+                    # Unreadable: says nothing about the task, so it never fails it.
+                    verdict = self._unreadable(row, task_id, submitted_at, exc)
+                    if verdict is PollVerdict.EXPIRE:
                         released = True
                         return
-                    delay = backoff_delay(attempt, self.config.backoff, self.rng)
+                    if verdict is PollVerdict.PARK:
+                        return
+                    retry_after = exc.retry_after if isinstance(exc, ServerError) else None
+                    delay = policy_retry_delay(
+                        attempt, self.config.poll_backoff, self.rng, retry_after
+                    )
+                    attempt += 1
                 except NotFound as exc:
+                    self._readable(task_id)
                     not_found += 1
                     if not_found >= self.config.max_not_found:
                         self._fail(
@@ -521,7 +533,8 @@ class Engine:
                     self._account_stop(exc)
                     return  # the task stays in_flight; a run with a working key continues it
                 else:
-                    errors = attempt = not_found = 0
+                    self._readable(task_id)
+                    attempt = not_found = 0
                     if status.terminal:
                         self._finish(row, status)
                         released = True
@@ -539,15 +552,67 @@ class Engine:
             if released:
                 self.cap.release()
 
+    def _readable(self, task_id: str) -> None:
+        lasted = self.outage.readable(task_id, time.time())
+        if lasted is not None:
+            log.warning("status answers readable again after %.0f s", lasted)
+
+    def _unreadable(
+        self, row: st.JobRow, task_id: str, submitted_at: float, exc: Exception
+    ) -> PollVerdict:
+        """Note an unreadable status answer and decide (outage.after_unreadable) whether the
+        tracker waits, stops polling for this run, or the task's result lifetime is over."""
+        now = time.time()
+        error = str(exc) or type(exc).__name__
+        if self.outage.unreadable(task_id, now, error):
+            log.warning(
+                "status answers unreadable (%s): tasks stay in flight and are polled with "
+                "backoff, never failed for it",
+                error,
+            )
+        verdict = after_unreadable(
+            now=now,
+            task_since=self.outage.task_since(task_id, now),
+            submitted_at=submitted_at,
+            window_s=self.config.status_outage_s,
+            result_lifetime_s=self.config.result_lifetime_s,
+            no_wait=self.config.no_wait,
+        )
+        if verdict is PollVerdict.EXPIRE:
+            self.outage.tasks.pop(task_id, None)
+            self.store.mark_expired(
+                row.seq,
+                f"task {task_id}: status unreadable ({error}) and its result lifetime is over",
+            )
+            self.stats.expired += 1
+            log.warning("%s: task %s expired while its status was unreadable", row.id, task_id)
+        elif verdict is PollVerdict.PARK:
+            self.outage.park(task_id)
+            self._give_up_for_run()
+        if self.outage.over(now) and not self._stop_submits.is_set():
+            log.warning(
+                "no status answer readable for %.0f s: no new submits in this run",
+                now - (self.outage.since or now),
+            )
+            self._stop_submits.set()
+        return verdict
+
+    def _give_up_for_run(self) -> None:
+        """A task not polled again in this run keeps its slot (the provider still counts it);
+        once every taken slot is such a task, no slot can ever free, so submits stop too and
+        the run ends with exit 75."""
+        self._stuck += 1
+        if self.cap.in_flight <= self._stuck:
+            self._stop_submits.set()
+
     def _stuck_now(self, row: st.JobRow, task_id: str, state: str, submitted_at: float) -> bool:
-        """Give a task up for this run once it has run far past any documented time. Its slot
-        stays taken (the provider still counts it); once every taken slot is such a task, no
-        slot can ever free, so submits stop too and the run ends with exit 75."""
+        """Give a task up for this run once it has run far past any documented time (see
+        _give_up_for_run)."""
         limit = self.config.stuck_after_s
         age = time.time() - submitted_at
         if limit is None or age < limit:
             return False
-        self._stuck += 1
+        self._give_up_for_run()
         self._messages.append(
             f"{row.id}: task {shown(task_id)} is still {state!r} {age:.0f} s after its submit; "
             "left in flight: the next run polls it again"
@@ -559,8 +624,6 @@ class Engine:
             state,
             age,
         )
-        if self.cap.in_flight <= self._stuck:
-            self._stop_submits.set()
         return True
 
     def _is_callback(self, row: st.JobRow) -> bool:
@@ -734,12 +797,13 @@ class Engine:
             code, how = EXIT_SOME_FAILED, "finished, some jobs did not succeed"
         else:
             code, how = EXIT_OK, "finished"
+        outage = self.outage.summary()
         return RunOutcome(
             exit_code=code,
             how=how,
             counts=counts,
             account_error=self._account_error.message if self._account_error else None,
-            messages=self._messages,
+            messages=([outage] if outage else []) + self._messages,
         )
 
 

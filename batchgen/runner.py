@@ -68,6 +68,10 @@ class RunOptions:
     no_wait: bool = False
     max_runtime_s: float | None = None
     stuck_after_s: float | None = 3600.0  # see EngineConfig.stuck_after_s
+    # An unreadable status never fails a task (batchgen/outage.py): its polls back off up to
+    # this cap, and after status_outage_s of it the task is left for the next run (None: never).
+    poll_backoff_cap_s: float = 300.0
+    status_outage_s: float | None = 1800.0
     drain_s: float = 5.0
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
@@ -100,10 +104,12 @@ class RunOptions:
             result_lifetime_s=self.result_lifetime_s * scale,
             backoff_base_s=self.backoff_base_s * backoff,
             backoff_cap_s=self.backoff_cap_s * backoff,
+            poll_backoff_cap_s=self.poll_backoff_cap_s * backoff,
             callback_grace_s=self.callback_grace_s * scale,
             callback_poll_every_s=max(self.callback_poll_every_s * scale, 1e-3),
             callback_rewake_s=self.callback_rewake_s * scale,
             stuck_after_s=None if self.stuck_after_s is None else self.stuck_after_s * scale,
+            status_outage_s=None if self.status_outage_s is None else self.status_outage_s * scale,
         )
 
 
@@ -216,6 +222,10 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         callback_grace_s=opts.callback_grace_s,
         callback_poll_every_s=opts.callback_poll_every_s,
         stuck_after_s=opts.stuck_after_s,
+        poll_backoff=Backoff(
+            base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
+        ),
+        status_outage_s=opts.status_outage_s,
     )
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)

@@ -17,7 +17,8 @@ Fault -> documented outcome:
 - submit hangs past the read timeout -> ambiguous. Poll hangs -> retried.
 - HTTP 200 envelope with code 500 / 429 -> retried.
 - malformed JSON / HTML on a 200 -> submit: ambiguous; poll: retried.
-- `resultJson` not JSON -> poll retried; after max_poll_errors in a row: POLL_ERRORS.
+- `resultJson` not JSON -> poll retried with backoff, never failed: after the run's outage
+  window the task is left in flight for the next run (exit 75; tests/test_status_outage.py).
 - a task flipping back to pending -> kept polling until terminal.
 - a task unknown to the server (404) -> TASK_NOT_FOUND after max_not_found; never resubmitted.
 - 401 mid-run -> exit 3; in-flight tasks stay in_flight; the next run finishes them.
@@ -277,7 +278,7 @@ async def test_malformed_answers_submit_ambiguous_poll_retried(tmp_path: Path) -
     assert len(rows[st.DONE]) == 2
 
 
-async def test_result_json_not_json_is_retried_then_poll_errors(tmp_path: Path) -> None:
+async def test_result_json_not_json_is_retried_never_failed(tmp_path: Path) -> None:
     n = 3
     state = prepare_state(tmp_path, mixed_jobs(n))
     async with FakeApi() as api:
@@ -285,14 +286,14 @@ async def test_result_json_not_json_is_retried_then_poll_errors(tmp_path: Path) 
         api.hooks["status"] = lambda hit: (
             None if hit.key == "task-0001" and hit.n > 2 else "result_not_json"
         )
-        outcome = await execute(fast(tmp_path, api, on_engine=engine_tweak(max_poll_errors=4)))
+        outcome = await execute(fast(tmp_path, api, status_outage_s=0.3, poll_backoff_cap_s=0.05))
     rows = {r["task_id"]: r for r in state_rows(state)}
-    assert outcome.exit_code == 1
+    assert outcome.exit_code == 75
     assert rows["task-0001"]["state"] == st.DONE
     for t in ("task-0002", "task-0003"):
-        assert (rows[t]["state"], rows[t]["fail_code"]) == (st.FAILED, "POLL_ERRORS")
+        assert (rows[t]["state"], rows[t]["fail_code"]) == (st.IN_FLIGHT, None)
         assert api.count("status") >= 4
-    assert api.count("submit") == n  # a task given up is never resubmitted
+    assert api.count("submit") == n  # a task left for the next run is never resubmitted
 
 
 async def test_task_flipping_back_to_pending_keeps_polling(tmp_path: Path) -> None:
