@@ -123,6 +123,41 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+POLL_ERRORS = "POLL_ERRORS"
+"""The fail code earlier versions gave a task whose status stayed unreadable (today such a
+task stays in flight): never the provider's word, so `retry` polls such a task again."""
+
+
+def retry_keeps_task(
+    *,
+    state: str,
+    task_id: str | None,
+    fail_code: str | None,
+    has_results: bool,
+    expires_at: float | None,
+    now: float,
+) -> bool:
+    """`batchgen retry`: poll this job's task again (True) or submit a new one (False)?
+
+    A task that exists is paid for; a new one is paid again. So a job keeps its task id
+    unless the task cannot deliver any more:
+    - no task id (never created, or the submit's answer was lost), or orphaned (its id
+      cannot be sent back, so it cannot be polled): new task;
+    - expired, or results past their lifetime: whatever it made is gone, new task;
+    - failed after the provider said success (its results are recorded: a download or file
+      check failed) or with POLL_ERRORS (the status was unreadable): poll it again;
+    - failed otherwise: the provider said so (its failCode, or it does not know the task,
+      TASK_NOT_FOUND), or the submit was refused: new task;
+    - any other state with a task id (ambiguous, cancelled): poll it again."""
+    if task_id is None or state in (EXPIRED, ORPHANED):
+        return False
+    if expires_at is not None and now >= expires_at:
+        return False
+    if state == FAILED:
+        return has_results or fail_code == POLL_ERRORS
+    return True
+
+
 def body_sha(body: dict[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -544,27 +579,60 @@ class Store:
         return self._update(seq, (SUCCEEDED,), state=DONE)
 
     def mark_expired(self, seq: int, note: str) -> bool:
-        return self._update(seq, (SUCCEEDED,), state=EXPIRED, note=note)
+        """The result is gone: its URL died before the download, or (from in_flight) the
+        task's status stayed unreadable past the result's lifetime."""
+        return self._update(seq, (SUCCEEDED, IN_FLIGHT), state=EXPIRED, note=note)
 
     # -- operator commands ------------------------------------------------------------------
 
-    def requeue(self, seqs: Iterable[int]) -> int:
-        """Put failed/ambiguous/orphaned/expired/cancelled jobs back as pending (a new task,
-        paid again)."""
-        n = 0
+    def requeue(self, seqs: Iterable[int]) -> tuple[int, int]:
+        """Put failed/ambiguous/orphaned/expired/cancelled jobs back for the next run. A job
+        whose task exists and may still deliver (`retry_keeps_task`) goes back in flight with
+        its task id, to be polled again; the others go back to pending: a new task, paid
+        again. Returns (pending, in_flight)."""
+        pending = in_flight = 0
         now = self._now()
+        retryable = (FAILED, AMBIGUOUS, ORPHANED, EXPIRED, CANCELLED)
+        marks = ", ".join("?" * len(retryable))
         with self.transaction():
             for seq in seqs:
+                row = self.db.execute(
+                    "SELECT state, task_id, fail_code, expires_at,"
+                    " EXISTS (SELECT 1 FROM files WHERE job_seq=jobs.seq)"
+                    f" FROM jobs WHERE seq=? AND state IN ({marks})",
+                    (seq, *retryable),
+                ).fetchone()
+                if row is None:
+                    continue
+                state, task_id, fail_code, expires_at, has_results = row
+                keep = retry_keeps_task(
+                    state=state,
+                    task_id=task_id,
+                    fail_code=fail_code,
+                    has_results=bool(has_results),
+                    expires_at=expires_at,
+                    now=now,
+                )
                 self.db.execute("DELETE FROM files WHERE job_seq=?", (seq,))
-                cur = self.db.execute(
+                if keep:
+                    # The next poll records the results again (fresh URLs if they were renewed).
+                    self.db.execute(
+                        "UPDATE jobs SET state=?, completed_at=NULL, create_time_ms=NULL,"
+                        " complete_time_ms=NULL, cost_time_ms=NULL, fail_code=NULL,"
+                        " fail_msg=NULL, expires_at=NULL, note=NULL, updated_at=? WHERE seq=?",
+                        (IN_FLIGHT, now, seq),
+                    )
+                    in_flight += 1
+                    continue
+                self.db.execute(
                     "UPDATE jobs SET state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
                     " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL,"
                     " fail_code=NULL, fail_msg=NULL, expires_at=NULL, note=NULL, updated_at=?"
-                    " WHERE seq=? AND state IN (?, ?, ?, ?, ?)",
-                    (PENDING, now, seq, FAILED, AMBIGUOUS, ORPHANED, EXPIRED, CANCELLED),
+                    " WHERE seq=?",
+                    (PENDING, now, seq),
                 )
-                n += cur.rowcount
-        return n
+                pending += 1
+        return pending, in_flight
 
     def cancel(self, seqs: Iterable[int]) -> int:
         now = self._now()

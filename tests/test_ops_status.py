@@ -46,7 +46,7 @@ def state(tmp_path: Path) -> Path:
     s.mark_failed(seq["img"], "INVALID_IMAGE_URL", "could not fetch https://example.com/8.jpg")
     s.mark_submitting(seq["pend"])  # pend goes submitting -> pending, canc gets cancelled
     s.mark_not_submitted(seq["pend"])
-    s.db.execute("UPDATE jobs SET state='pending' WHERE id='canc'")
+    s.db.execute("UPDATE jobs SET state='pending', task_id=NULL WHERE id='canc'")
     s.cancel([seq["canc"]])
     r1 = s.start_run(111)
     s.end_run(r1, 0, "finished")

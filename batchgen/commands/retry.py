@@ -1,12 +1,15 @@
 """`batchgen retry STATE [--failed] [--codes C,...] [--ambiguous] [--orphaned] [--expired]
 [--ids ID,...]`.
 
-Puts the chosen jobs back in the queue (pending) for the next run, and says how many. A retried
-job gets a new task, paid again. State flags add up (`--failed --ambiguous` takes both); `--ids`
-narrows them to those ids, or alone takes those ids in any state that can be retried.
-Orphaned jobs (a task was surely created, under an id that cannot be sent back) are taken only
-by `--orphaned` or by naming them in `--ids`, never by `--ambiguous`: each pays a second time.
-Takes the state lock: while a run is going on it exits 4 instead of racing the engine.
+Puts the chosen jobs back for the next run, and says how many. A job whose task exists and may
+still deliver keeps it and is polled again (failed downloads or file checks while the results
+live, a status that was unreadable): nothing is paid again. The others (failed by the provider,
+unknown to it, ambiguous with no task id, orphaned, expired) get a new task, paid again. State
+flags add up (`--failed --ambiguous` takes both); `--ids` narrows them to those ids, or alone
+takes those ids in any state that can be retried. Orphaned jobs (a task was surely created,
+under an id that cannot be sent back) are taken only by `--orphaned` or by naming them in
+`--ids`, never by `--ambiguous`: each pays a second time. Takes the state lock: while a run is
+going on it exits 4 instead of racing the engine.
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     with locked_store(args.state) as store:
         rows, _ = select(store, args)
         problems = explain_ids(store, args.ids, {r[1] for r in rows}, RETRYABLE) if args.ids else []
-        n = 0 if args.dry_run else store.requeue(seq for seq, _, _ in rows)
+        n, polled = (0, 0) if args.dry_run else store.requeue(seq for seq, _, _ in rows)
     for line in problems:
         print(f"warning: {line}", file=sys.stderr)
     by_state: dict[str, int] = {}
@@ -114,9 +117,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"{n} job(s) put back in the queue"
+        f"{n + polled} job(s) put back in the queue"
         + (f" ({detail})" if detail else "")
-        + ("; the next `batchgen resume STATE` (or cron run) submits them" if n else "")
+        + (
+            f"; {n} get a new task, {polled} keep theirs and are polled again"
+            if n and polled
+            else f"; {polled} keep their task and are polled again"
+            if polled
+            else ""
+        )
+        + ("; the next `batchgen resume STATE` (or cron run) continues them" if n + polled else "")
     )
     if by_state.get(st.AMBIGUOUS):
         print(
