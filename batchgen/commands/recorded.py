@@ -33,6 +33,8 @@ RECORDED = (
     "max_file_size",
     "allow_private_result_hosts",
     "stuck_after",
+    "status_outage",
+    "poll_backoff_cap",
     "backoff",
     "no_proxy_env",
     "callback_listen",
