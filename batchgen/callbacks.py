@@ -5,10 +5,13 @@ check: the URL carries a per-state-file secret (compared in constant time), the 
 task this state file recorded, and the body's claim is not believed: the engine confirms it with
 one status request (the confirmation is the poll). `--trust-callbacks` hands a terminal body to
 the engine as is, for users who accept that anyone holding the URL can then fail or finish jobs.
+No news is dropped here: every post for a known task reaches the engine, which spaces out the
+confirming requests (batchgen.wakes), so duplicates and floods cost little and a `processing`
+notice never pushes the final word out.
 
 Every answer is decided synchronously (parse, one indexed SQLite lookup, `Engine.notify`), so the
 provider gets its 200 at once; the engine does the work afterwards. Answers:
-200 known task (also duplicates of finished ones), 400 junk, 403 missing or wrong secret,
+200 known task (also news of finished ones), 400 junk, 403 missing or wrong secret,
 404 unknown task, 405 other methods, 413 too large.
 
 Secrets never reach a log: the access log is off and nothing here prints a URL.
@@ -22,9 +25,8 @@ import hmac
 import ipaddress
 import logging
 import secrets
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -36,7 +38,6 @@ from batchgen.client import (
     _first,
     decode_answer,
     envelope_data,
-    normalize_state,
     parse_status,
 )
 from batchgen.errors import UsageError
@@ -52,8 +53,6 @@ log = logging.getLogger("batchgen.callbacks")
 
 SECRET_KEY = "callback_secret"  # in the state file's meta table; not the API key
 MAX_BODY = 64 * 1024
-REWAKE_AFTER_S = 5.0  # a task woken by a callback is not woken again sooner than this
-_NOT_ENDED = frozenset({"pending", "processing"})  # a task still running (normalized words)
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -134,8 +133,7 @@ class CallbackReceiver:
         port: int = 0,
         trust: bool = False,
         max_body: int = MAX_BODY,
-        rewake_after_s: float = REWAKE_AFTER_S,
-        clock: Callable[[], float] = time.monotonic,
+        shutdown_s: float = 1.0,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("the callback secret is too short")
@@ -144,10 +142,8 @@ class CallbackReceiver:
         self.host, self.port = host, port
         self.trust = trust
         self.max_body = max_body
-        self.rewake_after_s = rewake_after_s
-        self.clock = clock
+        self.shutdown_s = shutdown_s  # how long answers being written may take at the end
         self.counts: Counter[str] = Counter()
-        self._woken: dict[str, float] = {}
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:  # never the secret
@@ -181,7 +177,10 @@ class CallbackReceiver:
 
     async def start(self) -> CallbackReceiver:
         runner = web.AppRunner(
-            self.build_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            self.build_app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=self.shutdown_s,
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=1024)
@@ -250,11 +249,8 @@ class CallbackReceiver:
             return self._answer(400, "bad", "no task id")
         if not self.engine.knows_task(task_id):
             return self._answer(404, "unknown_task", "unknown task")
-        state = _first(data, "state", "status")
-        if isinstance(state, str) and normalize_state(state) in _NOT_ENDED:
-            # The provider calls when a task ends; "still running" is noise or a probe. Any
-            # other word (an end, or one we do not know) is worth one confirming request.
-            return self._answer(200, "ignored", "ok")
+        # Whatever the body says (an end, `processing`, a word we do not know) is news: the
+        # engine confirms it, at most once per task per guard window.
         status: TaskStatus | None = None
         if self.trust:
             try:
@@ -264,23 +260,9 @@ class CallbackReceiver:
                 # confirm with one status request, as an untrusted callback would (a 400 would
                 # only make the provider retry the same body).
                 status = None
-        if status is None and self._recently_woken(task_id):
-            return self._answer(200, "duplicate", "ok")
         if self.engine.notify(task_id, status):
             return self._answer(200, "accepted", "ok")
         return self._answer(200, "duplicate", "ok")  # known, but already finished
-
-    def _recently_woken(self, task_id: str) -> bool:
-        """Duplicates and retries (or a flood by someone holding the URL) cost at most one
-        confirming status request per task per `rewake_after_s`."""
-        now = self.clock()
-        last = self._woken.get(task_id)
-        if last is not None and now - last < self.rewake_after_s:
-            return True
-        if len(self._woken) > 20_000:
-            self._woken = {t: w for t, w in self._woken.items() if now - w < self.rewake_after_s}
-        self._woken[task_id] = now
-        return False
 
 
 # -- wiring into a run ------------------------------------------------------------------------
@@ -306,7 +288,7 @@ async def receiving(
         host=host,
         port=port,
         trust=opts.trust_callbacks,
-        rewake_after_s=opts.callback_rewake_s,
+        shutdown_s=opts.drain_s,
     )
     async with receiver:
         engine.config.callback_url = receiver.url_for(opts.callback_public_url)
@@ -356,22 +338,29 @@ def add_cli_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--callback-grace",
         type=_duration,
-        default=60.0,
         metavar="SECONDS",
-        help="poll a task whose callback is this late after its expected end (default 60)",
+        help="poll a task whose callback is this late after its expected end "
+        "(default: --poll-after, 60)",
     )
     g.add_argument(
         "--callback-poll-every",
         type=_duration,
-        default=30.0,
         metavar="SECONDS",
-        help="then poll it every SECONDS until it ends (default 30)",
+        help="then poll it every SECONDS until it ends (default: 6 x --poll-every, 30)",
+    )
+    g.add_argument(
+        "--callback-guard",
+        type=_duration,
+        metavar="SECONDS",
+        help="confirm a task's callbacks with at most one status request per SECONDS; news "
+        "within it is confirmed when it ends, never dropped (default: --poll-every / 10, 0.5)",
     )
 
 
 def apply_args(args: argparse.Namespace, opts: RunOptions) -> None:
     """Copy the callback options onto RunOptions (in real seconds: --sandbox scales them with
-    every other service time, see RunOptions.scaled)."""
+    every other service time, see RunOptions.scaled; those not given follow the poll
+    schedule, see RunOptions.paced)."""
     listen = getattr(args, "callback_listen", None)
     public = getattr(args, "callback_url", None)
     if public is not None and listen is None:
@@ -392,6 +381,7 @@ def apply_args(args: argparse.Namespace, opts: RunOptions) -> None:
     opts.callback_listen = listen
     opts.callback_public_url = check_public_base(public) if public is not None else None
     opts.trust_callbacks = bool(getattr(args, "trust_callbacks", False))
-    opts.callback_grace_s = getattr(args, "callback_grace", 60.0)
-    opts.callback_poll_every_s = getattr(args, "callback_poll_every", 30.0)
-    opts.callback_rewake_s = REWAKE_AFTER_S
+    # None: follows the poll schedule (RunOptions.paced)
+    opts.callback_grace_s = getattr(args, "callback_grace", None)
+    opts.callback_poll_every_s = getattr(args, "callback_poll_every", None)
+    opts.callback_guard_s = getattr(args, "callback_guard", None)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import random
 import time
@@ -51,6 +50,7 @@ from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
 from batchgen.policy import retry_delay as policy_retry_delay
 from batchgen.taskids import shown
+from batchgen.wakes import POLL_GRID, Wakeup, confirm_delay
 
 log = logging.getLogger("batchgen.engine")
 
@@ -86,6 +86,9 @@ class EngineConfig:
     callback_url: str | None = None
     callback_grace_s: float = 60.0  # after the end of the expected generation time
     callback_poll_every_s: float = 30.0
+    # News from callbacks costs at most one status request per task per this window (see
+    # batchgen.wakes); news within it is confirmed when it ends.
+    callback_guard_s: float = 0.5
     # A task still pending or processing this long after its submit (30 times the documented
     # generation time) stops being polled in this run, so the run can end; it stays in flight
     # and keeps its slot, and the next run polls it again. None: poll for as long as it takes.
@@ -177,10 +180,17 @@ class Engine:
     def notify(self, task_id: str, status: TaskStatus | None = None) -> bool:
         """A callback named this task: wake its tracker, which confirms with one status request
         (or, when `status` is given by a receiver that trusts callbacks, uses it as is).
-        False when no tracker waits for this task (unknown, or already finished)."""
+        False when the task is not in flight (unknown, or already finished). News that comes
+        before its tracker is ready (between the submit's answer and the first sleep, or for a
+        recovered task not yet picked up) is kept for it, not dropped."""
         event = self._wake.get(task_id)
         if event is None:
-            return False
+            row = self.store.db.execute(
+                "SELECT 1 FROM jobs WHERE task_id=? AND state=? LIMIT 1", (task_id, st.IN_FLIGHT)
+            ).fetchone()
+            if row is None:
+                return False
+            event = self._wake[task_id] = Wakeup()
         self._callback_seen.add(task_id)
         if status is not None and status.terminal:
             self._delivered[task_id] = status
@@ -484,9 +494,10 @@ class Engine:
         if self.config.no_wait and recovered and first_delay > 0:
             return  # not due yet: a later cron run will look
         released = False
-        self._wake[task_id] = wake = Wakeup()
+        wake = self._wake.setdefault(task_id, Wakeup())  # news may have come before us
+        last_request: float | None = None  # loop time of this task's last status request
         try:
-            if not await self._sleep_or_wake(wake, first_delay):
+            if not await self._sleep_or_wake(wake, first_delay, task_id, last_request):
                 return
             not_found = attempt = 0
             while True:
@@ -496,6 +507,8 @@ class Engine:
                     if delivered is not None:
                         status = delivered
                     else:
+                        wake.clear()  # news so far is confirmed by this request
+                        last_request = asyncio.get_running_loop().time()
                         status = await self.client.status(task_id)
                         self.stats.polls += 1
                 except RateLimited as exc:
@@ -544,7 +557,7 @@ class Engine:
                     if self._stuck_now(row, task_id, status.raw_state, submitted_at):
                         return
                     delay = self._next_delay(callback, recovered, task_id)
-                if not await self._sleep_or_wake(wake, delay):
+                if not await self._sleep_or_wake(wake, delay, task_id, last_request):
                     return
         finally:
             self._wake.pop(task_id, None)
@@ -640,12 +653,22 @@ class Engine:
             return every * (1 + self.config.poll.jitter * (2 * self.rng.random() - 1))
         return next_poll_delay(self.config.poll, self.rng)
 
-    async def _sleep_or_wake(self, wake: Wakeup, seconds: float) -> bool:
-        """Like _sleep, but a callback for this task ends the wait early. False means stop.
-        One future and one timer per sleep: a thousand trackers sleep at little cost."""
+    async def _sleep_or_wake(
+        self, wake: Wakeup, seconds: float, task_id: str, last_request: float | None
+    ) -> bool:
+        """Like _sleep, but news from a callback ends the wait early. The news is confirmed at
+        once, or when the guard window after this task's last status request ends (news that
+        comes meanwhile joins that one confirmation; a trusted end needs none). False means
+        stop. One future and one timer per sleep: a thousand trackers sleep at little cost."""
         if self._stop.is_set():
             return False
-        await wake.sleep(seconds, grid=self.config.poll.poll_every * POLL_GRID)
+        news = await wake.sleep(seconds, grid=self.config.poll.poll_every * POLL_GRID)
+        loop = asyncio.get_running_loop()
+        while news and not self._stop.is_set() and task_id not in self._delivered:
+            wait = confirm_delay(loop.time(), last_request, self.config.callback_guard_s)
+            if wait <= 0:
+                break
+            await wake.sleep(wait)
         return not self._stop.is_set()
 
     def _fail(self, row: st.JobRow, code: str, message: str) -> None:
@@ -822,52 +845,3 @@ def _file_intact(path: Path, size: int | None, sha256: str | None, mtime_ns: int
     if mtime_ns is not None and info.st_mtime_ns == mtime_ns:
         return True
     return sha256 is None or Downloader.verify_existing(path, sha256, info.st_size)
-
-
-POLL_GRID = 0.1
-"""Poll wake-ups end on a grid of 10% of the poll interval (500 ms at the default 5 s, which
-the ±20% jitter already spreads over 2 s). Trackers due in the same slot wake in one loop pass,
-so their requests and answers share event-loop turns and system calls: about 10% less CPU per
-job (bench: scenarios overhead), for polls at most one slot late."""
-
-
-class Wakeup:
-    """What a tracker sleeps on: a timer, or `set()` by a callback or a stop, whichever comes
-    first. A `set()` while the tracker is busy is kept for its next sleep."""
-
-    __slots__ = ("_future", "_pending")
-
-    def __init__(self) -> None:
-        self._future: asyncio.Future[None] | None = None
-        self._pending = False
-
-    def set(self) -> None:
-        if self._future is not None and not self._future.done():
-            self._future.set_result(None)
-        else:
-            self._pending = True
-
-    def is_set(self) -> bool:
-        return self._pending
-
-    async def sleep(self, seconds: float, *, grid: float = 0.0) -> None:
-        """Sleep `seconds`, rounded up to the next multiple of `grid` on the loop clock."""
-        if self._pending:
-            self._pending = False
-            return
-        loop = asyncio.get_running_loop()
-        future = self._future = loop.create_future()
-        when = loop.time() + max(0.0, seconds)
-        if grid > 0:
-            when = math.ceil(when / grid) * grid
-        timer = loop.call_at(when, _resolve, future)
-        try:
-            await future
-        finally:
-            timer.cancel()
-            self._future = None
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

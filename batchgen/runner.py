@@ -32,6 +32,7 @@ from batchgen.lock import StateLock
 from batchgen.paths import is_loopback_host, is_public_address
 from batchgen.policy import Backoff, PollSchedule
 from batchgen.sessions import open_sessions, run_proxies
+from batchgen.wakes import POLL_GRID
 
 log = logging.getLogger("batchgen.run")
 
@@ -47,8 +48,23 @@ must never get a connection idle that long. While a batch runs, connections are 
 warm; a quiet one costs a new connection."""
 
 
+# Durations a run does not get from the user follow its poll schedule, so a run against a
+# faster or slower server (a scaled test bed, the sandbox) keeps their proportions. The
+# multiples give the documented defaults at --poll-after 60 --poll-every 5 (README: "Every
+# duration follows the run's options").
+CALLBACK_GRACE_PER_POLL_AFTER = 1.0  # 60 s after the expected end, then a fallback poll
+CALLBACK_POLL_PER_POLL_EVERY = 6.0  # fallback polls every 30 s
+CALLBACK_GUARD_PER_POLL_EVERY = POLL_GRID  # news confirmed at most once per 0.5 s per task
+STUCK_PER_POLL_AFTER = 60.0  # 1 h: 30 times the documented generation time
+BACKOFF_BASE_PER_POLL_EVERY = 0.2  # retries start about 1 s apart
+BACKOFF_CAP_PER_POLL_AFTER = 1.0  # and grow to 60 s at most
+
+
 @dataclass
 class RunOptions:
+    """Everything a run needs; the one place where the run's defaults are written. A duration
+    left as None follows the poll schedule (`paced()` fills it in)."""
+
     state_path: Path
     output_dir: Path
     base_url: str = DEFAULT_BASE_URL
@@ -67,14 +83,18 @@ class RunOptions:
     resubmit_ambiguous: bool = False
     no_wait: bool = False
     max_runtime_s: float | None = None
-    stuck_after_s: float | None = 3600.0  # see EngineConfig.stuck_after_s
+    stuck_after_s: float | None = None  # see EngineConfig.stuck_after_s; 0: never
     # An unreadable status never fails a task (batchgen/outage.py): its polls back off up to
     # this cap, and after status_outage_s of it the task is left for the next run (None: never).
     poll_backoff_cap_s: float = 300.0
     status_outage_s: float | None = 1800.0
-    drain_s: float = 5.0
-    backoff_base_s: float = 1.0
-    backoff_cap_s: float = 60.0
+    backoff_base_s: float | None = None
+    backoff_cap_s: float | None = None
+    # Deadlines of the network itself, in real seconds: not scaled (see `scaled`).
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0  # a submit cut by it is ambiguous: never shorten it by scale
+    drain_s: float = 5.0  # on a stop, calls on the wire get this long; then they are cut
+    download_stall_s: float = 60.0  # a download receiving nothing this long is cut (and resumes)
     seed: int | None = None
     write_results: bool = True
     # None: refuse result hosts off the public internet unless the API itself is local.
@@ -85,31 +105,59 @@ class RunOptions:
     callback_listen: tuple[str, int] | None = None  # run the receiver on (host, port)
     callback_public_url: str | None = None  # public base forwarding to it; None: its own address
     trust_callbacks: bool = False
-    callback_grace_s: float = 60.0
-    callback_poll_every_s: float = 30.0
-    callback_rewake_s: float = 5.0
+    callback_grace_s: float | None = None
+    callback_poll_every_s: float | None = None
+    callback_guard_s: float | None = None  # see batchgen.wakes
     on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
     api_keepalive_s: float = API_KEEPALIVE_S  # see API_KEEPALIVE_S
 
+    def paced(self) -> RunOptions:
+        """A copy with every duration left as None filled in from the poll schedule."""
+        after, every = self.poll_after_s, self.poll_every_s
+
+        def pick(value: float | None, default: float) -> float:
+            return default if value is None else value
+
+        base = pick(self.backoff_base_s, BACKOFF_BASE_PER_POLL_EVERY * every)
+        return dataclasses.replace(
+            self,
+            stuck_after_s=pick(self.stuck_after_s, STUCK_PER_POLL_AFTER * after),
+            backoff_base_s=base,
+            backoff_cap_s=max(base, pick(self.backoff_cap_s, BACKOFF_CAP_PER_POLL_AFTER * after)),
+            callback_grace_s=pick(self.callback_grace_s, CALLBACK_GRACE_PER_POLL_AFTER * after),
+            callback_poll_every_s=pick(
+                self.callback_poll_every_s, CALLBACK_POLL_PER_POLL_EVERY * every
+            ),
+            callback_guard_s=pick(self.callback_guard_s, CALLBACK_GUARD_PER_POLL_EVERY * every),
+        )
+
     def scaled(self, scale: float) -> RunOptions:
         """A copy with every service time multiplied by `scale`, for a simulator that runs its
-        clock `1/scale` times faster (--sandbox, tests, benchmarks). Backoff keeps a floor of
-        5 % of its real length so retries stay countable on a loaded machine."""
-        backoff = max(scale, 0.05)
+        clock `1/scale` times faster (--sandbox, tests, benchmarks): the poll schedule and
+        everything that follows it, backoff included, with no floor.
+
+        The API's connect and read timeouts and the drain deadline stay in real seconds: they
+        only cost time when a call hangs, the network and this machine do not get faster with
+        the simulator's clock, and a submit cut short by them is ambiguous (may be paid twice)."""
+
+        def times(value: float | None) -> float | None:
+            return None if value is None else value * scale
+
         return dataclasses.replace(
             self,
             rate_period_s=self.rate_period_s * scale,
             poll_after_s=self.poll_after_s * scale,
             poll_every_s=self.poll_every_s * scale,
             result_lifetime_s=self.result_lifetime_s * scale,
-            backoff_base_s=self.backoff_base_s * backoff,
-            backoff_cap_s=self.backoff_cap_s * backoff,
-            poll_backoff_cap_s=self.poll_backoff_cap_s * backoff,
-            callback_grace_s=self.callback_grace_s * scale,
-            callback_poll_every_s=max(self.callback_poll_every_s * scale, 1e-3),
-            callback_rewake_s=self.callback_rewake_s * scale,
-            stuck_after_s=None if self.stuck_after_s is None else self.stuck_after_s * scale,
-            status_outage_s=None if self.status_outage_s is None else self.status_outage_s * scale,
+            stuck_after_s=times(self.stuck_after_s),
+            backoff_base_s=times(self.backoff_base_s),
+            backoff_cap_s=times(self.backoff_cap_s),
+            poll_backoff_cap_s=self.poll_backoff_cap_s * scale,
+            status_outage_s=times(self.status_outage_s),
+            download_stall_s=self.download_stall_s * scale,
+            callback_grace_s=times(self.callback_grace_s),
+            callback_poll_every_s=times(self.callback_poll_every_s),
+            callback_guard_s=times(self.callback_guard_s),
         )
 
 
@@ -204,6 +252,10 @@ def default_rate_margin(period_s: float) -> float:
 
 
 async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
+    opts = opts.paced()
+    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
+    assert opts.callback_grace_s is not None and opts.callback_poll_every_s is not None
+    assert opts.callback_guard_s is not None
     period = opts.rate_period_s
     margin = opts.rate_margin_s if opts.rate_margin_s is not None else default_rate_margin(period)
     limiter = SlidingWindowLimiter(opts.rate_limit, period, margin=margin)
@@ -221,7 +273,8 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         drain_s=opts.drain_s,
         callback_grace_s=opts.callback_grace_s,
         callback_poll_every_s=opts.callback_poll_every_s,
-        stuck_after_s=opts.stuck_after_s,
+        callback_guard_s=opts.callback_guard_s,
+        stuck_after_s=opts.stuck_after_s or None,  # 0: never
         poll_backoff=Backoff(
             base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
         ),
@@ -238,6 +291,8 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             model=opts.model,
             backoff=backoff,
             proxies=proxies,
+            connect_timeout=opts.connect_timeout_s,
+            read_timeout=opts.read_timeout_s,
         )
         downloader = Downloader(
             sessions.cdn,
@@ -246,6 +301,9 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             concurrency=opts.download_concurrency,
             max_bytes=opts.max_file_bytes,
             rng=random.Random(rng.random()),
+            # The downloader's own retries (cut bodies, 5xx) pace with the API's, a bit quicker.
+            backoff=(opts.backoff_base_s / 2, opts.backoff_cap_s / 2),
+            read_timeout=opts.download_stall_s,
         )
         engine = Engine(store, client, downloader, config, rng=rng)
         if opts.on_engine is not None:

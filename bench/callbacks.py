@@ -268,7 +268,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
         for i in range(n):
             engine._wake[task_id(i)] = asyncio.Event()
         out = []
-        async with TimedReceiver(engine, "bench-secret-" + "z" * 32, rewake_after_s=3600) as rec:
+        async with TimedReceiver(engine, "bench-secret-" + "z" * 32) as rec:
             url = rec.url_for(None)
             for r in range(rounds):
                 rec.handler_s.clear()

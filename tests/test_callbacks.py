@@ -75,7 +75,6 @@ async def stub_receiver():
             host="127.0.0.1",
             port=0,
             trust=trust,  # type: ignore[arg-type]
-            rewake_after_s=3600,
         )
         await rec.start()
         made.append(rec)
@@ -129,8 +128,9 @@ async def post(
             413,
             "too_large",
         ),
-        ("/callback/{S}", {"body": env(state="processing")}, 200, "ignored"),
-        ("/callback/{S}", {"body": env(state="pending")}, 200, "ignored"),
+        # a `processing` notice is news too: confirmed like any other (batchgen.wakes)
+        ("/callback/{S}", {"body": env(state="processing")}, 200, "accepted"),
+        ("/callback/{S}", {"body": env(state="pending")}, 200, "accepted"),
         ("/callback/{S}", {"body": env("task_done")}, 200, "duplicate"),
         ("/callback/{S}", {"body": env()}, 200, "accepted"),
         ("/callback/{S}/job-7", {"body": env(state="failed")}, 200, "accepted"),
@@ -164,25 +164,14 @@ async def test_other_methods_are_refused(stub_receiver, http) -> None:
     assert engine.notified == []
 
 
-async def test_duplicates_wake_a_task_once(stub_receiver, http) -> None:
+async def test_the_receiver_drops_no_news(stub_receiver, http) -> None:
+    """Every post for a task in flight reaches the engine, however close together: the
+    engine spaces out the confirming requests (tests/test_wakes.py), the receiver loses none."""
     rec, engine = await stub_receiver()
     statuses = await asyncio.gather(*(post(http, rec.url_for(None), env()) for _ in range(20)))
     assert statuses == [200] * 20
-    assert engine.notified == [("task_a", None)]
-    assert rec.counts["accepted"] == 1 and rec.counts["duplicate"] == 19
-
-
-async def test_rewake_after_the_quiet_period() -> None:
-    now = [0.0]
-    engine = StubEngine({"task_a"}, {"task_a"})
-    rec = CallbackReceiver(engine, SECRET, rewake_after_s=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
-    body = json.dumps(env()).encode()
-    assert rec.decide(body).status == 200
-    now[0] = 4.9
-    assert rec.decide(body).status == 200
-    now[0] = 10.0
-    assert rec.decide(body).status == 200
-    assert len(engine.notified) == 2
+    assert engine.notified == [("task_a", None)] * 20
+    assert rec.counts["accepted"] == 20
 
 
 async def test_trust_mode_hands_the_status_over(stub_receiver, http) -> None:
@@ -196,8 +185,6 @@ async def test_trust_mode_hands_the_status_over(stub_receiver, http) -> None:
     del bad["data"]["resultJson"]
     assert await post(http, rec.url_for(None), bad) == 200
     assert engine.notified[1:] == [("task_b", None)]
-    assert await post(http, rec.url_for(None), bad) == 200  # again: a duplicate, no new wake
-    assert len(engine.notified) == 2
 
 
 def test_secret_stays_out_of_repr() -> None:
@@ -283,13 +270,25 @@ def test_apply_args(tmp_path: Path) -> None:
     assert opts.callback_listen == ("0.0.0.0", 8787)
     assert opts.callback_public_url == "https://h.example/bg"
     assert opts.trust_callbacks and opts.callback_grace_s == 120.0
-    assert opts.callback_poll_every_s == 30.0
+    assert opts.paced().callback_poll_every_s == pytest.approx(6 * opts.poll_every_s)
     real = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path)
     cb.apply_args(_args(argv=["--callback-listen", "127.0.0.1:0"]), real)
-    assert real.callback_public_url is None and real.callback_grace_s == 60.0
-    fast = real.scaled(0.01)  # --sandbox: every service time, the callback ones included
-    assert fast.callback_grace_s == pytest.approx(0.6) and fast.callback_rewake_s == 0.05
+    assert real.callback_public_url is None
+    # Not given: they follow the poll schedule, which gives the documented defaults ...
+    paced = real.paced()
+    assert (paced.callback_grace_s, paced.callback_poll_every_s) == (60.0, 30.0)
+    assert paced.callback_guard_s == pytest.approx(0.5)
+    # ... and follow it when it changes (a faster test server), or when --sandbox scales it.
+    quick = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path, poll_every_s=0.1)
+    assert quick.paced().callback_poll_every_s == pytest.approx(0.6)
+    fast = real.scaled(0.01).paced()  # --sandbox: every service time, the callback ones included
+    assert fast.callback_grace_s == pytest.approx(0.6)
+    assert fast.callback_poll_every_s == pytest.approx(0.3)
+    assert fast.callback_guard_s == pytest.approx(0.005)
     assert fast.poll_after_s == pytest.approx(0.6) and fast.rate_period_s == pytest.approx(0.6)
+    given = _args(argv=["--callback-listen", "127.0.0.1:0", "--callback-guard", "2"])
+    cb.apply_args(given, real)
+    assert real.scaled(0.01).paced().callback_guard_s == pytest.approx(0.02)
     for argv, extra in (
         (["--callback-url", "https://h.example"], {}),
         (["--callback-listen", "0.0.0.0:1"], {}),
@@ -327,7 +326,6 @@ def cb_options(tmp: Path, sim: Simulator, got: Captured | None = None, **kw: Any
         callback_listen=LOOPBACK,
         callback_grace_s=kw.pop("grace", 60 * SCALE),
         callback_poll_every_s=kw.pop("every", 30 * SCALE),
-        callback_rewake_s=5 * SCALE,
         on_engine=lambda e: setattr(got, "engine", e),
         on_receiver=lambda r: setattr(got, "receiver", r),
         **kw,
@@ -406,7 +404,7 @@ async def test_forged_callbacks_change_nothing(tmp_path: Path) -> None:
     got = Captured()
     async with Simulator(**sim_config(time_scale=scale)) as sim:
         opts = cb_options(tmp_path, sim, got, grace=60 * scale, every=30 * scale)
-        opts.callback_rewake_s = 0.0
+        opts.callback_guard_s = 0.0
         run = asyncio.create_task(execute(opts))
         await eventually(lambda: hasattr(got, "engine") and hasattr(got, "receiver"))
         await eventually(lambda: got.engine.stats.submitted == n)

@@ -32,6 +32,8 @@ from batchgen.runner import (
 from batchgen.signals import StopOnSignal
 from batchgen.store import Store
 
+_D = RunOptions(state_path=Path(), output_dir=Path())  # the defaults, for help texts
+
 
 def _seconds(text: str) -> float:
     """'5', '0.05', '500ms', '2m', '1h' -> seconds; argparse shows the ValueError text."""
@@ -75,11 +77,13 @@ def _size(text: str) -> int:
 
 def _backoff(text: str) -> tuple[float, float]:
     try:
-        base, cap = (float(x) for x in text.split(","))
-    except ValueError:
+        base, cap = (_seconds(x) for x in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(
-            f"--backoff takes BASE,CAP seconds, got {text!r}"
+            f"--backoff takes BASE,CAP seconds, got {text!r} (e.g. 1,60)"
         ) from None
+    if not 0 < base <= cap:
+        raise argparse.ArgumentTypeError(f"--backoff needs 0 < BASE <= CAP, got {text!r}")
     return base, cap
 
 
@@ -185,10 +189,44 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--stuck-after",
         type=_seconds,
-        default=3600.0,
         metavar="DURATION",
         help="stop polling, for this run, a task still unfinished this long after its submit "
-        "(it stays in flight; the next run polls it again); 0: never (default: 1h)",
+        "(it stays in flight; the next run polls it again); 0: never "
+        "(default: 60 x --poll-after, 1h)",
+    )
+    g.add_argument(
+        "--backoff",
+        type=_backoff,
+        metavar="BASE,CAP",
+        help="retries after an error wait up to BASE x 2^n seconds, jittered, at most CAP "
+        "(default: --poll-every / 5 and --poll-after: 1,60)",
+    )
+    g.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"give up connecting to the API after SECONDS (default {_D.connect_timeout_s:g})",
+    )
+    g.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="give up waiting for an API answer after SECONDS (a submit then turns ambiguous; "
+        f"default {_D.read_timeout_s:g})",
+    )
+    g.add_argument(
+        "--stall-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="cut a download that received nothing for SECONDS; it resumes where it stopped "
+        f"(default {_D.download_stall_s:g})",
+    )
+    g.add_argument(
+        "--drain",
+        type=_seconds,
+        metavar="SECONDS",
+        help="on a stop (signal, --max-runtime), let calls on the wire finish this long "
+        f"(default {_D.drain_s:g})",
     )
     g.add_argument(
         "--status-outage",
@@ -208,7 +246,6 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="longest wait between two polls of a task whose status is unreadable (default: 5m)",
     )
     g.add_argument("--seed", type=int, help=argparse.SUPPRESS)
-    g.add_argument("--backoff", type=_backoff, help=argparse.SUPPRESS)  # "BASE,CAP" (tests)
     g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE, help=argparse.SUPPRESS)
     callbacks.add_cli_options(p)
     g = p.add_argument_group("output")
@@ -257,13 +294,22 @@ def options_from_args(
         resubmit_ambiguous=args.resubmit_ambiguous,
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
-        stuck_after_s=args.stuck_after or None,
+        stuck_after_s=args.stuck_after,  # None: follows --poll-after; 0: never
         status_outage_s=args.status_outage or None,
         poll_backoff_cap_s=args.poll_backoff_cap,
         seed=args.seed,
     )
     if args.backoff:
         opts.backoff_base_s, opts.backoff_cap_s = args.backoff
+    # Given: the user's; not given: RunOptions' defaults, written there only.
+    for name, attr in (
+        ("connect_timeout", "connect_timeout_s"),
+        ("read_timeout", "read_timeout_s"),
+        ("stall_timeout", "download_stall_s"),
+        ("drain", "drain_s"),
+    ):
+        if getattr(args, name, None) is not None:
+            setattr(opts, attr, getattr(args, name))
     if args.sandbox:
         opts.api_key = SANDBOX_KEY
     else:

@@ -42,6 +42,11 @@ RECORDED = (
     "trust_callbacks",
     "callback_grace",
     "callback_poll_every",
+    "callback_guard",
+    "connect_timeout",
+    "read_timeout",
+    "stall_timeout",
+    "drain",
 )
 
 
