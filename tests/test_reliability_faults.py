@@ -29,7 +29,6 @@ Fault -> documented outcome:
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -68,8 +67,12 @@ def engine_tweak(**config: Any):
 def short_timeouts(monkeypatch):
     """The API client's and downloader's read timeouts, 30 s and 60 s in production, cut to
     0.5 s so that a hang is seen quickly."""
-    monkeypatch.setattr(runner, "ApiClient", functools.partial(ApiClient, read_timeout=0.5))
-    monkeypatch.setattr(runner, "Downloader", functools.partial(Downloader, read_timeout=0.5))
+
+    def short(cls):  # the run passes its options' timeouts: these win over them
+        return lambda *a, **kw: cls(*a, **{**kw, "read_timeout": 0.5})
+
+    monkeypatch.setattr(runner, "ApiClient", short(ApiClient))
+    monkeypatch.setattr(runner, "Downloader", short(Downloader))
 
 
 def by_state(state: Path) -> dict[str, list[dict]]:
