@@ -13,6 +13,7 @@ ignored; a task id or URL that looks hostile is refused.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,16 +36,20 @@ from batchgen.limits import POLL, SUBMIT, SlidingWindowLimiter
 from batchgen.policy import (
     SUBMIT_OUTCOME_UNKNOWN,
     Backoff,
+    Limit,
     Outcome,
     classify_status,
     deciding_code,
     parse_retry_after,
+    rate_limit_kind,
     rate_limit_pause,
     says_out_of_credits,
     submit_error_proves_no_task,
 )
 from batchgen.proxies import Proxies
 from batchgen.taskids import query_value, refusal, shown, task_id_or_none
+
+log = logging.getLogger("batchgen.client")
 
 MAX_ANSWER_BYTES = 1 << 20  # an API answer is a few hundred bytes; more is a broken or hostile peer
 
@@ -303,6 +308,7 @@ class ApiClient:
         wall_clock: Any = time.time,
         backoff: Backoff | None = None,
         proxies: Proxies | None = None,
+        rate_pause: Backoff | None = None,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
@@ -326,7 +332,13 @@ class ApiClient:
         )
         self._wall = wall_clock
         self._backoff = backoff or Backoff()
+        self._pause = rate_pause or self._backoff
         self._consecutive_429 = 0
+        self.paused_until_wall: float | None = None
+        self.pause_reason = ""
+        self.tasks_in_flight: Callable[[], int] = lambda: 0
+        """Tasks of ours at the provider (the engine's count): what a 429 that names no limit
+        is read against."""
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never shows the key
@@ -448,10 +460,16 @@ class ApiClient:
             raise ApiConnectionError(f"connection lost: {type(exc).__name__}", sent=True) from exc
         if 300 <= status <= 399:
             raise _redirected(status, location)
-        return self._interpret(status, raw, retry_after_header, charset)
+        return self._interpret(status, raw, retry_after_header, charset, submit=method == "POST")
 
     def _interpret(
-        self, status: int, raw: bytes, retry_after_header: str | None, charset: str | None = None
+        self,
+        status: int,
+        raw: bytes,
+        retry_after_header: str | None,
+        charset: str | None = None,
+        *,
+        submit: bool = False,
     ) -> Any:
         payload: Any = None
         try:
@@ -481,7 +499,7 @@ class ApiClient:
                 raise BadAnswer(status, "the API's answer is not a JSON object")
             return envelope_data(payload)
         message = message or f"HTTP {status}"
-        exc = self._error(outcome, code, message, retry_after_header)
+        exc = self._error(outcome, code, message, retry_after_header, submit=submit)
         exc.envelope = envelope  # type: ignore[attr-defined]
         # An error answer that still names a task (a sloppy server that created it, then
         # failed): the submit must not be resent on the word "retry" (see _submit_call).
@@ -492,17 +510,25 @@ class ApiClient:
         raise exc
 
     def _error(
-        self, outcome: Outcome, code: int, message: str, retry_after_header: str | None
+        self,
+        outcome: Outcome,
+        code: int,
+        message: str,
+        retry_after_header: str | None,
+        *,
+        submit: bool = False,
     ) -> ApiError:
         if outcome is Outcome.RATE_LIMITED:
-            # The whole client slows down, not only this request: Retry-After when given,
-            # else a pause that doubles with each 429 in a row.
-            self._consecutive_429 += 1
             retry_after = parse_retry_after(retry_after_header, self._wall())
-            self._limiter.pause_for(
-                rate_limit_pause(self._consecutive_429, self._backoff, retry_after)
-            )
-            return RateLimited(429, message, retry_after=retry_after)
+            kind = rate_limit_kind(message)
+            if kind is Limit.UNKNOWN and submit and self.tasks_in_flight() > 0:
+                # A 429 that names no limit, on a submit while tasks of ours run: the cap on
+                # tasks is the likelier limit. Polls go on (a rate limit would refuse them
+                # too, and pause everyone then); the engine holds submits to the tasks.
+                kind = Limit.CONCURRENCY
+            if kind is not Limit.CONCURRENCY:
+                self._pause_after_429(message, retry_after)
+            return RateLimited(429, message, retry_after=retry_after, limit=kind.value)
         if outcome is Outcome.RETRY:
             # RFC 9110: Retry-After on a 503 says how long the service stays unavailable; it
             # holds for every request, so the whole client pauses, as after a 429.
@@ -517,6 +543,41 @@ class ApiClient:
                 return CreditsExhausted(code, message)
             return AuthError(code, message)
         return InvalidRequest(code, message)
+
+    def _pause_after_429(self, message: str, retry_after: float | None) -> None:
+        """The whole client slows down, not only this request: Retry-After when given, else
+        a pause that starts at the run's rate pause base and doubles while 429s continue.
+        Only a 429 that comes when no pause is on counts as "continuing": the answers to
+        requests that were already on the wire when the first one came belong to it."""
+        if self._limiter.paused_until is None:
+            self._consecutive_429 += 1
+        seconds = rate_limit_pause(self._consecutive_429, self._pause, retry_after)
+        ends = self._limiter.paused_until
+        self._limiter.pause_for(seconds)
+        if ends is not None and (self._limiter.paused_until or 0.0) < ends + seconds / 2:
+            return  # the pause under way already covers this one, or nearly
+        why = "Retry-After" if retry_after is not None else "no Retry-After"
+        self.pause_reason = f"HTTP 429 ({why}): {_text(message, 120)}"
+        self.paused_until_wall = self._wall() + seconds
+        log.warning(
+            "API rate limit: all requests paused for %.3g s, until %s (%s; 429 #%d in a row)",
+            seconds,
+            _clock_text(self.paused_until_wall),
+            self.pause_reason,
+            self._consecutive_429,
+        )
+
+    @property
+    def paused(self) -> tuple[float, str] | None:
+        """(wall-clock end, why) while a 429 pause is on; for displays."""
+        if self.paused_until_wall is None or self._limiter.paused_until is None:
+            return None
+        return self.paused_until_wall, self.pause_reason
+
+
+def _clock_text(wall: float) -> str:
+    """A local time of day, to the tenth of a second (scaled runs pause for fractions)."""
+    return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int((wall % 1) * 10)}"
 
 
 def _redirected(status: int, location: str | None) -> WrongEndpoint:

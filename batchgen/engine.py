@@ -44,7 +44,7 @@ from batchgen.errors import (
     ServerError,
     UnsafeUrl,
 )
-from batchgen.limits import InFlightCap
+from batchgen.inflight import InFlightCap
 from batchgen.outage import OutageWatch, PollVerdict, after_unreadable
 from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
@@ -137,7 +137,13 @@ class Engine:
         self.rng = rng or random.Random()
         self.stats = EngineStats()
         recovered = store.counts()[st.IN_FLIGHT]
-        self.cap = InFlightCap(config.max_in_flight, recovered=recovered)
+        # A cron run (--no-wait) sees no task end, so it cannot grow a window: it opens them all.
+        self.cap = InFlightCap(
+            config.max_in_flight, recovered=recovered, slow_start=not config.no_wait
+        )
+        self._no_slot: set[int] = set()  # jobs waiting for a slot after a concurrency 429
+        client.tasks_in_flight = lambda: self.cap.tasks
+        self._learned_logged: int | None = None
         self._stop = asyncio.Event()  # stop everything that can wait (signal, deadline)
         self._stop_submits = asyncio.Event()  # stop creating tasks (also on account errors)
         self._account_error: ApiError | None = None
@@ -327,10 +333,10 @@ class Engine:
             if self.config.no_wait and self.cap.available == 0:
                 return
 
-    async def _take_slot(self) -> bool:
+    async def _take_slot(self, *, front: bool = False) -> bool:
         if self.config.no_wait:
             return not self._stop_submits.is_set() and self.cap.try_acquire()
-        acquire = asyncio.ensure_future(self.cap.acquire())
+        acquire = asyncio.ensure_future(self.cap.acquire(front=front))
         stop = asyncio.ensure_future(self._stop_submits.wait())
         try:
             await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -338,14 +344,14 @@ class Engine:
             stop.cancel()
         if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
             if self._stop_submits.is_set():
-                self.cap.release()
+                self.cap.unreserve()
                 return False
             return True
         acquire.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await acquire
         if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
-            self.cap.release()  # it was granted while we were cancelling it
+            self.cap.unreserve()  # it was granted while we were cancelling it
         return False
 
     # -- one job: submit, then track ----------------------------------------------------------
@@ -353,7 +359,10 @@ class Engine:
     async def _lifecycle(self, row: st.JobRow) -> None:
         task_id = await self._submit(row)
         if task_id is None:
-            self.cap.release()
+            if row.seq in self._no_slot:  # stopped while waiting for a slot after a 429
+                self._no_slot.discard(row.seq)
+            else:
+                self.cap.unreserve()
             return
         delay = first_poll_delay(row.duration or 5, self.config.poll, self.rng)
         if self.config.no_wait:
@@ -377,7 +386,8 @@ class Engine:
             intent = True
             return True
 
-        for attempt in range(self.config.max_submit_tries):
+        attempt = refusals = 0
+        while attempt < self.config.max_submit_tries:
             if self._stop_submits.is_set():
                 return None
             intent = False
@@ -399,9 +409,14 @@ class Engine:
                 self.store.mark_not_submitted(row.seq)
                 delay = backoff_delay(attempt, self.config.backoff, self.rng)
             except RateLimited as exc:
+                # A 429 proves no task was made, and it is not a failed try of this job: the
+                # job waits for capacity, however long (--max-runtime bounds a run).
                 self.stats.rate_limited += 1
                 self.store.mark_not_submitted(row.seq)
-                delay = policy_retry_delay(attempt, self.config.backoff, self.rng, exc.retry_after)
+                refusals += 1
+                if not await self._wait_after_429(row, exc, refusals):
+                    return None
+                continue
             except ServerError:
                 self.store.mark_not_submitted(row.seq)
                 delay = backoff_delay(attempt, self.config.backoff, self.rng)
@@ -426,13 +441,61 @@ class Engine:
                 # No await between the answer and this commit: nothing can interrupt it.
                 if not self.store.mark_in_flight(row.seq, task_id):
                     return self._duplicate_task(row, task_id)
+                self.cap.created()
                 self.stats.submitted += 1
                 await self.store.synced()
                 return task_id
             if not await self._sleep(delay):
                 return None
+            attempt += 1
         self._messages.append(f"{row.id}: not submitted after {self.config.max_submit_tries} tries")
         return None
+
+    async def _wait_after_429(self, row: st.JobRow, exc: RateLimited, refusals: int) -> bool:
+        """Wait until this job may submit again; False: stop (no task, job still pending).
+
+        A 429 that names the concurrency cap (or names no limit while tasks of ours exist:
+        ApiClient reads that as the cap too) lowers the in-flight target to the tasks that
+        exist and puts the job at the head of the queue for the next free slot: it goes when
+        a task ends. Otherwise it is the request rate: the client's limiter is paused for
+        everyone (ApiClient), and the job backs off on its own too, so jobs refused together
+        do not all come back at the same instant."""
+        if exc.limit != "concurrency":
+            delay = policy_retry_delay(refusals - 1, self.config.backoff, self.rng, exc.retry_after)
+            return await self._sleep(delay)
+        self._saturated(exc)
+        if self.config.no_wait:
+            return False  # no task ends in a cron run: the next run submits it
+        self.cap.unreserve()
+        self._no_slot.add(row.seq)
+        delay = exc.retry_after or 0.0
+        if not self.cap.tasks:  # no task of ours to wait for: someone else holds the cap
+            delay = max(delay, backoff_delay(refusals - 1, self.config.backoff, self.rng))
+        if delay and not await self._sleep(delay):
+            return False
+        if not await self._take_slot(front=True):
+            return False
+        self._no_slot.discard(row.seq)
+        return True
+
+    def _saturated(self, exc: RateLimited) -> None:
+        """Lower the in-flight target to the tasks that exist; say so when the cap learned
+        from the server changes."""
+        self.cap.saturated(time.monotonic())
+        learned = self.cap.target.learned
+        if learned is None or learned == self._learned_logged:
+            return
+        first = self._learned_logged is None
+        self._learned_logged = learned
+        log.log(
+            logging.WARNING if first else logging.INFO,
+            "the API refused a submit with %d of our tasks in flight (%s): holding at most "
+            "%d in flight, probing upward slowly (--max-in-flight %d)",
+            self.cap.tasks,
+            exc.message,
+            self.cap.limit,
+            self.config.max_in_flight,
+        )
 
     def _ambiguous(self, row: st.JobRow, note: str) -> None:
         self.store.mark_ambiguous(row.seq, note)

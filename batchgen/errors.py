@@ -76,7 +76,20 @@ class ApiError(BatchgenError):
 
 
 class RateLimited(ApiError):
-    """429: wait (honour Retry-After) and retry; the whole client slows down."""
+    """429: wait (honour Retry-After) and retry. `limit` says which limit the answer named
+    (policy.Limit's values: "rate", "concurrency" or "unknown"): a rate 429 slows the whole
+    client down, a concurrency 429 holds submits until a task ends."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        limit: str = "unknown",
+    ) -> None:
+        super().__init__(status, message, retry_after=retry_after)
+        self.limit = limit
 
 
 class ServerError(ApiError):

@@ -1,6 +1,7 @@
-"""The engine's limits: one request-rate limiter shared by every API call, and the in-flight cap.
+"""The engine's request-rate limit: one limiter shared by every API call (the in-flight cap is
+batchgen/inflight.py).
 
-Both take their time from a `Clock`, so tests move a `FakeClock` instead of sleeping (the way
+It takes its time from a `Clock`, so tests move a `FakeClock` instead of sleeping (the way
 aiolimiter reads time only from `loop.time()`). Limits are exact: the rate limiter keeps the
 grant times of the last `limit` grants and promises at most `limit` grants in ANY window of
 `period` seconds, not just on average.
@@ -390,96 +391,3 @@ def parse_rate(text: str) -> tuple[int, float]:
     if seconds <= 0:
         raise ValueError(f"invalid rate {text!r}: the period must be longer than zero")
     return limit, seconds
-
-
-class InFlightCap:
-    """Counts tasks at the provider, from the submit until a terminal state is seen.
-
-    `acquire()` before a submit; `release()` when the task is terminal (or when the submit
-    surely created no task). `recovered` pre-counts tasks found in the state file, which may
-    exceed `cap` (if the cap was lowered): then no submit happens until enough finish.
-    Waiters are served FIFO; a cancelled waiter never keeps a slot.
-    """
-
-    def __init__(self, cap: int, *, recovered: int = 0) -> None:
-        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-            raise ValueError(f"cap must be a positive integer, got {cap!r}")
-        if recovered < 0:
-            raise ValueError(f"recovered must be >= 0, got {recovered!r}")
-        self.cap = cap
-        self._in_flight = recovered
-        self._max_seen = recovered
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._waiting = 0
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    @property
-    def available(self) -> int:
-        return max(0, self.cap - self._in_flight)
-
-    @property
-    def max_seen(self) -> int:
-        """The highest `in_flight` ever reached (recovered tasks included)."""
-        return self._max_seen
-
-    @property
-    def waiters(self) -> int:
-        return self._waiting
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free and nobody is queued ahead; never waits."""
-        if self._waiting == 0 and self._in_flight < self.cap:
-            self._take()
-            return True
-        return False
-
-    async def acquire(self) -> None:
-        if self.try_acquire():
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        self._waiting += 1
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            if fut.cancelled():
-                self._waiting -= 1
-            else:  # handed a slot in the instant before the cancel: pass it on
-                self.release()
-            raise
-
-    def release(self) -> None:
-        """One task is terminal (or was never created). Wakes the next waiter, if any."""
-        if self._in_flight <= 0:
-            raise RuntimeError("InFlightCap.release() called more often than acquire()")
-        self._in_flight -= 1
-        self._wake()
-
-    def adopt(self, n: int = 1) -> None:
-        """Count `n` tasks that exist whatever the cap says (recovered after start-up)."""
-        if n < 0:
-            raise ValueError(f"adopt() needs n >= 0, got {n}")
-        self._in_flight += n
-        self._max_seen = max(self._max_seen, self._in_flight)
-
-    def _take(self) -> None:
-        self._in_flight += 1
-        self._max_seen = max(self._max_seen, self._in_flight)
-
-    def _wake(self) -> None:
-        while self._waiters and self._in_flight < self.cap:
-            fut = self._waiters.popleft()
-            if fut.done():
-                continue  # cancelled while queued
-            self._waiting -= 1
-            self._take()
-            fut.set_result(None)
-
-    def __repr__(self) -> str:
-        return (
-            f"<InFlightCap cap={self.cap} in_flight={self._in_flight} "
-            f"available={self.available} waiters={self._waiting} max_seen={self._max_seen}>"
-        )

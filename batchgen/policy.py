@@ -108,10 +108,49 @@ def rate_limit_pause(consecutive_429s: int, policy: Backoff, retry_after: float 
     """How long the whole client pauses after a 429 (`SlidingWindowLimiter.pause_for`).
 
     With Retry-After: exactly that. Without: base * 2**(n-1), capped, no jitter (one pause
-    for everyone has no herd to spread), so a run of 429s slows the client down harder."""
+    for everyone has no herd to spread), so a run of 429s slows the client down harder.
+    `policy` is the run's rate pause (RunOptions.rate_pause_base_s / rate_pause_cap_s): it
+    starts well under the API's 60 s window and grows to it only while 429s continue."""
     if retry_after is not None:
         return min(max(0.0, retry_after), MAX_RETRY_AFTER)
     return _ceiling(max(0, consecutive_429s - 1), policy)
+
+
+class Limit(enum.Enum):
+    """Which of the API's two limits a 429 names (the reference: "10,000 requests per minute
+    and 1,000 concurrent tasks per account; beyond either, 429")."""
+
+    RATE = "rate"  # requests per window: everyone waits for the window
+    CONCURRENCY = "concurrency"  # tasks at once: submits wait for a task to end, polls go on
+    UNKNOWN = "unknown"
+
+
+_CONCURRENCY_WORDS = re.compile(
+    r"concurren|in[ -]?flight|parallel|simultaneous|at (?:the same|one|a) time|at once"
+    r"|(?:running|active|pending|queued|open|ongoing|unfinished) (?:tasks?|jobs?|generations?)"
+    r"|(?:tasks?|jobs?|generations?) (?:limit|cap|quota)|too many (?:tasks?|jobs?|generations?)"
+    r"|(?:task|job) queue",
+    re.IGNORECASE,
+)
+_RATE_WORDS = re.compile(
+    r"\brate\b|per (?:second|minute|hour|min|sec)|/ ?(?:s|sec|min|m|h)\b|\brpm\b|\brps\b"
+    r"|requests? (?:limit|quota)|throttl|slow down",
+    re.IGNORECASE,
+)
+
+
+def rate_limit_kind(message: str) -> Limit:
+    """Which limit a 429's message names, read liberally; UNKNOWN when it names neither or
+    both. "Too Many Requests" alone is HTTP's reason phrase for any 429: it names no limit,
+    unless nothing else is said either (then the caller decides from what is in flight)."""
+    text = message or ""
+    concurrency = bool(_CONCURRENCY_WORDS.search(text))
+    rate = bool(_RATE_WORDS.search(text))
+    if concurrency and not rate:
+        return Limit.CONCURRENCY
+    if rate and not concurrency:
+        return Limit.RATE
+    return Limit.UNKNOWN
 
 
 def retry_connection_error(*, sent: bool, idempotent: bool) -> bool:

@@ -68,6 +68,11 @@ class Snapshot:
     eta_s: float | None
     stopping: bool = False
     rate_limited: int = 0
+    max_in_flight: int = 0  # the user's ceiling; `cap` is below it once 429s taught a lower one
+    cap_learned: bool = False
+    paused_until: str | None = None  # local time of day while a 429 pause holds every request
+    paused_for_s: float | None = None
+    pause_reason: str = ""
 
     @property
     def total(self) -> int:
@@ -134,11 +139,15 @@ def read_engine(
         eta = 0.0
     elif done_rate:
         eta = remaining / done_rate
+    cap = engine.cap
+    pause = getattr(engine.client, "paused", None)
+    wall = time.time()
     return Snapshot(
         elapsed_s=max(0.0, time.monotonic() - stats.started_at),
         counts=counts,
-        in_flight=engine.cap.in_flight,
-        cap=engine.cap.cap,
+        # Tasks that exist: a job whose submit is waiting (refused by a 429) has none.
+        in_flight=getattr(cap, "tasks", cap.in_flight),
+        cap=getattr(cap, "limit", cap.cap),
         requests_sent=sent,
         requests_in_window=limiter.in_window if limiter is not None else 0,
         rate_limit=limiter.limit if limiter is not None else 0,
@@ -149,6 +158,11 @@ def read_engine(
         eta_s=eta,
         stopping=bool(getattr(engine, "stopping", False)),
         rate_limited=stats.rate_limited,
+        max_in_flight=cap.cap,
+        cap_learned=getattr(getattr(cap, "target", None), "learned", None) is not None,
+        paused_until=None if pause is None else fmt_clock(pause[0]),
+        paused_for_s=None if pause is None else max(0.0, pause[0] - wall),
+        pause_reason="" if pause is None else pause[1],
     )
 
 
@@ -164,6 +178,23 @@ def fmt_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def fmt_clock(wall: float) -> str:
+    """Local time of day, to the tenth of a second (a scaled run pauses for fractions)."""
+    return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int((wall % 1) * 10)}"
+
+
+def _cap_text(snap: Snapshot) -> str:
+    if snap.cap_learned:
+        learned = f"cap learned from 429s; max {snap.max_in_flight}"
+        return f"{snap.in_flight}/{snap.cap} in flight ({learned})"
+    return f"{snap.in_flight}/{snap.cap} in flight (cap)"
+
+
+def _pause_text(snap: Snapshot) -> str:
+    left = fmt_duration(snap.paused_for_s) if (snap.paused_for_s or 0) >= 1 else "<1s"
+    return f"all requests until {snap.paused_until} ({left} left): {snap.pause_reason}"
 
 
 def fmt_bytes(n: float) -> str:
@@ -196,7 +227,7 @@ def render_live(snap: Snapshot, width: int = 100) -> list[str]:
         f"batchgen  {head}  [{'#' * filled}{'.' * (bar_w - filled)}] "
         f"{snap.finished}/{snap.total} finished ({frac:.0%})  {fmt_duration(snap.elapsed_s)}",
         f"  jobs      {_counts_text(snap.counts)}",
-        f"  tasks     {snap.in_flight}/{snap.cap} in flight (cap)",
+        f"  tasks     {_cap_text(snap)}",
         f"  requests  {fmt_rate(snap.requests_per_s)} of {allowed:.1f}/s allowed · "
         f"{snap.requests_in_window}/{snap.rate_limit} in the {snap.rate_period_s:g}s window "
         f"({window_pct:.0f}%)" + (f" · 429s {snap.rate_limited}" if snap.rate_limited else ""),
@@ -204,6 +235,8 @@ def render_live(snap: Snapshot, width: int = 100) -> list[str]:
         "so far",
         f"  eta       {fmt_duration(snap.eta_s)} left",
     ]
+    if snap.paused_until is not None:
+        lines.insert(3, f"  paused    {_pause_text(snap)}")
     return [line[: max(10, width - 1)] for line in lines]
 
 
@@ -215,7 +248,7 @@ def render_line(snap: Snapshot) -> str:
         f"failed {c.get('failed', 0)}",
         f"ambiguous {c.get('ambiguous', 0)}",
         f"pending {c.get('pending', 0)}",
-        f"in flight {snap.in_flight}/{snap.cap}",
+        f"in flight {snap.in_flight}/{snap.cap}" + (" (learned cap)" if snap.cap_learned else ""),
         f"downloading {c.get('succeeded', 0)}",
         f"requests {fmt_rate(snap.requests_per_s)} "
         f"(window {snap.requests_in_window}/{snap.rate_limit} per {snap.rate_period_s:g}s)",
@@ -224,6 +257,8 @@ def render_line(snap: Snapshot) -> str:
     ]
     if c.get("orphaned"):
         parts.insert(3, f"orphaned {c['orphaned']}")
+    if snap.paused_until is not None:
+        parts.append(f"paused: {_pause_text(snap)}")
     if snap.stopping:
         parts.append("stopping")
     return f"progress {fmt_duration(snap.elapsed_s)}: " + ", ".join(parts)
@@ -232,7 +267,7 @@ def render_line(snap: Snapshot) -> str:
 def render_json(snap: Snapshot, event: str = "progress") -> str:
     data = asdict(snap)
     data.update(event=event, ts=_now_iso(), total=snap.total, remaining=snap.remaining)
-    for key in ("elapsed_s", "requests_per_s", "bytes_per_s", "eta_s"):
+    for key in ("elapsed_s", "requests_per_s", "bytes_per_s", "eta_s", "paused_for_s"):
         if data[key] is not None:
             data[key] = round(data[key], 3)
     return json.dumps({"ts": data.pop("ts"), "event": data.pop("event"), **data})

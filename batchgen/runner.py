@@ -95,6 +95,10 @@ class RunOptions:
     read_timeout_s: float = 30.0  # a submit cut by it is ambiguous: never shorten it by scale
     drain_s: float = 5.0  # on a stop, calls on the wire get this long; then they are cut
     download_stall_s: float = 60.0  # a download receiving nothing this long is cut (and resumes)
+    # After a 429 without Retry-After every request waits: first this base, doubled while
+    # 429s continue, up to the cap. None: 1/60 of the rate window, and the window itself.
+    rate_pause_base_s: float | None = None
+    rate_pause_cap_s: float | None = None
     seed: int | None = None
     write_results: bool = True
     # None: refuse result hosts off the public internet unless the API itself is local.
@@ -129,6 +133,8 @@ class RunOptions:
                 self.callback_poll_every_s, CALLBACK_POLL_PER_POLL_EVERY * every
             ),
             callback_guard_s=pick(self.callback_guard_s, CALLBACK_GUARD_PER_POLL_EVERY * every),
+            rate_pause_base_s=pick(self.rate_pause_base_s, self.rate_period_s / 60),
+            rate_pause_cap_s=pick(self.rate_pause_cap_s, self.rate_period_s),
         )
 
     def scaled(self, scale: float) -> RunOptions:
@@ -158,6 +164,8 @@ class RunOptions:
             callback_grace_s=times(self.callback_grace_s),
             callback_poll_every_s=times(self.callback_poll_every_s),
             callback_guard_s=times(self.callback_guard_s),
+            rate_pause_base_s=times(self.rate_pause_base_s),
+            rate_pause_cap_s=times(self.rate_pause_cap_s),
         )
 
 
@@ -254,6 +262,7 @@ def default_rate_margin(period_s: float) -> float:
 async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     opts = opts.paced()
     assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
+    assert opts.rate_pause_base_s is not None and opts.rate_pause_cap_s is not None
     assert opts.callback_grace_s is not None and opts.callback_poll_every_s is not None
     assert opts.callback_guard_s is not None
     period = opts.rate_period_s
@@ -293,6 +302,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             proxies=proxies,
             connect_timeout=opts.connect_timeout_s,
             read_timeout=opts.read_timeout_s,
+            rate_pause=Backoff(base=opts.rate_pause_base_s, cap=opts.rate_pause_cap_s),
         )
         downloader = Downloader(
             sessions.cdn,

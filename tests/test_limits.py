@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from batchgen.inflight import InFlightCap
 from batchgen.limits import (
     POLL,
     SUBMIT,
     FakeClock,
-    InFlightCap,
     LoopClock,
     SlidingWindowLimiter,
     max_in_any_window,
@@ -478,14 +478,14 @@ async def test_cap_blocks_at_cap_and_release_wakes_fifo() -> None:
     tasks = [asyncio.create_task(one(i)) for i in range(3)]
     await asyncio.sleep(0)
     assert cap.waiters == 3 and not cap.try_acquire()  # no jumping the queue
-    cap.release()
-    cap.release()
+    cap.unreserve()
+    cap.unreserve()
     await asyncio.sleep(0)
     assert order == [0, 1] and cap.in_flight == 2
-    cap.release()
+    cap.unreserve()
     await asyncio.gather(*tasks)
     assert order == [0, 1, 2] and cap.max_seen == 2
-    assert repr(cap) == "<InFlightCap cap=2 in_flight=2 available=0 waiters=0 max_seen=2>"
+    assert repr(cap) == ("<InFlightCap cap=2 target=2 tasks=0 reserved=2 waiters=0 max_seen=2>")
 
 
 async def test_cap_counts_recovered_tasks_even_above_the_cap() -> None:
@@ -514,14 +514,14 @@ async def test_cap_cancelled_waiters_never_hold_a_slot() -> None:
     a.cancel()  # cancelled while queued
     await asyncio.sleep(0)
     assert cap.waiters == 1
-    cap.release()
+    cap.unreserve()
     await b
     assert cap.in_flight == 1
     # the race: a slot is handed over, then the waiter is cancelled before it runs
     c = asyncio.create_task(cap.acquire())
     d = asyncio.create_task(cap.acquire())
     await asyncio.sleep(0)
-    cap.release()  # hands the slot to c ...
+    cap.unreserve()  # hands the slot to c ...
     c.cancel()  # ... which is cancelled before resuming: the slot passes to d
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -536,8 +536,12 @@ def test_cap_validates() -> None:
     with pytest.raises(ValueError):
         InFlightCap(1, recovered=-1)
     cap = InFlightCap(1)
-    with pytest.raises(RuntimeError, match="more often than acquire"):
+    with pytest.raises(RuntimeError, match="more often than created"):
         cap.release()
+    with pytest.raises(RuntimeError, match="more often than acquire"):
+        cap.unreserve()
+    with pytest.raises(RuntimeError, match="without a reserved slot"):
+        cap.created()
     with pytest.raises(ValueError):
         cap.adopt(-1)
 

@@ -87,6 +87,18 @@ def _backoff(text: str) -> tuple[float, float]:
     return base, cap
 
 
+def _pause(text: str) -> tuple[float, float]:
+    try:
+        base, cap = (float(x) for x in text.split(","))
+    except ValueError:
+        base = cap = -1.0
+    if not (0 < base <= cap < float("inf")):
+        raise argparse.ArgumentTypeError(
+            f"--rate-pause takes BASE,CAP seconds with 0 < BASE <= CAP, got {text!r}"
+        )
+    return base, cap
+
+
 def _rate(text: str) -> tuple[int, float]:
     try:
         return parse_rate(text)
@@ -131,6 +143,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         default=1000,
         metavar="N",
         help="tasks pending or processing at the provider at once (default 1000)",
+    )
+    g.add_argument(
+        "--rate-pause",
+        type=_pause,
+        metavar="BASE,CAP",
+        help="after a 429 without Retry-After, every request waits BASE seconds, doubled "
+        "while 429s continue, up to CAP (default: 1/60 of the rate window, then the window: "
+        "1,60)",
     )
     g.add_argument(
         "--poll-after",
@@ -310,6 +330,8 @@ def options_from_args(
     ):
         if getattr(args, name, None) is not None:
             setattr(opts, attr, getattr(args, name))
+    if args.rate_pause:
+        opts.rate_pause_base_s, opts.rate_pause_cap_s = args.rate_pause
     if args.sandbox:
         opts.api_key = SANDBOX_KEY
     else:
