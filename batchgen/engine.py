@@ -142,7 +142,8 @@ class Engine:
             config.max_in_flight, recovered=recovered, slow_start=not config.no_wait
         )
         self._no_slot: set[int] = set()  # jobs waiting for a slot after a concurrency 429
-        client.tasks_in_flight = lambda: self.cap.tasks
+        if client is not None:  # a 429 naming no limit is read against our tasks (ApiClient)
+            client.tasks_in_flight = lambda: self.cap.tasks
         self._learned_logged: int | None = None
         self._stop = asyncio.Event()  # stop everything that can wait (signal, deadline)
         self._stop_submits = asyncio.Event()  # stop creating tasks (also on account errors)
@@ -884,12 +885,21 @@ class Engine:
         else:
             code, how = EXIT_OK, "finished"
         outage = self.outage.summary()
+        messages = self._messages
+        target = self.cap.target
+        if target.learned is not None:  # first, so a long list of notes cannot hide it
+            messages = [
+                f"the API's concurrency cap is lower than --max-in-flight "
+                f"{self.config.max_in_flight}: it refused submits at {target.learned} tasks in "
+                f"flight ({target.lowered} such 429s); the run held at most {self.cap.limit}",
+                *messages,
+            ]
         return RunOutcome(
             exit_code=code,
             how=how,
             counts=counts,
             account_error=self._account_error.message if self._account_error else None,
-            messages=([outage] if outage else []) + self._messages,
+            messages=([outage] if outage else []) + messages,
         )
 
 

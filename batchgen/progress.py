@@ -140,6 +140,7 @@ def read_engine(
     elif done_rate:
         eta = remaining / done_rate
     cap = engine.cap
+    learned = getattr(getattr(cap, "target", None), "learned", None) is not None
     pause = getattr(engine.client, "paused", None)
     wall = time.time()
     return Snapshot(
@@ -147,7 +148,8 @@ def read_engine(
         counts=counts,
         # Tasks that exist: a job whose submit is waiting (refused by a 429) has none.
         in_flight=getattr(cap, "tasks", cap.in_flight),
-        cap=getattr(cap, "limit", cap.cap),
+        # The ceiling until a 429 taught a lower cap (the opening window is not a cap).
+        cap=cap.limit if learned else cap.cap,
         requests_sent=sent,
         requests_in_window=limiter.in_window if limiter is not None else 0,
         rate_limit=limiter.limit if limiter is not None else 0,
@@ -159,7 +161,7 @@ def read_engine(
         stopping=bool(getattr(engine, "stopping", False)),
         rate_limited=stats.rate_limited,
         max_in_flight=cap.cap,
-        cap_learned=getattr(getattr(cap, "target", None), "learned", None) is not None,
+        cap_learned=learned,
         paused_until=None if pause is None else fmt_clock(pause[0]),
         paused_for_s=None if pause is None else max(0.0, pause[0] - wall),
         pause_reason="" if pause is None else pause[1],

@@ -57,6 +57,7 @@ async def test_a_server_capped_below_the_client_finishes_near_one_submit_per_job
     engine = got["e"]
     assert engine.cap.target.learned is not None
     assert any("holding at most" in r.getMessage() for r in caplog.records)
+    assert outcome.messages[0].startswith("the API's concurrency cap is lower than")
     snap = read_engine(engine, Readings(), time.monotonic(), outcome.counts)
     assert snap.cap_learned and snap.max_in_flight == 1000
     assert "cap learned from 429s; max 1000" in "\n".join(render_live(snap))
