@@ -4,8 +4,12 @@ When such a task ends, the status envelope is POSTed (JSON) to its `callback_url
 counts when the receiver answers HTTP 200 within `callback_timeout_s` (scaled); otherwise it is
 retried up to len(callback_retry_delays_s) times (default 3), after 30, 60 and 120 s (scaled).
 `p_callback_fail` drops an attempt before sending it; `p_callback_duplicate` sends a delivered
-callback a second time. Only http(s) URLs are used, and only loopback hosts unless
-`callback_allow_remote` is set: the simulator never posts to the internet by surprise.
+callback a second time, as the provider's first retry would (it did not see our 200 in time);
+`p_callback_early` sends it `callback_early_s` before the status endpoint shows the end (a
+provider whose status reads lag its webhooks). The reference promises neither a single
+delivery per task nor that the status agrees at once. Only http(s) URLs are used, and only
+loopback hosts unless `callback_allow_remote` is set: the simulator never posts to the
+internet by surprise.
 
 No timer per task: one sweeper sleeps until the earliest due task, woken when an earlier one
 is scheduled.
@@ -51,7 +55,10 @@ class CallbackDispatcher:
     def schedule(self, task: Task) -> None:
         if math.isinf(task.ends):
             return  # a stuck task never ends, so it never calls back
-        heapq.heappush(self._due, (task.ends, next(self._seq), task))
+        when = task.ends
+        if self.dice.roll("p_callback_early"):
+            when = max(task.created, when - self.config.scaled(self.config.callback_early_s))
+        heapq.heappush(self._due, (when, next(self._seq), task))
         if self._due[0][2] is task:
             self._wake.set()
 
@@ -114,6 +121,8 @@ class CallbackDispatcher:
             if await self._attempt(task, url):
                 self.counts["delivered"] += 1
                 if self.dice.roll("p_callback_duplicate"):
+                    retry_after = (*self.config.callback_retry_delays_s, 30.0)[0]
+                    await asyncio.sleep(self.config.scaled(retry_after))
                     self.counts["duplicates_sent"] += 1
                     await self._attempt(task, url, duplicate=True)
                 return

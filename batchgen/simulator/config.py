@@ -24,6 +24,7 @@ FAULT_FIELDS = (
     "p_file_trickle",
     "p_callback_fail",
     "p_callback_duplicate",
+    "p_callback_early",
     "p_content_violation",
     "p_invalid_image",
 )
@@ -79,7 +80,14 @@ class SimConfig:
 
     # callbacks
     p_callback_fail: float = _knob(0.0, "drop a delivery attempt (counts as failed, retried)")
-    p_callback_duplicate: float = _knob(0.0, "deliver a callback twice")
+    p_callback_duplicate: float = _knob(
+        0.0,
+        "deliver a callback again, as a delivery retry would (callback_retry_delays_s[0] later)",
+    )
+    p_callback_early: float = _knob(
+        0.0, "deliver a callback callback_early_s before the status shows the task's end"
+    )
+    callback_early_s: float = _knob(2.0, "how early an early callback comes (scaled)")
     callback_timeout_s: float = _knob(30.0, "the receiver must answer 200 within this (scaled)")
     callback_retry_delays_s: tuple[float, ...] = _knob(
         (30.0, 60.0, 120.0), "delays before retries 1..3 (scaled)"
