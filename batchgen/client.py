@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import aiohttp
@@ -292,6 +293,20 @@ def _result_urls(data: dict[str, Any]) -> list[str]:
     return found
 
 
+def parse_balance(data: Any) -> Decimal | None:
+    """A balance in USD from the envelope's `data`: a number, a numeric string, or an object
+    with `balance`/`amount`/`credits`/`remaining`. None when it is none of these (or not finite)."""
+    if isinstance(data, dict):
+        data = _first(data, "balance", "currentBalance", "amount", "credits", "remaining")
+    if isinstance(data, bool) or not isinstance(data, int | float | str):
+        return None
+    try:
+        amount = Decimal(str(data).strip().lstrip("$").replace(",", ""))
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None
+
+
 class ApiClient:
     """submit() and status() against `<base_url>/generateTask/<model>` and `/statusTask/<model>`."""
 
@@ -318,6 +333,7 @@ class ApiClient:
         # Built once: aiohttp would parse a str URL again for every request.
         self._submit_url = yarl.URL(f"{self._base}/generateTask/{model}")
         self._status_url = yarl.URL(f"{self._base}/statusTask/{model}")
+        self._balance_url = yarl.URL(f"{self._base}/apikeys/current-balance")
         # One host for every call: its proxy (if any) and headers are decided once.
         self._send = (proxies or Proxies(enabled=False)).request_kwargs(
             self._submit_url, self._headers
@@ -406,6 +422,16 @@ class ApiClient:
         url = yarl.URL(f"{url}?taskId={query_value(task_id)}", encoded=True)
         data = await self._call("GET", url, priority=priority)
         return parse_status(data, task_id)
+
+    async def balance(self) -> Decimal:
+        """The key's remaining balance in USD (`GET /apikeys/current-balance`). The reference
+        sends a JSON number; a string ("74.8700") or an object naming the balance is read too.
+        BadAnswer when the answer holds no readable amount."""
+        data = await self._call("GET", self._balance_url, priority=POLL)
+        amount = parse_balance(data)
+        if amount is None:
+            raise BadAnswer(200, "the balance answer holds no amount")
+        return amount
 
     async def _call(
         self,

@@ -21,6 +21,7 @@ from batchgen.simulator import SimConfig, Simulator
 
 _FLAG_NAMES = {"api_keys": "--api-key", "log_path": "--log"}
 _OPTIONAL_INT = {"credits", "result_size", "expired_status"}
+_OPTIONAL_FLOAT = {"balance"}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -50,6 +51,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             kw.update(action="store_true")
         elif f.name in _OPTIONAL_INT:
             kw.update(type=int, default=None)
+        elif f.name in _OPTIONAL_FLOAT:
+            kw.update(type=float, default=None, metavar="USD")
         elif f.name == "callback_retry_delays_s":
             kw.update(type=_floats, default=default, metavar="S,S,S")
         elif f.name == "log_path":

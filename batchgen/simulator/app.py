@@ -13,6 +13,9 @@ Choices where the reference is silent (documented for clients and tests):
   as when a load balancer loses the API's answer. A submit answered so (or reset, or with a
   502/503 page before anything) cannot tell the client whether a task exists: the observer
   counts those by body (`unknowable`, `submits_answered_unknowably` in the stats).
+- A submit priced above the balance (billing.py) is answered HTTP 402 with the envelope
+  `{"code":402,"message":"Insufficient balance, please recharge","data":null}`; nothing is
+  created or charged. The balance is `GET /api/v1/apikeys/current-balance`.
 - Result files are served by this same server under `/cdn/<token>/<n>.mp4`; the real service
   uses another host (a CDN). They need no API key and do not count against the rate window.
 """
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 SIM: web.AppKey[Simulator] = web.AppKey("simulator")
 SUBMIT_PATH = "/api/v1/generateTask/kling-2-1"
 STATUS_PATH = "/api/v1/statusTask/kling-2-1"
+BALANCE_PATH = "/api/v1/apikeys/current-balance"
 RATE_MESSAGE = "Rate limit exceeded, please wait and retry"
 
 
@@ -43,6 +47,7 @@ def build_app(sim: Simulator) -> web.Application:
     app[SIM] = sim
     app.router.add_post(SUBMIT_PATH, submit)
     app.router.add_get(STATUS_PATH, status)
+    app.router.add_get(BALANCE_PATH, balance)
     app.router.add_get("/cdn/{token}/{index:[0-9]+}.mp4", result)
     app.router.add_get("/_sim/stats", stats)
     app.router.add_route("*", "/api/v1/{tail:.*}", unknown)
@@ -190,6 +195,8 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
         return _error(request, "submit", 400, "; ".join(str(i) for i in issues[:3]))
     if sim.credits_left is not None and sim.credits_left <= 0:
         return _error(request, "submit", 400, "Insufficient credits")
+    if not sim.billing.can_pay(body, now):
+        return _error(request, "submit", 402, "Insufficient balance, please recharge")
     if sim.store.in_flight(now) >= sim.config.max_in_flight:
         return _error(
             request,
@@ -224,6 +231,14 @@ async def _status(request: web.Request, sim: Simulator, now: float) -> web.Respo
         return _error(request, "status", 404, "task not found")
     data = task.status_data(now, sim.origin)
     return _answer(request, "status", 200, envelope(200, "success", data), task_id)
+
+
+async def balance(request: web.Request) -> web.Response:
+    return await _guarded(request, "balance", _balance)
+
+
+async def _balance(request: web.Request, sim: Simulator, now: float) -> web.Response:
+    return _answer(request, "balance", 200, envelope(200, "success", sim.billing.current(now)))
 
 
 async def unknown(request: web.Request) -> web.Response:

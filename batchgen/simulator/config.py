@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchgen.simulator.billing import parse_prices
+
 # Fault probabilities that `Simulator.set_faults` may change while the server runs.
 FAULT_FIELDS = (
     "p_5xx",
@@ -27,6 +29,7 @@ FAULT_FIELDS = (
     "p_callback_early",
     "p_content_violation",
     "p_invalid_image",
+    "p_transient",
 )
 
 
@@ -49,9 +52,19 @@ class SimConfig:
     rate_period_s: float = _knob(60.0, "length of the rate window (scaled)")
     max_in_flight: int = _knob(1000, "tasks pending or processing at once; beyond: 429")
     credits: int | None = _knob(None, "credits; one per accepted submit; None = unlimited")
+    balance: float | None = _knob(
+        None, "the key's balance in USD; a submit priced above it gets 402; None = unlimited"
+    )
+    prices: str = _knob(
+        "", "prices overriding the defaults (billing.py): MODE:DURATION=USD,... (USD per task)"
+    )
+    refund_failed: bool = _knob(False, "refund a failed task's price when it fails")
 
     p_content_violation: float = _knob(0.0, "fraction of tasks failing CONTENT_VIOLATION")
     p_invalid_image: float = _knob(0.0, "fraction of tasks failing INVALID_IMAGE_URL")
+    p_transient: float = _knob(
+        0.0, "fraction of tasks failing PROCESSING_TIMEOUT, MODEL_UNAVAILABLE or GENERATION_FAILED"
+    )
     results_per_task: int = _knob(1, "result URLs per successful task (1 or 2)")
     result_size: int | None = _knob(None, "bytes per result file; None = tiny real MP4")
     result_lifetime_s: float = _knob(15 * 86400.0, "result file lifetime (scaled); then 403/404")
@@ -123,8 +136,14 @@ class SimConfig:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 problems.append(f"{name} must be a probability in [0, 1], got {p}")
-        if self.p_content_violation + self.p_invalid_image > 1.0:
-            problems.append("p_content_violation + p_invalid_image must be <= 1")
+        if self.p_content_violation + self.p_invalid_image + self.p_transient > 1.0:
+            problems.append("p_content_violation + p_invalid_image + p_transient must be <= 1")
+        if self.balance is not None and not self.balance >= 0:
+            problems.append("balance must be >= 0")
+        try:
+            parse_prices(self.prices)
+        except ValueError as exc:
+            problems.append(str(exc))
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -69,7 +69,10 @@ class TaskJournal:
         for rec in self.records:
             create_ms = int(rec.get("create_ms", 0))
             body = rec.get("body") if isinstance(rec.get("body"), dict) else {}
-            sim.store.restore(rec["task_id"], body, now - (wall_ms - create_ms) / 1000, create_ms)
+            task = sim.store.restore(
+                rec["task_id"], body, now - (wall_ms - create_ms) / 1000, create_ms
+            )
+            sim.charge(task, body)  # the account remembers what it spent
         port = int(sim.origin.rsplit(":", 1)[1])
         header = {
             "version": VERSION,
@@ -93,7 +96,11 @@ class TaskJournal:
         kept = {  # only what decides a task's life (tasks.draw_task)
             "request_type": body.get("request_type"),
             "callback_url": body.get("callback_url"),
-            "input": {"prompt": inp.get("prompt"), "duration": inp.get("duration")},
+            "input": {
+                "prompt": inp.get("prompt"),
+                "duration": inp.get("duration"),
+                "mode": inp.get("mode"),  # the price
+            },
         }
         rec = {"task_id": task.task_id, "create_ms": task.create_ms, "body": kept}
         assert self._out is not None

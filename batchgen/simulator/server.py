@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from batchgen.simulator.app import build_app, envelope
+from batchgen.simulator.billing import Billing
 from batchgen.simulator.callbacks import CallbackDispatcher
 from batchgen.simulator.config import SimConfig
 from batchgen.simulator.faults import FaultDice
@@ -30,6 +31,7 @@ class Simulator:
         self.window = SlidingWindow(c.rate_limit, c.scaled(c.rate_period_s))
         self.dice = FaultDice(c)
         self.credits_left: int | None = c.credits
+        self.billing = Billing(c.balance, c.prices, c.refund_failed)
         self.observer = Observer(self.window.period)
         self.callbacks = CallbackDispatcher(c, self.dice, self._final_envelope, self.now)
         self.base_url = ""
@@ -89,12 +91,17 @@ class Simulator:
     # used by the routes ----------------------------------------------------------------------
     def create_task(self, body: dict[str, Any], now: float) -> Task:
         task = self.store.create(body, now, self.wall_ms(now))
+        self.charge(task, body)
         if self.credits_left is not None:
             self.credits_left -= 1
         self.observer.submitted(body)
         if task.callback_url:
             self.callbacks.schedule(task)
         return task
+
+    def charge(self, task: Task, body: dict[str, Any]) -> None:
+        """Bill a task (a new one, or one restored from the sandbox's journal)."""
+        self.billing.charge(task.task_id, body, task.ends if task.fail_code else None)
 
     def _final_envelope(self, task: Task) -> dict[str, Any]:
         return envelope(200, "success", task.status_data(max(self.now(), task.ends), self.origin))
@@ -108,6 +115,7 @@ class Simulator:
         out["tasks"] = {"total": len(self.store), **self.store.counts(now)}
         out["callbacks"] = self.callbacks.summary()
         out["credits_left"] = self.credits_left
+        out["billing"] = self.billing.summary(now)
         out["faults_fired"] = {k: v for k, v in self.dice.fired.items() if v}
         out["rate_window"] = {"limit": self.window.limit, "period_s": self.window.period}
         return out
@@ -138,7 +146,7 @@ class Simulator:
     def set_faults(self, **probabilities: float) -> None:
         """Change fault probabilities (and outcome fractions) while the server runs."""
         self.dice.set(**probabilities)
-        for name in ("p_content_violation", "p_invalid_image"):
+        for name in ("p_content_violation", "p_invalid_image", "p_transient"):
             if name in probabilities:
                 setattr(self.config, name, probabilities[name])
 

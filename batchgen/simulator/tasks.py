@@ -12,6 +12,10 @@ Prompt markers give tests exact control (they override the configured fractions)
   [sim:invalid_image]      the task fails with INVALID_IMAGE_URL
   [sim:two_results]        a success carries two result URLs
   [sim:slow]               generation takes the top of the documented range (90 s or 120 s)
+  [sim:transient]          the task fails with a transient code (PROCESSING_TIMEOUT,
+                           MODEL_UNAVAILABLE or GENERATION_FAILED)
+  [sim:transient:N]        the first N tasks with this prompt fail so, later ones do not
+                           (counted per simulator, and again in the same order from a journal)
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import heapq
 import json
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,13 +38,20 @@ PENDING_RANGE_S = (2.0, 10.0)
 FAIL_MESSAGES = {
     "CONTENT_VIOLATION": "Content does not meet safety guidelines",
     "INVALID_IMAGE_URL": "Image URL could not be fetched",
+    "PROCESSING_TIMEOUT": "Task processing exceeded time limit",
+    "MODEL_UNAVAILABLE": "Model temporarily unavailable",
+    "GENERATION_FAILED": "Video generation failed, please retry",
 }
+TRANSIENT_CODES = ("PROCESSING_TIMEOUT", "MODEL_UNAVAILABLE", "GENERATION_FAILED")
+_TRANSIENT_N = re.compile(r"\[sim:transient:(\d+)\]")
 MARKERS = (
     "[sim:content_violation]",
     "[sim:invalid_image]",
     "[sim:two_results]",
     "[sim:slow]",
     "[sim:stuck]",  # processing for ever: a task the provider never finishes
+    "[sim:transient]",
+    "[sim:transient:N]",
 )
 STATES = ("pending", "processing", "success", "failed")
 
@@ -102,9 +114,15 @@ def task_id_for(seed: int, n: int) -> str:
 
 
 def draw_task(
-    config: SimConfig, task_id: str, body: dict[str, Any], now: float, now_ms: int
+    config: SimConfig,
+    task_id: str,
+    body: dict[str, Any],
+    now: float,
+    now_ms: int,
+    earlier: int = 0,
 ) -> Task:
-    """Decide a new task's whole life. Pure: same config, id and body give the same task."""
+    """Decide a new task's whole life. Pure: same config, id, body and `earlier` (tasks with
+    the same prompt before this one) give the same task."""
     rng = random.Random(f"{config.seed}:{task_id}")
     inp = body.get("input") or {}
     prompt = str(inp.get("prompt", ""))
@@ -120,14 +138,19 @@ def draw_task(
         fail = "CONTENT_VIOLATION"
     elif u < config.p_content_violation + config.p_invalid_image:
         fail = "INVALID_IMAGE_URL"
+    elif u < config.p_content_violation + config.p_invalid_image + config.p_transient:
+        fail = rng.choice(TRANSIENT_CODES)
     else:
         fail = None
+    forced = _TRANSIENT_N.search(prompt)
+    if "[sim:transient]" in prompt or (forced and earlier < int(forced.group(1))):
+        fail = TRANSIENT_CODES[earlier % len(TRANSIENT_CODES)]
     cut = rng.random()
     if "[sim:stuck]" in prompt:
         fail, total = None, math.inf
     elif fail == "INVALID_IMAGE_URL":
         total = pending + 1.0 + 4.0 * cut
-    elif fail == "CONTENT_VIOLATION":
+    elif fail is not None:  # content, or transient: part way through processing
         total = pending + (total - pending) * (0.2 + 0.4 * cut)
     n_results = 2 if "[sim:two_results]" in prompt else config.results_per_task
     expired = config.expired_status or rng.choice((403, 404))
@@ -158,6 +181,7 @@ class TaskStore:
         self._live: list[float] = []  # heap of end times of tasks that may still be in flight
         self.max_in_flight_seen = 0
         self.on_create: Callable[[Task, dict[str, Any]], None] | None = None
+        self._prompts: Counter[str] = Counter()  # tasks per prompt, for [sim:transient:N]
 
     def create(self, body: dict[str, Any], now: float, now_ms: int) -> Task:
         task = self.restore(task_id_for(self.config.seed, len(self.tasks)), body, now, now_ms)
@@ -169,7 +193,11 @@ class TaskStore:
         """Add a task with a known id and creation time: a new one, or one remembered from an
         earlier simulator with the same seed (the sandbox's journal). Its life is redrawn
         identically, since draw_task is pure."""
-        task = draw_task(self.config, task_id, body, created, create_ms)
+        inp = body.get("input") if isinstance(body.get("input"), dict) else {}
+        prompt = str(inp.get("prompt", ""))
+        earlier = self._prompts[prompt]
+        self._prompts[prompt] += 1
+        task = draw_task(self.config, task_id, body, created, create_ms, earlier)
         self.tasks[task.task_id] = task
         self.by_token[task.token] = task
         heapq.heappush(self._live, task.ends)
