@@ -69,6 +69,7 @@ from batchgen.errors import (
 from batchgen.paths import (
     check_public_host,
     check_url,
+    describe_error,
     describe_url,
     exact_url,
     is_public_address,
@@ -619,7 +620,7 @@ class Downloader:
         try:
             resp = await self._get(url, headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._transient(url, f"request failed: {exc!r}", exc, meta) from exc
+            raise self._transient(url, f"request failed: {describe_error(exc)}", exc, meta) from exc
         async with resp:
             status = resp.status
             if status in _EXPIRED:
@@ -777,7 +778,10 @@ class Downloader:
                     await sink.put(batch)
                     await sink.drain()
                     raise self._transient(
-                        url, f"connection lost after {offset + received} bytes: {exc!r}", exc, meta
+                        url,
+                        f"connection lost after {offset + received} bytes: {describe_error(exc)}",
+                        exc,
+                        meta,
                     ) from exc
                 finally:
                     progress.fetched += max(received, resp.content.total_bytes)
@@ -879,7 +883,10 @@ class Downloader:
                 last = decoder.finish()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise self._transient(
-                    url, f"connection lost after {received} {coding} bytes: {exc!r}", exc, None
+                    url,
+                    f"connection lost after {received} {coding} bytes: {describe_error(exc)}",
+                    exc,
+                    None,
                 ) from exc
             except BadCoding as exc:
                 raise DownloadRejected(
@@ -971,7 +978,7 @@ class Downloader:
             progress.fetched += max(received, resp.content.total_bytes)
             await self._keep_prefix(part, side, meta, chunks, received, progress)
             raise self._transient(
-                url, f"connection lost after {received} bytes: {exc!r}", exc, meta
+                url, f"connection lost after {received} bytes: {describe_error(exc)}", exc, meta
             ) from exc
         progress.fetched += max(received, resp.content.total_bytes)
         if not sniffed:

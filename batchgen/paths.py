@@ -320,3 +320,15 @@ def describe_url(url: str) -> str:
     path = p.path if len(p.path) <= 200 else p.path[:200] + "…"
     shown = f"{p.scheme}://{host}{port}{path}"
     return shown.encode("ascii", "backslashreplace").decode("ascii")
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>)\]]*")
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception fit for a message, a log line or the state file: its type and text, with
+    every URL in it cut to what describe_url keeps. aiohttp's reprs carry the request's full
+    URL (InvalidURL, TooManyRedirects, a ClientResponseError's request_info), and a signed
+    result URL's query is a credential."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return _URL_IN_TEXT.sub(lambda m: describe_url(m.group(0)), text)[:500]

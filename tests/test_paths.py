@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import multidict
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -259,3 +260,31 @@ def test_check_url_only_raises_unsafe_url(text):
     except UnsafeUrl:
         return
     assert out.lower().startswith(("http://", "https://"))
+
+
+def test_describe_error_keeps_no_signed_query() -> None:
+    """aiohttp's errors name the request's full URL; a signed result URL's query is a secret
+    and must not reach a message, a log or the state file."""
+    import aiohttp
+    import yarl
+
+    from batchgen.paths import describe_error
+
+    signed = "https://cdn.example.com/v/1.mp4?X-Amz-Signature=SECRETSIG&token=SECRET2"
+    info = aiohttp.RequestInfo(
+        yarl.URL(signed),
+        "GET",
+        multidict.CIMultiDictProxy(multidict.CIMultiDict()),
+        yarl.URL(signed),
+    )
+    errors = [
+        aiohttp.InvalidURL(signed),
+        aiohttp.ClientResponseError(info, (), status=403, message="Forbidden"),
+        aiohttp.TooManyRedirects(info, ()),
+        ValueError(f"odd: '{signed}' and {signed})"),
+    ]
+    for exc in errors:
+        text = describe_error(exc)
+        assert "SECRET" not in text, text
+        assert "cdn.example.com/v/1.mp4" in text or type(exc).__name__ in text
+    assert describe_error(ConnectionResetError(104, "reset")).startswith("ConnectionResetError")
