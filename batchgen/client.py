@@ -356,6 +356,9 @@ class ApiClient:
         """Tasks of ours at the provider (the engine's count): what a 429 that names no limit
         is read against."""
         self.requests_sent = 0
+        self.alive_answers = 0
+        """Answers in the API's own words (a JSON object as success, or its error envelope),
+        as opposed to a gateway's page: the submit gate's sign of life (batchgen/gate.py)."""
 
     def __repr__(self) -> str:  # never shows the key
         return f"<ApiClient {self._base} model={self._model} sent={self.requests_sent}>"
@@ -518,6 +521,8 @@ class ApiClient:
             message = _text(said, 500) or ""
         outcome = classify_status(status, body_code, message)
         code = deciding_code(status, body_code)
+        if envelope or (outcome is Outcome.OK and isinstance(payload, dict)):
+            self.alive_answers += 1
         if outcome is not Outcome.RATE_LIMITED:
             self._consecutive_429 = 0
         if outcome is Outcome.OK:

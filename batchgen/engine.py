@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from batchgen.errors import (
     ServerError,
     UnsafeUrl,
 )
+from batchgen.gate import SubmitGate
 from batchgen.inflight import InFlightCap
 from batchgen.outage import OutageWatch, PollVerdict, after_unreadable
 from batchgen.paths import render_filename, safe_output_path
@@ -161,6 +163,7 @@ class Engine:
         self._messages: list[str] = []
         self._stuck = 0  # tasks given up for this run (stuck, unreadable): slots stay taken
         self.outage = OutageWatch(config.status_outage_s)
+        self.gate = SubmitGate()
 
     def __repr__(self) -> str:
         return (
@@ -393,7 +396,7 @@ class Engine:
                 return None
             intent = False
             try:
-                task_id = await self.client.submit(body, before_send=record_intent)
+                task_id = await self._gated_submit(body, record_intent)
             except SubmitSkipped:
                 return None
             except asyncio.CancelledError:
@@ -451,6 +454,70 @@ class Engine:
             attempt += 1
         self._messages.append(f"{row.id}: not submitted after {self.config.max_submit_tries} tries")
         return None
+
+    async def _gated_submit(
+        self,
+        body: dict,
+        before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
+    ) -> str:
+        """client.submit through the submit gate (batchgen/gate.py): while a submit's fate is
+        in doubt, submits wait for a sign of life and then go single file."""
+        gate = self.gate
+        while gate.in_doubt:
+            await gate.lock.acquire()
+            try:
+                if gate.in_doubt:
+                    if not await self._sign_of_life():
+                        raise SubmitSkipped()  # stopping: nothing was sent
+                    return await self._judged_submit(body, before_send)
+            finally:
+                gate.lock.release()
+        return await self._judged_submit(body, before_send)
+
+    async def _judged_submit(
+        self,
+        body: dict,
+        before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
+    ) -> str:
+        """One submit; its answer opens or closes the gate."""
+        try:
+            task_id = await self.client.submit(body, before_send=before_send)
+        except (BadAnswer, ApiConnectionError) as exc:
+            if getattr(exc, "sent", True):
+                self.gate.doubt(self.client.alive_answers)
+            raise
+        except (RateLimited, SubmitSkipped):
+            raise  # no word on the API behind whoever refused
+        except (ApiError, UntrackableTaskId):
+            self.gate.answered()
+            raise
+        self.gate.answered()
+        return task_id
+
+    async def _sign_of_life(self) -> bool:
+        """Wait, backing off with the run's backoff, until the API has answered in its own
+        words since the doubtful answer; ask it about a task this state file knows (a GET:
+        it creates nothing) when nothing else did. With no task to ask about, the next
+        submit itself goes, alone. False: stop."""
+        gate = self.gate
+        while not gate.heard_since_doubt(self.client.alive_answers):
+            if gate.doubts == 1:
+                log.warning(
+                    "a submit's answer left its fate unknown: further submits wait for the "
+                    "API to answer in its own words, then go one at a time"
+                )
+            delay = backoff_delay(gate.doubts - 1, self.config.backoff, self.rng)
+            if not await self._sleep(delay):
+                return False
+            if gate.heard_since_doubt(self.client.alive_answers):
+                break
+            known = self.store.known_task()
+            if known is None or known.task_id is None:
+                return not self._stop_submits.is_set()
+            with contextlib.suppress(ApiError, ApiConnectionError):
+                await self.client.status(known.task_id)
+            gate.doubts += 1  # heard or not, the next wait (if any) is longer
+        return not self._stop_submits.is_set()
 
     async def _wait_after_429(self, row: st.JobRow, exc: RateLimited, refusals: int) -> bool:
         """Wait until this job may submit again; False: stop (no task, job still pending).

@@ -395,6 +395,16 @@ class Store:
         for row in cur:
             yield JobRow(*row)
 
+    def known_task(self) -> JobRow | None:
+        """A job whose task the provider has certainly made (in flight first, else the latest
+        finished): asking its status is a safe way to hear from the API (batchgen/gate.py)."""
+        row = self.db.execute(
+            f"SELECT {_JOB_COLS} FROM jobs WHERE task_id IS NOT NULL AND state IN (?, ?, ?)"
+            " ORDER BY state = ? DESC, updated_at DESC LIMIT 1",
+            (IN_FLIGHT, SUCCEEDED, DONE, IN_FLIGHT),
+        ).fetchone()
+        return JobRow(*row) if row else None
+
     def job(self, job_id: str) -> JobRow | None:
         row = self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
         return JobRow(*row) if row else None
