@@ -572,6 +572,11 @@ class ApiClient:
         if outcome is Outcome.ACCOUNT:
             if says_out_of_credits(code, message):
                 return CreditsExhausted(code, message)
+            if code == 407:
+                message = (
+                    f"{message}: the proxy wants credentials (user:password@ in HTTP_PROXY or "
+                    "HTTPS_PROXY), or run with --no-proxy-env"
+                )
             return AuthError(code, message)
         return InvalidRequest(code, message)
 

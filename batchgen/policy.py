@@ -293,7 +293,7 @@ def classify_status(http_status: int, body_code: int | None, message: str) -> Ou
       (SUBMIT_OUTCOME_UNKNOWN, applied by the client);
     - otherwise the HTTP status decides when it is an error (except a generic 400 whose body
       says 401/402/403), else the body code:
-      408/425 -> RETRY; 401/402/403 -> ACCOUNT; 404/410 -> NOT_FOUND;
+      408/425 -> RETRY; 401/402/403/407 -> ACCOUNT; 404/410 -> NOT_FOUND;
       400 (or any 4xx) saying credits/balance/quota ran out -> ACCOUNT; other 4xx -> JOB_FAILED;
       anything else that is not 2xx (1xx, 3xx, made-up codes) -> JOB_FAILED, which fails one
       job visibly instead of retrying forever.
@@ -307,7 +307,7 @@ def classify_status(http_status: int, body_code: int | None, message: str) -> Ou
         return Outcome.OK
     if code in (408, 425):
         return Outcome.RETRY
-    if code in (401, 402, 403):
+    if code in (401, 402, 403, 407):  # 407: a proxy of ours wants credentials, for every job
         return Outcome.ACCOUNT
     if code in (404, 410):
         return Outcome.NOT_FOUND

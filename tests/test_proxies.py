@@ -302,3 +302,24 @@ async def test_an_https_download_is_tunnelled_with_the_proxys_credentials_on_con
     assert [p.method for p in proxy.log] == ["CONNECT"]
     assert proxy.log[0].target == f"cdn.tls.test:{port}"
     assert proxy.log[0].proxy_authorization == "Basic " + base64.b64encode(b"bob:pw9").decode()
+
+
+async def test_a_proxy_that_wants_credentials_stops_the_run_and_fails_no_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain-http proxy answers 407 itself, before anything reaches the API: that is the
+    account's problem (exit 3, jobs still pending), not each job's (failed HTTP_407)."""
+    names = {"api.proxied.test": "127.0.0.1"}
+    async with (
+        Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=5) as sim,
+        ForwardProxy(hosts=names, credentials=("alice", "s3cret-pw")) as proxy,
+    ):
+        port = sim.origin.rsplit(":", 1)[1]
+        monkeypatch.setenv("HTTP_PROXY", f"http://localhost:{proxy.port}")  # no credentials
+        state = prepare_state(tmp_path, mixed_jobs(4, tag="proxy-407"))
+        outcome = await execute(options(tmp_path, f"http://api.proxied.test:{port}/api/v1"))
+    assert outcome.exit_code == 3, outcome
+    assert "proxy wants credentials" in (outcome.account_error or "")
+    store = st.Store(state, readonly=True)
+    assert store.counts().get(st.PENDING) == 4
+    store.close()
