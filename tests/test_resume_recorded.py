@@ -112,3 +112,31 @@ def test_the_record_holds_no_secret(tmp_path: Path) -> None:
     store.close()
     assert "/secret/key" not in text and "api_key" not in text
     assert "https://api.example/api/v1" in text
+
+
+# What a run does not hand to the next: the key, what to show, and controls of one invocation.
+PER_INVOCATION = {
+    "api_key_file",
+    "command",
+    "gallery",
+    "handler",
+    "log_format",
+    "max_runtime",
+    "no_wait",
+    "output",
+    "progress_every",
+    "quiet",
+    "resubmit_ambiguous",
+    "seed",
+    "state",
+}
+
+
+def test_every_setting_of_a_run_is_recorded_or_named_per_invocation() -> None:
+    """A new run option must be decided on: resumed as recorded, or left to each invocation.
+    (`--rate-pause` was once forgotten, so a resumed run fell back to the default pauses.)"""
+    run = set(vars(build_parser().parse_args(["run", "m.yaml"])))
+    resume = set(vars(build_parser().parse_args(["resume", "s.db"])))
+    shared = run & resume
+    assert shared - PER_INVOCATION == set(recorded.RECORDED)
+    assert "rate_pause" in recorded.RECORDED

@@ -36,6 +36,7 @@ RECORDED = (
     "status_outage",
     "poll_backoff_cap",
     "backoff",
+    "rate_pause",
     "no_proxy_env",
     "callback_listen",
     "callback_url",
