@@ -38,6 +38,7 @@ from batchgen.client import (
     _first,
     decode_answer,
     envelope_data,
+    normalize_state,
     parse_status,
 )
 from batchgen.errors import UsageError
@@ -260,7 +261,8 @@ class CallbackReceiver:
                 # confirm with one status request, as an untrusted callback would (a 400 would
                 # only make the provider retry the same body).
                 status = None
-        if self.engine.notify(task_id, status):
+        claimed = normalize_state(str(_first(data, "state", "status") or ""))
+        if self.engine.notify(task_id, status, claims_end=claimed in ("success", "failed")):
             return self._answer(200, "accepted", "ok")
         return self._answer(200, "duplicate", "ok")  # known, but already finished
 

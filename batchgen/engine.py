@@ -160,6 +160,9 @@ class Engine:
         self._wake: dict[str, Wakeup] = {}
         self._delivered: dict[str, TaskStatus] = {}
         self._callback_seen: set[str] = set()  # tasks whose callback reached this run
+        # Tasks a callback said had ended while their status said otherwise (an early or
+        # forged post, or a status that lags): polled at the normal pace until it agrees.
+        self._claimed_end: set[str] = set()
         self._messages: list[str] = []
         self._stuck = 0  # tasks given up for this run (stuck, unreadable): slots stay taken
         self.outage = OutageWatch(config.status_outage_s)
@@ -187,7 +190,9 @@ class Engine:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def notify(self, task_id: str, status: TaskStatus | None = None) -> bool:
+    def notify(
+        self, task_id: str, status: TaskStatus | None = None, *, claims_end: bool = False
+    ) -> bool:
         """A callback named this task: wake its tracker, which confirms with one status request
         (or, when `status` is given by a receiver that trusts callbacks, uses it as is).
         False when the task is not in flight (unknown, or already finished). News that comes
@@ -202,6 +207,8 @@ class Engine:
                 return False
             event = self._wake[task_id] = Wakeup()
         self._callback_seen.add(task_id)
+        if claims_end:
+            self._claimed_end.add(task_id)
         if status is not None and status.terminal:
             self._delivered[task_id] = status
         event.set()
@@ -693,6 +700,7 @@ class Engine:
         finally:
             self._wake.pop(task_id, None)
             self._delivered.pop(task_id, None)
+            self._claimed_end.discard(task_id)
             if released:
                 self.cap.release()
 
@@ -778,7 +786,11 @@ class Engine:
     def _next_delay(self, callback: bool, recovered: bool, task_id: str) -> float:
         """Callback tasks are polled slowly, as a fallback for lost callbacks; after a restart
         a task is polled at the normal pace until its own callback reaches this run (the
-        provider may still be calling an address the last run listened on)."""
+        provider may still be calling an address the last run listened on). A task whose
+        callback claimed an end its status does not show yet is polled at the normal pace:
+        the provider may not post again, and the slow pace would leave it waiting minutes."""
+        if task_id in self._claimed_end:
+            return next_poll_delay(self.config.poll, self.rng)
         if callback and (not recovered or task_id in self._callback_seen):
             every = self.config.callback_poll_every_s
             return every * (1 + self.config.poll.jitter * (2 * self.rng.random() - 1))

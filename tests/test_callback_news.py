@@ -135,3 +135,20 @@ async def test_a_burst_of_posts_costs_two_requests_and_keeps_the_last_news(
     assert outcome.exit_code == 0, outcome
     assert len(script.status_times()) <= 2
     assert [r["state"] for r in state_rows(state)] == [st.DONE]
+
+
+async def test_an_early_claim_of_the_end_is_followed_at_the_normal_pace(tmp_path: Path) -> None:
+    """A callback says the task ended, its status says it still runs, and the provider does
+    not post again. The task must not wait for the slow fallback (hours here): it is polled at
+    the run's normal pace until the status agrees."""
+    async with FakeApi() as api, aiohttp.ClientSession() as http:
+        script = Scripted(api)
+        run, _got, state, task_id, url = await start_one(tmp_path, api, poll_every_s=0.05)
+        assert await post(http, url, envelope(task_id, "success")) == 200
+        await eventually(lambda: len(script.status_times()) == 1)  # confirmed: still running
+        await asyncio.sleep(0.2)
+        script.end()  # the end is real now, and no callback says so
+        outcome = await asyncio.wait_for(run, 30)
+    assert outcome.exit_code == 0, outcome
+    assert [r["state"] for r in state_rows(state)] == [st.DONE]
+    assert len(script.status_times()) <= 12  # the normal pace, not a flood
