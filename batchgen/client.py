@@ -34,6 +34,7 @@ from batchgen.errors import (
     WrongEndpoint,
 )
 from batchgen.limits import POLL, SUBMIT, SlidingWindowLimiter
+from batchgen.models.base import MODEL_ID
 from batchgen.policy import (
     SUBMIT_OUTCOME_UNKNOWN,
     Backoff,
@@ -308,7 +309,10 @@ def parse_balance(data: Any) -> Decimal | None:
 
 
 class ApiClient:
-    """submit() and status() against `<base_url>/generateTask/<model>` and `/statusTask/<model>`."""
+    """submit() and status() against `<base_url>/generateTask/<model>` and `/statusTask/<model>`.
+
+    One client per account, not per model: every model shares its rate limiter (the account's
+    limit). `model` is the default; each call may name its own (a batch may mix models)."""
 
     def __init__(
         self,
@@ -330,9 +334,9 @@ class ApiClient:
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._limiter = limiter
         self._model = model
-        # Built once: aiohttp would parse a str URL again for every request.
-        self._submit_url = yarl.URL(f"{self._base}/generateTask/{model}")
-        self._status_url = yarl.URL(f"{self._base}/statusTask/{model}")
+        # Built once per model: aiohttp would parse a str URL again for every request.
+        self._urls: dict[str, tuple[yarl.URL, yarl.URL]] = {}
+        self._submit_url, self._status_url = self._urls_of(model)
         self._balance_url = yarl.URL(f"{self._base}/apikeys/current-balance")
         # One host for every call: its proxy (if any) and headers are decided once.
         self._send = (proxies or Proxies(enabled=False)).request_kwargs(
@@ -363,15 +367,34 @@ class ApiClient:
     def __repr__(self) -> str:  # never shows the key
         return f"<ApiClient {self._base} model={self._model} sent={self.requests_sent}>"
 
+    def _urls_of(self, model: str | None) -> tuple[yarl.URL, yarl.URL]:
+        """(submit URL, status URL) of `model`. The id is one path segment, so it is checked:
+        a job's model comes from a manifest or a state file, both outside input."""
+        model = self._model if model is None else model
+        urls = self._urls.get(model)
+        if urls is None:
+            if not MODEL_ID.fullmatch(model):
+                raise ValueError(f"not a model id: {model[:80]!r}")
+            urls = (
+                yarl.URL(f"{self._base}/generateTask/{model}"),
+                yarl.URL(f"{self._base}/statusTask/{model}"),
+            )
+            self._urls[model] = urls
+        return urls
+
     async def submit(
-        self, body: dict[str, Any], *, before_send: Callable[[], Awaitable[bool]] | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[bool]] | None = None,
+        model: str | None = None,
     ) -> str:
         """POST the body; return the task id. Raises ApiError subclasses or ApiConnectionError.
 
         `before_send` runs after the rate limiter grants the request and just before the bytes
         leave: the engine records its intent there, so a job waiting for rate budget is still
         plainly pending if the run stops. Returning False aborts with SubmitSkipped."""
-        data = await self._submit_call(body, before_send)
+        data = await self._submit_call(body, before_send, self._urls_of(model)[0])
         value = _first(data, "taskId", "task_id", "id") if isinstance(data, dict) else None
         if value is None:
             # A success answer naming no task: one may exist, we cannot know (ambiguous).
@@ -384,12 +407,15 @@ class ApiClient:
         return str(value)
 
     async def _submit_call(
-        self, body: dict[str, Any], before_send: Callable[[], Awaitable[bool]] | None
+        self,
+        body: dict[str, Any],
+        before_send: Callable[[], Awaitable[bool]] | None,
+        url: yarl.URL,
     ) -> Any:
         try:
             return await self._call(
                 "POST",
-                self._submit_url,
+                url,
                 priority=SUBMIT,
                 json_body=body,
                 before_send=before_send,
@@ -418,10 +444,12 @@ class ApiClient:
                 ) from exc
             raise
 
-    async def status(self, task_id: str, *, priority: int = POLL) -> TaskStatus:
+    async def status(
+        self, task_id: str, *, priority: int = POLL, model: str | None = None
+    ) -> TaskStatus:
         # The query is built already encoded: yarl's own quoting leaves `/`, `?` and `:` and
         # sends a space as `+`, which a server that decodes plainly reads back differently.
-        url = self._status_url.with_query(None)
+        url = self._urls_of(model)[1].with_query(None)
         url = yarl.URL(f"{url}?taskId={query_value(task_id)}", encoded=True)
         data = await self._call("GET", url, priority=priority)
         return parse_status(data, task_id)

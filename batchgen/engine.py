@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchgen import models
 from batchgen import store as st
 from batchgen.client import (
     ApiClient,
@@ -326,8 +327,14 @@ class Engine:
     def _recovered_first_delay(self, row: st.JobRow) -> float:
         if row.submitted_at is None:
             return 0.0
-        due = row.submitted_at + first_poll_delay(row.duration or 5, self.config.poll, self.rng)
+        due = row.submitted_at + self._first_poll_delay(row)
         return max(0.0, due - time.time())
+
+    def _first_poll_delay(self, row: st.JobRow) -> float:
+        """At the job's model's earliest finish for its duration (models/base.py)."""
+        spec = models.find(row.model)
+        factor = spec.poll_factor(row.duration) if spec is not None else None
+        return first_poll_delay(row.duration or 5, self.config.poll, self.rng, factor)
 
     async def _submitter(self, tg: asyncio.TaskGroup) -> None:
         last_seq = 0
@@ -375,7 +382,7 @@ class Engine:
             else:
                 self.cap.unreserve()
             return
-        delay = first_poll_delay(row.duration or 5, self.config.poll, self.rng)
+        delay = self._first_poll_delay(row)
         if self.config.no_wait:
             return  # tracked by the next cron run
         await self._track(row, delay, task_id=task_id, submitted_at=time.time())
@@ -403,7 +410,7 @@ class Engine:
                 return None
             intent = False
             try:
-                task_id = await self._gated_submit(body, record_intent)
+                task_id = await self._gated_submit(body, record_intent, row.model)
             except SubmitSkipped:
                 return None
             except asyncio.CancelledError:
@@ -466,6 +473,7 @@ class Engine:
         self,
         body: dict,
         before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
+        model: str | None = None,
     ) -> str:
         """client.submit through the submit gate (batchgen/gate.py): while a submit's fate is
         in doubt, submits wait for a sign of life and then go single file."""
@@ -476,19 +484,20 @@ class Engine:
                 if gate.in_doubt:
                     if not await self._sign_of_life():
                         raise SubmitSkipped()  # stopping: nothing was sent
-                    return await self._judged_submit(body, before_send)
+                    return await self._judged_submit(body, before_send, model)
             finally:
                 gate.lock.release()
-        return await self._judged_submit(body, before_send)
+        return await self._judged_submit(body, before_send, model)
 
     async def _judged_submit(
         self,
         body: dict,
         before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
+        model: str | None = None,
     ) -> str:
         """One submit; its answer opens or closes the gate."""
         try:
-            task_id = await self.client.submit(body, before_send=before_send)
+            task_id = await self.client.submit(body, before_send=before_send, model=model)
         except (BadAnswer, ApiConnectionError) as exc:
             if getattr(exc, "sent", True):
                 self.gate.doubt(self.client.alive_answers)
@@ -522,7 +531,7 @@ class Engine:
             if known is None or known.task_id is None:
                 return not self._stop_submits.is_set()
             with contextlib.suppress(ApiError, ApiConnectionError):
-                await self.client.status(known.task_id)
+                await self.client.status(known.task_id, model=known.model)
             gate.doubts += 1  # heard or not, the next wait (if any) is longer
         return not self._stop_submits.is_set()
 
@@ -647,7 +656,7 @@ class Engine:
                     else:
                         wake.clear()  # news so far is confirmed by this request
                         last_request = asyncio.get_running_loop().time()
-                        status = await self.client.status(task_id)
+                        status = await self.client.status(task_id, model=row.model)
                         self.stats.polls += 1
                 except RateLimited as exc:
                     self.stats.rate_limited += 1
@@ -761,6 +770,9 @@ class Engine:
         """Give a task up for this run once it has run far past any documented time (see
         _give_up_for_run)."""
         limit = self.config.stuck_after_s
+        spec = models.find(row.model)
+        if limit is not None and spec is not None:
+            limit *= spec.stuck_factor(row.duration)  # a model slower than Kling 2.1 waits longer
         age = time.time() - submitted_at
         if limit is None or age < limit:
             return False

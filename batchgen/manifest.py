@@ -59,6 +59,7 @@ class Job:
     body: dict  # exactly the JSON body to POST
     where: str  # "manifests/x.yaml:12" or "manifests/x.csv: row 3"
     index: int  # 0-based position in the expanded job list (manifest order)
+    model: str = DEFAULT_MODEL  # the job's own, else the manifest's `model`
 
 
 @dataclass

@@ -184,12 +184,18 @@ LONG_VIDEO_SECONDS = 10
 """Videos this long or longer take ~1.5x as long to generate (90-120 s against 60-90 s)."""
 
 
-def first_poll_delay(duration_s: int, sched: PollSchedule, rng: random.Random) -> float:
-    """Seconds from the submit to the first poll: poll_after (times long_video_factor for 10 s
-    videos), plus up to `jitter` of it. The jitter only adds: polling before the earliest
-    possible finish is a wasted request, and tasks submitted together still spread out."""
+def first_poll_delay(
+    duration_s: int, sched: PollSchedule, rng: random.Random, factor: float | None = None
+) -> float:
+    """Seconds from the submit to the first poll: poll_after times `factor` (the model's
+    earliest finish for this duration against Kling 2.1's 60 s, `ModelSpec.poll_factor`; by
+    default long_video_factor for 10 s videos), plus up to `jitter` of it. The jitter only
+    adds: polling before the earliest possible finish is a wasted request, and tasks
+    submitted together still spread out."""
     base = sched.poll_after
-    if duration_s >= LONG_VIDEO_SECONDS:
+    if factor is not None:
+        base *= factor
+    elif duration_s >= LONG_VIDEO_SECONDS:
         base *= sched.long_video_factor
     return base * (1.0 + rng.uniform(0.0, sched.jitter))
 

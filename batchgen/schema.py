@@ -1,7 +1,8 @@
 """Validation of request bodies against the JSON Schema files in `schemas/`.
 
-A new model is a new `schemas/<model>.request.schema.json`, not new code: the sentences users
-see come from the schema's own `x-error` annotations.
+A model's schema file is named by its spec (`batchgen.models`): a new model is a spec and a
+schema, not new code here. The sentences users see come from the schema's own `x-error`
+annotations.
 
 Speed: jsonschema checks about 8,000 bodies a second, too slow for a 100,000-row manifest. So
 each schema is also compiled (`batchgen.schema_fast`) into a plain-Python predicate that only
@@ -22,9 +23,10 @@ from typing import Any
 
 import jsonschema
 
+from batchgen import models
+from batchgen.models import DEFAULT_MODEL
 from batchgen.schema_fast import compile_schema
 
-DEFAULT_MODEL = "kling-2-1"
 _REQUIRED_SUFFIX = " is a required property"
 
 
@@ -39,18 +41,23 @@ def schema_dir() -> Path:
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
+    """`schemas/<name>`, or the file `name` itself when it is an absolute path (a user's model)."""
     with open(schema_dir() / name, encoding="utf-8") as f:
         return json.load(f)
 
 
 def known_models() -> list[str]:
-    suffix = ".request.schema.json"
-    return sorted(p.name[: -len(suffix)] for p in schema_dir().glob(f"*{suffix}"))
+    return models.known()
+
+
+def _schema_file(model: str) -> str:
+    """The schema file of `model`'s spec (KeyError naming the known models if it has none)."""
+    return models.get(model).schema
 
 
 def request_schema(model: str = DEFAULT_MODEL) -> dict[str, Any]:
-    """The request schema of `model` (FileNotFoundError if there is none)."""
-    return load_schema(f"{model}.request.schema.json")
+    """The request schema of `model` (KeyError if it has no spec)."""
+    return load_schema(_schema_file(model))
 
 
 @cache
@@ -62,7 +69,7 @@ def _validator(schema_file: str) -> jsonschema.protocols.Validator:
 
 
 def _request_validator(model: str) -> jsonschema.protocols.Validator:
-    return _validator(f"{model}.request.schema.json")
+    return _validator(_schema_file(model))
 
 
 @cache
@@ -74,7 +81,7 @@ def _fast_check_file(schema_file: str) -> Callable[[Any], bool]:
 def fast_check(model: str = DEFAULT_MODEL) -> Callable[[Any], bool]:
     """A predicate equivalent to "jsonschema finds no error" for `model`'s request schema.
     Falls back to jsonschema itself when the schema uses a keyword the compiler lacks."""
-    return _fast_check_file(f"{model}.request.schema.json")
+    return _fast_check_file(_schema_file(model))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +193,7 @@ def _sentences(error: jsonschema.ValidationError, body: Any) -> list[tuple[str, 
 
 def validate_request(body: Any, model: str = DEFAULT_MODEL) -> list[SchemaIssue]:
     """Every rule `body` breaks, in a stable order; an empty list means it may be sent."""
-    return validate_document(body, f"{model}.request.schema.json")
+    return validate_document(body, _schema_file(model))
 
 
 def validate_document(instance: Any, schema_file: str) -> list[SchemaIssue]:

@@ -38,7 +38,9 @@ from typing import Any
 from batchgen.durability import GroupSync, fsync_path
 from batchgen.errors import StateDiskFull, StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: every job's `model` is its own (one batch may mix models); files of version 1 held one
+model for the whole batch (meta `model`) and are migrated on open (`_migrate_1_to_2`)."""
 
 # Job states. `succeeded` means the provider finished and the result URLs are recorded; the job
 # becomes `done` once every file is on disk and verified.
@@ -174,6 +176,7 @@ class JobRow:
     mode: str | None
     submitted_at: float | None
     submit_attempts: int
+    model: str = "kling-2-1"  # the model whose endpoints this job is sent to and polled at
 
     def body_dict(self) -> dict[str, Any]:
         return json.loads(self.body)
@@ -199,7 +202,7 @@ class SyncResult:
     resubmitted: list[str]  # ids whose changed body replaced the old one (--resubmit-changed)
 
 
-_JOB_COLS = "seq, id, body, state, task_id, duration, mode, submitted_at, submit_attempts"
+_JOB_COLS = "seq, id, body, state, task_id, duration, mode, submitted_at, submit_attempts, model"
 
 
 class Store:
@@ -243,6 +246,8 @@ class Store:
                 raise StateError(
                     f"{self.path}: written by a newer batchgen (state schema {version}); upgrade"
                 )
+            if int(version) < 2 and not readonly:
+                self._migrate_1_to_2()
             return
         if tables:
             raise StateError(f"{self.path}: an SQLite file, but not a batchgen state file")
@@ -253,6 +258,21 @@ class Store:
                 if statement.strip():
                     self.db.execute(statement)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def _migrate_1_to_2(self) -> None:
+        """Version 1 wrote the batch's one model into every row and into meta `model`: make
+        sure each row names it (rows are the truth from now on), then mark the file as 2. A
+        read-only open (status, report) reads version 1 rows as they are."""
+        with self.transaction():
+            batch_model = self.get_meta("model") or "kling-2-1"
+            self.db.execute(
+                "UPDATE jobs SET model=? WHERE model IS NULL OR model=''", (batch_model,)
+            )
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def models(self) -> dict[str, int]:
+        """Jobs per model."""
+        return dict(self.db.execute("SELECT model, COUNT(*) FROM jobs GROUP BY model"))
 
     def transaction(self) -> _Tx:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT)."""
@@ -316,7 +336,7 @@ class Store:
             for job_id, model, body in jobs:
                 sha = body_sha(body)
                 row = self.db.execute(
-                    "SELECT seq, body_sha, state FROM jobs WHERE id=?", (job_id,)
+                    "SELECT seq, body_sha, state, model FROM jobs WHERE id=?", (job_id,)
                 ).fetchone()
                 text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
                 inp = body.get("input") if isinstance(body.get("input"), dict) else {}
@@ -338,17 +358,18 @@ class Store:
                         ),
                     )
                     added += 1
-                elif row[1] == sha:
+                elif row[1] == sha and row[3] == model:
                     unchanged += 1
                 elif resubmit_changed and row[2] not in (SUBMITTING,):
+                    mode, duration = inp.get("mode"), inp.get("duration")
                     self.db.execute("DELETE FROM files WHERE job_seq=?", (row[0],))
                     self.db.execute(
-                        "UPDATE jobs SET body=?, body_sha=?, mode=?, duration=?, state=?,"
-                        " task_id=NULL, submitted_at=NULL, completed_at=NULL,"
+                        "UPDATE jobs SET model=?, body=?, body_sha=?, mode=?, duration=?,"
+                        " state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
                         " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL,"
                         " fail_code=NULL, fail_msg=NULL, expires_at=NULL, changed_body=NULL,"
                         " note=NULL, updated_at=? WHERE seq=?",
-                        (text, sha, inp.get("mode"), inp.get("duration"), PENDING, now, row[0]),
+                        (model, text, sha, mode, duration, PENDING, now, row[0]),
                     )
                     resubmitted.append(job_id)
                 else:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from batchgen import store as st
 from batchgen.commands import common, recorded
-from batchgen.errors import UsageError
 from batchgen.lock import StateLock
 from batchgen.progress import ticker
 from batchgen.runner import save_run_settings
@@ -70,15 +69,9 @@ def _run(args: argparse.Namespace) -> int:
     with StateLock(state_path):  # re-entrant: already held when taken early
         store = st.Store(state_path)
         try:
-            saved_model = store.get_meta("model")
-            if saved_model and saved_model != manifest.model:
-                raise UsageError(
-                    f"{state_path} holds a batch for model {saved_model}, this manifest is for "
-                    f"{manifest.model}; use another --state"
-                )
             with ticker(sys.stderr, mode, f"recording {len(manifest.jobs)} jobs", interval=every):
                 sync = store.sync_jobs(
-                    ((job.id, manifest.model, job.body) for job in manifest.jobs),
+                    ((job.id, job.model, job.body) for job in manifest.jobs),
                     resubmit_changed=args.resubmit_changed,
                 )
             save_run_settings(store, opts, os.path.abspath(args.manifest))
