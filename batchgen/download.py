@@ -66,14 +66,8 @@ from batchgen.errors import (
     DownloadTransient,
     UnsafeUrl,
 )
-from batchgen.paths import (
-    check_public_host,
-    check_url,
-    describe_error,
-    describe_url,
-    exact_url,
-    is_public_address,
-)
+from batchgen.netguard import check_fetchable
+from batchgen.paths import describe_error, describe_url, exact_url
 from batchgen.proxies import Proxies
 
 __all__ = ["DownloadResult", "Downloader", "part_path", "sidecar_path"]
@@ -1050,27 +1044,7 @@ class Downloader:
     # ---- helpers -------------------------------------------------------------------------
 
     async def _check(self, url: str) -> str:
-        """check_url, and with `public_only` the host too: an IP literal must be public, and a
-        name must resolve to a public address (so a refusal is a clear UnsafeUrl, not a
-        retried connection error; the session's resolver still guards the connect itself)."""
-        check_url(url)
-        if not self._public_only:
-            return url
-        check_public_host(url)
-        if self._proxies.for_url(url) is not None:
-            return url  # the proxy resolves the name: see batchgen.netguard
-        host = yarl.URL(url).host or ""
-        if not host.replace(".", "").isdigit() and ":" not in host:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-            except OSError:
-                return url  # unresolvable now: the request fails and is retried as usual
-            if not any(is_public_address(str(info[4][0])) for info in infos):
-                raise UnsafeUrl(
-                    f"result host resolves only to private or local addresses: "
-                    f"{describe_url(url)} (--allow-private-result-hosts permits it)"
-                )
-        return url
+        return await check_fetchable(url, public_only=self._public_only, proxies=self._proxies)
 
     async def _get(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """GET following at most MAX_REDIRECTS redirects, each target checked by check_url."""

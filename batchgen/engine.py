@@ -48,6 +48,7 @@ from batchgen.errors import (
 )
 from batchgen.gate import SubmitGate
 from batchgen.inflight import InFlightCap
+from batchgen.inputs.prepare import InputRejected, PrepareInputs
 from batchgen.outage import OutageWatch, PollVerdict, after_unreadable
 from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
@@ -132,8 +133,10 @@ class Engine:
         config: EngineConfig,
         *,
         rng: random.Random | None = None,
+        inputs: PrepareInputs | None = None,
     ) -> None:
         self.store = store
+        self.inputs = inputs  # images checked, local files presigned (batchgen.inputs)
         self.client = client
         self.downloader = downloader
         self.config = config
@@ -390,6 +393,12 @@ class Engine:
     async def _submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""
         body = self._prepare_body(row)
+        if self.inputs is not None:
+            try:
+                body = await self.inputs(row.id, body)
+            except InputRejected as exc:  # nothing sent: the image would fail the task
+                self._fail(row, exc.code, exc.message)
+                return None
         intent = False  # True once the intent is on disk and the bytes may leave
 
         async def record_intent() -> bool:

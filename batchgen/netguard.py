@@ -14,12 +14,19 @@ proxy's to refuse (see README, "Proxies").
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from typing import TYPE_CHECKING
 
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from batchgen.paths import is_public_address
+from batchgen.errors import UnsafeUrl
+from batchgen.paths import check_public_host, check_url, describe_url, is_public_address
+
+if TYPE_CHECKING:
+    from batchgen.proxies import Proxies
 
 
 class PublicOnlyResolver(AbstractResolver):
@@ -45,3 +52,30 @@ class PublicOnlyResolver(AbstractResolver):
 
     def __repr__(self) -> str:
         return f"<PublicOnlyResolver {self._inner!r}>"
+
+
+async def check_fetchable(
+    url: str, *, public_only: bool, proxies: Proxies | None, what: str = "result URL"
+) -> str:
+    """check_url, and with `public_only` the host too: an IP literal must be public, and a
+    name must resolve to a public address (so a refusal is a clear UnsafeUrl, not a retried
+    connection error; the session's resolver still guards the connect itself). Used for
+    result downloads and image preflight alike: one rule for every URL from outside."""
+    check_url(url, what)
+    if not public_only:
+        return url
+    check_public_host(url, what)
+    if proxies is not None and proxies.for_url(url) is not None:
+        return url  # the proxy resolves the name: see the module docstring
+    host = yarl.URL(url).host or ""
+    if not host.replace(".", "").isdigit() and ":" not in host:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            return url  # unresolvable now: the request fails and is retried as usual
+        if not any(is_public_address(str(info[4][0])) for info in infos):
+            raise UnsafeUrl(
+                f"{what} host resolves only to private or local addresses: "
+                f"{describe_url(url)} (--allow-private-result-hosts permits it)"
+            )
+    return url

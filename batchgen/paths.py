@@ -211,7 +211,7 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def check_public_host(url: str) -> None:
+def check_public_host(url: str, what: str = "result URL") -> None:
     """Refuse a URL whose host is an IP literal off the public internet (an SSRF guard for
     result URLs: a hostile API could point batchgen at services on the user's network)."""
     host = yarl.URL(url).host or ""
@@ -221,7 +221,7 @@ def check_public_host(url: str) -> None:
         return  # a name: the download session's resolver checks where it leads
     if not is_public_address(host):
         raise UnsafeUrl(
-            f"result URL points at a private or local address: {describe_url(url)} "
+            f"{what} points at a private or local address: {describe_url(url)} "
             "(--allow-private-result-hosts permits it)"
         )
 
@@ -237,7 +237,7 @@ def _has_unsafe_chars(text: str) -> bool:
     return any(c.isspace() or unicodedata.category(c).startswith("C") for c in text)
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, what: str = "result URL") -> str:
     """Return `url` if batchgen may fetch it, else raise UnsafeUrl.
 
     Only absolute http(s) URLs with a host, no credentials (`user:pass@`), no whitespace,
@@ -246,34 +246,34 @@ def check_url(url: str) -> str:
     URL that parsers disagree on is refused.
     """
     if not isinstance(url, str):
-        raise UnsafeUrl(f"result URL is not a string: {type(url).__name__}")
+        raise UnsafeUrl(f"{what} is not a string: {type(url).__name__}")
     if len(url) > MAX_URL_LENGTH:
-        raise UnsafeUrl(f"result URL is {len(url)} characters long (limit {MAX_URL_LENGTH})")
+        raise UnsafeUrl(f"{what} is {len(url)} characters long (limit {MAX_URL_LENGTH})")
     shown = describe_url(url)
     if _has_unsafe_chars(url) or "\\" in url:
-        raise UnsafeUrl(f"result URL contains whitespace, control characters or '\\': {shown}")
+        raise UnsafeUrl(f"{what} contains whitespace, control characters or '\\': {shown}")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError on a bad port
         parsed = yarl.URL(url)
     except ValueError as exc:
-        raise UnsafeUrl(f"result URL cannot be parsed ({exc}): {shown}") from None
+        raise UnsafeUrl(f"{what} cannot be parsed ({exc}): {shown}") from None
     del port
     if parts.scheme.lower() not in ("http", "https") or parsed.scheme not in ("http", "https"):
-        raise UnsafeUrl(f"result URL scheme must be http or https: {shown}")
+        raise UnsafeUrl(f"{what} scheme must be http or https: {shown}")
     if "@" in parts.netloc or parsed.user is not None or parsed.password is not None:
-        raise UnsafeUrl(f"result URL must not carry credentials (user:pass@): {shown}")
+        raise UnsafeUrl(f"{what} must not carry credentials (user:pass@): {shown}")
     if not parts.hostname or not parsed.host or not parsed.is_absolute():
-        raise UnsafeUrl(f"result URL has no host: {shown}")
+        raise UnsafeUrl(f"{what} has no host: {shown}")
     if parts.hostname.lower().rstrip(".") != parsed.host.lower().rstrip("."):
-        raise UnsafeUrl(f"result URL is ambiguous (parsers disagree on the host): {shown}")
+        raise UnsafeUrl(f"{what} is ambiguous (parsers disagree on the host): {shown}")
     return url
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
-def exact_url(url: str) -> yarl.URL:
+def exact_url(url: str, what: str = "result URL") -> yarl.URL:
     """The URL to request for `url`, keeping its path and query byte for byte.
 
     Given a string, yarl decodes and re-encodes the query (`%2F` becomes `/`, `%7E` `~`), and a
@@ -282,7 +282,7 @@ def exact_url(url: str) -> yarl.URL:
     ordinary one, so keeping the bytes never lets a URL reach another host. Characters outside
     ASCII (never valid on the wire) are percent-encoded as UTF-8; an internationalized host
     name falls back to the ordinary reading, which converts it."""
-    check_url(url)
+    check_url(url, what)
     plain = yarl.URL(url)
     host = urlsplit(url).hostname or ""
     if not host.isascii():
@@ -291,7 +291,7 @@ def exact_url(url: str) -> yarl.URL:
     try:
         exact = yarl.URL(raw, encoded=True).with_fragment(None)
     except ValueError as exc:
-        raise UnsafeUrl(f"result URL cannot be parsed ({exc}): {describe_url(url)}") from None
+        raise UnsafeUrl(f"{what} cannot be parsed ({exc}): {describe_url(url)}") from None
     same = (
         exact.scheme == plain.scheme
         and (exact.host or "").lower().rstrip(".") == (plain.host or "").lower().rstrip(".")
@@ -301,9 +301,7 @@ def exact_url(url: str) -> yarl.URL:
         and exact.is_absolute()
     )
     if not same:
-        raise UnsafeUrl(
-            f"result URL is ambiguous (parsers disagree on the host): {describe_url(url)}"
-        )
+        raise UnsafeUrl(f"{what} is ambiguous (parsers disagree on the host): {describe_url(url)}")
     return exact
 
 

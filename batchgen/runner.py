@@ -27,6 +27,7 @@ from batchgen.client import ApiClient
 from batchgen.download import Downloader
 from batchgen.engine import Engine, EngineConfig, RunOutcome
 from batchgen.errors import UsageError
+from batchgen.inputs.setup import prepare_inputs
 from batchgen.limits import SlidingWindowLimiter
 from batchgen.lock import StateLock
 from batchgen.paths import is_loopback_host, is_public_address
@@ -114,6 +115,11 @@ class RunOptions:
     callback_guard_s: float | None = None  # see batchgen.wakes
     on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
     api_keepalive_s: float = API_KEEPALIVE_S  # see API_KEEPALIVE_S
+    # Input images (batchgen/inputs). preflight None: check remote image URLs before paying
+    # unless the API itself is local (a test bed, whose image URLs are often placeholders).
+    preflight: bool | None = None
+    image_store: str | None = None  # s3://BUCKET/PREFIX for local image files
+    image_url_ttl_s: float = 6 * 3600.0  # presigned GET URLs: the provider may queue, retry
 
     def paced(self) -> RunOptions:
         """A copy with every duration left as None filled in from the poll schedule."""
@@ -203,7 +209,12 @@ async def results_public_only(opts: RunOptions) -> bool:
     Through a proxy the API's name may not resolve here at all: the guard then stays on."""
     if opts.allow_private_result_hosts is not None:
         return not opts.allow_private_result_hosts
-    host = (yarl.URL(opts.base_url).host or "").strip("[]")
+    return await api_is_public(opts.base_url)
+
+
+async def api_is_public(base_url: str) -> bool:
+    """Whether the API is on the public internet (not loopback, not a private address)."""
+    host = (yarl.URL(base_url).host or "").strip("[]")
     if is_loopback_host(host):
         return False
     try:
@@ -291,6 +302,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     )
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
+    api_public = await api_is_public(opts.base_url) if opts.preflight is None else True
     async with open_sessions(opts, public_only=public_only, proxies=proxies) as sessions:
         client = ApiClient(
             sessions.api,
@@ -315,7 +327,14 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             backoff=(opts.backoff_base_s / 2, opts.backoff_cap_s / 2),
             read_timeout=opts.download_stall_s,
         )
-        engine = Engine(store, client, downloader, config, rng=rng)
+        inputs = prepare_inputs(
+            opts,
+            store.db,
+            sessions,
+            public_only=public_only,
+            preflight=opts.preflight if opts.preflight is not None else api_public,
+        )
+        engine = Engine(store, client, downloader, config, rng=rng, inputs=inputs)
         if opts.on_engine is not None:
             opts.on_engine(engine)
         deadline = None

@@ -188,6 +188,30 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="refuse a result larger than SIZE (default 2G)",
     )
+    g = p.add_argument_group("input images")
+    g.add_argument(
+        "--preflight",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check each remote image URL (JPG, PNG or WebP, at most 10 MB) before the first "
+        "submit that uses it; a job whose image fails ends failed with IMAGE_PREFLIGHT and "
+        "is never paid for (default: on, unless the API itself is on a local address)",
+    )
+    g.add_argument(
+        "--image-store",
+        metavar="s3://BUCKET/PREFIX",
+        help="where local image files are uploaded (once each, by content) for the provider "
+        "to fetch through presigned URLs; credentials and endpoint come from the usual AWS "
+        "variables and files (AWS_ENDPOINT_URL for R2, MinIO...). Default: the manifest's "
+        "images.store",
+    )
+    g.add_argument(
+        "--image-url-ttl",
+        type=_seconds,
+        metavar="DURATION",
+        help=f"how long a presigned image URL stays valid (default {_D.image_url_ttl_s / 3600:g}h"
+        " or the manifest's images.url_ttl)",
+    )
     g = p.add_argument_group("run control")
     g.add_argument(
         "--resubmit-ambiguous",
@@ -318,7 +342,11 @@ def options_from_args(
         status_outage_s=args.status_outage or None,
         poll_backoff_cap_s=args.poll_backoff_cap,
         seed=args.seed,
+        preflight=getattr(args, "preflight", None),
+        image_store=getattr(args, "image_store", None),
     )
+    if getattr(args, "image_url_ttl", None):
+        opts.image_url_ttl_s = args.image_url_ttl
     if args.backoff:
         opts.backoff_base_s, opts.backoff_cap_s = args.backoff
     # Given: the user's; not given: RunOptions' defaults, written there only.

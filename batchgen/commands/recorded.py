@@ -48,6 +48,9 @@ RECORDED = (
     "read_timeout",
     "stall_timeout",
     "drain",
+    "preflight",
+    "image_store",
+    "image_url_ttl",
 )
 
 

@@ -29,6 +29,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help='print one JSON line per job: {"id": ..., "body": {...}}, the exact body to send',
     )
+    parser.add_argument(
+        "--check-images",
+        action="store_true",
+        help="also fetch the first bytes of every distinct remote image URL, as a run's "
+        "preflight does (JPG, PNG or WebP, at most 10 MB, reachable); submits nothing",
+    )
+    parser.add_argument(
+        "--allow-private-result-hosts",
+        action="store_true",
+        help="with --check-images: fetch images from private or local addresses too",
+    )
     parser.set_defaults(handler=run)
     return parser
 
@@ -43,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
             problems.extend(exc.problems)
     if problems:
         raise ManifestError(problems)
+    if args.check_images:
+        _check_images(manifests, public_only=not args.allow_private_result_hosts)
     out = sys.stdout
     for manifest in manifests:
         if args.print_requests:
@@ -51,6 +64,21 @@ def run(args: argparse.Namespace) -> int:
             out.write(summary(manifest) + "\n")
     out.flush()
     return 0
+
+
+def _check_images(manifests: list[Manifest], *, public_only: bool) -> None:
+    """Every image problem at once (exit 2); Kling's size rules as warnings on stderr."""
+    import asyncio
+
+    from batchgen.inputs.check_manifest import check_images, remote_urls
+
+    urls = remote_urls(manifests)
+    problems, warnings = asyncio.run(check_images(urls, public_only=public_only))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if problems:
+        raise ManifestError(problems)
+    print(f"images: {len(urls)} distinct URL(s) checked, all usable", file=sys.stderr)
 
 
 def print_requests(manifest: Manifest, out: TextIO) -> None:

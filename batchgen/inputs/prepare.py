@@ -1,0 +1,75 @@
+"""The engine's one hook into input images: called right before a job's submit.
+
+It checks each remote image URL (preflight, once per URL) and turns each local file reference
+into a presigned URL made now (so a later resubmit gets a fresh one). A job whose image fails
+is failed here with IMAGE_PREFLIGHT and nothing is sent for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from batchgen.inputs.preflight import FAIL_CODE, Preflight
+from batchgen.inputs.records import ImageRecords
+from batchgen.paths import describe_url
+
+log = logging.getLogger("batchgen.images")
+
+# A local file in a job body: the reference `inputs.local` writes, turned into a URL here.
+Resolve = Callable[[str], Awaitable[str]]
+PrepareInputs = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class InputRejected(Exception):
+    """The job must not be sent: `code` and `message` become its fail code and message."""
+
+    def __init__(self, message: str, code: str = FAIL_CODE) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Inputs:
+    def __init__(
+        self,
+        records: ImageRecords,
+        *,
+        preflight: Preflight | None = None,
+        is_local: Callable[[str], bool] = lambda url: False,
+        resolve_local: Resolve | None = None,
+    ) -> None:
+        self.records = records
+        self.preflight = preflight
+        self.is_local = is_local
+        self.resolve_local = resolve_local
+
+    def __repr__(self) -> str:
+        return f"<Inputs preflight={self.preflight!r} local={self.resolve_local is not None}>"
+
+    async def __call__(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` with every image ready to send; raises InputRejected."""
+        inp = body.get("input")
+        urls = inp.get("image_urls") if isinstance(inp, dict) else None
+        if not isinstance(urls, list) or not urls:
+            return body
+        ready: list[Any] = []
+        warnings: list[str] = []
+        for n, url in enumerate(urls):
+            if not isinstance(url, str):
+                ready.append(url)
+            elif self.is_local(url):
+                if self.resolve_local is None:
+                    raise InputRejected(f"image_urls[{n}] is a local file and no store is set")
+                ready.append(await self.resolve_local(url))
+            else:
+                if self.preflight is not None:
+                    check = await self.preflight.check(url)
+                    if check.error is not None:
+                        raise InputRejected(f"image {describe_url(url)}: {check.error}")
+                    warnings.extend(f"image {n + 1}: {w}" for w in check.warnings)
+                ready.append(url)
+        if warnings:
+            self.records.note_warning(job_id, "; ".join(warnings))
+        return {**body, "input": {**inp, "image_urls": ready}}

@@ -1,0 +1,45 @@
+"""RunOptions -> the engine's input hook (batchgen.inputs.prepare.Inputs), or None."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from typing import TYPE_CHECKING
+
+from batchgen.inputs.preflight import Preflight
+from batchgen.inputs.prepare import Inputs
+from batchgen.inputs.records import ImageRecords
+from batchgen.policy import Backoff
+
+if TYPE_CHECKING:
+    from batchgen.runner import RunOptions
+    from batchgen.sessions import Sessions
+
+
+def prepare_inputs(
+    opts: RunOptions,
+    db: sqlite3.Connection,
+    sessions: Sessions,
+    *,
+    public_only: bool,
+    preflight: bool,
+) -> Inputs:
+    """Checks follow the run's options: each step waits at most --connect-timeout (a real
+    network deadline, not scaled), retries pace like the downloader's (half the API's
+    backoff), and as many URLs are checked at once as files are downloaded."""
+    records = ImageRecords(db)
+    check = None
+    if preflight:
+        assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
+        check = Preflight(
+            sessions.cdn,
+            timeout_s=opts.connect_timeout_s,
+            backoff=Backoff(base=opts.backoff_base_s / 2, cap=opts.backoff_cap_s / 2),
+            concurrency=opts.download_concurrency,
+            public_only=public_only,
+            proxies=sessions.proxies,
+            rng=random.Random(opts.seed),
+            lookup=records.cached_check,
+            save=records.save_check,
+        )
+    return Inputs(records, preflight=check)
