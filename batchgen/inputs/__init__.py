@@ -1,0 +1,1 @@
+"""Input images: preflight of remote URLs, local files through an object store."""
