@@ -369,6 +369,7 @@ def options_from_args(
         opts.api_key = read_api_key(args.api_key_file)
     callbacks.apply_args(args, opts)
     if args.sandbox:
+        opts.serve_local_images = True  # image files without a store: served on loopback
         opts.proxy_env = False  # the simulator and its files are on loopback: nothing to proxy
     Proxies(enabled=opts.proxy_env)  # a proxy variable batchgen cannot use: exit 2 before work
     return opts.scaled(args.time_scale) if args.sandbox else opts
@@ -429,6 +430,7 @@ async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIte
         time_scale=args.time_scale,
         seed=header["seed"] if header else _sandbox_seed(args),
         api_keys=frozenset({SANDBOX_KEY}),
+        fetch_images="loopback",  # the sandbox proves its image URLs work, with no network
     )
     sim = Simulator(config, port=int(header.get("port", 0))) if header else Simulator(config)
     try:

@@ -60,6 +60,11 @@ class SimConfig:
     )
     refund_failed: bool = _knob(False, "refund a failed task's price when it fails")
 
+    fetch_images: str = _knob(
+        "off",
+        "fetch each task's image URLs as the provider does and fail it INVALID_IMAGE_URL when "
+        "one can't be fetched or is no image: off, loopback (only loopback URLs) or all",
+    )
     p_content_violation: float = _knob(0.0, "fraction of tasks failing CONTENT_VIOLATION")
     p_invalid_image: float = _knob(0.0, "fraction of tasks failing INVALID_IMAGE_URL")
     p_transient: float = _knob(

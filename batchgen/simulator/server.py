@@ -17,6 +17,7 @@ from batchgen.simulator.callbacks import CallbackDispatcher
 from batchgen.simulator.config import SimConfig
 from batchgen.simulator.faults import FaultDice
 from batchgen.simulator.files import result_file
+from batchgen.simulator.imagefetch import ImageFetcher
 from batchgen.simulator.ratelimit import SlidingWindow
 from batchgen.simulator.stats import Observer
 from batchgen.simulator.tasks import Task, TaskStore
@@ -34,6 +35,7 @@ class Simulator:
         self.billing = Billing(c.balance, c.prices, c.refund_failed)
         self.observer = Observer(self.window.period)
         self.callbacks = CallbackDispatcher(c, self.dice, self._final_envelope, self.now)
+        self.images = ImageFetcher(c.fetch_images)
         self.base_url = ""
         self.origin = ""
         self._runner: web.AppRunner | None = None
@@ -76,6 +78,7 @@ class Simulator:
         return self
 
     async def close(self) -> None:
+        await self.images.close()
         await self.callbacks.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -95,9 +98,20 @@ class Simulator:
         if self.credits_left is not None:
             self.credits_left -= 1
         self.observer.submitted(body)
+        inp = body.get("input") if isinstance(body.get("input"), dict) else {}
+        urls = inp.get("image_urls")
+        if isinstance(urls, list):
+            self.images.check_later(urls, lambda: self._image_failed(task))
         if task.callback_url:
             self.callbacks.schedule(task)
         return task
+
+    def _image_failed(self, task: Task) -> None:
+        """An image the provider could not use: the task fails soon, INVALID_IMAGE_URL."""
+        if task.fail_code is None and task.state_at(self.now()) in ("pending", "processing"):
+            task.fail_code = "INVALID_IMAGE_URL"
+            task.n_results = 0
+            task.end_s = min(task.end_s, max(self.now() - task.created, task.pending_s))
 
     def charge(self, task: Task, body: dict[str, Any]) -> None:
         """Bill a task (a new one, or one restored from the sandbox's journal)."""
