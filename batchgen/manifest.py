@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import ManifestError, ManifestProblem
+from batchgen.inputs.local import LocalImage, LocalResolver
 from batchgen.manifest_csv import CsvSource, read_csv_jobs
 from batchgen.manifest_plan import (  # noqa: F401 (re-exported: the public API lives here)
     FILENAME_FIELDS,
@@ -70,6 +71,10 @@ class Manifest:
     output_dir: str | None  # output.dir as written, or None
     filename_template: str  # output.filename, default "{id}.mp4"
     jobs: list[Job] = field(default_factory=list)
+    # Image files named by jobs, by content (batchgen.inputs.local), and `images:` settings.
+    local_images: dict[str, LocalImage] = field(default_factory=dict)
+    image_store: str | None = None
+    image_url_ttl: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -151,6 +156,7 @@ class _Build:
         self.defaults: tuple[dict, dict] | None = None
         self.defaults_src: YamlSource | None = None
         self.pending: list[tuple[dict, Any, Any, Source]] = []
+        self.local = LocalResolver(Path("."))  # base_dir: the folder of the file being read
 
     def add(self, problem: ManifestProblem) -> None:
         if len(self.problems) >= MAX_PROBLEMS:
@@ -195,7 +201,7 @@ class _Build:
         if self.defaults is not None:
             top = {**self.defaults[0], **top}
             inp = {**self.defaults[1], **inp}
-        body = self.body(top, inp)
+        body = self.local_images(self.body(top, inp), raw.src)
         if isinstance(raw.src, CsvSource) and (raw.id is not None or raw.repeat is not None):
             meta = {k: v for k, v in (("id", raw.id), ("repeat", raw.repeat)) if v is not None}
             for issue in validate_document({"jobs": [meta]}, MANIFEST_SCHEMA):
@@ -229,6 +235,19 @@ class _Build:
             if isinstance(value, float) and value.is_integer():
                 inputs[key] = int(value)  # JSON Schema accepts 5.0 as an integer; send 5
         body["input"] = inputs
+        return body
+
+    def local_images(self, body: dict, src: Source) -> dict:
+        """Image files become content references (batchgen.inputs.local); problems placed."""
+        urls = body["input"].get("image_urls")
+        if not isinstance(urls, list):
+            return body
+        resolved, problems = self.local.resolve(urls)
+        for n, message in problems:
+            parts = ("input", "image_urls", n)
+            self.add(ManifestProblem(*(src.locate(parts) or src.fallback(parts)), message))
+        if resolved != urls:
+            body["input"]["image_urls"] = resolved
         return body
 
     def place(self, path: str, message: str, src: Source) -> None:
@@ -266,6 +285,7 @@ class _Build:
                 jobs.append(Job(job_id, body if n == 0 else _copy(body), src.where, len(jobs)))
         if not jobs and not self.problems:
             self.add(ManifestProblem(self.display, "jobs", "the manifest has no jobs"))
+        manifest.local_images = self.local.found
         if self.problems:
             problems = [self._materialize(p) for p in self.problems]
             if self.hidden:
@@ -345,6 +365,7 @@ def load_manifest(path: str | Path) -> Manifest:
 def _load_csv(path: Path, display: str) -> Manifest:
     text = read_text(path, display)
     build = _Build(display, DEFAULT_MODEL)
+    build.local.base_dir = path.parent
     _add_csv(build, text, display)
     manifest = Manifest(path, path.stem, DEFAULT_MODEL, None, DEFAULT_FILENAME)
     return build.finish(manifest)
@@ -378,6 +399,7 @@ def _load_yaml(path: Path, display: str) -> Manifest:
     if not isinstance(model, str) or model not in known_models():
         raise ManifestError(shape)
     build = _Build(display, model)
+    build.local.base_dir = path.parent
     for problem in shape:
         build.add(problem)
     defaults = doc.get("defaults")
@@ -399,6 +421,7 @@ def _load_yaml(path: Path, display: str) -> Manifest:
             for problem in exc.problems:
                 build.add(problem)
         else:
+            build.local.base_dir = (path.parent / csv_name).parent
             _add_csv(build, text, csv_display)
     output = doc.get("output") if isinstance(doc.get("output"), dict) else {}
     template = output.get("filename", DEFAULT_FILENAME)
@@ -407,11 +430,14 @@ def _load_yaml(path: Path, display: str) -> Manifest:
             where = f"{display}:{_line(lines, 'output.filename')}"
             build.add(ManifestProblem(where, "output.filename", message))
     name = doc.get("name")
+    images = doc.get("images") if isinstance(doc.get("images"), dict) else {}
     manifest = Manifest(
         path=path,
         name=name if isinstance(name, str) and name else path.stem,
         model=model,
         output_dir=output.get("dir") if isinstance(output.get("dir"), str) else None,
         filename_template=template if isinstance(template, str) else DEFAULT_FILENAME,
+        image_store=images.get("store") if isinstance(images.get("store"), str) else None,
+        image_url_ttl=images.get("url_ttl") if isinstance(images.get("url_ttl"), str) else None,
     )
     return build.finish(manifest)

@@ -120,6 +120,7 @@ class RunOptions:
     preflight: bool | None = None
     image_store: str | None = None  # s3://BUCKET/PREFIX for local image files
     image_url_ttl_s: float = 6 * 3600.0  # presigned GET URLs: the provider may queue, retry
+    serve_local_images: bool = False  # --sandbox without a store: the run serves its files
 
     def paced(self) -> RunOptions:
         """A copy with every duration left as None filled in from the poll schedule."""
@@ -212,6 +213,21 @@ async def results_public_only(opts: RunOptions) -> bool:
     return await api_is_public(opts.base_url)
 
 
+async def preflight_by_default(base_url: str) -> bool:
+    """Image preflight is on by default against APIXO itself, or an API whose name resolves
+    to public addresses; off against a test bed (loopback, private, or a name that does not
+    resolve here), whose image URLs are often placeholders."""
+    host = (yarl.URL(base_url).host or "").lower()
+    if host == (yarl.URL(DEFAULT_BASE_URL).host or ""):
+        return True
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        addresses = await _addresses_of(host)
+        return bool(addresses) and all(is_public_address(a) for a in addresses)
+    return is_public_address(host.strip("[]"))
+
+
 async def api_is_public(base_url: str) -> bool:
     """Whether the API is on the public internet (not loopback, not a private address)."""
     host = (yarl.URL(base_url).host or "").strip("[]")
@@ -302,7 +318,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     )
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
-    api_public = await api_is_public(opts.base_url) if opts.preflight is None else True
+    api_public = await preflight_by_default(opts.base_url) if opts.preflight is None else True
     async with open_sessions(opts, public_only=public_only, proxies=proxies) as sessions:
         client = ApiClient(
             sessions.api,
@@ -348,6 +364,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         finally:
             if deadline is not None:
                 deadline.cancel()
+            await inputs.aclose()
 
 
 def save_run_settings(store: st.Store, opts: RunOptions, manifest_path: str | None) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.commands import common, recorded
+from batchgen.commands import common, images, recorded
 from batchgen.lock import StateLock
 from batchgen.progress import ticker
 from batchgen.runner import save_run_settings
@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     every = getattr(args, "progress_every", None)
     with ticker(sys.stderr, mode, f"validating {args.manifest}", interval=every):
         manifest = load_manifest(args.manifest)
+    images.settle_store(args, manifest)  # exit 2 before anything is sent if a store is missing
     output_dir = Path(args.output or manifest.output_dir or Path("output") / manifest.name)
     state_path = Path(args.state) if args.state else output_dir / "batchgen.db"
     opts = common.options_from_args(
@@ -74,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
                     ((job.id, job.model, job.body) for job in manifest.jobs),
                     resubmit_changed=args.resubmit_changed,
                 )
+            images.record_files(store, manifest)
             save_run_settings(store, opts, os.path.abspath(args.manifest))
             recorded.record(store, args, opts.base_url)
         finally:

@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from typing import TextIO
 
+from batchgen.commands.images import warn_without_store
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.manifest import FIRST_POLL_S, POLL_EVERY_S, Manifest, estimate_requests, load_manifest
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         _check_images(manifests, public_only=not args.allow_private_result_hosts)
     out = sys.stdout
     for manifest in manifests:
+        warn_without_store(manifest)
         if args.print_requests:
             print_requests(manifest, out)
         else:

@@ -48,6 +48,12 @@ class Inputs:
     def __repr__(self) -> str:
         return f"<Inputs preflight={self.preflight!r} local={self.resolve_local is not None}>"
 
+    async def aclose(self) -> None:
+        """Stop what the hook started (the sandbox's file server)."""
+        server = getattr(self.resolve_local, "server", None)
+        if server is not None:
+            await server.aclose()
+
     async def __call__(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """`body` with every image ready to send; raises InputRejected."""
         inp = body.get("input")
@@ -61,7 +67,11 @@ class Inputs:
                 ready.append(url)
             elif self.is_local(url):
                 if self.resolve_local is None:
-                    raise InputRejected(f"image_urls[{n}] is a local file and no store is set")
+                    raise InputRejected(
+                        f"image_urls[{n}] is a local file: a run needs --image-store "
+                        "s3://BUCKET/PREFIX (or images: {store: ...} in the manifest)",
+                        "IMAGE_UPLOAD",
+                    )
                 ready.append(await self.resolve_local(url))
             else:
                 if self.preflight is not None:

@@ -6,9 +6,13 @@ import random
 import sqlite3
 from typing import TYPE_CHECKING
 
+from batchgen.inputs.local import is_ref
+from batchgen.inputs.localserve import LocalServer
+from batchgen.inputs.objectstore import ImageStore
 from batchgen.inputs.preflight import Preflight
 from batchgen.inputs.prepare import Inputs
 from batchgen.inputs.records import ImageRecords
+from batchgen.inputs.uploads import LocalUploads
 from batchgen.policy import Backoff
 
 if TYPE_CHECKING:
@@ -42,4 +46,9 @@ def prepare_inputs(
             lookup=records.cached_check,
             save=records.save_check,
         )
-    return Inputs(records, preflight=check)
+    uploads = None
+    if opts.image_store:
+        uploads = LocalUploads(records, store=ImageStore(opts.image_store, opts.image_url_ttl_s))
+    elif opts.serve_local_images:
+        uploads = LocalUploads(records, server=LocalServer())
+    return Inputs(records, preflight=check, is_local=is_ref, resolve_local=uploads)

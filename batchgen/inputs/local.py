@@ -1,0 +1,135 @@
+"""Image files on the user's disk, named in a manifest by a relative path or a file:// URL.
+
+A job's body cannot carry a path (the provider fetches images over HTTP), and a job's identity
+must be its image's content, not where the file lies: editing an image changes the job, moving
+the manifest's folder does not. So at load time each local entry is replaced by a reference
+made of the file's sha256 and type, `https://local.batchgen.invalid/sha256/<hex>.<ext>`: the
+body's hash (and the derived job id) then follows the content. The `.invalid` top-level domain
+never resolves (RFC 6761), so a reference that ever escaped would reach no one. Right before
+each submit the engine's input hook swaps it for a presigned URL of the uploaded copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from batchgen.inputs.sniff import EXTENSIONS, MAX_IMAGE_BYTES, describe_other, image_kind
+
+REF_PREFIX = "https://local.batchgen.invalid/sha256/"
+_REF = re.compile(r"^https://local\.batchgen\.invalid/sha256/([0-9a-f]{64})(\.jpg|\.png|\.webp)$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalImage:
+    sha256: str
+    ext: str  # ".jpg", ".png" or ".webp", from the content
+    path: str  # absolute
+    size: int
+
+    @property
+    def ref(self) -> str:
+        return f"{REF_PREFIX}{self.sha256}{self.ext}"
+
+    @property
+    def key_name(self) -> str:
+        """The content-addressed object name in the store (under its prefix)."""
+        return f"{self.sha256}{self.ext}"
+
+
+def is_ref(url: object) -> bool:
+    return isinstance(url, str) and _REF.match(url) is not None
+
+
+def parse_ref(url: str) -> tuple[str, str] | None:
+    """(sha256, ext) of a local reference, else None."""
+    found = _REF.match(url)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def local_path(entry: object, base_dir: Path) -> Path | None:
+    """The file an image entry names, or None when it is a URL the provider fetches itself.
+    A path is relative to the manifest's folder (or absolute); `file://` URLs are absolute."""
+    if not isinstance(entry, str) or not entry.strip():
+        return None
+    text = entry.strip()
+    if text.lower().startswith("file://"):
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            return Path("//" + parts.netloc + unquote(parts.path))  # reported as not found
+        return Path(unquote(parts.path))
+    if _SCHEME.match(text) or text.lower().startswith(("http:", "https:")):
+        return None
+    path = Path(os.path.expanduser(text))
+    return path if path.is_absolute() else base_dir / path
+
+
+def inspect(path: Path) -> LocalImage | str:
+    """The file's content identity, or why it cannot be sent (a message for the user)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return f"no such file: {path}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc.__class__.__name__}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"not a regular file: {path}"
+    if info.st_size > MAX_IMAGE_BYTES:
+        return f"{path} is {info.st_size / 1e6:.1f} MB, over the limit of 10 MB"
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc.__class__.__name__}"
+    if len(data) > MAX_IMAGE_BYTES:
+        return f"{path} is over the limit of 10 MB"
+    kind = image_kind(data[:64])
+    if kind is None:
+        return f"{path} is not a JPG, PNG or WebP image ({describe_other(data[:512])})"
+    digest = hashlib.sha256(data).hexdigest()
+    return LocalImage(digest, EXTENSIONS[kind], str(Path(path).absolute()), len(data))
+
+
+def read_verified(path: str, sha256: str) -> bytes | None:
+    """The file's bytes if they still hash to `sha256` (the job was made from them)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_IMAGE_BYTES + 1)
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == sha256 else None
+
+
+class LocalResolver:
+    """Turns the local entries of a body's image_urls into references, inspecting each
+    distinct file once. Collects the files found (`found`) for the state file."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.found: dict[str, LocalImage] = {}  # sha256 -> file
+        self._seen: dict[Path, LocalImage | str] = {}
+
+    def resolve(self, urls: list) -> tuple[list, list[tuple[int, str]]]:  # type: ignore[type-arg]
+        """(the list with references in place of files, [(index, problem)])."""
+        out = list(urls)
+        problems: list[tuple[int, str]] = []
+        for n, entry in enumerate(urls):
+            path = local_path(entry, self.base_dir)
+            if path is None:
+                continue
+            result = self._seen.get(path)
+            if result is None:
+                result = self._seen[path] = inspect(path)
+            if isinstance(result, str):
+                problems.append((n, result))
+                out[n] = f"{REF_PREFIX}{'0' * 64}.png"  # one problem, not a second "not a URL"
+                continue
+            self.found.setdefault(result.sha256, result)
+            out[n] = result.ref
+        return out, problems

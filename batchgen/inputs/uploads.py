@@ -1,0 +1,74 @@
+"""Local image references -> URLs the provider can fetch, made right before each submit.
+
+With an image store: each distinct file is uploaded once (`ImageStore.ensure`, shared by the
+jobs that use it; an object already in the store is not sent again) and every submit gets a
+presigned GET URL made at that moment, so a later resubmit (`retry`) gets a fresh one. The
+state file records each file's hash and key, never a signature. In a `--sandbox` run without
+a store, `localserve.LocalServer` serves the files itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from batchgen.inputs.local import parse_ref
+from batchgen.inputs.objectstore import ImageStore, StoreError
+from batchgen.inputs.prepare import InputRejected
+from batchgen.inputs.records import ImageRecords
+
+FAIL_CODE = "IMAGE_UPLOAD"
+
+
+class Server(Protocol):
+    async def url_for(self, name: str, path: str, sha256: str) -> str: ...
+
+
+class LocalUploads:
+    def __init__(
+        self,
+        records: ImageRecords,
+        *,
+        store: ImageStore | None = None,
+        server: Server | None = None,
+    ) -> None:
+        self.records = records
+        self.store = store
+        self.server = server
+        self._uploads: dict[str, asyncio.Future[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"<LocalUploads store={self.store!r} files={len(self._uploads)}>"
+
+    async def __call__(self, ref: str) -> str:
+        parsed = parse_ref(ref)
+        known = self.records.local(parsed[0]) if parsed else None
+        if parsed is None or known is None:
+            raise InputRejected(
+                "an image file of this job is not recorded in the state file; "
+                "run the manifest again",
+                FAIL_CODE,
+            )
+        sha256, ext = parsed
+        _, path, _, _ = known
+        name = f"{sha256}{ext}"
+        if self.store is None:
+            if self.server is None:
+                raise InputRejected(
+                    "local image files need --image-store s3://BUCKET/PREFIX", FAIL_CODE
+                )
+            return await self.server.url_for(name, path, sha256)
+        future = self._uploads.get(sha256)
+        if future is None:
+            future = self._uploads[sha256] = asyncio.ensure_future(self._upload(name, path, sha256))
+        try:
+            await asyncio.shield(future)
+            return await self.store.presign(name)
+        except StoreError as exc:
+            raise InputRejected(str(exc), FAIL_CODE) from None
+
+    async def _upload(self, name: str, path: str, sha256: str) -> str:
+        assert self.store is not None
+        key = await self.store.ensure(name, path, sha256)
+        self.records.mark_uploaded(sha256, key)
+        return key
