@@ -112,10 +112,11 @@ CASES = [
     ),
     (
         "m.yaml",
+        # a local file is allowed now (issue 17), but only an image
         "jobs:\n  - prompt: hi\n    duration: 5\n    image_url: file:///etc/passwd\n",
         "m.yaml:4",
         "jobs[0].image_url",
-        "must be an http(s) URL",
+        "/etc/passwd is not a JPG, PNG or WebP image",
     ),
     (
         "m.yaml",
@@ -352,8 +353,8 @@ def test_all_problems_are_reported_at_once(tmp_path):
         load_manifest(file)
     paths = [p.json_path for p in info.value.problems]
     assert paths == [
+        "jobs[0].image_url",  # 'x' is a path now (issue 17): a missing file, found first
         "jobs[0].duration",
-        "jobs[0].image_url",
         "jobs[0].prompt",
         "jobs[1].promt",
         "jobs[1].input.duration",
