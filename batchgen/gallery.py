@@ -370,6 +370,7 @@ def _card(
         )
 
     facts: list[tuple[str, Any]] = [
+        ("model", rec.get("model")),
         ("mode", mode),
         ("duration", f"{rec['duration']} s" if rec.get("duration") is not None else None),
         ("aspect ratio", rec.get("aspect_ratio")),

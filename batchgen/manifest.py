@@ -2,8 +2,9 @@
 
 `load_manifest(path)` reads the file (`manifest_text`), parses it (`manifest_yaml` keeps the line
 of every node, `manifest_csv` the row and column of every cell), merges each job over the
-manifest's `defaults`, validates the body against `schemas/<model>.request.schema.json`, gives
-each job its id, and raises one ManifestError carrying all problems found.
+manifest's `defaults`, validates the body against its model's request schema (the job's own
+`model`, else the manifest's; `batchgen.models` holds the specs), gives each job its id, and
+raises one ManifestError carrying all problems found.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchgen import models
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.inputs.local import LocalImage, LocalResolver
 from batchgen.manifest_csv import CsvSource, read_csv_jobs
@@ -33,6 +36,7 @@ from batchgen.manifest_text import RawJob, Source, fail, read_text
 from batchgen.manifest_yaml import load_yaml
 from batchgen.schema import (
     DEFAULT_MODEL,
+    RequestFields,
     fast_check,
     json_path,
     known_models,
@@ -50,8 +54,7 @@ MAX_REPEAT = 1000  # also in schemas/manifest.schema.json
 
 _ID_RE = re.compile(ID_PATTERN)
 _PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
-_JOB_META = ("id", "repeat", "input")
-_IMAGE_KEYS = ("image_url", "end_image_url")
+_JOB_META = ("id", "repeat", "input", "model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +144,55 @@ class YamlSource(Source):
 # --- building the jobs ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """What building a body needs from one model (its spec and schema)."""
+
+    model: str
+    fields: RequestFields
+    valid: Callable[[Any], bool]
+    aliases: Mapping[str, tuple[str, ...]]
+
+
+def _rules(model: str) -> _Rules:
+    spec = models.get(model)
+    return _Rules(model, request_fields(model), fast_check(model), spec.aliases)
+
+
+def _union_fields(names: list[str]) -> RequestFields:
+    """Every request field any known model has: what a manifest may spell before its job's
+    model is known (defaults, CSV headers). The job's schema then says what fits its model."""
+    all_fields = [request_fields(m) for m in names]
+
+    def ordered(attr: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for f in all_fields for k in getattr(f, attr)))
+
+    def union(attr: str) -> frozenset[str]:
+        return frozenset(k for f in all_fields for k in getattr(f, attr))
+
+    return RequestFields(
+        top=ordered("top"),
+        inputs=ordered("inputs"),
+        numeric=union("numeric"),
+        arrays=union("arrays"),
+        filled=(),
+        integers=union("integers"),
+    )
+
+
 class _Build:
     """Collects jobs and problems for one manifest file."""
 
     def __init__(self, display: str, model: str) -> None:
         self.display = display
-        self.model = model
-        self.fields = request_fields(model)
-        self.valid = fast_check(model)
+        self.model = model  # the manifest's: a job without its own `model` gets this one
+        self._rules: dict[str, _Rules] = {model: _rules(model)}
+        names = known_models()
+        self.fields = _union_fields(names)
         self.input_names = frozenset(self.fields.inputs)
+        self.all_aliases: dict[str, tuple[str, ...]] = {}
+        for name in names:
+            self.all_aliases.update(models.get(name).aliases)
         self.problems: list[ManifestProblem | tuple] = []
         self.groups: dict[tuple, list[str]] = {}
         self.hidden = 0
@@ -164,16 +207,35 @@ class _Build:
         else:
             self.problems.append(problem)
 
-    def split(self, raw: dict, src: YamlSource) -> tuple[dict, dict]:
+    def rules(self, model: Any, src: Source) -> _Rules | None:
+        """The rules of a job's model; None (and a problem at its place) if it has no spec."""
+        rules = self._rules.get(model) if isinstance(model, str) else None
+        if rules is not None:
+            return rules
+        if isinstance(model, str) and models.find(model) is not None:
+            rules = self._rules[model] = _rules(model)
+            return rules
+        if isinstance(src, YamlSource):
+            where, path = src.at(("model",))
+        else:
+            where, path = f"{src.where}, column model", "model"
+        known = ", ".join(known_models())
+        self.add(ManifestProblem(where, path, f"unknown model {model!r}; known: {known}"))
+        return None
+
+    def split(
+        self, raw: dict, src: YamlSource, aliases: Mapping[str, tuple[str, ...]]
+    ) -> tuple[dict, dict]:
         """A YAML job's fields -> (top-level request fields, input fields). Input fields may be
-        written inside `input:` or directly in the job; `image_url`/`end_image_url` spell
-        `image_urls`."""
+        written inside `input:` or directly in the job; a model's aliases spell a list field
+        item by item (Kling: `image_url`/`end_image_url` spell `image_urls`)."""
         fields = self.fields
+        alias_names = {name for names in aliases.values() for name in names}
         nested = raw.get("input")
         top: dict[str, Any] = {}
         inp: dict[str, Any] = dict(nested) if isinstance(nested, dict) else {}
         for key, value in raw.items():
-            if key in _JOB_META or key in _IMAGE_KEYS:
+            if key in _JOB_META or key in alias_names:
                 continue
             if key in fields.top:
                 top[key] = value
@@ -182,39 +244,54 @@ class _Build:
                     self.add(ManifestProblem(*src.at((key,)), "given twice: here and in input"))
                 inp[key] = value
             else:
-                allowed = [*_JOB_META, *fields.top, *fields.inputs, *_IMAGE_KEYS]
+                allowed = [*_JOB_META, *fields.top, *fields.inputs, *sorted(alias_names)]
                 self.add(ManifestProblem(*src.at((key,)), _unknown(key, allowed)))
-        image, end = raw.get("image_url"), raw.get("end_image_url")
-        if image is not None or end is not None:
-            if "image_urls" in inp:
-                message = "give image_urls or image_url, not both"
-                self.add(ManifestProblem(*src.at(("image_url",)), message))
-            elif image is None:
-                message = "end_image_url needs image_url (the start frame)"
-                self.add(ManifestProblem(*src.at(("end_image_url",)), message))
-            else:
-                inp["image_urls"] = [image] if end is None else [image, end]
+        for target, names in aliases.items():
+            self._alias(raw, src, inp, target, names)
         return top, inp
 
+    def _alias(
+        self, raw: dict, src: YamlSource, inp: dict, target: str, names: tuple[str, ...]
+    ) -> None:
+        values = [raw.get(name) for name in names]
+        given = [i for i, v in enumerate(values) if v is not None]
+        if not given:
+            return
+        if target in inp:
+            message = f"give {target} or {names[0]}, not both"
+            self.add(ManifestProblem(*src.at((names[given[0]],)), message))
+            return
+        missing = [i for i in range(given[-1]) if values[i] is None]
+        if missing:
+            what = " (the start frame)" if target == "image_urls" else ""
+            message = f"{names[given[-1]]} needs {names[missing[0]]}{what}"
+            self.add(ManifestProblem(*src.at((names[given[-1]],)), message))
+            return
+        inp[target] = values[: given[-1] + 1]
+
     def _job(self, raw: RawJob) -> None:
+        model = self.model if raw.model is None else raw.model
+        rules = self.rules(model, raw.src)
+        if rules is None:
+            return
         top, inp = raw.top, raw.inp
         if self.defaults is not None:
             top = {**self.defaults[0], **top}
             inp = {**self.defaults[1], **inp}
-        body = self.local_images(self.body(top, inp), raw.src)
+        body = self.local_images(self.body(top, inp, rules.fields), raw.src)
         if isinstance(raw.src, CsvSource) and (raw.id is not None or raw.repeat is not None):
             meta = {k: v for k, v in (("id", raw.id), ("repeat", raw.repeat)) if v is not None}
             for issue in validate_document({"jobs": [meta]}, MANIFEST_SCHEMA):
                 column = _parts(issue.path)[-1]
                 where = f"{raw.src.where}, column {column}"
                 self.add(ManifestProblem(where, str(column), issue.message))
-        self.pending.append((body, raw.id, raw.repeat, raw.src))
-        if self.valid(body):
+        self.pending.append((body, raw.id, raw.repeat, raw.src, rules.model))
+        if rules.valid(body):
             return
         if len(self.problems) >= MAX_PROBLEMS:
             self.hidden += 1
             return
-        for issue in validate_request(body, self.model):
+        for issue in validate_request(body, rules.model):
             self.place(issue.path, issue.message, raw.src)
 
     def job(self, raw: RawJob) -> None:
@@ -222,15 +299,19 @@ class _Build:
         if isinstance(raw.src, CsvSource):
             raw.src.cells = None  # placed already: keep memory flat on big files
 
-    def body(self, top: dict, inp: dict) -> dict:
-        for key, value in self.fields.filled:
+    def body(self, top: dict, inp: dict, fields: RequestFields) -> dict:
+        """The body in the model's schema order; a field the model lacks is kept, so its
+        schema names it ("unknown field") at its place instead of dropping it silently."""
+        for key, value in fields.filled:
             if inp.get(key) is None:
                 inp = {**inp, key: value}
-        body = {k: top[k] for k in self.fields.top if top.get(k) is not None}
-        inputs = {k: inp[k] for k in self.fields.inputs if inp.get(k) is not None}
+        body = {k: top[k] for k in fields.top if top.get(k) is not None}
+        if len(body) != len(top):
+            body.update((k, v) for k, v in top.items() if k not in body and v is not None)
+        inputs = {k: inp[k] for k in fields.inputs if inp.get(k) is not None}
         if len(inputs) != len(inp):
             inputs.update((k, v) for k, v in inp.items() if k not in inputs and v is not None)
-        for key in self.fields.integers & inputs.keys():
+        for key in fields.integers & inputs.keys():
             value = inputs[key]
             if isinstance(value, float) and value.is_integer():
                 inputs[key] = int(value)  # JSON Schema accepts 5.0 as an integer; send 5
@@ -270,11 +351,11 @@ class _Build:
         jobs = manifest.jobs
         seen: dict[str, str] = {}
         copies: dict[str, int] = {}
-        for body, given, repeat, src in self.pending:
+        for body, given, repeat, src, model in self.pending:
             if isinstance(given, str) and _ID_RE.fullmatch(given):
                 base = given
             else:
-                base = _derived_id(body, copies)
+                base = _derived_id(body, copies, model)
             count = _count(repeat)
             takes = [base] if count is None else [f"{base}-{k}" for k in range(1, count + 1)]
             for n, job_id in enumerate(takes):
@@ -282,7 +363,8 @@ class _Build:
                     self.add(_duplicate(src, job_id, seen[job_id]))
                     continue
                 seen[job_id] = src.where
-                jobs.append(Job(job_id, body if n == 0 else _copy(body), src.where, len(jobs)))
+                copy = body if n == 0 else _copy(body)
+                jobs.append(Job(job_id, copy, src.where, len(jobs), model))
         if not jobs and not self.problems:
             self.add(ManifestProblem(self.display, "jobs", "the manifest has no jobs"))
         manifest.local_images = self.local.found
@@ -327,17 +409,23 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _derived_id(body: dict, copies: dict[str, int]) -> str:
+def _derived_id(body: dict, copies: dict[str, int], model: str = DEFAULT_MODEL) -> str:
     """`<mode>-<hash of the body>`: stable across runs and reorderings. The n-th job with the
-    same content (n >= 2) gets `.n` (not `-n`, which `repeat` uses)."""
+    same content (n >= 2) gets `.n` (not `-n`, which `repeat` uses). A model other than Kling
+    2.1 (whose ids stay as earlier versions made them) prefixes its id and enters the hash,
+    so one prompt sent to two models gives two jobs."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if model != DEFAULT_MODEL:
+        canonical = f"{model}\n{canonical}"
     digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     count = copies[digest] = copies.get(digest, 0) + 1
     mode = body.get("input", {}).get("mode")
     short = "job"
     if isinstance(mode, str):
-        short = mode.replace("-image-to-video", "-i2v").replace("-text-to-video", "-t2v")
+        short = mode.replace("image-to-video", "i2v").replace("text-to-video", "t2v")
         short = re.sub(r"[^A-Za-z0-9._-]", "", short)[:40] or "job"
+    if model != DEFAULT_MODEL:
+        short = f"{model}-{short}"
     return f"{short}-{digest}" + (f".{count}" if count > 1 else "")
 
 
@@ -405,13 +493,16 @@ def _load_yaml(path: Path, display: str) -> Manifest:
     defaults = doc.get("defaults")
     if isinstance(defaults, dict):
         build.defaults_src = YamlSource(display, lines, ("defaults",), defaults)
-        build.defaults = build.split(defaults, build.defaults_src)
+        build.defaults = build.split(defaults, build.defaults_src, build.all_aliases)
     jobs = doc.get("jobs")
     for i, job in enumerate(jobs if isinstance(jobs, list) else []):
         if isinstance(job, dict):
             src = YamlSource(display, lines, ("jobs", i), job)
-            top, inp = build.split(job, src)
-            build.job(RawJob(top, inp, job.get("id"), job.get("repeat"), src))
+            own = job.get("model")
+            spec = models.find(model if own is None else own)
+            aliases = spec.aliases if spec is not None else build.all_aliases
+            top, inp = build.split(job, src, aliases)
+            build.job(RawJob(top, inp, job.get("id"), job.get("repeat"), src, own))
     csv_name = doc.get("jobs_csv")
     if isinstance(csv_name, str) and csv_name:
         csv_display = os.path.join(os.path.dirname(display), csv_name)

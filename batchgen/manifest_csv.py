@@ -1,7 +1,8 @@
 """CSV manifests: a header row, then one job per row.
 
 Columns are the request fields of the model's schema (`mode`, `prompt`, `duration`, ...,
-`provider`, `request_type`, `callback_url`), plus `id`, `repeat`, and `image_url` /
+`provider`, `request_type`, `callback_url`) of every known model, plus `id`, `repeat`, `model`
+(the row's model; empty: the manifest's), and `image_url` /
 `end_image_url` as a spelling of `image_urls`. Rows are numbered as a spreadsheet shows them:
 the header is row 1. Empty cells mean "not given"; cells of numeric fields become numbers;
 list fields (`image_urls`) are split on `|`.
@@ -19,7 +20,7 @@ from batchgen.errors import ManifestProblem
 from batchgen.manifest_text import RawJob, Source
 from batchgen.schema import RequestFields, json_path
 
-_ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END = range(6)
+_ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END, _MODEL = range(7)
 LIST_SEPARATOR = "|"
 
 
@@ -95,7 +96,7 @@ def read_csv_jobs(
     if not header or not any(h.strip() for h in header):
         problems.append(ManifestProblem(display, "", "the CSV has no header row"))
         return
-    known = {"id": (_ID, "id"), "repeat": (_REPEAT, "repeat")}
+    known = {"id": (_ID, "id"), "repeat": (_REPEAT, "repeat"), "model": (_MODEL, "model")}
     known.update({name: (_TOP, name) for name in fields.top})
     known.update({name: (_INPUT, name) for name in fields.inputs})
     known["image_url"] = (_IMAGE, "image_urls")
@@ -148,7 +149,7 @@ def read_csv_jobs(
             cells = cells[:width]
         top: dict[str, Any] = {}
         inp: dict[str, Any] = {}
-        job_id = repeat = image = end = None
+        job_id = repeat = image = end = model = None
         bad = False
         for handler, cell in zip(handlers, cells, strict=False):
             cell = cell.strip()
@@ -176,6 +177,8 @@ def read_csv_jobs(
                 job_id = value
             elif kind == _REPEAT:
                 repeat = value
+            elif kind == _MODEL:
+                model = value
             elif kind == _IMAGE:
                 image = value
             else:
@@ -201,4 +204,5 @@ def read_csv_jobs(
         if not (top or inp or job_id is not None or repeat is not None) and not bad:
             continue  # a blank row
         if not bad:
-            yield RawJob(top, inp, job_id, repeat, CsvSource(display, row, cells, columns))
+            src = CsvSource(display, row, cells, columns)
+            yield RawJob(top, inp, job_id, repeat, src, model)

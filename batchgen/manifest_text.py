@@ -83,3 +83,4 @@ class RawJob:
     id: Any
     repeat: Any
     src: Source
+    model: Any = None  # the job's own `model` (None: the manifest's)

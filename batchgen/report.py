@@ -44,6 +44,7 @@ FIELDS = (
     "submitted_at",
     "completed_at",
     "cost_time_ms",
+    "model",
     "mode",
     "duration",
     "prompt",
@@ -68,7 +69,8 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
     while True:
         rows = store.db.execute(
             "SELECT seq, id, body, state, task_id, submitted_at, completed_at, cost_time_ms,"
-            " fail_code, fail_msg, expires_at, note FROM jobs WHERE seq>? ORDER BY seq LIMIT ?",
+            " fail_code, fail_msg, expires_at, note, model FROM jobs WHERE seq>?"
+            " ORDER BY seq LIMIT ?",
             (last, page),
         ).fetchall()
         if not rows:
@@ -96,6 +98,7 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
             msg,
             expires,
             note,
+            model,
         ) in rows:
             inp = json.loads(body).get("input", {})
             yield {
@@ -108,6 +111,7 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
                 "submitted_at": _iso(submitted),
                 "completed_at": _iso(completed),
                 "cost_time_ms": cost,
+                "model": model,
                 "mode": inp.get("mode"),
                 "duration": inp.get("duration"),
                 "prompt": inp.get("prompt"),

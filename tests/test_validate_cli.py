@@ -16,7 +16,8 @@ def test_print_requests_reproduces_the_api_examples(capsys):
     out = capsys.readouterr().out.splitlines()
     lines = [json.loads(line) for line in out]
     assert [line["body"] for line in lines] == API_EXAMPLES
-    assert [list(line) for line in lines] == [["id", "body"]] * 3
+    assert [list(line) for line in lines] == [["id", "model", "endpoint", "body"]] * 3
+    assert {line["endpoint"] for line in lines} == {"POST /generateTask/kling-2-1"}
     assert [line["id"] for line in lines] == [
         "example-1-standard",
         "example-2-pro",

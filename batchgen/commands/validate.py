@@ -1,7 +1,8 @@
 """`batchgen validate MANIFEST...`: check manifests without sending anything.
 
 Prints a summary per manifest, or with `--print-requests` one JSON line per job,
-`{"id": ..., "body": {...}}`, holding the exact body that would be POSTed. Every manifest is
+`{"id": ..., "model": ..., "endpoint": "POST /generateTask/<model>", "body": {...}}`, holding
+the exact body that would be POSTed and where. Every manifest is
 checked before anything is printed; all their problems are reported together (exit 2).
 """
 
@@ -13,6 +14,7 @@ import sys
 from collections import Counter
 from typing import TextIO
 
+from batchgen import models
 from batchgen.commands.images import warn_without_store
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.manifest import FIRST_POLL_S, POLL_EVERY_S, Manifest, estimate_requests, load_manifest
@@ -28,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--print-requests",
         action="store_true",
-        help='print one JSON line per job: {"id": ..., "body": {...}}, the exact body to send',
+        help='print one JSON line per job: {"id", "model", "endpoint", "body"}: the exact body '
+        "to send and where",
     )
     parser.add_argument(
         "--check-images",
@@ -86,7 +89,13 @@ def _check_images(manifests: list[Manifest], *, public_only: bool) -> None:
 def print_requests(manifest: Manifest, out: TextIO) -> None:
     lines: list[str] = []
     for job in manifest.jobs:
-        lines.append(json.dumps({"id": job.id, "body": job.body}, separators=(", ", ": ")))
+        line = {
+            "id": job.id,
+            "model": job.model,
+            "endpoint": f"POST {models.get(job.model).submit_path}",
+            "body": job.body,
+        }
+        lines.append(json.dumps(line, separators=(", ", ": ")))
         if len(lines) >= 1000:
             out.write("\n".join(lines) + "\n")
             lines.clear()
@@ -97,6 +106,10 @@ def print_requests(manifest: Manifest, out: TextIO) -> None:
 def summary(manifest: Manifest) -> str:
     jobs = manifest.jobs
     modes = Counter(str(job.body.get("input", {}).get("mode")) for job in jobs)
+    by_model: dict[str, Counter[str]] = {}
+    for job in jobs:
+        mode = str(job.body.get("input", {}).get("mode"))
+        by_model.setdefault(job.model, Counter())[mode] += 1
     durations = Counter(job.body.get("input", {}).get("duration") for job in jobs)
     callbacks = sum(1 for job in jobs if job.body.get("request_type") == "callback")
     output = manifest.filename_template
@@ -105,6 +118,13 @@ def summary(manifest: Manifest) -> str:
     lines = [
         f"{manifest.path}: OK, {len(jobs)} job{'s' if len(jobs) != 1 else ''} "
         f"(name {manifest.name!r}, model {manifest.model})",
+        "  by model:    "
+        + "; ".join(
+            f"{model} {sum(c.values())} ("
+            + ", ".join(f"{m} {n}" for m, n in sorted(c.items()))
+            + ")"
+            for model, c in sorted(by_model.items())
+        ),
         "  by mode:     " + ", ".join(f"{m} {n}" for m, n in sorted(modes.items())),
         "  by duration: "
         + ", ".join(f"{d} s: {n}" for d, n in sorted(durations.items(), key=_numbers_first)),

@@ -1,4 +1,6 @@
-"""The aiohttp routes: the two API endpoints, result files, and `/_sim/stats`.
+"""The aiohttp routes: the two API endpoints of every model with a spec (`batchgen.models`),
+result files, and `/_sim/stats`. A model without a spec gets 404 like any unknown path; a task
+is only known at its own model's status endpoint.
 
 API request order: fault `p_reset` -> auth (401) -> sliding rate window (429) -> 429 burst ->
 `p_5xx` -> `p_error_in_200` -> `p_slow` -> the endpoint's own work. Only requests that pass
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from batchgen import models
 from batchgen.schema import validate_request
 from batchgen.simulator.files import UNSATISFIABLE, parse_range, result_file
 
@@ -36,8 +39,8 @@ if TYPE_CHECKING:
     from batchgen.simulator.server import Simulator
 
 SIM: web.AppKey[Simulator] = web.AppKey("simulator")
-SUBMIT_PATH = "/api/v1/generateTask/kling-2-1"
-STATUS_PATH = "/api/v1/statusTask/kling-2-1"
+SUBMIT_PATH = "/api/v1/generateTask/{model}"
+STATUS_PATH = "/api/v1/statusTask/{model}"
 BALANCE_PATH = "/api/v1/apikeys/current-balance"
 RATE_MESSAGE = "Rate limit exceeded, please wait and retry"
 
@@ -58,6 +61,10 @@ def envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
     return {"code": code, "message": message, "data": data}
 
 
+def _model(request: web.Request) -> str | None:
+    return request.match_info.get("model")
+
+
 def _answer(
     request: web.Request,
     endpoint: str,
@@ -66,7 +73,9 @@ def _answer(
     task_id: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    request.app[SIM].observer.record(endpoint, request.method, request.path_qs, http, task_id)
+    request.app[SIM].observer.record(
+        endpoint, request.method, request.path_qs, http, task_id, _model(request)
+    )
     return web.json_response(body, status=http, headers=headers)
 
 
@@ -91,7 +100,9 @@ def _retry_after(sim: Simulator, seconds: float) -> dict[str, str]:
 
 def _reset(request: web.Request, endpoint: str, task_id: str | None = None) -> web.Response:
     """Close the connection without an answer: the client sees a reset / disconnect."""
-    request.app[SIM].observer.record(endpoint, request.method, request.path_qs, "reset", task_id)
+    request.app[SIM].observer.record(
+        endpoint, request.method, request.path_qs, "reset", task_id, _model(request)
+    )
     if request.transport is not None:
         request.transport.abort()
     return web.Response(status=500)  # never reaches the client: aiohttp sees a closed transport
@@ -169,7 +180,9 @@ NGINX_502 = (
 def _server_error(request: web.Request, endpoint: str, code: int) -> web.Response:
     if code == 500:
         return _error(request, endpoint, 500, "Internal server error")
-    request.app[SIM].observer.record(endpoint, request.method, request.path_qs, code)
+    request.app[SIM].observer.record(
+        endpoint, request.method, request.path_qs, code, model=_model(request)
+    )
     if code == 502:
         return web.Response(
             status=502, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html"
@@ -182,6 +195,8 @@ def _server_error(request: web.Request, endpoint: str, code: int) -> web.Respons
 
 
 async def submit(request: web.Request) -> web.Response:
+    if models.find(request.match_info["model"]) is None:
+        return await unknown(request)
     return await _guarded(request, "submit", _submit)
 
 
@@ -190,7 +205,8 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
         return _error(request, "submit", 400, "Request body must be a JSON object")
-    issues = validate_request(body)
+    model = request.match_info["model"]
+    issues = validate_request(body, model)
     if issues:
         return _error(request, "submit", 400, "; ".join(str(i) for i in issues[:3]))
     if sim.credits_left is not None and sim.credits_left <= 0:
@@ -205,13 +221,15 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
             f"Too many concurrent tasks (limit {sim.config.max_in_flight})",
             _retry_after(sim, sim.store.next_free(now)),
         )
-    task = sim.create_task(body, now)
+    task = sim.create_task(body, now, model)
     if sim.dice.roll("p_reset_after_create"):
         sim.observer.unknowable_answer(body)
         return _reset(request, "submit", task.task_id)
     if sim.dice.roll("p_502_after_create"):
         sim.observer.unknowable_answer(body)
-        sim.observer.record("submit", request.method, request.path_qs, 502, task.task_id)
+        sim.observer.record(
+            "submit", request.method, request.path_qs, 502, task.task_id, task.model
+        )
         return web.Response(status=502, text=NGINX_502, content_type="text/html")
     return _answer(
         request, "submit", 200, envelope(200, "success", {"taskId": task.task_id}), task.task_id
@@ -219,6 +237,8 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
 
 
 async def status(request: web.Request) -> web.Response:
+    if models.find(request.match_info["model"]) is None:
+        return await unknown(request)
     return await _guarded(request, "status", _status)
 
 
@@ -227,7 +247,7 @@ async def _status(request: web.Request, sim: Simulator, now: float) -> web.Respo
     if not task_id:
         return _error(request, "status", 400, "taskId is required")
     task = sim.store.get(task_id)
-    if task is None:
+    if task is None or task.model != request.match_info["model"]:
         return _error(request, "status", 404, "task not found")
     data = task.status_data(now, sim.origin)
     return _answer(request, "status", 200, envelope(200, "success", data), task_id)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from batchgen.models import DEFAULT_MODEL
 from batchgen.simulator.server import Simulator
 from batchgen.simulator.tasks import Task
 
@@ -69,8 +70,9 @@ class TaskJournal:
         for rec in self.records:
             create_ms = int(rec.get("create_ms", 0))
             body = rec.get("body") if isinstance(rec.get("body"), dict) else {}
+            model = rec.get("model") if isinstance(rec.get("model"), str) else DEFAULT_MODEL
             task = sim.store.restore(
-                rec["task_id"], body, now - (wall_ms - create_ms) / 1000, create_ms
+                rec["task_id"], body, now - (wall_ms - create_ms) / 1000, create_ms, model
             )
             sim.charge(task, body)  # the account remembers what it spent
         port = int(sim.origin.rsplit(":", 1)[1])
@@ -102,7 +104,12 @@ class TaskJournal:
                 "mode": inp.get("mode"),  # the price
             },
         }
-        rec = {"task_id": task.task_id, "create_ms": task.create_ms, "body": kept}
+        rec = {
+            "task_id": task.task_id,
+            "create_ms": task.create_ms,
+            "body": kept,
+            "model": task.model,  # where its status is asked
+        }
         assert self._out is not None
         self._out.write(json.dumps(rec) + "\n")
         self._out.flush()  # in the OS now: a killed run keeps it

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from batchgen.models import DEFAULT_MODEL
 from batchgen.simulator.app import build_app, envelope
 from batchgen.simulator.billing import Billing
 from batchgen.simulator.callbacks import CallbackDispatcher
@@ -92,8 +93,8 @@ class Simulator:
         await self.close()
 
     # used by the routes ----------------------------------------------------------------------
-    def create_task(self, body: dict[str, Any], now: float) -> Task:
-        task = self.store.create(body, now, self.wall_ms(now))
+    def create_task(self, body: dict[str, Any], now: float, model: str = DEFAULT_MODEL) -> Task:
+        task = self.store.create(body, now, self.wall_ms(now), model)
         self.charge(task, body)
         if self.credits_left is not None:
             self.credits_left -= 1
@@ -127,6 +128,7 @@ class Simulator:
         out["max_in_flight"] = self.store.max_in_flight_seen
         out["in_flight"] = self.store.in_flight(now)
         out["tasks"] = {"total": len(self.store), **self.store.counts(now)}
+        out["tasks_by_model"] = self.store.by_model()
         out["callbacks"] = self.callbacks.summary()
         out["credits_left"] = self.credits_left
         out["billing"] = self.billing.summary(now)

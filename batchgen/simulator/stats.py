@@ -17,6 +17,10 @@ def canonical(body: Any) -> str:
 class Observer:
     def __init__(self, window_s: float, log_path: str | None = None) -> None:
         self.requests: dict[str, Counter[str]] = defaultdict(Counter)
+        # The same, per model: {model: {"submit": {"200": n}, "status": {...}}}.
+        self.by_model: dict[str, dict[str, Counter[str]]] = defaultdict(
+            lambda: defaultdict(Counter)
+        )
         self.arrivals = WindowMax(window_s)
         self.rate_limited = 0
         self.bodies: Counter[str] = Counter()
@@ -33,9 +37,17 @@ class Observer:
         self.arrivals.add(now)
 
     def record(
-        self, endpoint: str, method: str, path: str, status: int | str, task_id: str | None = None
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        status: int | str,
+        task_id: str | None = None,
+        model: str | None = None,
     ) -> None:
         self.requests[endpoint][str(status)] += 1
+        if model is not None:
+            self.by_model[model][endpoint][str(status)] += 1
         if status == 429:
             self.rate_limited += 1
         if self._log is not None:
@@ -60,6 +72,10 @@ class Observer:
         dup.sort(key=lambda item: -item[1])
         return {
             "requests": {ep: dict(c) for ep, c in self.requests.items()},
+            "requests_by_model": {
+                model: {ep: dict(c) for ep, c in eps.items()}
+                for model, eps in self.by_model.items()
+            },
             "max_requests_in_window": self.arrivals.max,
             "rate_limited": self.rate_limited,
             "submits_answered_unknowably": sum(self.unknowable.values()),

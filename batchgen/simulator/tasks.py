@@ -2,8 +2,9 @@
 
 A task's whole life is drawn when it is created, from a `random.Random` seeded with
 `(seed, task_id)`: its state at any time is a function of `now - created`. Generation time
-(createTime to completeTime, also `costTime`) follows the reference: 60-90 s for a 5 s video,
-90-120 s for a 10 s video; the first 2-10 s of it are `pending`, the rest `processing`.
+(createTime to completeTime, also `costTime`) follows the model's spec (Kling 2.1: 60-90 s
+for a 5 s video, 90-120 s for a 10 s video); the first 2-10 s of it are `pending`, the rest
+`processing`.
 Failures end early: INVALID_IMAGE_URL 1-5 s after pending ends, CONTENT_VIOLATION part way
 through processing. Every service second is multiplied by `time_scale`.
 
@@ -31,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchgen import models
+from batchgen.models import DEFAULT_MODEL
 from batchgen.simulator.config import SimConfig
 
 GENERATION_RANGE_S = {5: (60.0, 90.0), 10: (90.0, 120.0)}
@@ -69,6 +72,7 @@ class Task:
     expired_status: int
     callback_url: str | None = None
     versions: list[int] = field(default_factory=list)
+    model: str = DEFAULT_MODEL  # its status is only at this model's endpoint
 
     @property
     def ends(self) -> float:
@@ -120,13 +124,18 @@ def draw_task(
     now: float,
     now_ms: int,
     earlier: int = 0,
+    model: str = DEFAULT_MODEL,
 ) -> Task:
     """Decide a new task's whole life. Pure: same config, id, body and `earlier` (tasks with
     the same prompt before this one) give the same task."""
     rng = random.Random(f"{config.seed}:{task_id}")
     inp = body.get("input") or {}
     prompt = str(inp.get("prompt", ""))
-    lo, hi = GENERATION_RANGE_S.get(inp.get("duration"), GENERATION_RANGE_S[5])
+    spec = models.find(model)
+    if spec is not None:
+        lo, hi = spec.generation(inp.get("duration"))
+    else:
+        lo, hi = GENERATION_RANGE_S.get(inp.get("duration"), GENERATION_RANGE_S[5])
     total = hi if "[sim:slow]" in prompt else rng.uniform(lo, hi)
     pending = rng.uniform(*PENDING_RANGE_S)
     u = rng.random()
@@ -168,6 +177,7 @@ def draw_task(
         expired_status=expired,
         callback_url=callback,
         versions=[0] * n_results,
+        model=model,
     )
 
 
@@ -183,13 +193,23 @@ class TaskStore:
         self.on_create: Callable[[Task, dict[str, Any]], None] | None = None
         self._prompts: Counter[str] = Counter()  # tasks per prompt, for [sim:transient:N]
 
-    def create(self, body: dict[str, Any], now: float, now_ms: int) -> Task:
-        task = self.restore(task_id_for(self.config.seed, len(self.tasks)), body, now, now_ms)
+    def create(
+        self, body: dict[str, Any], now: float, now_ms: int, model: str = DEFAULT_MODEL
+    ) -> Task:
+        task_id = task_id_for(self.config.seed, len(self.tasks))
+        task = self.restore(task_id, body, now, now_ms, model)
         if self.on_create is not None:
             self.on_create(task, body)
         return task
 
-    def restore(self, task_id: str, body: dict[str, Any], created: float, create_ms: int) -> Task:
+    def restore(
+        self,
+        task_id: str,
+        body: dict[str, Any],
+        created: float,
+        create_ms: int,
+        model: str = DEFAULT_MODEL,
+    ) -> Task:
         """Add a task with a known id and creation time: a new one, or one remembered from an
         earlier simulator with the same seed (the sandbox's journal). Its life is redrawn
         identically, since draw_task is pure."""
@@ -197,7 +217,7 @@ class TaskStore:
         prompt = str(inp.get("prompt", ""))
         earlier = self._prompts[prompt]
         self._prompts[prompt] += 1
-        task = draw_task(self.config, task_id, body, created, create_ms, earlier)
+        task = draw_task(self.config, task_id, body, created, create_ms, earlier, model)
         self.tasks[task.task_id] = task
         self.by_token[task.token] = task
         heapq.heappush(self._live, task.ends)
@@ -224,6 +244,10 @@ class TaskStore:
     def counts(self, now: float) -> dict[str, int]:
         c = Counter(t.state_at(now) for t in self.tasks.values())
         return {s: c.get(s, 0) for s in STATES}
+
+    def by_model(self) -> dict[str, int]:
+        """Tasks created per model (each at its own model's endpoint)."""
+        return dict(Counter(t.model for t in self.tasks.values()))
 
     def __len__(self) -> int:
         return len(self.tasks)
