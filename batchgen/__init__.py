@@ -1,3 +1,3 @@
-"""batchgen: turn a manifest of video jobs into MP4 files through APIXO's Kling 2.1 API."""
+"""batchgen: turn a manifest of video jobs into MP4 files through APIXO's video API."""
 
 __version__ = "0.1.0"

@@ -31,7 +31,7 @@ COMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchgen",
-        description="Turn a manifest of video jobs into MP4 files through APIXO's Kling 2.1 API.",
+        description="Turn a manifest of video jobs into MP4 files through APIXO's video API.",
     )
     parser.add_argument("--version", action="version", version=f"batchgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from batchgen import models
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.inputs.local import LocalImage, LocalResolver
 from batchgen.manifest_csv import CsvSource, read_csv_jobs
+from batchgen.manifest_models import Rules, model_rules, union_fields
 from batchgen.manifest_plan import (  # noqa: F401 (re-exported: the public API lives here)
     FILENAME_FIELDS,
     FIRST_POLL_S,
@@ -37,10 +38,8 @@ from batchgen.manifest_yaml import load_yaml
 from batchgen.schema import (
     DEFAULT_MODEL,
     RequestFields,
-    fast_check,
     json_path,
     known_models,
-    request_fields,
     validate_document,
     validate_request,
 )
@@ -144,51 +143,15 @@ class YamlSource(Source):
 # --- building the jobs ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Rules:
-    """What building a body needs from one model (its spec and schema)."""
-
-    model: str
-    fields: RequestFields
-    valid: Callable[[Any], bool]
-    aliases: Mapping[str, tuple[str, ...]]
-
-
-def _rules(model: str) -> _Rules:
-    spec = models.get(model)
-    return _Rules(model, request_fields(model), fast_check(model), spec.aliases)
-
-
-def _union_fields(names: list[str]) -> RequestFields:
-    """Every request field any known model has: what a manifest may spell before its job's
-    model is known (defaults, CSV headers). The job's schema then says what fits its model."""
-    all_fields = [request_fields(m) for m in names]
-
-    def ordered(attr: str) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(k for f in all_fields for k in getattr(f, attr)))
-
-    def union(attr: str) -> frozenset[str]:
-        return frozenset(k for f in all_fields for k in getattr(f, attr))
-
-    return RequestFields(
-        top=ordered("top"),
-        inputs=ordered("inputs"),
-        numeric=union("numeric"),
-        arrays=union("arrays"),
-        filled=(),
-        integers=union("integers"),
-    )
-
-
 class _Build:
     """Collects jobs and problems for one manifest file."""
 
     def __init__(self, display: str, model: str) -> None:
         self.display = display
         self.model = model  # the manifest's: a job without its own `model` gets this one
-        self._rules: dict[str, _Rules] = {model: _rules(model)}
+        self._rules: dict[str, Rules] = {model: model_rules(model)}
         names = known_models()
-        self.fields = _union_fields(names)
+        self.fields = union_fields(names)
         self.input_names = frozenset(self.fields.inputs)
         self.all_aliases: dict[str, tuple[str, ...]] = {}
         for name in names:
@@ -207,13 +170,13 @@ class _Build:
         else:
             self.problems.append(problem)
 
-    def rules(self, model: Any, src: Source) -> _Rules | None:
+    def rules(self, model: Any, src: Source) -> Rules | None:
         """The rules of a job's model; None (and a problem at its place) if it has no spec."""
         rules = self._rules.get(model) if isinstance(model, str) else None
         if rules is not None:
             return rules
         if isinstance(model, str) and models.find(model) is not None:
-            rules = self._rules[model] = _rules(model)
+            rules = self._rules[model] = model_rules(model)
             return rules
         if isinstance(src, YamlSource):
             where, path = src.at(("model",))

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from batchgen import models
+
 if TYPE_CHECKING:
     from batchgen.manifest import Job
 
@@ -24,21 +26,25 @@ POLL_EVERY_S = 5
 MEAN_GENERATION_S = {5: 75, 10: 105}
 
 
-def requests_for(body: dict) -> int:
+def requests_for(body: dict, model: str | None = None) -> int:
     """API requests one job needs at the advised polling: 1 submit, a poll at 60 s, then one
-    every 5 s until the mean generation time (75 s for 5 s videos, 105 s for 10 s) is reached.
-    A callback job is told of its end: 1 request."""
+    every 5 s until the mean generation time is reached (the model's spec; Kling 2.1: 75 s for
+    5 s videos, 105 s for 10 s). A callback job is told of its end: 1 request."""
     if body.get("request_type") == "callback":
         return 1
     inp = body.get("input")
     duration = inp.get("duration") if isinstance(inp, dict) else None
-    mean = MEAN_GENERATION_S.get(duration, MEAN_GENERATION_S[10])  # type: ignore[arg-type]
+    spec = models.find(model) if model is not None else None
+    if spec is not None:
+        mean = sum(spec.generation(duration)) / 2
+    else:
+        mean = MEAN_GENERATION_S.get(duration, MEAN_GENERATION_S[10])  # type: ignore[arg-type]
     polls = 1 + max(0, math.ceil((mean - FIRST_POLL_S) / POLL_EVERY_S))
     return 1 + polls
 
 
 def estimate_requests(jobs: Iterable[Job]) -> int:
-    return sum(requests_for(job.body) for job in jobs)
+    return sum(requests_for(job.body, job.model) for job in jobs)
 
 
 def check_filename(template: str) -> list[str]:

@@ -227,15 +227,18 @@ FIELDS = [
 ]
 
 
+TURBO_MODES = {"text-to-video": (0, 0), "image-to-video": (1, 2)}
+
+
 @st.composite
-def near_valid_bodies(draw):
+def near_valid_bodies(draw, modes=MODES, longest=5000):
     """A valid body (all modes, optional fields), then 0 to 2 small changes: most bodies sit
     right at the edge between valid and invalid, where a wrong fast path would show."""
-    mode = draw(st.sampled_from(sorted(MODES)))
-    low, high = MODES[mode]
+    mode = draw(st.sampled_from(sorted(modes)))
+    low, high = modes[mode]
     inp = {
         "mode": mode,
-        "prompt": draw(st.sampled_from(["p", "a calm sea", "x" * 5000])),
+        "prompt": draw(st.sampled_from(["p", "a calm sea", "x" * longest, "x" * (longest + 1)])),
         "duration": draw(st.sampled_from([5, 10, 5.0, 10.0])),
     }
     if high:
@@ -243,7 +246,7 @@ def near_valid_bodies(draw):
     else:
         inp["aspect_ratio"] = draw(st.sampled_from(["16:9", "9:16", "1:1"]))
     if draw(st.booleans()):
-        inp["negative_prompt"] = draw(st.sampled_from(["", "n", "n" * 500]))
+        inp["negative_prompt"] = draw(st.sampled_from(["", "n", "n" * 500, "n" * 2501]))
     if draw(st.booleans()):
         inp["cfg_scale"] = draw(st.sampled_from([0, 0.0, 0.1, 0.3, 0.5, 0.7, 1, 1.0]))
     body = {"input": inp}
@@ -270,6 +273,17 @@ def test_fast_path_agrees_with_jsonschema(body):
     expected = _validator("kling-2-1.request.schema.json").is_valid(body)
     assert fast_check()(body) is expected
     assert (validate_request(body) == []) is expected
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(near_valid_bodies(TURBO_MODES, 2500) | near_valid_bodies() | JSONISH)
+def test_fast_path_agrees_with_jsonschema_for_kling_2_5(body):
+    """The fast path is per model: Kling 2.5 Turbo Pro's schema, fed its own near-valid bodies
+    and Kling 2.1's."""
+    model = "kling-2-5-turbo-pro"
+    expected = _validator(f"{model}.request.schema.json").is_valid(body)
+    assert fast_check(model)(body) is expected
+    assert (validate_request(body, model) == []) is expected
 
 
 @settings(max_examples=300, deadline=None)

@@ -31,7 +31,7 @@ def _floats(text: str) -> tuple[float, ...]:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "simulate",
-        help="run a local fake of the APIXO Kling 2.1 API (for trying batchgen without a key)",
+        help="run a local fake of the APIXO video API (for trying batchgen without a key)",
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -1,6 +1,6 @@
-"""A faithful fake of APIXO's Kling 2.1 API, for tests, benchmarks, `--sandbox` and
-`batchgen simulate`. See `app.py` for the wire choices, `tasks.py` for the lifecycle and the
-prompt markers, `config.py` for every knob."""
+"""A faithful fake of APIXO's video API (every model with a spec), for tests, benchmarks,
+`--sandbox` and `batchgen simulate`. See `app.py` for the wire choices, `tasks.py` for the
+lifecycle and the prompt markers, `config.py` for every knob."""
 
 from batchgen.simulator.config import FAULT_FIELDS, SimConfig
 from batchgen.simulator.files import expected_bytes, expected_sha256
