@@ -202,8 +202,8 @@ def _record_bodies(sim: Simulator) -> None:
     sim.created_bodies = {}  # type: ignore[attr-defined]
     create = sim.create_task
 
-    def recording(body, now):  # type: ignore[no-untyped-def]
-        task = create(body, now)
+    def recording(body, now, *more):  # type: ignore[no-untyped-def]
+        task = create(body, now, *more)  # `more`: the model
         sim.created_bodies[task.task_id] = body  # type: ignore[attr-defined]
         return task
 
