@@ -297,6 +297,19 @@ async def test_a_model_without_a_spec_is_404_at_the_simulator(sim, http):
         assert (await r.json())["code"] == 200
 
 
+async def test_a_task_is_billed_at_its_own_models_price(make_sim, http):
+    prices = f"{TURBO}/text-to-video:5=0.30,master-text-to-video:5=1.00"
+    sim = await make_sim(time_scale=0.001, prices=prices)
+    auth = {"Authorization": "Bearer sk-sim-demo"}
+    turbo = {"input": {"mode": "text-to-video", "prompt": "a fox", "duration": 5}}
+    old = {"input": {**turbo["input"], "mode": "master-text-to-video", "aspect_ratio": "1:1"}}
+    for model, body in ((TURBO, turbo), ("kling-2-1", old)):
+        url = f"{sim.base_url}/generateTask/{model}"
+        async with http.post(url, json=body, headers=auth) as r:
+            assert (await r.json())["code"] == 200
+    assert sim.stats()["billing"]["charged"] == 1.30
+
+
 def test_a_user_adds_a_model_through_the_environment(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(models.ENV_VAR, str(TOY / "toy-clip.spec.json"))
     try:

@@ -211,7 +211,7 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
         return _error(request, "submit", 400, "; ".join(str(i) for i in issues[:3]))
     if sim.credits_left is not None and sim.credits_left <= 0:
         return _error(request, "submit", 400, "Insufficient credits")
-    if not sim.billing.can_pay(body, now):
+    if not sim.billing.can_pay(body, now, model):
         return _error(request, "submit", 402, "Insufficient balance, please recharge")
     if sim.store.in_flight(now) >= sim.config.max_in_flight:
         return _error(

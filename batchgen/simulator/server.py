@@ -116,7 +116,8 @@ class Simulator:
 
     def charge(self, task: Task, body: dict[str, Any]) -> None:
         """Bill a task (a new one, or one restored from the sandbox's journal)."""
-        self.billing.charge(task.task_id, body, task.ends if task.fail_code else None)
+        fails_at = task.ends if task.fail_code else None
+        self.billing.charge(task.task_id, body, fails_at, task.model)  # at its model's price
 
     def _final_envelope(self, task: Task) -> dict[str, Any]:
         return envelope(200, "success", task.status_data(max(self.now(), task.ends), self.origin))
