@@ -42,7 +42,10 @@ def _ceiling(attempt: int, policy: Backoff) -> float:
         raise ValueError(f"attempt must be >= 0, got {attempt}")
     if attempt >= 1024:
         return policy.cap
-    return min(policy.cap, math.ldexp(policy.base, attempt))
+    try:
+        return min(policy.cap, math.ldexp(policy.base, attempt))
+    except OverflowError:  # base >= 2 at attempt 1023 already passes the largest float
+        return policy.cap
 
 
 def backoff_delay(attempt: int, policy: Backoff, rng: random.Random) -> float:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from batchgen.policy import (
@@ -48,6 +48,7 @@ def test_backoff_ceiling_is_capped_exponential(attempt: int, ceiling: float) -> 
     extra=st.floats(min_value=0, max_value=1000),
     seed=st.integers(),
 )
+@example(attempt=1023, base=2.0, extra=0.0, seed=0)  # 2 * 2**1023 overflowed math.ldexp
 def test_backoff_is_within_zero_and_ceiling(
     attempt: int, base: float, extra: float, seed: int
 ) -> None:
