@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen import models
+from batchgen import ledger, models
 from batchgen import store as st
 from batchgen.client import (
     ApiClient,
@@ -49,6 +49,7 @@ from batchgen.errors import (
 from batchgen.gate import SubmitGate
 from batchgen.inflight import InFlightCap
 from batchgen.inputs.prepare import InputRejected, PrepareInputs
+from batchgen.money import Money
 from batchgen.outage import OutageWatch, PollVerdict, after_unreadable
 from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
@@ -63,6 +64,7 @@ RESULT_LIFETIME_S = 15 * 86400.0
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_ACCOUNT = 3
+EXIT_BUDGET = 5  # submits stopped at the spend cap (or the balance): raise it, run again
 EXIT_WORK_LEFT = 75
 
 
@@ -134,9 +136,13 @@ class Engine:
         *,
         rng: random.Random | None = None,
         inputs: PrepareInputs | None = None,
+        money: Money | None = None,
     ) -> None:
         self.store = store
         self.inputs = inputs  # images checked, local files presigned (batchgen.inputs)
+        # No cap, no learning, no balance reads unless the runner says so (batchgen/money.py).
+        self.money = money or Money.build(store, None, learn=False)
+        self._resubmits = asyncio.Event()  # a job went back to pending after a transient failure
         self.client = client
         self.downloader = downloader
         self.config = config
@@ -268,14 +274,28 @@ class Engine:
                     await asyncio.wait(set(self._lifecycles))
             await self._submitter(tg)
             await audit  # it may queue downloads: let it finish before waiting on them
-            while self._lifecycles:
-                await asyncio.wait(set(self._lifecycles))
+            await self._until_idle(tg)
             if not self._stop.is_set():
                 await self._downloads.join()
             for _ in self._workers:
                 self._downloads.put_nowait(None)
             watchdog.cancel()
         return self._outcome()
+
+    async def _until_idle(self, tg: asyncio.TaskGroup) -> None:
+        """Wait for every job's coroutine; jobs put back to pending after a transient failure
+        meanwhile are submitted again (a new pass of the submitter)."""
+        while self._lifecycles or self._resubmits.is_set():
+            if self._resubmits.is_set():
+                self._resubmits.clear()
+                if not self._stop_submits.is_set():
+                    await self._submitter(tg)
+                continue
+            every = asyncio.ensure_future(asyncio.wait(set(self._lifecycles)))
+            news = asyncio.ensure_future(self._resubmits.wait())
+            await asyncio.wait({every, news}, return_when=asyncio.FIRST_COMPLETED)
+            every.cancel()
+            news.cancel()
 
     async def _audit_done_files(self) -> None:
         """Files recorded as done must still be on disk as they were: a missing or altered
@@ -378,7 +398,11 @@ class Engine:
     # -- one job: submit, then track ----------------------------------------------------------
 
     async def _lifecycle(self, row: st.JobRow) -> None:
-        task_id = await self._submit(row)
+        # The first submit of a price class goes alone, to learn its price (batchgen/pricing.py).
+        async with self.money.turn(row) as ticket:
+            task_id = await self._submit(row)
+            if task_id is not None:
+                await self.money.after(ticket, row.seq)
         if task_id is None:
             if row.seq in self._no_slot:  # stopped while waiting for a slot after a 429
                 self._no_slot.discard(row.seq)
@@ -403,12 +427,12 @@ class Engine:
 
         async def record_intent() -> bool:
             nonlocal intent
-            if self._stop_submits.is_set() or not self.store.mark_submitting(row.seq):
+            if self._stop_submits.is_set() or not await self._reserve(row):
                 return False
             try:
                 await self.store.synced()  # survives a power cut before anything is sent
             except BaseException:
-                self.store.mark_not_submitted(row.seq)  # nothing left: plainly pending again
+                self._not_submitted(row)  # nothing left: plainly pending again
                 raise
             intent = True
             return True
@@ -424,6 +448,7 @@ class Engine:
                 return None
             except asyncio.CancelledError:
                 if intent:
+                    self.money.sent(row.seq)
                     self._ambiguous(row, "the run was stopped while its submit was on the wire")
                 raise
             except BadAnswer as exc:
@@ -433,26 +458,26 @@ class Engine:
             except ApiConnectionError as exc:
                 if exc.sent:
                     return self._ambiguous(row, f"no answer to the submit: {exc}")
-                self.store.mark_not_submitted(row.seq)
+                self._not_submitted(row)
                 delay = backoff_delay(attempt, self.config.backoff, self.rng)
             except RateLimited as exc:
                 # A 429 proves no task was made, and it is not a failed try of this job: the
                 # job waits for capacity, however long (--max-runtime bounds a run).
                 self.stats.rate_limited += 1
-                self.store.mark_not_submitted(row.seq)
+                self._not_submitted(row)
                 refusals += 1
                 if not await self._wait_after_429(row, exc, refusals):
                     return None
                 continue
             except ServerError:
-                self.store.mark_not_submitted(row.seq)
+                self._not_submitted(row)
                 delay = backoff_delay(attempt, self.config.backoff, self.rng)
             except AccountError as exc:
-                self.store.mark_not_submitted(row.seq)
+                self._not_submitted(row)
                 self._account_stop(exc)
                 return None
             except NotFound as exc:
-                self.store.mark_not_submitted(row.seq)
+                self._not_submitted(row)
                 self._account_stop(
                     AccountError(
                         exc.status,
@@ -461,13 +486,16 @@ class Engine:
                 )
                 return None
             except InvalidRequest as exc:
+                self.money.release(row.seq)  # refused: no task was made
                 self.store.mark_failed(row.seq, f"HTTP_{exc.status}", exc.message)
                 self.stats.failed += 1
                 return None
             else:
                 # No await between the answer and this commit: nothing can interrupt it.
                 if not self.store.mark_in_flight(row.seq, task_id):
+                    self.money.sent(row.seq)
                     return self._duplicate_task(row, task_id)
+                self.money.sent(row.seq)
                 self.cap.created()
                 self.stats.submitted += 1
                 await self.store.synced()
@@ -590,7 +618,23 @@ class Engine:
             self.config.max_in_flight,
         )
 
+    async def _reserve(self, row: st.JobRow) -> bool:
+        """The intent and its price's reservation under the cap (batchgen/spending.py)."""
+        ok = await self.money.reserve(row)
+        if ok is False:  # over the cap: no new submits; tracking and downloads go on
+            if not self._stop_submits.is_set():
+                log.warning("%s", self.money.stop_message)
+                ledger.note_pending(self.store, f"not submitted: {self.money.stop_message}")
+            self._stop_submits.set()
+        return bool(ok)
+
+    def _not_submitted(self, row: st.JobRow) -> None:
+        """The POST surely made no task: plainly pending again, its reservation released."""
+        self.money.release(row.seq)
+        self.store.mark_not_submitted(row.seq)
+
     def _ambiguous(self, row: st.JobRow, note: str) -> None:
+        self.money.sent(row.seq)  # may have made a task: its price stays counted
         self.store.mark_ambiguous(row.seq, note)
         self.stats.ambiguous += 1
         log.warning("%s is ambiguous: %s", row.id, note)
@@ -619,6 +663,7 @@ class Engine:
             "batchgen cannot poll or download it; `batchgen retry STATE --orphaned` submits "
             "the job again and pays again"
         )
+        self.money.sent(row.seq)
         self.store.mark_orphaned(row.seq, note)
         self.stats.orphaned += 1
         self._messages.append(f'{row.id}: orphaned, task id "{exc.shown}": {exc.reason}')
@@ -847,6 +892,10 @@ class Engine:
             "cost_time_ms": status.cost_time_ms,
         }
         if status.state == "failed":
+            code = status.fail_code or "FAILED"
+            if self.money.finished(row, status.task_id, code, status.fail_msg or ""):
+                self._resubmits.set()  # a transient failure: the job is pending again
+                return
             self.store.mark_failed(
                 row.seq, status.fail_code or "FAILED", status.fail_msg or "", **times
             )
@@ -854,6 +903,7 @@ class Engine:
             return
         completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else time.time()
         completed = min(completed, time.time())  # a server clock in the future buys no time
+        self.money.finished(row, status.task_id, None, "")
         self.store.mark_succeeded(
             row.seq,
             status.result_urls,
@@ -978,6 +1028,8 @@ class Engine:
             code, how = EXIT_WORK_LEFT, "output folder full or not writable"
         elif self._account_error is not None:
             code, how = EXIT_ACCOUNT, f"account error: {self._account_error.message}"
+        elif self.money.stop_message is not None and counts[st.PENDING]:
+            code, how = EXIT_BUDGET, self.money.stop_message
         elif work_left:
             code, how = EXIT_WORK_LEFT, self._how if self._stop.is_set() else "work left"
         elif any(counts[s] for s in st.UNSUCCESSFUL):

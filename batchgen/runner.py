@@ -14,9 +14,10 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yarl
 
@@ -26,16 +27,25 @@ from batchgen.callbacks import CallbackReceiver
 from batchgen.client import ApiClient
 from batchgen.download import Downloader
 from batchgen.engine import Engine, EngineConfig, RunOutcome
-from batchgen.errors import UsageError
+from batchgen.errors import ApiConnectionError, RateLimited, ServerError, UsageError
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.limits import SlidingWindowLimiter
 from batchgen.lock import StateLock
+from batchgen.money import (
+    TRANSIENT_CODES,
+    Money,
+    ResubmitPolicy,
+    before_spending,
+    recorded_settings,
+)
 from batchgen.paths import is_loopback_host, is_public_address
-from batchgen.policy import Backoff, PollSchedule
+from batchgen.policy import Backoff, PollSchedule, backoff_delay
+from batchgen.prices import usd
 from batchgen.sessions import open_sessions, run_proxies
 from batchgen.wakes import POLL_GRID
 
 log = logging.getLogger("batchgen.run")
+T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.apixo.ai/api/v1"
 SANDBOX_KEY = "sk-sim-demo"
@@ -121,6 +131,15 @@ class RunOptions:
     image_store: str | None = None  # s3://BUCKET/PREFIX for local image files
     image_url_ttl_s: float = 6 * 3600.0  # presigned GET URLs: the provider may queue, retry
     serve_local_images: bool = False  # --sandbox without a store: the run serves its files
+    # money (batchgen/money.py): a cap on what this state file spends, in micro-dollars; price
+    # overrides by price key; go ahead when the estimate exceeds the balance (up to it);
+    # learn prices from the balance; which fail codes are resubmitted, how many times.
+    max_spend_micros: int | None = None
+    price_overrides: dict[str, int] = field(default_factory=dict)
+    spend_past_balance: bool = False
+    learn_prices: bool = True
+    resubmit_codes: tuple[str, ...] = TRANSIENT_CODES
+    max_resubmits: int = 2
 
     def paced(self) -> RunOptions:
         """A copy with every duration left as None filled in from the poll schedule."""
@@ -343,6 +362,17 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             backoff=(opts.backoff_base_s / 2, opts.backoff_cap_s / 2),
             read_timeout=opts.download_stall_s,
         )
+        cap, overrides = recorded_settings(store, opts.max_spend_micros, opts.price_overrides)
+        money = Money.build(
+            store,
+            retried(client.balance, backoff, rng),
+            cap=cap,
+            overrides=overrides,
+            learn=opts.learn_prices,
+            resubmit=ResubmitPolicy(frozenset(opts.resubmit_codes), opts.max_resubmits),
+            model=opts.model,
+        )
+        await before_spending(money, opts.spend_past_balance)
         inputs = prepare_inputs(
             opts,
             store.db,
@@ -350,7 +380,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             public_only=public_only,
             preflight=opts.preflight if opts.preflight is not None else api_public,
         )
-        engine = Engine(store, client, downloader, config, rng=rng, inputs=inputs)
+        engine = Engine(store, client, downloader, config, rng=rng, inputs=inputs, money=money)
         if opts.on_engine is not None:
             opts.on_engine(engine)
         deadline = None
@@ -360,11 +390,33 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             )
         try:
             async with callbacks.receiving(engine, store, opts):
-                return await engine.run()
+                outcome = await engine.run()
+            balance = await money.pricing.balance()  # the balance as the run leaves it
+            if outcome.account_error is not None and balance is not None:
+                outcome.how += f" (balance {usd(balance)})"
+            outcome.messages.append(money.summary())
+            return outcome
         finally:
             if deadline is not None:
                 deadline.cancel()
             await inputs.aclose()
+
+
+def retried(
+    call: Callable[[], Awaitable[T]], backoff: Backoff, rng: random.Random, tries: int = 4
+) -> Callable[[], Awaitable[T]]:
+    """`call` tried again, with the run's backoff, after answers that say nothing about it (a
+    5xx, a 429, a cut connection): a balance read is a GET and creates nothing."""
+
+    async def again() -> T:
+        for attempt in range(tries - 1):
+            try:
+                return await call()
+            except (ServerError, RateLimited, ApiConnectionError):
+                await asyncio.sleep(backoff_delay(attempt, backoff, rng))
+        return await call()
+
+    return again
 
 
 def save_run_settings(store: st.Store, opts: RunOptions, manifest_path: str | None) -> None:

@@ -38,9 +38,10 @@ from typing import Any
 from batchgen.durability import GroupSync, fsync_path
 from batchgen.errors import StateDiskFull, StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """2: every job's `model` is its own (one batch may mix models); files of version 1 held one
-model for the whole batch (meta `model`) and are migrated on open (`_migrate_1_to_2`)."""
+model for the whole batch (meta `model`) and are migrated on open (`_migrate_1_to_2`).
+3: the spend ledger (`attempts`) and learned `prices` (`_migrate_2_to_3`)."""
 
 # Job states. `succeeded` means the provider finished and the result URLs are recorded; the job
 # becomes `done` once every file is on disk and verified.
@@ -113,6 +114,25 @@ CREATE TABLE IF NOT EXISTS files (
     mtime_ns  INTEGER,
     done_at   REAL,
     PRIMARY KEY (job_seq, idx)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_seq      INTEGER NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
+    n            INTEGER NOT NULL,             -- the job's 1st, 2nd... submit that made a task
+    price_key    TEXT NOT NULL,                -- model/mode/duration (batchgen/prices.py)
+    price_micros INTEGER NOT NULL,             -- reserved with the intent, spent unless refunded
+    outcome      TEXT NOT NULL,                -- sent, succeeded, failed, resubmitted
+    refunded     INTEGER NOT NULL DEFAULT 0,   -- a refund of it was seen in the balance
+    task_id      TEXT,
+    fail_code    TEXT,
+    fail_msg     TEXT,
+    started_at   REAL NOT NULL,
+    ended_at     REAL,
+    PRIMARY KEY (job_seq, n)
+);
+CREATE TABLE IF NOT EXISTS prices (
+    key          TEXT PRIMARY KEY,             -- model/mode/duration
+    micros       INTEGER NOT NULL,             -- learned from the balance around one submit
+    learned_at   REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id          INTEGER PRIMARY KEY,
@@ -248,6 +268,8 @@ class Store:
                 )
             if int(version) < 2 and not readonly:
                 self._migrate_1_to_2()
+            if int(version) < 3 and not readonly:
+                self._migrate_2_to_3()
             return
         if tables:
             raise StateError(f"{self.path}: an SQLite file, but not a batchgen state file")
@@ -268,11 +290,46 @@ class Store:
             self.db.execute(
                 "UPDATE jobs SET model=? WHERE model IS NULL OR model=''", (batch_model,)
             )
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self.set_meta("schema_version", "2")
 
     def models(self) -> dict[str, int]:
         """Jobs per model."""
         return dict(self.db.execute("SELECT model, COUNT(*) FROM jobs GROUP BY model"))
+
+    def _migrate_2_to_3(self) -> None:
+        """The spend ledger and learned prices, in one transaction (all or nothing). Each job
+        that may have made a task gets its first attempt, priced from the table: the spend
+        cap counts what earlier runs spent. A reader (status, report) leaves an older file as
+        it is and reads around what it lacks (`has_table`)."""
+        from batchgen.prices import PriceBook, price_key
+
+        book = PriceBook()
+        with self.transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            rows = db.execute(
+                "SELECT seq, model, mode, duration, state, task_id, fail_code, fail_msg,"
+                " COALESCE(submitted_at, updated_at), completed_at FROM jobs"
+                " WHERE task_id IS NOT NULL OR state IN (?, ?, ?)",
+                (AMBIGUOUS, ORPHANED, SUBMITTING),
+            ).fetchall()
+            for seq, model, mode, duration, state, task_id, code, msg, start, end in rows:
+                key = price_key(model, mode, duration)
+                outcome = {DONE: "succeeded", SUCCEEDED: "succeeded", FAILED: "failed"}
+                db.execute(
+                    "INSERT INTO attempts (job_seq, n, price_key, price_micros, outcome,"
+                    " task_id, fail_code, fail_msg, started_at, ended_at)"
+                    " VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (seq, key, book.price(key), outcome.get(state, "sent"), task_id,
+                     code if state == FAILED else None, msg if state == FAILED else None,
+                     start, end),
+                )  # fmt: skip
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def has_table(self, name: str) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+        return self.db.execute(query, (name,)).fetchone() is not None
 
     def transaction(self) -> _Tx:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT)."""
@@ -471,15 +528,26 @@ class Store:
         except sqlite3.Error as exc:
             raise _write_error(exc) from exc
 
-    def mark_submitting(self, seq: int) -> bool:
+    def mark_submitting(self, seq: int, attempt: tuple[int, str, int] | None = None) -> bool:
         """The intent, committed before the POST (await `synced()` before sending): if we die
-        now, the job becomes ambiguous."""
-        cur = self._write_one(
-            "UPDATE jobs SET state=?, submit_attempts=submit_attempts+1, updated_at=?"
-            " WHERE seq=? AND state=?",
-            (SUBMITTING, self._now(), seq, PENDING),
+        now, the job becomes ambiguous. `attempt` (n, price key, micro-dollars) is the spend
+        ledger's row for it (batchgen/ledger.py), written in the same transaction."""
+        sql = (
+            "UPDATE jobs SET state=?, submit_attempts=submit_attempts+1, note=NULL, updated_at=?"
+            " WHERE seq=? AND state=?"
         )
-        return cur.rowcount == 1
+        now = self._now()
+        if attempt is None:
+            return self._write_one(sql, (SUBMITTING, now, seq, PENDING)).rowcount == 1
+        with self.transaction() as db:
+            if db.execute(sql, (SUBMITTING, now, seq, PENDING)).rowcount != 1:
+                return False
+            db.execute(
+                "INSERT INTO attempts (job_seq, n, price_key, price_micros, outcome, started_at)"
+                " VALUES (?, ?, ?, ?, 'sent', ?)",
+                (seq, *attempt, now),
+            )
+        return True
 
     def mark_in_flight(self, seq: int, task_id: str) -> bool:
         """The task id, committed the moment it is read (then await `synced()`).

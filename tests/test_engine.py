@@ -234,9 +234,9 @@ async def test_every_submit_leaves_only_after_its_intent_is_fsynced(
     real_intent, real_fsync = st.Store.mark_submitting, st.Store._fsync_log
     real_request = aiohttp.ClientSession._request
 
-    def intent(self, seq):
+    def intent(self, seq, attempt=None):
         nonlocal intents
-        ok = real_intent(self, seq)
+        ok = real_intent(self, seq, attempt)
         with lock:
             intents += ok
         return ok

@@ -1,0 +1,167 @@
+"""The spend ledger in the state file: one row per submit that may have created a task.
+
+A row is written in the same transaction as the job's intent (`reserve`), before the POST
+leaves, with the price reserved for it; it is deleted only when the answer proves that no task
+was made (`release`). Whatever happens in between (a crash, a lost answer, an ambiguous job),
+the row stays and its price counts as spent. The rows are also each job's attempts history,
+shown by report and gallery. Readers of a state file older than the ledger see no rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from batchgen import store as st
+from batchgen.prices import usd
+
+SENT = "sent"  # on the wire or in flight: may have made a task, counts as spent
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+RESUBMITTED = "resubmitted"  # failed with a transient code, and the job was sent again
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    n: int
+    price_key: str
+    price_micros: int
+    outcome: str
+    refunded: bool
+    task_id: str | None
+    fail_code: str | None
+    fail_msg: str | None
+
+
+def spent(store: st.Store) -> int:
+    """Micro-dollars spent or reserved by this state file across all its runs, less refunds."""
+    if not store.has_table("attempts"):
+        return 0
+    row = store.db.execute(
+        "SELECT COALESCE(SUM(price_micros), 0) FROM attempts WHERE refunded=0"
+    ).fetchone()
+    return int(row[0])
+
+
+def next_n(store: st.Store, seq: int) -> int:
+    row = store.db.execute(
+        "SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE job_seq=?", (seq,)
+    ).fetchone()
+    return int(row[0])
+
+
+def release(store: st.Store, seq: int, n: int) -> None:
+    """The answer proved no task was made: the reservation goes."""
+    store.db.execute("DELETE FROM attempts WHERE job_seq=? AND n=? AND outcome=?", (seq, n, SENT))
+
+
+def finish(
+    store: st.Store,
+    seq: int,
+    task_id: str | None,
+    outcome: str,
+    fail_code: str | None = None,
+    fail_msg: str | None = None,
+) -> None:
+    """The job's latest attempt ended (its task succeeded or failed)."""
+    if not store.has_table("attempts"):
+        return
+    store.db.execute(
+        "UPDATE attempts SET outcome=?, task_id=COALESCE(?, task_id), fail_code=?, fail_msg=?,"
+        " ended_at=? WHERE job_seq=? AND n=(SELECT MAX(n) FROM attempts WHERE job_seq=?)",
+        (outcome, task_id, fail_code, fail_msg, time.time(), seq, seq),
+    )
+
+
+def reprice(store: st.Store, seq: int, n: int, micros: int) -> None:
+    """The attempt's real price, learned from the balance around it."""
+    store.db.execute("UPDATE attempts SET price_micros=? WHERE job_seq=? AND n=?", (micros, seq, n))
+
+
+def attempts(store: st.Store, seq: int) -> list[Attempt]:
+    if not store.has_table("attempts"):
+        return []
+    rows = store.db.execute(
+        "SELECT n, price_key, price_micros, outcome, refunded, task_id, fail_code, fail_msg"
+        " FROM attempts WHERE job_seq=? ORDER BY n",
+        (seq,),
+    ).fetchall()
+    return [Attempt(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7]) for r in rows]
+
+
+def all_attempts(store: st.Store, first: int = 0, last: int = 1 << 62) -> dict[int, list[Attempt]]:
+    """The attempts of the jobs with seq in [first, last], for reports: one query."""
+    out: dict[int, list[Attempt]] = {}
+    if not store.has_table("attempts"):
+        return out
+    for r in store.db.execute(
+        "SELECT job_seq, n, price_key, price_micros, outcome, refunded, task_id, fail_code,"
+        " fail_msg FROM attempts WHERE job_seq BETWEEN ? AND ? ORDER BY job_seq, n",
+        (first, last),
+    ):
+        out.setdefault(r[0], []).append(Attempt(r[1], r[2], r[3], r[4], bool(r[5]), *r[6:]))
+    return out
+
+
+def shown(rows: list[Attempt]) -> list[dict[str, object]]:
+    """A job's attempts as report records: each task, its outcome and fail code, its price."""
+    return [
+        {
+            "n": a.n,
+            "task_id": a.task_id,
+            "outcome": a.outcome,
+            "fail_code": a.fail_code,
+            "price_usd": usd(a.price_micros),
+            "refunded": a.refunded,
+        }
+        for a in rows
+    ]
+
+
+def trailing_resubmits(store: st.Store, seq: int) -> int:
+    """How many times in a row, up to now, this job was resubmitted after a transient failure."""
+    rows = attempts(store, seq)
+    if rows and rows[-1].outcome == SENT:
+        rows.pop()  # the attempt whose end is being decided
+    n = 0
+    for a in reversed(rows):
+        if a.outcome != RESUBMITTED:
+            break
+        n += 1
+    return n
+
+
+def refundable(store: st.Store) -> list[tuple[int, int, int]]:
+    """(job_seq, n, price) of failed attempts not yet seen refunded, oldest first."""
+    if not store.has_table("attempts"):
+        return []
+    return store.db.execute(
+        "SELECT job_seq, n, price_micros FROM attempts WHERE refunded=0 AND outcome IN (?, ?)"
+        " ORDER BY ended_at, job_seq, n",
+        (FAILED, RESUBMITTED),
+    ).fetchall()
+
+
+def mark_refunded(store: st.Store, which: list[tuple[int, int]]) -> None:
+    with store.transaction() as db:
+        db.executemany("UPDATE attempts SET refunded=1 WHERE job_seq=? AND n=?", which)
+
+
+def learned_prices(store: st.Store) -> dict[str, int]:
+    if not store.has_table("prices"):
+        return {}
+    return {k: int(v) for k, v in store.db.execute("SELECT key, micros FROM prices")}
+
+
+def save_learned(store: st.Store, key: str, micros: int) -> None:
+    store.db.execute(
+        "INSERT INTO prices (key, micros, learned_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET micros=excluded.micros, learned_at=excluded.learned_at",
+        (key, micros, time.time()),
+    )
+
+
+def note_pending(store: st.Store, note: str) -> int:
+    """Say why jobs still pending were not submitted (the budget)."""
+    cur = store.db.execute("UPDATE jobs SET note=? WHERE state=?", (note, st.PENDING))
+    return cur.rowcount

@@ -1,0 +1,245 @@
+"""The engine's money hooks in one place: the spend cap, price learning, and automatic
+resubmits of what the provider calls transient.
+
+The engine calls these at fixed points of a job's life (see Engine._lifecycle, _submit and
+_finish), so engine.py only says *when*; what is spent, reserved, learned or resubmitted is
+decided here and in batchgen/spending.py, batchgen/pricing.py and batchgen/budget.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from batchgen import ledger
+from batchgen import store as st
+from batchgen.prices import usd
+from batchgen.pricing import Pricing, Ticket
+from batchgen.spending import OVER_CAP, Spending
+
+log = logging.getLogger("batchgen.money")
+
+TRANSIENT_CODES = ("PROCESSING_TIMEOUT", "MODEL_UNAVAILABLE", "GENERATION_FAILED")
+"""The fail codes APIXO's error pages call transient ("retry the request"). Content, prompt,
+image and account codes are never resubmitted on their own."""
+
+
+@dataclass(frozen=True)
+class ResubmitPolicy:
+    codes: frozenset[str] = frozenset(TRANSIENT_CODES)
+    limit: int = 2  # resubmits per job after transient failures in a row
+
+
+def should_resubmit(code: str | None, used: int, policy: ResubmitPolicy) -> bool:
+    """Pure: a task failed with `code` after `used` resubmits in a row: submit it again?"""
+    return code is not None and code in policy.codes and used < policy.limit
+
+
+@dataclass
+class Money:
+    spending: Spending
+    pricing: Pricing
+    resubmit: ResubmitPolicy = field(default_factory=ResubmitPolicy)
+    resubmitted: int = 0
+
+    @classmethod
+    def build(
+        cls,
+        store: st.Store,
+        read_balance: Callable[[], Awaitable[Decimal]] | None,
+        *,
+        cap: int | None = None,
+        overrides: dict[str, int] | None = None,
+        learn: bool = True,
+        resubmit: ResubmitPolicy | None = None,
+        model: str = "kling-2-1",
+    ) -> Money:
+        spending = Spending(store, cap=cap, model=model)
+        spending.book.overrides.update(overrides or {})
+
+        async def unreadable() -> Decimal:
+            raise RuntimeError("no balance endpoint")
+
+        pricing = Pricing(spending, read_balance or unreadable, learn=learn)
+        return cls(spending, pricing, resubmit or ResubmitPolicy())
+
+    @property
+    def stop_message(self) -> str | None:
+        return self.spending.stop_message
+
+    @contextlib.asynccontextmanager
+    async def turn(self, row: st.JobRow) -> AsyncIterator[Ticket | None]:
+        async with self.pricing.turn(self.spending.key_of(row)) as ticket:
+            yield ticket
+
+    async def reserve(self, row: st.JobRow) -> bool | None:
+        """The intent: True (recorded, send), None (the job is not pending), False (over the
+        cap: nothing recorded, submits must stop)."""
+        n = self.spending.reserve(row)
+        if n == OVER_CAP:
+            return False
+        return n is not None
+
+    def release(self, seq: int) -> None:
+        self.spending.release(seq)
+
+    def sent(self, seq: int) -> None:
+        self.spending.sent(seq)
+
+    async def after(self, ticket: Ticket | None, seq: int) -> None:
+        if ticket is not None:
+            await self.pricing.after(ticket, seq)
+
+    def finished(self, row: st.JobRow, task_id: str | None, code: str | None, message: str) -> bool:
+        """The job's task ended. True: it failed transiently and went back to pending for a
+        resubmit (the caller must not record it failed)."""
+        if code is None:
+            ledger.finish(self.spending.store, row.seq, task_id, ledger.SUCCEEDED)
+            return False
+        used = ledger.trailing_resubmits(self.spending.store, row.seq)
+        if not should_resubmit(code, used, self.resubmit):
+            ledger.finish(self.spending.store, row.seq, task_id, ledger.FAILED, code, message)
+            return False
+        note = f"resubmitted after {code} (resubmit {used + 1} of {self.resubmit.limit})"
+        if not resubmit_job(self.spending.store, row.seq, task_id, code, message, note):
+            return False
+        self.resubmitted += 1
+        log.info("%s: task failed %s (transient): %s", row.id, code, note)
+        return True
+
+    def summary(self) -> str:
+        s = self.spending
+        parts = [f"spent by this state file: {usd(s.total)}"]
+        if s.cap is not None:
+            parts.append(f"cap {usd(s.cap)}")
+        if self.pricing.last_balance is not None:
+            parts.append(f"balance {usd(self.pricing.last_balance)}")
+        elif self.pricing.unreadable is not None:
+            parts.append("balance unreadable: spend counted from the price table")
+        return "; ".join(parts)
+
+
+def resubmit_job(
+    store: st.Store, seq: int, task_id: str | None, code: str, message: str, note: str
+) -> bool:
+    """One transaction: the attempt ends `resubmitted`, the job goes back to pending without
+    its task (a new intent, a new reservation, the same no-double-charge rules)."""
+    now = time.time()
+    with store.transaction() as db:
+        cur = db.execute(
+            "UPDATE jobs SET state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
+            " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL, fail_code=NULL,"
+            " fail_msg=NULL, expires_at=NULL, note=?, updated_at=? WHERE seq=? AND state=?",
+            (st.PENDING, note, now, seq, st.IN_FLIGHT),
+        )
+        if cur.rowcount != 1:
+            return False
+        db.execute(
+            "UPDATE attempts SET outcome=?, task_id=COALESCE(?, task_id), fail_code=?,"
+            " fail_msg=?, ended_at=? WHERE job_seq=? AND n=(SELECT MAX(n) FROM attempts"
+            " WHERE job_seq=?)",
+            (ledger.RESUBMITTED, task_id, code, message, now, seq, seq),
+        )
+    return True
+
+
+async def before_spending(money: Money, go_ahead: bool) -> None:
+    """Run start: read the balance and say what is left to spend. When the estimate for the
+    jobs still pending exceeds the balance, nothing is submitted unless `go_ahead` (--yes):
+    then the run spends up to the balance (a cap at what it allows), never into a 402."""
+    s = money.spending
+    balance = await money.pricing.balance()
+    estimate = s.estimate_pending()
+    shown = usd(balance) if balance is not None else "unreadable"
+    log.info(
+        "balance %s; estimate for the jobs left %s; spent so far by this state file %s%s",
+        shown,
+        usd(estimate),
+        usd(s.total),
+        f"; cap {usd(s.cap)}" if s.cap is not None else "",
+    )
+    if balance is None or estimate <= balance:
+        return
+    allowed = s.total + balance
+    if go_ahead:
+        log.warning(
+            "the estimate for the jobs left (%s) exceeds the balance (%s): going ahead, as "
+            "asked, up to what the balance allows",
+            usd(estimate),
+            usd(balance),
+        )
+        s.cap = allowed if s.cap is None else min(s.cap, allowed)
+        return
+    s.cap = s.total  # nothing new goes out; tasks in flight are still collected
+    s.stop_message = (
+        f"the estimate for the jobs left ({usd(estimate)}) exceeds the balance "
+        f"({usd(balance)}): nothing submitted. Add funds, or run again with --yes (or "
+        "budget: {yes: true} in the manifest) to spend up to the balance"
+    )
+
+
+def recorded_settings(
+    store: st.Store, cap: int | None, overrides: dict[str, int]
+) -> tuple[int | None, dict[str, int]]:
+    """The cap and price overrides in force: those given now (then recorded), else those
+    recorded by an earlier run, so a cron rerun or `resume` keeps the cap until it is raised.
+    A negative cap (`--max-spend none`) removes the recorded one."""
+    if cap is not None and cap < 0:
+        store.set_meta_many({"max_spend_micros": ""})
+        cap = None
+    elif cap is not None:
+        store.set_meta_many({"max_spend_micros": str(cap)})
+    else:
+        text = store.get_meta("max_spend_micros") or ""
+        cap = int(text) if text.isdigit() else None
+    if overrides:
+        store.set_meta_many({"price_overrides": json.dumps(overrides, sort_keys=True)})
+    else:
+        try:
+            saved = json.loads(store.get_meta("price_overrides") or "{}")
+        except ValueError:
+            saved = {}
+        if isinstance(saved, dict):
+            overrides = {str(k): int(v) for k, v in saved.items() if isinstance(v, int)}
+    return cap, overrides
+
+
+def status_info(store: st.Store) -> dict[str, object]:
+    """For `batchgen status`: the balance seen last, the spend so far, the estimate for what is
+    left, the cap, and the learned prices (read-only)."""
+    balance = store.get_meta("balance_micros")
+    seen = store.get_meta("balance_at")
+    cap = store.get_meta("max_spend_micros") or ""
+    spending = Spending(store, cap=int(cap) if cap.isdigit() else None)
+    try:
+        saved = json.loads(store.get_meta("price_overrides") or "{}")
+    except ValueError:
+        saved = {}
+    if isinstance(saved, dict):
+        spending.book.overrides.update({str(k): int(v) for k, v in saved.items()})
+    return {
+        "balance_usd": usd(int(balance)) if balance and balance.lstrip("-").isdigit() else None,
+        "balance_seen_at": float(seen) if seen else None,
+        "spent_usd": usd(spending.total),
+        "estimate_left_usd": usd(spending.estimate_pending()),
+        "cap_usd": usd(spending.cap) if spending.cap is not None else None,
+        "learned_prices": {k: usd(v) for k, v in sorted(spending.book.learned.items())},
+    }
+
+
+def render_status(info: dict[str, object]) -> list[str]:
+    cap = f", cap {info['cap_usd']}" if info["cap_usd"] else ""
+    balance = info["balance_usd"] or "not read yet"
+    lines = [
+        f"money: spent {info['spent_usd']}{cap}; estimate for the jobs left "
+        f"{info['estimate_left_usd']}; balance seen last {balance}"
+    ]
+    learned = info["learned_prices"]
+    if isinstance(learned, dict) and learned:
+        lines.append("  learned prices: " + ", ".join(f"{k} {v}" for k, v in learned.items()))
+    return lines

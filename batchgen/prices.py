@@ -1,0 +1,137 @@
+"""What a task costs: a table per model, mode and duration, overridable, and learned prices.
+
+Prices are not in APIXO's API. Each model spec's `prices` (batchgen/models) is batchgen's
+estimate; a run learns the real price of each class from the balance (batchgen/pricing.py),
+and a learned price wins. Money is integer micro-dollars (1 USD = 1,000,000), never floats:
+sums of many prices stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from batchgen import models
+
+MICROS = 1_000_000
+DEFAULT_MODEL = "kling-2-1"
+
+
+def table_prices(model: str) -> dict[tuple[str, int], int]:
+    """The model spec's price table (batchgen/models: `prices`, "MODE:DURATION" -> USD), as
+    micro-dollars by (mode, duration). A model without one has an empty table."""
+    spec = models.find(model)
+    out: dict[tuple[str, int], int] = {}
+    for name, usd_text in ((spec.prices or {}) if spec is not None else {}).items():
+        mode, _, duration = str(name).rpartition(":")
+        try:
+            out[(mode, int(duration))] = to_micros(usd_text)
+        except ValueError:
+            continue  # a user's spec file with a bad entry: that class is unpriced
+    return out
+
+
+def to_micros(value: Any) -> int:
+    """USD (a number or a numeric string) -> micro-dollars; ValueError when it is not money."""
+    if isinstance(value, bool):
+        raise ValueError(f"not an amount of USD: {value!r}")
+    try:
+        amount = Decimal(str(value).strip().lstrip("$"))
+    except InvalidOperation:
+        raise ValueError(f"not an amount of USD: {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"not an amount of USD: {value!r}")
+    return int((amount * MICROS).to_integral_value())
+
+
+def usd(micros: int | None) -> str:
+    """$1.25, $0.0375: cents always, more digits only when they matter."""
+    if micros is None:
+        return "unknown"
+    sign = "-" if micros < 0 else ""
+    text = f"{abs(Decimal(micros) / MICROS):.6f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{sign}${whole}.{frac.ljust(2, '0')}"
+
+
+def price_key(model: str, mode: str | None, duration: int | None) -> str:
+    """The price class of a job: `kling-2-1/pro-image-to-video/10s`."""
+    return f"{model}/{mode or 'standard-image-to-video'}/{duration or 5}s"
+
+
+def parse_key(text: str, model: str = DEFAULT_MODEL) -> str:
+    """A manifest's price name, `MODE:DURATION` or `MODEL/MODE:DURATION` (or a full key)."""
+    text = text.strip()
+    if text.endswith("s") and text.count("/") == 2:
+        return text
+    head, sep, duration = text.rpartition(":")
+    if not sep or not duration.strip().isdigit():
+        raise ValueError(f"price name {text!r}: expected MODE:DURATION, e.g. pro-image-to-video:10")
+    owner, _, mode = head.rpartition("/")
+    return price_key(owner.strip() or model, mode.strip(), int(duration))
+
+
+@dataclass
+class PriceBook:
+    """The price of each class: learned > override > table; unknown classes are priced at
+    the model's dearest known price (so a cap is never checked against too little)."""
+
+    overrides: dict[str, int] = field(default_factory=dict)
+    learned: dict[str, int] = field(default_factory=dict)
+
+    def table(self, key: str) -> int | None:
+        model, mode, duration = _split(key)
+        return table_prices(model).get((mode, duration))
+
+    def listed(self, key: str) -> int | None:
+        """The price before learning: the override, else the table."""
+        return self.overrides.get(key, self.table(key))
+
+    def price(self, key: str) -> int:
+        if key in self.learned:
+            return self.learned[key]
+        listed = self.listed(key)
+        return listed if listed is not None else self.dearest(_split(key)[0])
+
+    def source(self, key: str) -> str:
+        if key in self.learned:
+            return "learned"
+        if key in self.overrides:
+            return "manifest"
+        return "table" if self.table(key) is not None else "unknown (dearest known)"
+
+    def dearest(self, model: str) -> int:
+        known = list(table_prices(model).values())
+        known += [*self.overrides.values(), *self.learned.values()]
+        if not known:
+            known = [p for m in models.known() for p in table_prices(m).values()]
+        return max(known, default=MICROS)
+
+
+def _split(key: str) -> tuple[str, str, int]:
+    model, mode, duration = key.split("/", 2)
+    return model, mode, int(duration.rstrip("s") or 5)
+
+
+def cost_by_mode(
+    jobs: Iterable[tuple[str, str | None, int | None]], book: PriceBook | None = None
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """(model, mode) -> (jobs, micro-dollars) for (model, mode, duration) triples."""
+    book = book or PriceBook()
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for model, mode, duration in jobs:
+        key = price_key(model, mode, duration)
+        n, total = out.get((model, _split(key)[1]), (0, 0))
+        out[(model, _split(key)[1])] = (n + 1, total + book.price(key))
+    return out
+
+
+def describe_costs(costs: dict[tuple[str, str], tuple[int, int]]) -> list[str]:
+    """Lines for people: the total, then one line per model and mode."""
+    total = sum(c for _, c in costs.values())
+    lines = [f"estimated cost: {usd(total)} (price table; a run learns the real prices)"]
+    for (model, mode), (n, micros) in sorted(costs.items()):
+        lines.append(f"  {model} {mode}: {n} job{'s' if n != 1 else ''}, {usd(micros)}")
+    return lines

@@ -1,0 +1,137 @@
+"""The run's money: prices, the cap, and the ledger rows of submits on the wire.
+
+The engine asks `reserve(row)` inside its intent (right before a POST) and tells the outcome:
+`release` (no task was made), `sent` (a task id, or an unknown outcome: the row stays). The
+check against the cap and the ledger row are one step on the event loop (no await between
+them) and one transaction in the state file, so submits racing each other, or a SIGKILL at
+any instant, can never take the total past the cap.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from batchgen import budget, ledger
+from batchgen import store as st
+from batchgen.prices import DEFAULT_MODEL, PriceBook, price_key, usd
+
+log = logging.getLogger("batchgen.spending")
+
+OVER_CAP = -1  # reserve(): the job's price does not fit under the cap
+
+
+@dataclass
+class Spending:
+    store: st.Store
+    cap: int | None = None  # micro-dollars; None: no cap
+    book: PriceBook = field(default_factory=PriceBook)
+    model: str = DEFAULT_MODEL
+    total: int = 0  # spent or reserved by this state file, all runs, less refunds seen
+    stop_message: str | None = None
+    _on_wire: dict[int, tuple[int, int]] = field(default_factory=dict)  # seq -> (n, price)
+
+    def __post_init__(self) -> None:
+        self.book.learned.update(ledger.learned_prices(self.store))
+        self.total = ledger.spent(self.store)
+
+    def __repr__(self) -> str:
+        cap = usd(self.cap) if self.cap is not None else "none"
+        return f"<Spending total={usd(self.total)} cap={cap} on_wire={len(self._on_wire)}>"
+
+    def key_of(self, row: st.JobRow) -> str:
+        return price_key(getattr(row, "model", None) or self.model, row.mode, row.duration)
+
+    def price_of(self, row: st.JobRow) -> int:
+        return self.book.price(self.key_of(row))
+
+    def reserve(self, row: st.JobRow) -> int | None:
+        """The intent with its reservation. n of the attempt; None if the job is no longer
+        pending; OVER_CAP (nothing written) if its price does not fit under the cap."""
+        price = self.price_of(row)
+        if not budget.fits(self.total, price, self.cap):
+            if self.stop_message is None:
+                assert self.cap is not None
+                self.stop_message = budget.cap_stop_message(self.total, self.cap, price)
+            return OVER_CAP
+        n = ledger.next_n(self.store, row.seq)
+        if not self.store.mark_submitting(row.seq, (n, self.key_of(row), price)):
+            return None
+        self.total += price
+        self._on_wire[row.seq] = (n, price)
+        return n
+
+    def release(self, seq: int) -> None:
+        """The POST surely made no task: its reservation goes (the job is pending again)."""
+        got = self._on_wire.pop(seq, None)
+        if got is not None:
+            ledger.release(self.store, seq, got[0])
+            self.total -= got[1]
+
+    def sent(self, seq: int) -> None:
+        """A task exists, or may: the reservation stays, as spent."""
+        self._on_wire.pop(seq, None)
+
+    def on_wire(self, seq: int) -> tuple[int, int] | None:
+        return self._on_wire.get(seq)
+
+    def learned(self, key: str, micros: int, seq: int | None = None) -> None:
+        """A price learned from the balance: it wins over the table, with a warning when they
+        differ. The learning attempt's reservation becomes its real price."""
+        listed = self.book.listed(key)
+        if listed is not None and listed != micros:
+            log.warning(
+                "price of %s learned from the balance: %s, not %s as listed; using %s",
+                key,
+                usd(micros),
+                usd(listed),
+                usd(micros),
+            )
+        else:
+            log.info("price of %s learned from the balance: %s", key, usd(micros))
+        self.book.learned[key] = micros
+        ledger.save_learned(self.store, key, micros)
+        got = self._on_wire.get(seq) if seq is not None else None
+        if seq is not None:
+            n, old = got if got is not None else (self._last_n(seq), None)
+            if old is None:
+                old = self._price_of_attempt(seq, n)
+            if n is not None and old is not None:
+                ledger.reprice(self.store, seq, n, micros)
+                self.total += micros - old
+
+    def _last_n(self, seq: int) -> int | None:
+        rows = ledger.attempts(self.store, seq)
+        return rows[-1].n if rows else None
+
+    def _price_of_attempt(self, seq: int, n: int | None) -> int | None:
+        for a in ledger.attempts(self.store, seq):
+            if a.n == n:
+                return a.price_micros
+        return None
+
+    def near_cap(self, price: int) -> bool:
+        return budget.near_cap(self.total, price, self.cap)
+
+    def refunds(self, expected_drop: int, observed_drop: int) -> int:
+        """Credit refunds a balance reading explains (budget.refunds_seen). Returns micros."""
+        candidates = ledger.refundable(self.store)
+        chosen = budget.refunds_seen(expected_drop, observed_drop, [c[2] for c in candidates])
+        if not chosen:
+            return 0
+        ledger.mark_refunded(self.store, [(candidates[i][0], candidates[i][1]) for i in chosen])
+        amount = sum(candidates[i][2] for i in chosen)
+        self.total -= amount
+        log.info("refunds seen in the balance: %s for %d failed task(s)", usd(amount), len(chosen))
+        return amount
+
+    def estimate_pending(self) -> int:
+        """What the jobs still pending would cost at today's prices."""
+        total = 0
+        for model, mode, duration, n in self.store.db.execute(
+            "SELECT model, mode, duration, COUNT(*) FROM jobs WHERE state=?"
+            " GROUP BY model, mode, duration",
+            (st.PENDING,),
+        ):
+            total += n * self.book.price(price_key(model or self.model, mode, duration))
+        return total
