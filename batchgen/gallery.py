@@ -379,6 +379,7 @@ def _card(
         ("task id", rec.get("task_id")),
         ("generation", _seconds(rec.get("cost_time_ms"))),
         ("finished", rec.get("completed_at")),
+        ("attempts", _attempts(rec.get("attempts"))),
     ]
     dl = "".join(
         f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in facts if v is not None and v != ""
@@ -404,6 +405,15 @@ def _card(
         f'<p class="prompt">{_esc(rec.get("prompt") or "")}</p>{neg_html}'
         f"<dl>{dl}</dl>{files_html}</div></article>"
     )
+
+
+def _attempts(attempts: Any) -> str | None:
+    """Each task made for the job, when there was more than one: "2: PROCESSING_TIMEOUT,
+    succeeded" (a transient failure resubmitted, then a success)."""
+    if not isinstance(attempts, list) or len(attempts) < 2:
+        return None
+    words = [str(a.get("fail_code") or a.get("outcome")) for a in attempts if isinstance(a, dict)]
+    return f"{len(words)}: " + ", ".join(words)
 
 
 def render_gallery(

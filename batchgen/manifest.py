@@ -77,6 +77,7 @@ class Manifest:
     local_images: dict[str, LocalImage] = field(default_factory=dict)
     image_store: str | None = None
     image_url_ttl: str | None = None
+    budget: dict[str, Any] = field(default_factory=dict)  # `budget:` (batchgen/money.py)
 
     def __repr__(self) -> str:
         return (
@@ -493,5 +494,6 @@ def _load_yaml(path: Path, display: str) -> Manifest:
         filename_template=template if isinstance(template, str) else DEFAULT_FILENAME,
         image_store=images.get("store") if isinstance(images.get("store"), str) else None,
         image_url_ttl=images.get("url_ttl") if isinstance(images.get("url_ttl"), str) else None,
+        budget=doc["budget"] if isinstance(doc.get("budget"), dict) else {},
     )
     return build.finish(manifest)

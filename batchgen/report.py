@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchgen import ledger
 from batchgen import store as st
 
 # How a state-file state reads in the report: work still at the provider or on its way to disk
@@ -54,6 +55,7 @@ FIELDS = (
     "provider",
     "expires_at",
     "note",
+    "attempts",
 )
 
 
@@ -85,6 +87,7 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
             files.setdefault(seq, []).append(
                 {"path": path, "bytes": size, "sha256": sha, "url": url}
             )
+        tries = ledger.all_attempts(store, rows[0][0], last)
         for (
             seq,
             job_id,
@@ -121,6 +124,8 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
                 "provider": json.loads(body).get("provider"),
                 "expires_at": _iso(expires),
                 "note": note,
+                # every task made for the job: a transient failure resubmitted, then the last
+                "attempts": ledger.shown(tries.get(seq, [])),
             }
 
 
@@ -152,6 +157,10 @@ def to_csv_rows(store: st.Store) -> Iterator[str]:
         files = rec["files"]
         row = dict(rec)
         row["files"] = "|".join(f["path"] or "" for f in files)
+        row["attempts"] = "|".join(
+            f"{a['outcome']}" + (f":{a['fail_code']}" if a["fail_code"] else "")
+            for a in rec["attempts"]
+        )
         writer.writerow(["" if row[k] is None else row[k] for k in FIELDS])
         yield buf.getvalue()
         buf.seek(0)

@@ -11,9 +11,10 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from batchgen import callbacks
+from batchgen.commands import money_options
 from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
 from batchgen.limits import parse_rate
@@ -292,6 +293,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE, help=argparse.SUPPRESS)
     callbacks.add_cli_options(p)
+    money_options.add_options(p)
     g = p.add_argument_group("output")
     g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     g.add_argument(
@@ -317,6 +319,7 @@ def options_from_args(
     output_dir: Path,
     model: str,
     filename_template: str,
+    budget: dict[str, Any] | None = None,
 ) -> RunOptions:
     limit, period = args.rate_limit
     if args.poll_backoff_cap <= 0:
@@ -368,6 +371,7 @@ def options_from_args(
         )
         opts.api_key = read_api_key(args.api_key_file)
     callbacks.apply_args(args, opts)
+    money_options.apply(args, opts, budget)
     if args.sandbox:
         opts.serve_local_images = True  # image files without a store: served on loopback
         opts.proxy_env = False  # the simulator and its files are on loopback: nothing to proxy
@@ -409,6 +413,11 @@ def setup_logging(args: argparse.Namespace, progress: Progress | None = None) ->
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.WARNING)
+    # What is spent is said at the start and end of every run (balance, estimate, prices).
+    for name in ("batchgen.money", "batchgen.spending", "batchgen.pricing"):
+        logging.getLogger(name).setLevel(
+            logging.ERROR if getattr(args, "quiet", False) else logging.INFO
+        )
     logger.propagate = False
 
 

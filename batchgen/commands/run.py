@@ -66,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         output_dir=output_dir,
         model=manifest.model,
         filename_template=manifest.filename_template,
+        budget=manifest.budget,
     )
     with StateLock(state_path):  # re-entrant: already held when taken early
         store = st.Store(state_path)

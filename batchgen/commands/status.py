@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchgen import money
 from batchgen import store as st
 from batchgen.lock import holder_of
 from batchgen.progress import LABELS, fmt_duration
@@ -124,6 +125,7 @@ def collect(
         "expiring_total": expiring_total,
         "last_run": last_run,
         "runs": db.execute("SELECT COUNT(*) FROM runs").fetchone()[0],
+        "money": money.status_info(store),
     }
 
 
@@ -207,6 +209,8 @@ def render(info: dict[str, Any]) -> str:
             when = "expired already" if left <= 0 else f"in {fmt_duration(left)}"
             out.append(f"  {e['id']}  expires {_local(e['expires_at'])} ({when})")
         _more(out, info["expiring_total"], len(info["expiring"]))
+    if info.get("money"):
+        out.extend(money.render_status(info["money"]))
     out.append(describe_last_run(info["last_run"]))
     return "\n".join(out) + "\n"
 

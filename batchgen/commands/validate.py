@@ -9,6 +9,7 @@ checked before anything is printed; all their problems are reported together (ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -18,6 +19,7 @@ from batchgen import models
 from batchgen.commands.images import warn_without_store
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.manifest import FIRST_POLL_S, POLL_EVERY_S, Manifest, estimate_requests, load_manifest
+from batchgen.prices import PriceBook, cost_by_mode, describe_costs, parse_key, to_micros
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -137,7 +139,28 @@ def summary(manifest: Manifest) -> str:
         ),
         f"  output:      {output}",
     ]
+    classes = [
+        (getattr(job, "model", None) or manifest.model, _input(job).get("mode"),
+         _input(job).get("duration"))
+        for job in jobs
+    ]  # fmt: skip
+    costs = cost_by_mode(classes, _book(manifest))
+    lines += ["  " + line for line in describe_costs(costs)]
     return "\n".join(lines)
+
+
+def _book(manifest: Manifest) -> PriceBook:
+    """The price table with the manifest's `budget: prices:` over it (names checked by `run`)."""
+    book = PriceBook()
+    for name, value in (manifest.budget.get("prices") or {}).items():
+        with contextlib.suppress(ValueError):
+            book.overrides[parse_key(str(name), manifest.model)] = to_micros(value)
+    return book
+
+
+def _input(job) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    inp = job.body.get("input")
+    return inp if isinstance(inp, dict) else {}
 
 
 def _numbers_first(item: tuple) -> tuple:
