@@ -624,7 +624,7 @@ class Engine:
         if ok is False:  # over the cap: no new submits; tracking and downloads go on
             if not self._stop_submits.is_set():
                 log.warning("%s", self.money.stop_message)
-                ledger.note_pending(self.store, f"not submitted: {self.money.stop_message}")
+                ledger.note_pending(self.store, self.money.stop_message or "")
             self._stop_submits.set()
         return bool(ok)
 

@@ -161,7 +161,20 @@ def save_learned(store: st.Store, key: str, micros: int) -> None:
     )
 
 
+BUDGET_NOTE = "not submitted: "
+
+
 def note_pending(store: st.Store, note: str) -> int:
-    """Say why jobs still pending were not submitted (the budget)."""
-    cur = store.db.execute("UPDATE jobs SET note=? WHERE state=?", (note, st.PENDING))
+    """Say why jobs still pending were not submitted (the budget), over no other note."""
+    cur = store.db.execute(
+        "UPDATE jobs SET note=? WHERE state=? AND (note IS NULL OR note LIKE ?)",
+        (BUDGET_NOTE + note, st.PENDING, BUDGET_NOTE + "%"),
+    )
     return cur.rowcount
+
+
+def clear_budget_notes(store: st.Store) -> None:
+    """A new run: the budget decides again."""
+    store.db.execute(
+        "UPDATE jobs SET note=NULL WHERE state=? AND note LIKE ?", (st.PENDING, BUDGET_NOTE + "%")
+    )

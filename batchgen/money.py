@@ -153,6 +153,7 @@ async def before_spending(money: Money, go_ahead: bool) -> None:
     jobs still pending exceeds the balance, nothing is submitted unless `go_ahead` (--yes):
     then the run spends up to the balance (a cap at what it allows), never into a 402."""
     s = money.spending
+    ledger.clear_budget_notes(s.store)
     balance = await money.pricing.balance()
     estimate = s.estimate_pending()
     shown = usd(balance) if balance is not None else "unreadable"

@@ -26,7 +26,7 @@ from batchgen import store as st
 from batchgen.callbacks import CallbackReceiver
 from batchgen.client import ApiClient
 from batchgen.download import Downloader
-from batchgen.engine import Engine, EngineConfig, RunOutcome
+from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, EngineConfig, RunOutcome
 from batchgen.errors import ApiConnectionError, RateLimited, ServerError, UsageError
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.limits import SlidingWindowLimiter
@@ -394,7 +394,8 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             balance = await money.pricing.balance()  # the balance as the run leaves it
             if outcome.account_error is not None and balance is not None:
                 outcome.how += f" (balance {usd(balance)})"
-            outcome.messages.append(money.summary())
+            if money.spending.cap is not None or outcome.exit_code in (EXIT_ACCOUNT, EXIT_BUDGET):
+                outcome.messages.append(money.summary())
             return outcome
         finally:
             if deadline is not None:

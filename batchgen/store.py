@@ -533,7 +533,7 @@ class Store:
         now, the job becomes ambiguous. `attempt` (n, price key, micro-dollars) is the spend
         ledger's row for it (batchgen/ledger.py), written in the same transaction."""
         sql = (
-            "UPDATE jobs SET state=?, submit_attempts=submit_attempts+1, note=NULL, updated_at=?"
+            "UPDATE jobs SET state=?, submit_attempts=submit_attempts+1, updated_at=?"
             " WHERE seq=? AND state=?"
         )
         now = self._now()

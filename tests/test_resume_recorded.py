@@ -122,6 +122,9 @@ PER_INVOCATION = {
     "handler",
     "log_format",
     "max_runtime",
+    "max_spend",  # the cap and prices persist in the state file itself (money.recorded_settings)
+    "price",
+    "yes",  # consent to spend past the balance: given each time
     "no_wait",
     "output",
     "progress_every",

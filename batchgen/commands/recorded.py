@@ -51,6 +51,9 @@ RECORDED = (
     "preflight",
     "image_store",
     "image_url_ttl",
+    "no_learn_prices",
+    "resubmit_codes",
+    "max_resubmits",
 )
 
 
