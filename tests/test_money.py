@@ -125,8 +125,8 @@ async def test_402_halfway_stops_submits_and_collects_the_rest(tmp_path: Path) -
     async with Simulator(**sim_config()) as sim:
         create = sim.create_task
 
-        def spender(body_, now):  # another user of the key empties it after 5 tasks
-            task = create(body_, now)
+        def spender(body_, now, *more):  # another user of the key empties it after 5 tasks
+            task = create(body_, now, *more)
             if len(sim.task_ids()) == 5:
                 sim.billing.balance = Decimal("0.10")
             return task
