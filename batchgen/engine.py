@@ -495,7 +495,7 @@ class Engine:
                 if not self.store.mark_in_flight(row.seq, task_id):
                     self.money.sent(row.seq)
                     return self._duplicate_task(row, task_id)
-                self.money.sent(row.seq)
+                self.money.created(row.seq)
                 self.cap.created()
                 self.stats.submitted += 1
                 await self.store.synced()

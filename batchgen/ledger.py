@@ -131,15 +131,27 @@ def trailing_resubmits(store: st.Store, seq: int) -> int:
     return n
 
 
-def refundable(store: st.Store) -> list[tuple[int, int, int]]:
-    """(job_seq, n, price) of failed attempts not yet seen refunded, oldest first."""
+def refundable(store: st.Store, since: float = 0.0) -> list[tuple[int, int, int]]:
+    """(job_seq, n, price) of attempts that failed since `since` and were not yet seen
+    refunded, oldest first."""
     if not store.has_table("attempts"):
         return []
     return store.db.execute(
         "SELECT job_seq, n, price_micros FROM attempts WHERE refunded=0 AND outcome IN (?, ?)"
-        " ORDER BY ended_at, job_seq, n",
-        (FAILED, RESUBMITTED),
+        " AND ended_at >= ? ORDER BY ended_at, job_seq, n",
+        (FAILED, RESUBMITTED, since),
     ).fetchall()
+
+
+def prices_of(store: st.Store, which: set[tuple[int, int]], since: float) -> int:
+    """The sum of the prices of these attempts (all started since `since`)."""
+    total = 0
+    for seq, n, price in store.db.execute(
+        "SELECT job_seq, n, price_micros FROM attempts WHERE started_at >= ?", (since,)
+    ):
+        if (seq, n) in which:
+            total += price
+    return total
 
 
 def mark_refunded(store: st.Store, which: list[tuple[int, int]]) -> None:

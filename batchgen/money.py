@@ -46,6 +46,15 @@ class Money:
     pricing: Pricing
     resubmit: ResubmitPolicy = field(default_factory=ResubmitPolicy)
     resubmitted: int = 0
+    # For refunds seen in the balance (settle_refunds): the balance when this run started,
+    # the attempts of this run that surely made a task, whether any may have (unknown), and
+    # what was already credited.
+    started_at: float = field(default_factory=time.time)
+    start_balance: int | None = None
+    created_now: set[tuple[int, int]] = field(default_factory=set)
+    unknown_now: int = 0
+    credited_now: int = 0
+    _settled_with: int = -1  # refundable attempts at the last settlement
 
     @classmethod
     def build(
@@ -79,8 +88,12 @@ class Money:
 
     async def reserve(self, row: st.JobRow) -> bool | None:
         """The intent: True (recorded, send), None (the job is not pending), False (over the
-        cap: nothing recorded, submits must stop)."""
+        cap: nothing recorded, submits must stop). At the cap, refunds the balance shows may
+        free room: the balance is read then (once per new failed task)."""
         n = self.spending.reserve(row)
+        if n == OVER_CAP and await self.settle_refunds():
+            self.spending.stop_message = None
+            n = self.spending.reserve(row)
         if n == OVER_CAP:
             return False
         return n is not None
@@ -88,8 +101,43 @@ class Money:
     def release(self, seq: int) -> None:
         self.spending.release(seq)
 
-    def sent(self, seq: int) -> None:
+    def created(self, seq: int) -> None:
+        """The submit made a task (its id is committed): its price is surely charged."""
+        got = self.spending.on_wire(seq)
+        if got is not None:
+            self.created_now.add((seq, got[0]))
         self.spending.sent(seq)
+
+    def sent(self, seq: int) -> None:
+        """The submit may or may not have made a task: its price stays counted."""
+        if self.spending.on_wire(seq) is not None:
+            self.unknown_now += 1
+        self.spending.sent(seq)
+
+    async def settle_refunds(self) -> int:
+        """Credit the refunds of failed tasks that the balance shows (budget.refunds_seen):
+        the balance dropped less, since this run started, than the tasks it surely made cost.
+        Never when a submit of this run may have made a task unknown to it (its charge would
+        look like no refund), nor without a balance at the start. Returns micro-dollars."""
+        if self.start_balance is None or self.unknown_now:
+            return 0
+        refundable = ledger.refundable(self.spending.store, self.started_at)
+        if not refundable or len(refundable) == self._settled_with:
+            return 0
+        self._settled_with = len(refundable)
+        now = await self.pricing.balance()
+        if now is None:
+            return 0
+        expected = ledger.prices_of(self.spending.store, self.created_now, self.started_at)
+        observed = self.start_balance - now
+        credited = self.spending.refunds(expected - self.credited_now, observed, self.started_at)
+        self.credited_now += credited
+        return credited
+
+    async def finish_run(self) -> int | None:
+        """Run end: refunds seen, and the balance as the run leaves it."""
+        await self.settle_refunds()
+        return await self.pricing.balance()
 
     async def after(self, ticket: Ticket | None, seq: int) -> None:
         if ticket is not None:
@@ -154,7 +202,7 @@ async def before_spending(money: Money, go_ahead: bool) -> None:
     then the run spends up to the balance (a cap at what it allows), never into a 402."""
     s = money.spending
     ledger.clear_budget_notes(s.store)
-    balance = await money.pricing.balance()
+    balance = money.start_balance = await money.pricing.balance()
     estimate = s.estimate_pending()
     shown = usd(balance) if balance is not None else "unreadable"
     log.info(

@@ -391,7 +391,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         try:
             async with callbacks.receiving(engine, store, opts):
                 outcome = await engine.run()
-            balance = await money.pricing.balance()  # the balance as the run leaves it
+            balance = await money.finish_run()  # refunds seen, the balance as the run leaves it
             if outcome.account_error is not None and balance is not None:
                 outcome.how += f" (balance {usd(balance)})"
             if money.spending.cap is not None or outcome.exit_code in (EXIT_ACCOUNT, EXIT_BUDGET):

@@ -113,9 +113,10 @@ class Spending:
     def near_cap(self, price: int) -> bool:
         return budget.near_cap(self.total, price, self.cap)
 
-    def refunds(self, expected_drop: int, observed_drop: int) -> int:
-        """Credit refunds a balance reading explains (budget.refunds_seen). Returns micros."""
-        candidates = ledger.refundable(self.store)
+    def refunds(self, expected_drop: int, observed_drop: int, since: float) -> int:
+        """Credit refunds a balance reading explains (budget.refunds_seen), among attempts
+        that failed since `since`. Returns micro-dollars."""
+        candidates = ledger.refundable(self.store, since)
         chosen = budget.refunds_seen(expected_drop, observed_drop, [c[2] for c in candidates])
         if not chosen:
             return 0

@@ -174,3 +174,31 @@ async def test_balance_reads_per_job_at_1000_jobs(tmp_path: Path, capsys) -> Non
     assert per_job < 0.05
     with capsys.disabled():
         print(f"\nbalance reads: {reads} for 1,000 jobs = {per_job:.4f} extra requests per job")
+
+
+async def test_refunds_seen_in_the_balance_free_room_under_the_cap(tmp_path: Path) -> None:
+    """The simulator refunds failed tasks: the run credits what the balance shows (and only
+    that), so the spend counted equals what the account really paid, and a rerun under the
+    same cap submits what the refunds made room for."""
+    jobs = [
+        (f"j{i}", "kling-2-1", body(i, prompt=f"p{i}" + (" [sim:content_violation]" * (i < 4))))
+        for i in range(10)
+    ]  # 10 x $0.25 at the simulator's price: $2.50; four of them fail and are refunded
+    state = prepare_state(tmp_path, jobs)
+    cap = 2 * MICROS
+    async with Simulator(**sim_config(refund_failed=True)) as sim:
+        first = await execute(options(tmp_path, sim.base_url, max_spend_micros=cap))
+        assert first.exit_code == EXIT_BUDGET  # 8 fit under $2.00 at first
+        store = st.Store(state, readonly=True)
+        try:
+            spent = ledger.spent(store)
+        finally:
+            store.close()
+        assert spent == int((sim.billing.charged - sim.billing.refunded) * MICROS) == MICROS
+        again = await execute(options(tmp_path, sim.base_url, max_spend_micros=cap))
+        paid = sim.billing.charged - sim.billing.refunded
+    assert again.exit_code == 1  # the four content violations; nothing left pending
+    rows = state_rows(state)
+    assert sum(r["state"] == st.DONE for r in rows) == 6
+    assert not [r for r in rows if r["state"] == st.PENDING]
+    assert paid == Decimal("1.50") and float(sim.billing.charged) <= 2.5
