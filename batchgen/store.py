@@ -233,6 +233,7 @@ class Store:
         self._now = time.time
         self._wal = False
         self._group_sync = GroupSync(self._fsync_log)
+        self._tables: set[str] = set()  # tables known to exist (has_table)
         try:
             if readonly:
                 if not self.path.exists():
@@ -328,8 +329,16 @@ class Store:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def has_table(self, name: str) -> bool:
+        """Whether the file has this table (an older file opened read-only may not). A table,
+        once there, stays: remembered, so the per-job callers pay one lookup per run."""
+        known = self._tables
+        if name in known:
+            return True
         query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
-        return self.db.execute(query, (name,)).fetchone() is not None
+        if self.db.execute(query, (name,)).fetchone() is None:
+            return False
+        known.add(name)
+        return True
 
     def transaction(self) -> _Tx:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT)."""
