@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
+from batchgen import gallery_inputs as gi
 from batchgen import report
 from batchgen import store as st
 from batchgen.errors import BatchgenError
@@ -54,7 +55,8 @@ STATUS_ORDER = (
 # Statuses that show the provider's reason where the video would be.
 PROBLEM_STATUSES = frozenset({"failed", "expired", "ambiguous", "orphaned"})
 
-_CSS = """
+_CSS = (
+    """
 :root{color-scheme:light dark;--bg:#f4f5f7;--fg:#1d2330;--muted:#5d6675;--card:#fff;
 --line:#d9dde4;--done:#1f7a3d;--failed:#b42318;--expired:#9a5b00;--ambiguous:#7a3fb0;
 --other:#4a5568}
@@ -113,6 +115,8 @@ dd{margin:0;overflow-wrap:anywhere}
 .files a{color:inherit}
 #none{padding:40px 20px;text-align:center;color:var(--muted)}
 """
+    + gi.CSS
+)
 
 # Constant: no job data ever goes in here (so its CSP hash is fixed).
 _JS = """
@@ -327,6 +331,7 @@ def _card(
     output_dir: Path,
     posters: dict[str, str],
     prefix: tuple[str, ...],
+    inputs: dict[str, list[gi.InputImage]],
 ) -> str:
     status = str(rec.get("status") or "unknown")
     mode = rec.get("mode")
@@ -399,7 +404,8 @@ def _card(
     files_html = f'<p class="files">{" · ".join(file_bits)}</p>' if file_bits else ""
     return (
         f'<article class="card {_cls(status)}" data-status="{_esc(status)}" '
-        f'data-mode="{_esc(mode or "")}">{media}<div class="body">'
+        f'data-mode="{_esc(mode or "")}">{media}'
+        f'{gi.render(inputs.get(str(rec.get("id"))), prefix)}<div class="body">'
         f'<div class="title"><span class="id">{_esc(rec.get("id"))}</span>'
         f'<span class="badge {_cls(status)}">{_esc(status.replace("_", " "))}</span></div>'
         f'<p class="prompt">{_esc(rec.get("prompt") or "")}</p>{neg_html}'
@@ -423,13 +429,15 @@ def render_gallery(
     output_dir: Path,
     posters: dict[str, str] | None = None,
     page_dir: Path | None = None,
+    inputs: dict[str, list[gi.InputImage]] | None = None,
 ) -> str:
     """The whole page as one string.
 
     `records` are `report.records()` dicts; their file paths are relative to `output_dir`.
     `posters` maps a video's relative path to its poster's relative path (both inside
     `output_dir`). `page_dir` is the folder the page will be saved in (default: `output_dir`);
-    links are made relative to it."""
+    links are made relative to it. `inputs` maps a job id to its input images
+    (`gallery_inputs.collect`)."""
     output_dir = Path(output_dir)
     prefix = _link_prefix(output_dir, page_dir)
     counts: Counter[str] = Counter()
@@ -440,7 +448,7 @@ def render_gallery(
         counts[status] += 1
         if rec.get("mode"):
             modes.add(str(rec["mode"]))
-        cards.append(_card(rec, output_dir, posters or {}, prefix))
+        cards.append(_card(rec, output_dir, posters or {}, prefix, inputs or {}))
 
     total = sum(counts.values())
     order = [s for s in STATUS_ORDER if counts[s]] + sorted(
@@ -613,18 +621,21 @@ def write_gallery(
     `<output folder>/gallery.html`). Returns the path written.
 
     `output_dir` is the folder the records' file paths are relative to (default: as the run
-    recorded it in the state file). `posters`: extract poster frames where ffmpeg exists."""
+    recorded it in the state file). `posters`: extract poster frames where ffmpeg exists.
+    Local input images get thumbnails in `<output folder>/thumbs/`."""
     output_dir = Path(output_dir) if output_dir is not None else output_dir_of(store)
     out = Path(out_path) if out_path is not None else output_dir / DEFAULT_NAME
     if out.is_dir():
         out = out / DEFAULT_NAME
     poster_map = make_posters(report.records(store), output_dir) if posters else {}
+    inputs = gi.collect(store.db, output_dir)
     page = render_gallery(
         report.records(store),
         title=title or default_title(store, output_dir),
         output_dir=output_dir,
         posters=poster_map,
         page_dir=out.resolve().parent,
+        inputs=inputs,
     )
     tmp = None
     try:
