@@ -32,6 +32,9 @@ from batchgen.runner import execute
 from batchgen.simulator import Simulator
 from batchgen.simulator.files import ASSET_PATH
 from tests.enginekit import KEY, SCALE, body, mixed_jobs, options, prepare_state
+from tests.imagekit import png
+from tests.test_gallery_inputs import HOSTILE, image_file, state_with
+from tests.test_gallery_inputs import job as input_job
 
 XSS_IMG = '<img src=x onerror="window.__xss=1"> a storm [sim:content_violation]'
 XSS_SCRIPT = "<script>window.__xss=2</script> a lighthouse at dusk"
@@ -353,6 +356,54 @@ async def test_gallery_of_a_simulator_batch_in_chromium(tmp_path: Path, chromium
         assert await page.js("typeof window.__xss") == "undefined"
         blocked = " ".join(page.errors)
         assert "Content Security Policy" in blocked and "127.0.0.1:9" in blocked, page.errors
+
+
+async def test_input_thumbnails_load_and_nothing_leaves(tmp_path: Path, chromium: str) -> None:
+    """Thumbnails of local inputs load from the folder; remote inputs are links only: the page
+    makes no request that is not a file of its own folder."""
+    shared, sha_a = image_file(tmp_path / "imgs" / "a.png", png(900, 500, (20, 90, 200)))
+    end, sha_b = image_file(tmp_path / "imgs" / "b.png", png(500, 900, (200, 90, 20)))
+    jobs = [
+        input_job("local-1", "standard-image-to-video", [shared]),
+        input_job("local-2", "pro-image-to-video", [shared, end]),
+        input_job("remote", "pro-image-to-video", ["http://127.0.0.1:9/start.png", HOSTILE]),
+    ]
+    files = {sha_a: tmp_path / "imgs" / "a.png", sha_b: tmp_path / "imgs" / "b.png"}
+    store = st.Store(state_with(tmp_path, jobs, files), readonly=True)
+    try:
+        page_path = write_gallery(store, posters=False)
+    finally:
+        store.close()
+
+    async with browser(chromium) as page:
+        await page.send("Network.enable")
+        await page.open(page_path.as_uri())
+        await page.until("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        sizes = await page.js(
+            "Array.from(document.images, i => [i.getAttribute('src'), i.naturalWidth,"
+            " i.naturalHeight])"
+        )
+        assert sizes == [
+            [f"thumbs/{sha_a}.jpg", 320, 178],
+            [f"thumbs/{sha_a}.jpg", 320, 178],
+            [f"thumbs/{sha_b}.jpg", 178, 320],
+        ], sizes
+        links = await page.js(
+            "Array.from(document.querySelectorAll('.inputs a'), a => [a.href, a.rel])"
+        )
+        assert [rel for _, rel in links] == ["noopener noreferrer"] * 2
+        assert links[0][0] == "http://127.0.0.1:9/start.png"
+        assert await page.js("typeof window.__xss") == "undefined"
+        await asyncio.sleep(0.3)
+        requested = [
+            e["params"]["request"]["url"]
+            for e in page.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+        assert requested, "the network events were not seen"
+        folder = page_path.parent.as_uri() + "/"
+        assert all(u.startswith(folder) for u in requested), requested
+        assert page.errors == []
 
 
 async def test_five_thousand_jobs_stay_usable(tmp_path: Path, chromium: str) -> None:
