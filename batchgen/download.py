@@ -810,19 +810,7 @@ class Downloader:
                 with _disk(part):
                     await f.close()
 
-        with _disk(dest):
-            on_disk = await asyncio.to_thread(_promote, part, dest, side, size)
-        if on_disk != size:
-            raise DownloadTransient(
-                f"{describe_url(url)}: {part} holds {on_disk} bytes, expected {size}"
-            )
-        return DownloadResult(
-            path=dest,
-            bytes=size,
-            sha256=hasher.hexdigest(),
-            etag=meta.etag,
-            fetched_bytes=progress.fetched,
-        )
+        return await _promoted(url, part, dest, side, size, hasher.hexdigest(), meta.etag, progress)
 
     # ---- a body in a content coding (gzip, deflate) ----------------------------------------
 
@@ -913,19 +901,7 @@ class Downloader:
             if not f.closed:
                 with _disk(part):
                     await f.close()
-        with _disk(dest):
-            on_disk = await asyncio.to_thread(_promote, part, dest, side, size)
-        if on_disk != size:
-            raise DownloadTransient(
-                f"{describe_url(url)}: {part} holds {on_disk} bytes, expected {size}"
-            )
-        return DownloadResult(
-            path=dest,
-            bytes=size,
-            sha256=hasher.hexdigest(),
-            etag=None,
-            fetched_bytes=progress.fetched,
-        )
+        return await _promoted(url, part, dest, side, size, hasher.hexdigest(), None, progress)
 
     # ---- small bodies: in memory, then one thread call ------------------------------------
 
@@ -1151,3 +1127,26 @@ class _TooLarge(Exception):
 
 class _Misfit(Exception):
     """The .part holds another number of bytes than were written (args[0]: what it holds)."""
+
+
+async def _promoted(
+    url: str,
+    part: Path,
+    dest: Path,
+    side: Path,
+    size: int,
+    sha256: str,
+    etag: str | None,
+    progress: _Progress,
+) -> DownloadResult:
+    """Rename a finished .part into place (both download paths end here) and check that the
+    bytes on disk are the ones counted."""
+    with _disk(dest):
+        on_disk = await asyncio.to_thread(_promote, part, dest, side, size)
+    if on_disk != size:
+        raise DownloadTransient(
+            f"{describe_url(url)}: {part} holds {on_disk} bytes, expected {size}"
+        )
+    return DownloadResult(
+        path=dest, bytes=size, sha256=sha256, etag=etag, fetched_bytes=progress.fetched
+    )
