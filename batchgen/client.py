@@ -558,7 +558,9 @@ class ApiClient:
                 raise BadAnswer(status, "the API's answer is not a JSON object")
             return envelope_data(payload)
         message = message or f"HTTP {status}"
-        exc = self._error(outcome, code, message, retry_after_header, submit=submit)
+        exc = self._error(
+            outcome, code, message, retry_after_header, submit=submit, envelope=envelope
+        )
         exc.envelope = envelope  # type: ignore[attr-defined]
         # An error answer that still names a task (a sloppy server that created it, then
         # failed): the submit must not be resent on the word "retry" (see _submit_call).
@@ -576,6 +578,7 @@ class ApiClient:
         retry_after_header: str | None,
         *,
         submit: bool = False,
+        envelope: bool = True,
     ) -> ApiError:
         if outcome is Outcome.RATE_LIMITED:
             retry_after = parse_retry_after(retry_after_header, self._wall())
@@ -596,6 +599,11 @@ class ApiClient:
                 self._limiter.pause_for(retry_after)
             return ServerError(code, message, retry_after=retry_after)
         if outcome is Outcome.NOT_FOUND:
+            if not envelope and not submit:
+                # A gateway's or CDN's own 404 page (HTML, empty, a bare {"message": ...}):
+                # it says nothing about the task, and "not found" would fail a paid task
+                # that `retry` then pays for again. Unreadable, like a 503 page.
+                return ServerError(code, f"HTTP {code} without the API's envelope: {message}")
             return NotFound(code, message)
         if outcome is Outcome.ACCOUNT:
             if says_out_of_credits(code, message):

@@ -67,10 +67,14 @@ class CapTarget:
         """A 429 said the server's concurrency cap is full while `tasks` of ours existed.
         Our count is never below the server's (we learn of an end only when we poll), so
         `tasks` is an upper bound of the server's cap as far as we can tell. True when the
-        number of slots changed."""
+        number of slots changed. With no task of ours, someone else holds the server's cap:
+        that says nothing about how many of ours it takes, so the target stays (the engine
+        backs off instead); learning 0 would leave a window of one task for the whole run."""
+        if tasks <= 0:
+            return False
         before = self.slots
         self.slow_start = False
-        self.learned = max(1, tasks)
+        self.learned = tasks
         self.learned_at = now
         self.lowered += 1
         self.value = float(min(self.ceiling, self.learned))

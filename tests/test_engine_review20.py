@@ -1,0 +1,110 @@
+"""Issue 20 review: faults found in the engine, the client and the in-flight cap.
+
+The real engine against the scripted fake API (tests/faultkit.py) over loopback, each run
+bounded by `asyncio.wait_for` so a run that never ends fails instead of hanging; the cap's
+decisions as pure unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from batchgen import store as st
+from batchgen.inflight import CapTarget
+from batchgen.runner import execute
+from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
+from tests.faultkit import FakeApi, Hit
+
+pytestmark = pytest.mark.timeout(60)
+
+BOUND_S = 15.0  # a run that has not ended by then never would
+
+
+class ReviewApi(FakeApi):
+    """FakeApi plus the answers this review needs: a gateway's HTML 404 page, and a 429
+    that says the concurrency cap is full after a delay (so it lands when we choose)."""
+
+    slow_429_s = 0.6
+
+    async def _generic(self, request: web.Request, hit: Hit, what: Any) -> web.StreamResponse:
+        if what == "html404":
+            hit.answer = what
+            return web.Response(
+                status=404, text="<html><h1>404 Not Found</h1></html>", content_type="text/html"
+            )
+        if what == "http429c":
+            hit.answer = what
+            return self._env(429, "concurrency limit reached: too many running tasks")
+        if what == "slow429":
+            hit.answer = what
+            await asyncio.sleep(self.slow_429_s)
+            return self._env(429, "too many running tasks: concurrency limit reached")
+        return await super()._generic(request, hit, what)
+
+
+async def bounded(opts: Any):  # type: ignore[no-untyped-def]
+    return await asyncio.wait_for(execute(opts), timeout=BOUND_S)
+
+
+def states(state: Path) -> list[str]:
+    return [r["state"] for r in state_rows(state)]
+
+
+# -- 1. a gateway's 404 page is not the API's "not found" -------------------------------------
+
+
+async def test_a_gateways_404_page_on_status_fails_no_paid_task(tmp_path: Path) -> None:
+    """Eight HTML 404 pages in a row per task (more than --max-not-found's 5) then normal
+    answers: the tasks stay in flight and end done; nothing is failed TASK_NOT_FOUND."""
+    n = 3
+    state = prepare_state(tmp_path, mixed_jobs(n))
+    async with ReviewApi() as api:
+        api.hooks["status"] = lambda hit: "html404" if hit.n <= 8 else None
+        outcome = await bounded(
+            options(
+                tmp_path,
+                api.base_url,
+                poll_after_s=0.02,
+                poll_every_s=0.02,
+                backoff_base_s=0.002,
+                backoff_cap_s=0.01,
+                poll_backoff_cap_s=0.01,
+            )
+        )
+    assert states(state) == [st.DONE] * n, state_rows(state)
+    assert outcome.exit_code == 0
+    assert api.count("submit") == n
+
+
+async def test_the_apis_own_404_still_means_not_found(tmp_path: Path) -> None:
+    """The API's envelope with code 404 is its own word: the task is failed TASK_NOT_FOUND."""
+    state = prepare_state(tmp_path, mixed_jobs(1))
+    async with ReviewApi() as api:
+        api.hooks["status"] = lambda hit: "http404"
+        outcome = await bounded(
+            options(tmp_path, api.base_url, poll_after_s=0.02, poll_every_s=0.02)
+        )
+    rows = state_rows(state)
+    assert [r["fail_code"] for r in rows] == ["TASK_NOT_FOUND"]
+    assert outcome.exit_code == 1
+
+
+# -- 5. a 429 while none of our tasks exist teaches nothing about our cap ------------------------
+
+
+def test_a_concurrency_429_with_no_task_of_ours_keeps_the_target() -> None:
+    target = CapTarget.start(1000)
+    before = target.slots
+    assert not target.saturated(0, now=1.0)
+    assert target.slots == before and target.learned is None and target.lowered == 0
+
+
+def test_a_concurrency_429_with_tasks_of_ours_still_lowers_the_target() -> None:
+    target = CapTarget.start(1000)
+    assert target.saturated(7, now=1.0)
+    assert target.slots == 7 and target.learned == 7
