@@ -551,26 +551,59 @@ class Engine:
         """Wait, backing off with the run's backoff, until the API has answered in its own
         words since the doubtful answer; ask it about a task this state file knows (a GET:
         it creates nothing) when nothing else did. With no task to ask about, the next
-        submit itself goes, alone. False: stop."""
+        submit itself goes, alone. A probe that cannot be read counts toward the status
+        outage (batchgen/outage.py): once nothing was readable for --status-outage, submits
+        stop and the run ends 75 instead of probing for ever. False: stop."""
         gate = self.gate
         while not gate.heard_since_doubt(self.client.alive_answers):
+            if self._stop_submits.is_set():
+                return False
             if gate.doubts == 1:
                 log.warning(
                     "a submit's answer left its fate unknown: further submits wait for the "
                     "API to answer in its own words, then go one at a time"
                 )
             delay = backoff_delay(gate.doubts - 1, self.config.backoff, self.rng)
-            if not await self._sleep(delay):
+            if not await self._sleep_unless_no_submits(delay):
                 return False
             if gate.heard_since_doubt(self.client.alive_answers):
                 break
             known = self.store.known_task()
             if known is None or known.task_id is None:
                 return not self._stop_submits.is_set()
-            with contextlib.suppress(ApiError, ApiConnectionError):
-                await self.client.status(known.task_id, model=known.model)
+            await self._probe(known.task_id, known.model)
             gate.doubts += 1  # heard or not, the next wait (if any) is longer
         return not self._stop_submits.is_set()
+
+    async def _probe(self, task_id: str, model: str | None) -> None:
+        """One status request as a sign of life; an unreadable answer feeds the outage watch
+        (under no task: the probed task may be long done), and a lasting one stops submits."""
+        try:
+            await self.client.status(task_id, model=model)
+        except (ServerError, ApiConnectionError) as exc:
+            now = time.time()
+            error = str(exc) or type(exc).__name__
+            self.outage.unreadable(None, now, error)
+            if self.outage.over(now) and not self._stop_submits.is_set():
+                log.warning(
+                    "no answer from the API readable for %.0f s: no new submits in this run",
+                    now - (self.outage.since or now),
+                )
+                self._stop_submits.set()
+        except ApiError:
+            self._readable(None)  # its own words: an outage is over
+        else:
+            self._readable(None)
+
+    async def _sleep_unless_no_submits(self, seconds: float) -> bool:
+        """Like _sleep, but a stop of submits (an outage, an account error) ends it too."""
+        if self._stop_submits.is_set():
+            return False
+        try:
+            await asyncio.wait_for(self._stop_submits.wait(), timeout=max(0.0, seconds))
+        except TimeoutError:
+            return not self._stop.is_set()
+        return False
 
     async def _wait_after_429(self, row: st.JobRow, exc: RateLimited, refusals: int) -> bool:
         """Wait until this job may submit again; False: stop (no task, job still pending).
@@ -767,7 +800,7 @@ class Engine:
             if released:
                 self.cap.release()
 
-    def _readable(self, task_id: str) -> None:
+    def _readable(self, task_id: str | None) -> None:
         lasted = self.outage.readable(task_id, time.time())
         if lasted is not None:
             log.warning("status answers readable again after %.0f s", lasted)

@@ -68,20 +68,24 @@ class OutageWatch:
     parked: set[str] = field(default_factory=set)
     worst: int = 0  # most tasks unreadable at once
 
-    def readable(self, task_id: str, now: float) -> float | None:
-        """A readable answer about `task_id`. Returns how long the outage lasted if this ends
-        one (for the log), else None."""
-        self.tasks.pop(task_id, None)
+    def readable(self, task_id: str | None, now: float) -> float | None:
+        """A readable answer about `task_id` (None: a probe of the submit gate, which may ask
+        about a task long done). Returns how long the outage lasted if this ends one (for
+        the log), else None."""
+        if task_id is not None:
+            self.tasks.pop(task_id, None)
         if self.since is None:
             return None
         lasted = now - self.since
         self.since = None
         return lasted
 
-    def unreadable(self, task_id: str, now: float, error: str) -> bool:
-        """An unreadable answer about `task_id`. True if it starts an outage (for the log)."""
-        self.tasks.setdefault(task_id, now)
-        self.worst = max(self.worst, len(self.tasks))
+    def unreadable(self, task_id: str | None, now: float, error: str) -> bool:
+        """An unreadable answer about `task_id` (None: a probe, counted toward the outage but
+        under no task). True if it starts an outage (for the log)."""
+        if task_id is not None:
+            self.tasks.setdefault(task_id, now)
+            self.worst = max(self.worst, len(self.tasks))
         self.last_error = error
         if self.since is not None:
             return False
@@ -105,7 +109,13 @@ class OutageWatch:
     def summary(self) -> str | None:
         """The end-of-run line: how many tasks are left unread, since when, and why."""
         if not self.tasks:
-            return None
+            if self.since is None:
+                return None
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
+            return (
+                f"the API's answers have been unreadable since {when} ({self.last_error}); "
+                "jobs left pending are submitted by the next run"
+            )
         n = len(self.tasks)
         if self.since is not None:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))

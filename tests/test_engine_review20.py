@@ -108,3 +108,78 @@ def test_a_concurrency_429_with_tasks_of_ours_still_lowers_the_target() -> None:
     target = CapTarget.start(1000)
     assert target.saturated(7, now=1.0)
     assert target.slots == 7 and target.learned == 7
+
+
+# -- 2. an API down for good ends the run, even with every task done before it ----------------
+
+
+class DownForGood:
+    """Every answer is nginx's 502 page from the `after`+1-th submit on, for ever."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.submits, self.down = after, 0, False
+
+    def submit(self, hit: Hit) -> Any:
+        self.submits += 1
+        self.down = self.down or self.submits > self.after
+        return "nginx502" if self.down else None
+
+    def status(self, hit: Hit) -> Any:
+        return "nginx502" if self.down else None
+
+
+async def test_an_api_down_for_good_after_every_task_ended_ends_the_run_75(
+    tmp_path: Path,
+) -> None:
+    """One task at a time: two end done, the third submit meets the page (ambiguous), then
+    the API never answers again. The gate's probes of a done task fail for --status-outage:
+    submits stop and the run ends 75, the other jobs still plainly pending."""
+    n = 6
+    state = prepare_state(tmp_path, mixed_jobs(n))
+    async with ReviewApi() as api:
+        down = DownForGood(after=2)
+        api.hooks["submit"], api.hooks["status"] = down.submit, down.status
+        outcome = await bounded(
+            options(
+                tmp_path,
+                api.base_url,
+                max_in_flight=1,
+                poll_after_s=0.02,
+                poll_every_s=0.02,
+                backoff_base_s=0.002,
+                backoff_cap_s=0.02,
+                status_outage_s=0.3,
+            )
+        )
+    assert states(state) == [st.DONE] * 2 + [st.AMBIGUOUS] + [st.PENDING] * (n - 3)
+    assert outcome.exit_code == 75
+    assert api.count("submit") == 3
+    assert any("unreadable since" in m for m in outcome.messages), outcome.messages
+
+
+async def test_an_api_down_for_good_with_tasks_in_flight_ends_the_run_75(
+    tmp_path: Path,
+) -> None:
+    """Tasks in flight when the API goes down: their trackers stop polling after the outage
+    window and submits stop; the submit waiting at the gate must see that and end too."""
+    n = 6
+    state = prepare_state(tmp_path, mixed_jobs(n))
+    async with ReviewApi(polls_to_success=1000) as api:
+        down = DownForGood(after=2)
+        api.hooks["submit"], api.hooks["status"] = down.submit, down.status
+        outcome = await bounded(
+            options(
+                tmp_path,
+                api.base_url,
+                max_in_flight=3,
+                poll_after_s=0.02,
+                poll_every_s=0.02,
+                backoff_base_s=0.002,
+                backoff_cap_s=0.02,
+                poll_backoff_cap_s=0.02,
+                status_outage_s=0.3,
+            )
+        )
+    rows = states(state)
+    assert rows.count(st.IN_FLIGHT) == 2 and rows.count(st.AMBIGUOUS) == 1, rows
+    assert outcome.exit_code == 75
