@@ -515,16 +515,32 @@ class Engine:
         """client.submit through the submit gate (batchgen/gate.py): while a submit's fate is
         in doubt, submits wait for a sign of life and then go single file."""
         gate = self.gate
-        while gate.in_doubt:
-            await gate.lock.acquire()
-            try:
+        while True:
+            while gate.in_doubt:
+                await gate.lock.acquire()
+                try:
+                    if gate.in_doubt:
+                        if not await self._sign_of_life():
+                            raise SubmitSkipped()  # stopping: nothing was sent
+                        return await self._judged_submit(body, before_send, model)
+                finally:
+                    gate.lock.release()
+            closed = False
+
+            async def unless_closed() -> bool:
+                # The gate may have closed while this submit queued for the rate limiter:
+                # it must not go out into the outage; it goes back to wait at the gate.
+                nonlocal closed
                 if gate.in_doubt:
-                    if not await self._sign_of_life():
-                        raise SubmitSkipped()  # stopping: nothing was sent
-                    return await self._judged_submit(body, before_send, model)
-            finally:
-                gate.lock.release()
-        return await self._judged_submit(body, before_send, model)
+                    closed = True
+                    return False
+                return await before_send()
+
+            try:
+                return await self._judged_submit(body, unless_closed, model)
+            except SubmitSkipped:
+                if not closed:
+                    raise
 
     async def _judged_submit(
         self,

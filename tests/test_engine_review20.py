@@ -183,3 +183,49 @@ async def test_an_api_down_for_good_with_tasks_in_flight_ends_the_run_75(
     rows = states(state)
     assert rows.count(st.IN_FLIGHT) == 2 and rows.count(st.AMBIGUOUS) == 1, rows
     assert outcome.exit_code == 75
+
+
+# -- 3. submits queued in the rate limiter respect a gate that closed meanwhile ------------------
+
+
+class DownAfterFirstTask:
+    """Every answer is nginx's 502 page once a task exists, for `seconds`."""
+
+    def __init__(self, api: FakeApi, seconds: float) -> None:
+        self.api, self.seconds = api, seconds
+        self.began: float | None = None
+
+    def hook(self, hit: Hit) -> Any:
+        if self.began is None and self.api.tasks:
+            self.began = hit.t
+        down = self.began is not None and hit.t < self.began + self.seconds
+        return "nginx502" if down else None
+
+
+async def test_submits_queued_for_the_limiter_wait_at_a_gate_closed_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """A tight rate limit queues the submits in the limiter, all past the (open) gate. The
+    API goes down after the first task: only the submits that left in that first window meet
+    the page; the ones the limiter grants later wait at the gate (a task exists to ask
+    about) and go once the API is back, so no other job is ambiguous and none is lost."""
+    n = 8
+    state = prepare_state(tmp_path, mixed_jobs(n))
+    async with ReviewApi() as api:
+        outage = DownAfterFirstTask(api, seconds=0.6)
+        api.hooks["submit"] = api.hooks["status"] = outage.hook
+        outcome = await bounded(
+            options(
+                tmp_path,
+                api.base_url,
+                poll_after_s=0.03,
+                poll_every_s=0.03,
+                rate_limit=2,
+                rate_period_s=0.1,
+            )
+        )
+    rows = states(state)
+    paged = [h for h in api.hits if h.kind == "submit" and h.answer == "nginx502"]
+    assert rows.count(st.AMBIGUOUS) == len(paged) <= 2, (rows, len(paged))
+    assert rows.count(st.DONE) == n - len(paged)
+    assert outcome.exit_code == 1
