@@ -638,6 +638,9 @@ class Engine:
             return False  # no task ends in a cron run: the next run submits it
         self.cap.unreserve()
         self._no_slot.add(row.seq)
+        if self.cap.tasks and self.cap.in_flight <= self._stuck:
+            self._cap_held_by_stuck()
+            return False
         delay = exc.retry_after or 0.0
         if not self.cap.tasks:  # no task of ours to wait for: someone else holds the cap
             delay = max(delay, backoff_delay(refusals - 1, self.config.backoff, self.rng))
@@ -647,6 +650,22 @@ class Engine:
             return False
         self._no_slot.discard(row.seq)
         return True
+
+    def _cap_held_by_stuck(self) -> None:
+        """A concurrency 429 while every slot of ours is held by a task not polled again in
+        this run (stuck, or its status unreadable): none of them will free a slot that this
+        run sees, so waiting for one would last for ever. Submits stop (exit 75); the next
+        run polls those tasks again and submits when they end."""
+        if self._stop_submits.is_set():
+            return
+        note = (
+            f"the API's concurrency cap is full and all {self.cap.tasks} task(s) of ours "
+            "holding it are no longer polled in this run: no new submits; the next run "
+            "polls them again"
+        )
+        self._messages.append(note)
+        log.warning("%s", note)
+        self._stop_submits.set()
 
     def _saturated(self, exc: RateLimited) -> None:
         """Lower the in-flight target to the tasks that exist; say so when the cap learned

@@ -229,3 +229,39 @@ async def test_submits_queued_for_the_limiter_wait_at_a_gate_closed_meanwhile(
     assert rows.count(st.AMBIGUOUS) == len(paged) <= 2, (rows, len(paged))
     assert rows.count(st.DONE) == n - len(paged)
     assert outcome.exit_code == 1
+
+
+# -- 4. a concurrency 429 when only stuck tasks hold our slots ----------------------------------
+
+
+async def test_a_concurrency_429_with_only_stuck_tasks_of_ours_ends_the_run(
+    tmp_path: Path,
+) -> None:
+    """Two tasks never end (given up as stuck for this run) while the third submit is on the
+    wire; its answer, later, is a concurrency 429. No slot can free in this run: the job
+    must not wait for ever. It stays pending, the run ends 75 and says why."""
+    state = prepare_state(tmp_path, mixed_jobs(3))
+    async with ReviewApi(polls_to_success=10**6) as api:
+        api.slow_429_s = 1.0
+        seen = {"n": 0}
+
+        def third_is_refused(hit: Hit) -> Any:
+            seen["n"] += 1
+            return "slow429" if seen["n"] == 3 else None
+
+        api.hooks["submit"] = third_is_refused
+        outcome = await bounded(
+            options(
+                tmp_path,
+                api.base_url,
+                max_in_flight=3,
+                poll_after_s=0.02,
+                poll_every_s=0.02,
+                stuck_after_s=0.1,
+            )
+        )
+    rows = states(state)
+    assert sorted(rows) == sorted([st.IN_FLIGHT, st.IN_FLIGHT, st.PENDING]), rows
+    assert outcome.exit_code == 75
+    assert api.count("submit") == 3
+    assert any("concurrency cap is full" in m for m in outcome.messages), outcome.messages
