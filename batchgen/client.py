@@ -451,7 +451,17 @@ class ApiClient:
         # sends a space as `+`, which a server that decodes plainly reads back differently.
         url = self._urls_of(model)[1].with_query(None)
         url = yarl.URL(f"{url}?taskId={query_value(task_id)}", encoded=True)
-        data = await self._call("GET", url, priority=priority)
+        try:
+            data = await self._call("GET", url, priority=priority)
+        except NotFound as exc:
+            if getattr(exc, "envelope", True):
+                raise  # the API's own word: it does not know the task
+            # A gateway's or CDN's own 404 page (HTML, empty, a bare {"message": ...}) says
+            # nothing about the task; read as "not found" it would fail a paid task that
+            # `retry` then pays for again. Unreadable, like a 503 page.
+            raise ServerError(
+                exc.status, f"HTTP {exc.status} without the API's envelope: {exc.message}"
+            ) from exc
         return parse_status(data, task_id)
 
     async def balance(self) -> Decimal:
@@ -558,9 +568,7 @@ class ApiClient:
                 raise BadAnswer(status, "the API's answer is not a JSON object")
             return envelope_data(payload)
         message = message or f"HTTP {status}"
-        exc = self._error(
-            outcome, code, message, retry_after_header, submit=submit, envelope=envelope
-        )
+        exc = self._error(outcome, code, message, retry_after_header, submit=submit)
         exc.envelope = envelope  # type: ignore[attr-defined]
         # An error answer that still names a task (a sloppy server that created it, then
         # failed): the submit must not be resent on the word "retry" (see _submit_call).
@@ -578,7 +586,6 @@ class ApiClient:
         retry_after_header: str | None,
         *,
         submit: bool = False,
-        envelope: bool = True,
     ) -> ApiError:
         if outcome is Outcome.RATE_LIMITED:
             retry_after = parse_retry_after(retry_after_header, self._wall())
@@ -599,11 +606,6 @@ class ApiClient:
                 self._limiter.pause_for(retry_after)
             return ServerError(code, message, retry_after=retry_after)
         if outcome is Outcome.NOT_FOUND:
-            if not envelope and not submit:
-                # A gateway's or CDN's own 404 page (HTML, empty, a bare {"message": ...}):
-                # it says nothing about the task, and "not found" would fail a paid task
-                # that `retry` then pays for again. Unreadable, like a 503 page.
-                return ServerError(code, f"HTTP {code} without the API's envelope: {message}")
             return NotFound(code, message)
         if outcome is Outcome.ACCOUNT:
             if says_out_of_credits(code, message):
