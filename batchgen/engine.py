@@ -554,6 +554,7 @@ class Engine:
         except (BadAnswer, ApiConnectionError) as exc:
             if getattr(exc, "sent", True):
                 self.gate.doubt(self.client.alive_answers)
+                self._api_unreadable(exc)  # with no task to probe, the submits are the probes
             raise
         except (RateLimited, SubmitSkipped):
             raise  # no word on the API behind whoever refused
@@ -597,19 +598,25 @@ class Engine:
         try:
             await self.client.status(task_id, model=model)
         except (ServerError, ApiConnectionError) as exc:
-            now = time.time()
-            error = str(exc) or type(exc).__name__
-            self.outage.unreadable(None, now, error)
-            if self.outage.over(now) and not self._stop_submits.is_set():
-                log.warning(
-                    "no answer from the API readable for %.0f s: no new submits in this run",
-                    now - (self.outage.since or now),
-                )
-                self._stop_submits.set()
+            self._api_unreadable(exc)
         except ApiError:
             self._readable(None)  # its own words: an outage is over
         else:
             self._readable(None)
+
+    def _api_unreadable(self, exc: Exception) -> None:
+        """An answer of the submit gate's (a probe, a doubtful submit) that cannot be read
+        counts toward the outage under no task; once nothing was readable for
+        --status-outage, submits stop (exit 75): an API down for good ends the run instead
+        of turning one job after another ambiguous, one per backoff step."""
+        now = time.time()
+        self.outage.unreadable(None, now, str(exc) or type(exc).__name__)
+        if self.outage.over(now) and not self._stop_submits.is_set():
+            log.warning(
+                "no answer from the API readable for %.0f s: no new submits in this run",
+                now - (self.outage.since or now),
+            )
+            self._stop_submits.set()
 
     async def _sleep_unless_no_submits(self, seconds: float) -> bool:
         """Like _sleep, but a stop of submits (an outage, an account error) ends it too."""

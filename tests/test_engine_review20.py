@@ -265,3 +265,28 @@ async def test_a_concurrency_429_with_only_stuck_tasks_of_ours_ends_the_run(
     assert outcome.exit_code == 75
     assert api.count("submit") == 3
     assert any("concurrency cap is full" in m for m in outcome.messages), outcome.messages
+
+
+async def test_an_api_down_for_good_from_the_start_ends_the_run_75(tmp_path: Path) -> None:
+    """No task exists to ask about, so lone submits are the gate's probes: each meets the
+    page (ambiguous). Once nothing was readable for --status-outage, submits stop: the run
+    ends 75 with jobs plainly pending, instead of turning the whole batch ambiguous."""
+    n = 40
+    state = prepare_state(tmp_path, mixed_jobs(n))
+    async with ReviewApi() as api:
+        down = DownForGood(after=0)
+        api.hooks["submit"], api.hooks["status"] = down.submit, down.status
+        outcome = await bounded(
+            options(
+                tmp_path,
+                api.base_url,
+                max_in_flight=2,
+                backoff_base_s=0.05,
+                backoff_cap_s=0.05,
+                status_outage_s=0.3,
+            )
+        )
+    rows = states(state)
+    assert rows.count(st.AMBIGUOUS) == api.count("submit") < n, rows
+    assert rows.count(st.PENDING) == n - api.count("submit")
+    assert outcome.exit_code == 75
