@@ -1111,7 +1111,7 @@ class Engine:
             code, how = EXIT_SOME_FAILED, "finished, some jobs did not succeed"
         else:
             code, how = EXIT_OK, "finished"
-        outage = self.outage.summary()
+        outage = self.outage.summary(time.time())
         messages = self._messages
         target = self.cap.target
         if target.learned is not None:  # first, so a long list of notes cannot hide it

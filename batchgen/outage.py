@@ -106,10 +106,12 @@ class OutageWatch:
             and now - self.since >= (self.window_s)
         )
 
-    def summary(self) -> str | None:
-        """The end-of-run line: how many tasks are left unread, since when, and why."""
+    def summary(self, now: float | None = None) -> str | None:
+        """The end-of-run line: how many tasks are left unread, since when, and why. With no
+        task left unread, a line only when nothing at all was readable for the whole window
+        at `now` (the submit gate's probes stopped the submits)."""
         if not self.tasks:
-            if self.since is None:
+            if now is None or not self.over(now):
                 return None
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
             return (

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from batchgen import store as st
 from batchgen.inflight import CapTarget
+from batchgen.outage import OutageWatch
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
 from tests.faultkit import FakeApi, Hit
@@ -290,3 +291,14 @@ async def test_an_api_down_for_good_from_the_start_ends_the_run_75(tmp_path: Pat
     assert rows.count(st.AMBIGUOUS) == api.count("submit") < n, rows
     assert rows.count(st.PENDING) == n - api.count("submit")
     assert outcome.exit_code == 75
+
+
+def test_a_probe_outage_is_summed_up_only_once_it_stopped_submits() -> None:
+    """Probes count toward the outage under no task; the end-of-run line names it only when
+    nothing was readable for the whole window (a lone page at the end says nothing)."""
+    watch = OutageWatch(window_s=10.0)
+    assert watch.unreadable(None, 100.0, "HTTP 502")
+    assert watch.tasks == {} and watch.since == 100.0
+    assert watch.summary(105.0) is None and not watch.over(105.0)
+    assert watch.over(110.0) and "unreadable since" in (watch.summary(110.0) or "")
+    assert watch.readable(None, 111.0) == 11.0 and watch.summary(120.0) is None
