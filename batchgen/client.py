@@ -49,7 +49,7 @@ from batchgen.policy import (
     submit_error_proves_no_task,
 )
 from batchgen.proxies import Proxies
-from batchgen.taskids import query_value, refusal, shown, task_id_or_none
+from batchgen.taskids import KEPT_CHARS, query_value, refusal, shown, task_id_or_none
 
 log = logging.getLogger("batchgen.client")
 
@@ -94,7 +94,8 @@ class UntrackableTaskId(Exception):
     def __init__(self, value: object, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.shown = shown(value)
+        self.shown = shown(value)  # for terminals and logs
+        self.kept = shown(value, KEPT_CHARS)  # for the state file: the whole id, escaped
 
 
 class NotFound(ApiError):
@@ -231,8 +232,9 @@ def parse_status(data: Any, expected_task_id: str) -> TaskStatus:
         raise BadAnswer(200, "status answer has no state")
     state = normalize_state(raw_state) or "processing"  # unknown word: keep polling
     named = task_id_or_none(_first(data, "taskId", "task_id"))
-    if named is not None and named.lower() != expected_task_id.lower():
-        # Another task's answer (a mixed-up cache or proxy): it must not finish this job.
+    if named is not None and named != expected_task_id:
+        # Another task's answer (a mixed-up cache or proxy): it must not finish this job. Ids
+        # are case-sensitive data: base64 ids of two tasks may differ only by case.
         raise BadAnswer(200, f"status answer is about another task ({shown(named)})")
     task_id = expected_task_id
     times = {

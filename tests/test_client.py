@@ -84,6 +84,15 @@ def test_unreadable_status_is_a_bad_answer_to_retry(data: object) -> None:
         parse_status(data, "t1")
 
 
+def test_an_answer_about_an_id_differing_only_by_case_is_another_tasks() -> None:
+    """Ids are case-sensitive data (base64 ids of two tasks can differ only by case): the
+    answer about `dGFzay0x` must never finish the job whose task is `dgfzay0x`."""
+    data = {"taskId": "dGFzay0x", "state": "success", "resultJson": '{"resultUrls":["u"]}'}
+    assert parse_status(data, "dGFzay0x").state == "success"
+    with pytest.raises(BadAnswer, match="another task"):
+        parse_status(data, "dgfzay0x")
+
+
 def test_failure_text_from_the_server_is_made_printable() -> None:
     status = parse_status(
         {"taskId": "t1", "state": "failed", "failCode": "A\x1b[2J", "failMsg": "x\ny\x00"}, "t1"
