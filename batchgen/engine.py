@@ -733,7 +733,7 @@ class Engine:
     def _orphaned(self, row: st.JobRow, exc: UntrackableTaskId) -> None:
         """A task was created (an answer came) under an id batchgen cannot send back."""
         note = (
-            f'the API created a task and answered with task id "{exc.shown}" (escaped), which '
+            f'the API created a task and answered with task id "{exc.kept}" (escaped), which '
             f"cannot be sent back ({exc.reason}): the task exists and is probably billed, but "
             "batchgen cannot poll or download it; `batchgen retry STATE --orphaned` submits "
             "the job again and pays again"

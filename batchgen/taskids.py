@@ -18,7 +18,9 @@ import urllib.parse
 from typing import Any
 
 MAX_TASK_ID_CHARS = 1024  # real ids are tens of characters; 1024 leaves room for signed tokens
-SHOWN_CHARS = 200  # how much of a refused id the state file and messages keep
+SHOWN_CHARS = 200  # how much of an id a terminal line or a log message shows
+KEPT_CHARS = 65_536  # how much of a refused id the state file keeps: all of any real one,
+# so the user can look the paid task up with the provider; a bound still, as it is hostile data
 
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}(?:\.[A-Za-z0-9_-]{1,16})?$")
 _NOT_SENDABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})  # controls, lone surrogates, line breaks
