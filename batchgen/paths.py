@@ -211,15 +211,60 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+_NUMBER_PART = re.compile(r"^(?:0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*)$")
+
+
+def _part_value(part: str) -> int:
+    if part[:2].lower() == "0x":
+        return int(part[2:] or "0", 16)
+    if len(part) > 1 and part[0] == "0":
+        return int(part, 8)
+    return int(part)
+
+
+def _inet_aton(host: str) -> ipaddress.IPv4Address | None:
+    """`host` read the way inet_aton (glibc, curl, most proxies) reads it: one to four parts,
+    each decimal, octal (leading 0) or hex (0x), the last part filling the remaining bytes
+    (`127.1`, `2130706433`, `0x7f.0.0.1`, `0177.0.0.1`). None when it is not such a number,
+    i.e. a name."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_NUMBER_PART.match(p) for p in parts):
+        return None
+    values = [_part_value(p) for p in parts]
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
+        return None
+    number = last
+    for i, v in enumerate(head):
+        number += v << (8 * (3 - i))
+    return ipaddress.IPv4Address(number)
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a URL host spells, in any spelling a resolver or proxy would accept
+    (brackets, an IPv6 zone, a trailing dot, inet_aton's short, octal and hex forms); None for
+    a name."""
+    h = host.strip()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    h = h.split("%", 1)[0]
+    if h.endswith(".") and not h.endswith(".."):
+        h = h[:-1]
+    try:
+        return ipaddress.ip_address(h)
+    except ValueError:
+        return _inet_aton(h)
+
+
 def check_public_host(url: str, what: str = "result URL") -> None:
     """Refuse a URL whose host is an IP literal off the public internet (an SSRF guard for
-    result URLs: a hostile API could point batchgen at services on the user's network)."""
+    result URLs: a hostile API could point batchgen at services on the user's network). Any
+    spelling counts: through a proxy, the proxy reads `2130706433` or `127.1` as 127.0.0.1."""
     host = yarl.URL(url).host or ""
-    try:
-        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
+    address = literal_address(host)
+    if address is None:
         return  # a name: the download session's resolver checks where it leads
-    if not is_public_address(host):
+    if not is_public_address(str(address)):
         raise UnsafeUrl(
             f"{what} points at a private or local address: {describe_url(url)} "
             "(--allow-private-result-hosts permits it)"

@@ -53,6 +53,19 @@ def test_public_addresses(address: str, public: bool) -> None:
         "http://[::1]:8080/a",
         "http://10.0.0.5/v.mp4",
         "http://[::ffff:192.168.0.1]/v.mp4",
+        # spellings a proxy or resolver reads as an address (inet_aton's forms, a root dot)
+        "http://2130706433/v.mp4",
+        "http://127.1/v.mp4",
+        "http://0x7f.0.0.1/v.mp4",
+        "http://0X7F.1/v.mp4",
+        "http://0177.0.0.1/v.mp4",
+        "http://017700000001/v.mp4",
+        "http://0x7f000001/v.mp4",
+        "http://127.0.0.1./v.mp4",
+        "http://10.0.0.1./v.mp4",
+        "http://[::ffff:127.0.0.1]/v.mp4",
+        "http://169.254.43518/latest",  # 169.254.169.254
+        "http://0/v.mp4",
     ],
 )
 def test_private_ip_literals_are_refused(url: str) -> None:
@@ -63,6 +76,10 @@ def test_private_ip_literals_are_refused(url: str) -> None:
 def test_names_and_public_literals_pass_the_literal_check() -> None:
     check_public_host("https://r2.apixo.ai/video.mp4")
     check_public_host("http://93.184.216.34/video.mp4")
+    check_public_host("http://1572395042/video.mp4")  # 93.184.216.34 as one number
+    check_public_host("http://cdn.0x7f.example/video.mp4")  # a name with a number-like label
+    check_public_host("http://1.2.3.4.5/video.mp4")  # five parts: a name, for the resolver
+    check_public_host("http://08.1/video.mp4")  # not octal: a name, for the resolver
 
 
 class _FixedResolver(aiohttp.abc.AbstractResolver):
