@@ -25,6 +25,7 @@ __all__ = [
     "file_head",
     "head_of",
     "non_video_type",
+    "page_type",
     "part_is_video",
     "query_secrets",
     "video_container",
@@ -95,6 +96,15 @@ def non_video_type(content_type: str | None) -> bool:
     if top == "application":
         return sub in _NON_VIDEO_APPLICATION or sub.endswith(("+json", "+xml"))
     return False
+
+
+def page_type(content_type: str | None) -> bool:
+    """A document type that only an error page would be sent as (HTML, JSON, XML): unlike
+    text/plain, which careless CDNs put on anything."""
+    if not non_video_type(content_type):
+        return False
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return kind != "text/plain"
 
 
 def describe_body(

@@ -52,6 +52,7 @@ from batchgen.containers import (
     file_head,
     head_of,
     non_video_type,
+    page_type,
     part_is_video,
     query_secrets,
     video_container,
@@ -634,9 +635,15 @@ class Downloader:
             if status not in (200, 206):
                 raise DownloadError(f"{describe_url(url)} answered unexpected HTTP {status}")
             content_type = resp.headers.get("Content-Type")
-            if non_video_type(content_type):
-                head = await self._preview(resp)
-                raise self._rejected(url, content_type, head, meta if offset > 0 else None)
+            # At offset 0 the first bytes decide (below): CDNs mislabel videos as text/plain.
+            if offset > 0 and non_video_type(content_type):
+                if status == 206 and not page_type(content_type):
+                    pass  # a mislabelled range of a checked video: the final check judges it
+                else:
+                    head = await self._preview(resp)
+                    if status == 200 and video_container(head) is not None:
+                        raise _Restart()  # the whole video, mislabelled: take it from zero
+                    raise self._rejected(url, content_type, head, meta)  # a page: keep the part
             codings = resp.headers.get("Content-Encoding", "").lower().split(",")
             encoding = ", ".join(c.strip() for c in codings if c.strip() not in ("", "identity"))
             if encoding:

@@ -199,6 +199,39 @@ async def test_html_labelled_video_mp4_is_caught_by_its_signature(cdn, make, tmp
     assert len(cdn.requests("h.mp4")) == 3
 
 
+@pytest.mark.parametrize("size", [300, 50_000, 3_000_000])
+@pytest.mark.parametrize("label", ["text/plain", "text/plain; charset=utf-8", "text/html", None])
+async def test_a_real_video_mislabelled_as_text_is_taken(cdn, make, tmp_path, size, label):
+    """The bytes decide: CDNs put text/plain (even text/html) on videos; an MP4 is still an
+    MP4, while an error page is refused by its own first bytes (tests above)."""
+    data = blob(size)
+    headers = {"Content-Type": label} if label else {}
+    url = cdn.add("m.mp4", data, *[Fault(headers=headers)] * 5)  # labelled so every time
+    res = await make(max_attempts=3).fetch(url, tmp_path / "m.mp4")
+    assert_finished(res, tmp_path / "m.mp4", data)
+    assert len(cdn.requests("m.mp4")) == 1
+
+
+@pytest.mark.parametrize(
+    ("second", "ranges"),
+    [
+        (Fault(headers={"Content-Type": "text/plain"}), [None, "bytes=300000-"]),
+        (
+            Fault(ignore_range=True, headers={"Content-Type": "text/plain"}),
+            [None, "bytes=300000-", None],
+        ),
+    ],
+)
+async def test_a_mislabelled_video_is_resumed_or_taken_whole(cdn, make, tmp_path, second, ranges):
+    """After a cut, a text/plain 206 continues the checked part, and a text/plain 200 that
+    holds the whole video is taken from zero: neither fails the download."""
+    data = blob(900_000)
+    url = cdn.add("c.mp4", data, Fault(cut=300_000, headers={"Content-Type": "text/plain"}), second)
+    res = await make().fetch(url, tmp_path / "c.mp4")
+    assert_finished(res, tmp_path / "c.mp4", data)
+    assert [r["range"] for r in cdn.requests("c.mp4")] == ranges
+
+
 async def test_a_large_html_page_is_not_read_to_its_end(cdn, make, tmp_path):
     page = HTML + b" " * (64 * 1024 * 1024)
     url = cdn.add("big.mp4", blob(1000), Fault(body=page, headers={"Content-Type": "text/html"}))
