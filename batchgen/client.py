@@ -424,14 +424,19 @@ class ApiClient:
             )
         except BadAnswer:
             raise  # a 2xx we cannot read: the engine makes the job ambiguous
-        except (ServerError, RateLimited) as exc:
+        except ApiError as exc:
             named = getattr(exc, "task_id", None)
             if named is not None:
-                # "Failed, try again" yet it names a task: a retry could pay twice.
+                # An error, yet it names a task (a sloppy server that created it, then failed
+                # or refused): it may exist and be billed. "Retry" could pay twice, "refused"
+                # would drop a paid task: the job is ambiguous, whatever the code.
                 raise ApiConnectionError(
-                    f"the submit's error answer (HTTP {exc.status}) names task {shown(named)}",
+                    f"the submit's error answer (code {exc.status}: {_text(exc.message, 200)}) "
+                    f"names task {shown(named)}",
                     sent=True,
                 ) from exc
+            if not isinstance(exc, ServerError | RateLimited):
+                raise
             if not submit_error_proves_no_task(exc.status, getattr(exc, "envelope", False)):
                 # A gateway's timeout, or its own page (HTML, text, nothing) instead of the
                 # API's answer: the API may have created (and billed) the task before it.

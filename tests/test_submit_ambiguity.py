@@ -78,6 +78,25 @@ ENVELOPE_500 = json.dumps({"code": 500, "message": "Internal server error", "dat
         (503, json.dumps({"message": "model unavailable", "data": None}), "text/html", ServerError),
         (200, ENVELOPE_500, "application/json", ServerError),
         (429, "<html>Too Many Requests</html>", "text/html", RateLimited),
+        # An error of any kind that still names a task: it may exist (and be billed), so
+        # the job is ambiguous: never failed as "refused", never resent.
+        *[
+            (
+                http,
+                json.dumps({"code": code, "message": "no", "data": {"taskId": "t-9"}}),
+                ct,
+                ApiConnectionError,
+            )
+            for http, code, ct in [
+                (400, 400, "application/json"),
+                (422, 422, "application/json"),
+                (200, 400, "application/json"),
+                (404, 404, "application/json"),
+                (402, 402, "application/json"),
+                (500, 500, "application/json"),
+                (429, 429, "application/json"),
+            ]
+        ],
     ],
 )
 async def test_submit_answer_verdicts(status, body, content_type, raised) -> None:
@@ -104,6 +123,7 @@ async def test_submit_answer_verdicts(status, body, content_type, raised) -> Non
     if raised is ApiConnectionError:
         assert info.value.sent  # the engine makes the job ambiguous
         assert "<html" not in str(info.value)
+        assert ("t-9" in str(info.value)) is ("t-9" in body)  # the note names the task
 
 
 @pytest.mark.parametrize(
