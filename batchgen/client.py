@@ -341,9 +341,10 @@ class ApiClient:
         self._submit_url, self._status_url = self._urls_of(model)
         self._balance_url = yarl.URL(f"{self._base}/apikeys/current-balance")
         # One host for every call: its proxy (if any) and headers are decided once.
-        self._send = (proxies or Proxies(enabled=False)).request_kwargs(
-            self._submit_url, self._headers
-        )
+        proxies = proxies or Proxies(enabled=False)
+        self._send = proxies.request_kwargs(self._submit_url, self._headers)
+        proxy = proxies.for_url(self._submit_url)
+        self._proxy_shown = proxy.describe() if proxy is not None else "the proxy"
         # A total deadline too: a peer that trickles one byte per read timeout must not hold a
         # request for ever (a submit cut by it is ambiguous, as any lost answer).
         self._timeout = aiohttp.ClientTimeout(
@@ -523,6 +524,13 @@ class ApiClient:
                 "timed out connecting to the API", sent=False, timeout=True
             ) from exc
         except aiohttp.ClientHttpProxyError as exc:  # the tunnel never opened: nothing sent
+            if exc.status == 407:  # every request would get it: the run's problem, not a job's
+                raise AuthError(
+                    407,
+                    f"{self._proxy_shown} refused the tunnel to the API (HTTP 407): the proxy "
+                    "wants credentials (user:password@ in HTTPS_PROXY), or run with "
+                    "--no-proxy-env",
+                ) from exc
             raise ApiConnectionError(
                 f"the proxy refused the connection to the API (HTTP {exc.status})", sent=False
             ) from exc

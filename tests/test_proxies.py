@@ -22,7 +22,7 @@ from batchgen.cli import build_parser
 from batchgen.client import ApiClient
 from batchgen.commands.common import options_from_args
 from batchgen.download import Downloader
-from batchgen.errors import ApiConnectionError, UnsafeUrl, UsageError
+from batchgen.errors import AuthError, UnsafeUrl, UsageError
 from batchgen.limits import SlidingWindowLimiter
 from batchgen.proxies import Proxies
 from batchgen.runner import execute
@@ -240,8 +240,9 @@ async def test_a_private_result_address_is_refused_before_any_request_with_a_pro
         assert proxy.log == []
 
 
-async def test_a_tunnel_the_proxy_refuses_is_a_submit_that_was_never_sent() -> None:
-    """CONNECT answered 407: the request never left, so the job may be retried safely."""
+async def test_a_tunnel_the_proxy_refuses_for_credentials_is_the_runs_problem() -> None:
+    """CONNECT answered 407: the request never left, and every other would get the same:
+    an account error naming the proxy, never its credentials."""
     async with ForwardProxy(credentials=("alice", "right")) as proxy, aiohttp.ClientSession() as s:
         client = ApiClient(
             s,
@@ -250,11 +251,30 @@ async def test_a_tunnel_the_proxy_refuses_is_a_submit_that_was_never_sent() -> N
             limiter=SlidingWindowLimiter(1000, 60.0),
             proxies=Proxies({"HTTPS_PROXY": proxy.url.replace("://", "://alice:wrong@")}),
         )
-        with pytest.raises(ApiConnectionError) as caught:
+        with pytest.raises(AuthError) as caught:
             await client.submit(make_body())
-    assert caught.value.sent is False
-    assert "wrong" not in str(caught.value) and "407" in str(caught.value)
+    text = str(caught.value)
+    assert caught.value.status == 407 and "wants credentials" in text
+    assert f":{proxy.port}" in text and "wrong" not in text and "alice" not in text
     assert proxy.targets("CONNECT") == ["api.tunnel.test:443"]
+
+
+async def test_an_https_api_behind_a_proxy_wanting_credentials_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The https twin of the plain-http 407 below: the tunnel is refused, so the run stops
+    with exit 3 and every job stays pending (none is failed or retried per job)."""
+    async with ForwardProxy(credentials=("alice", "s3cret-pw")) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://localhost:{proxy.port}")  # no credentials
+        state = prepare_state(tmp_path, mixed_jobs(4, tag="tunnel-407"))
+        outcome = await execute(options(tmp_path, "https://api.tunnel.test/api/v1"))
+    assert outcome.exit_code == 3, outcome
+    assert "wants credentials" in (outcome.account_error or "")
+    store = st.Store(state, readonly=True)
+    assert store.counts().get(st.PENDING) == 4
+    store.close()
+    # the balance read, then the submits already racing: never a retry per job (8 tries each)
+    assert len(proxy.targets("CONNECT")) <= 2 + 4
 
 
 def _self_signed(tmp: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
