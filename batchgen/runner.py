@@ -67,6 +67,8 @@ CALLBACK_GRACE_PER_POLL_AFTER = 1.0  # 60 s after the expected end, then a fallb
 CALLBACK_POLL_PER_POLL_EVERY = 6.0  # fallback polls every 30 s
 CALLBACK_GUARD_PER_POLL_EVERY = POLL_GRID  # news confirmed at most once per 0.5 s per task
 STUCK_PER_POLL_AFTER = 60.0  # 1 h: 30 times the documented generation time
+POLL_BACKOFF_CAP_PER_POLL_AFTER = 5.0  # 5 min between polls of an unreadable status, at most
+STATUS_OUTAGE_PER_POLL_AFTER = 30.0  # 30 min unreadable: left for the next run
 BACKOFF_BASE_PER_POLL_EVERY = 0.2  # retries start about 1 s apart
 BACKOFF_CAP_PER_POLL_AFTER = 1.0  # and grow to 60 s at most
 
@@ -96,9 +98,10 @@ class RunOptions:
     max_runtime_s: float | None = None
     stuck_after_s: float | None = None  # see EngineConfig.stuck_after_s; 0: never
     # An unreadable status never fails a task (batchgen/outage.py): its polls back off up to
-    # this cap, and after status_outage_s of it the task is left for the next run (None: never).
-    poll_backoff_cap_s: float = 300.0
-    status_outage_s: float | None = 1800.0
+    # this cap, and after status_outage_s of it the task is left for the next run (0: never).
+    # None: follow the poll schedule (5 and 30 times poll_after_s: 5 min and 30 min).
+    poll_backoff_cap_s: float | None = None
+    status_outage_s: float | None = None
     backoff_base_s: float | None = None
     backoff_cap_s: float | None = None
     # Deadlines of the network itself, in real seconds: not scaled (see `scaled`).
@@ -152,6 +155,10 @@ class RunOptions:
         return dataclasses.replace(
             self,
             stuck_after_s=pick(self.stuck_after_s, STUCK_PER_POLL_AFTER * after),
+            poll_backoff_cap_s=pick(
+                self.poll_backoff_cap_s, POLL_BACKOFF_CAP_PER_POLL_AFTER * after
+            ),
+            status_outage_s=pick(self.status_outage_s, STATUS_OUTAGE_PER_POLL_AFTER * after),
             backoff_base_s=base,
             backoff_cap_s=max(base, pick(self.backoff_cap_s, BACKOFF_CAP_PER_POLL_AFTER * after)),
             callback_grace_s=pick(self.callback_grace_s, CALLBACK_GRACE_PER_POLL_AFTER * after),
@@ -184,7 +191,7 @@ class RunOptions:
             stuck_after_s=times(self.stuck_after_s),
             backoff_base_s=times(self.backoff_base_s),
             backoff_cap_s=times(self.backoff_cap_s),
-            poll_backoff_cap_s=self.poll_backoff_cap_s * scale,
+            poll_backoff_cap_s=times(self.poll_backoff_cap_s),
             status_outage_s=times(self.status_outage_s),
             download_stall_s=self.download_stall_s * scale,
             callback_grace_s=times(self.callback_grace_s),
@@ -333,7 +340,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
         poll_backoff=Backoff(
             base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
         ),
-        status_outage_s=opts.status_outage_s,
+        status_outage_s=opts.status_outage_s or None,  # 0: never
     )
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)

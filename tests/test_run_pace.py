@@ -113,3 +113,36 @@ async def test_backoff_follows_the_run_pace(tmp_path: Path, how: str) -> None:
         assert all(r["state"] == st.DONE for r in state_rows(state))
         assert (errors > 0) == faulty
     assert times[True] <= 3.0 * times[False] + 0.5, times
+
+
+def _parsed(tmp: Path, *argv: str) -> RunOptions:
+    from batchgen.cli import build_parser
+    from batchgen.commands.common import options_from_args
+
+    args = build_parser().parse_args(["run", "m.yaml", *argv])
+    return options_from_args(
+        args, state_path=tmp / "s.db", output_dir=tmp, model="kling-2-1", filename_template="x"
+    ).paced()
+
+
+def test_the_outage_window_and_poll_backoff_cap_follow_the_poll_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, --status-outage (30 min) and --poll-backoff-cap (5 min) stayed in real minutes
+    against a test server scaled with --poll-after: an outage there took half an hour to end
+    the run."""
+    monkeypatch.setenv("APIXO_API_KEY", KEY)
+    default = _parsed(tmp_path)
+    assert (default.status_outage_s, default.poll_backoff_cap_s) == (1800.0, 300.0)
+    quick = _parsed(tmp_path, "--poll-after", "0.6", "--poll-every", "0.05")
+    assert quick.status_outage_s == pytest.approx(18.0)
+    assert quick.poll_backoff_cap_s == pytest.approx(3.0)
+    sandbox = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path).scaled(SCALE).paced()
+    assert sandbox.status_outage_s == pytest.approx(1800.0 * SCALE)
+    assert sandbox.poll_backoff_cap_s == pytest.approx(300.0 * SCALE)
+    given = _parsed(
+        tmp_path, "--poll-after", "0.6", "--status-outage", "90", "--poll-backoff-cap", "7"
+    )
+    assert (given.status_outage_s, given.poll_backoff_cap_s) == (90.0, 7.0)
+    never = _parsed(tmp_path, "--poll-after", "0.6", "--status-outage", "0")
+    assert never.status_outage_s == 0  # 0: keep asking for ever (the engine reads None)

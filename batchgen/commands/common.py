@@ -276,19 +276,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--status-outage",
         type=_seconds,
-        default=1800.0,
         metavar="DURATION",
         help="a task whose status stays unreadable (5xx, HTML pages, resets) this long is not "
         "polled again in this run, and submits stop once no status answer was readable for "
         "this long; such tasks stay in flight, never failed, and the next run polls them "
-        "again; 0: keep asking for ever (default: 30m)",
+        "again; 0: keep asking for ever (default: 30 times --poll-after, 30m)",
     )
     g.add_argument(
         "--poll-backoff-cap",
         type=_seconds,
-        default=300.0,
         metavar="DURATION",
-        help="longest wait between two polls of a task whose status is unreadable (default: 5m)",
+        help="longest wait between two polls of a task whose status is unreadable "
+        "(default: 5 times --poll-after, 5m)",
     )
     g.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE, help=argparse.SUPPRESS)
@@ -322,7 +321,7 @@ def options_from_args(
     budget: dict[str, Any] | None = None,
 ) -> RunOptions:
     limit, period = args.rate_limit
-    if args.poll_backoff_cap <= 0:
+    if args.poll_backoff_cap is not None and args.poll_backoff_cap <= 0:
         raise UsageError("--poll-backoff-cap must be more than 0")
     opts = RunOptions(
         state_path=state_path,
@@ -342,7 +341,7 @@ def options_from_args(
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
         stuck_after_s=args.stuck_after,  # None: follows --poll-after; 0: never
-        status_outage_s=args.status_outage or None,
+        status_outage_s=args.status_outage,  # None: follows --poll-after; 0: never
         poll_backoff_cap_s=args.poll_backoff_cap,
         seed=args.seed,
         preflight=getattr(args, "preflight", None),
