@@ -48,6 +48,15 @@ class Proxy:
         host = f"[{host}]" if ":" in host else host
         return f"{self.url.scheme}://{host}:{self.url.port}"
 
+    def url_with_credentials(self) -> str:
+        """The proxy URL with its `user:pass@` put back, for a client that takes only a URL
+        (obstore's `proxy_url`). A secret: never for a message."""
+        if self.authorization is None:
+            return str(self.url)
+        pair = base64.b64decode(self.authorization.removeprefix("Basic ")).decode()
+        user, _, password = pair.partition(":")
+        return str(self.url.with_user(user).with_password(password))
+
     def request_kwargs(self, target: yarl.URL, headers: Mapping[str, str]) -> dict[str, Any]:
         """aiohttp keyword arguments to send a request for `target` through this proxy. An
         https target is tunnelled (CONNECT carries the proxy's credentials, the tunnel's inner

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+import contextlib
 import os
 import re
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from typing import Any
 from batchgen.errors import UsageError
 from batchgen.inputs.local import read_verified
 from batchgen.inputs.sniff import CONTENT_TYPES
+from batchgen.proxies import Proxies
 
 _STORE_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,62})(?:/(.*))?$")
 _QUERY = re.compile(r"\?\S*")
@@ -39,6 +43,25 @@ _ENV_SETTINGS = (
     ("AWS_ENDPOINT_URL", "endpoint"),
     ("AWS_ENDPOINT", "endpoint"),
 )
+
+
+_PROXY_VARS = tuple(
+    v for name in ("http_proxy", "https_proxy", "all_proxy") for v in (name, name.upper())
+)
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_proxy_env() -> Iterator[None]:
+    """obstore's HTTP client (reqwest) reads the proxy variables itself when it is built; the
+    store's proxy must follow batchgen's one rule instead (batchgen/proxies.py: NO_PROXY as
+    batchgen reads it, and --no-proxy-env), so they are hidden while it is built."""
+    with _ENV_LOCK:
+        saved = {v: os.environ.pop(v) for v in _PROXY_VARS if v in os.environ}
+        try:
+            yield
+        finally:
+            os.environ.update(saved)
 
 
 class StoreError(Exception):
@@ -101,8 +124,16 @@ class ImageStore:
     """One bucket and prefix. Objects are named `<sha256><ext>`: the same file is the same
     object in every run and every batch, so it is uploaded once."""
 
-    def __init__(self, url: str, ttl_s: float, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        ttl_s: float,
+        *,
+        env: dict[str, str] | None = None,
+        proxies: Proxies | None = None,
+    ) -> None:
         self.url = url
+        self._proxies = proxies if proxies is not None else Proxies(enabled=False)
         self.bucket, self.prefix = parse_store_url(url)
         self.ttl_s = ttl_s
         self._env = env
@@ -125,14 +156,28 @@ class ImageStore:
             for var, name in _ENV_SETTINGS:  # explicit: they win over anything obstore infers
                 if env.get(var) and name not in settings:
                     settings[name] = env[var]
-            endpoint = settings.get("endpoint", "")
-            self._store = S3Store(
+            self._store = self._build(S3Store, settings)
+        return self._store
+
+    def client_options(self, settings: dict[str, str]) -> dict[str, Any]:
+        """obstore's client options: plain http only for an http endpoint, and the proxy the
+        run's rule picks for the endpoint (AWS's own when none is set)."""
+        endpoint = settings.get("endpoint", "")
+        options: dict[str, Any] = {"allow_http": endpoint.startswith("http://")}
+        target = endpoint or f"https://s3.{settings.get('region', 'us-east-1')}.amazonaws.com"
+        proxy = self._proxies.for_url(target)
+        if proxy is not None:
+            options["proxy_url"] = proxy.url_with_credentials()
+        return options
+
+    def _build(self, factory: Any, settings: dict[str, str]) -> Any:
+        with _without_proxy_env():
+            return factory(
                 self.bucket,
                 prefix=self.prefix or None,
-                client_options={"allow_http": endpoint.startswith("http://")},
-                **settings,  # type: ignore[arg-type]
+                client_options=self.client_options(settings),
+                **settings,
             )
-        return self._store
 
     async def ensure(self, name: str, path: str, sha256: str) -> str:
         """Upload `path` as `name` unless the object is there already; returns its key.

@@ -48,7 +48,8 @@ def prepare_inputs(
         )
     uploads = None
     if opts.image_store:
-        uploads = LocalUploads(records, store=ImageStore(opts.image_store, opts.image_url_ttl_s))
+        store = ImageStore(opts.image_store, opts.image_url_ttl_s, proxies=sessions.proxies)
+        uploads = LocalUploads(records, store=store)
     elif opts.serve_local_images:
         uploads = LocalUploads(records, server=LocalServer())
     return Inputs(records, preflight=check, is_local=is_ref, resolve_local=uploads)
