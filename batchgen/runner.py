@@ -345,6 +345,12 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
     api_public = await preflight_by_default(opts.base_url) if opts.preflight is None else True
+    if not api_public:
+        log.info(
+            "image preflight is off: the API at %s is local or private (a test server, whose "
+            "image URLs are often placeholders); --preflight turns it on",
+            yarl.URL(opts.base_url).host,
+        )
     async with open_sessions(opts, public_only=public_only, proxies=proxies) as sessions:
         client = ApiClient(
             sessions.api,

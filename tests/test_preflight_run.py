@@ -54,12 +54,17 @@ async def test_a_bad_image_fails_its_job_before_anything_is_sent(tmp_path: Path)
 
 
 @pytest.mark.parametrize("preflight", [False, None])  # None: off when the API is local
-async def test_no_preflight_sends_the_url_unchecked(tmp_path: Path, preflight) -> None:
+async def test_no_preflight_sends_the_url_unchecked(tmp_path: Path, preflight, caplog) -> None:
+    caplog.set_level("INFO", logger="batchgen")
     async with ImageHost() as host, Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
         prepare_state(tmp_path, [_job("gif", 1, host.file("a.gif", b"GIF89a" + b"\0" * 50))])
         await execute(options(tmp_path, sim.base_url, preflight=preflight))
         assert host.requests() == 0
         assert sim.stats()["tasks"]["total"] == 1
+    said = [r.getMessage() for r in caplog.records if "image preflight is off" in r.getMessage()]
+    # Switched off for a local API: said once, with why and how to turn it on; asked for: quiet.
+    assert len(said) == (1 if preflight is None else 0), said
+    assert all("127.0.0.1" in m and "--preflight" in m for m in said)
 
 
 async def test_validate_check_images_reports_every_bad_image_and_sends_nothing(
@@ -88,3 +93,32 @@ async def test_validate_check_images_reports_every_bad_image_and_sends_nothing(
         # Without the option, validate fetches nothing.
         assert await asyncio.to_thread(main, ["validate", str(manifest)]) == 0
         assert host.requests("good.png") == 2
+
+
+@pytest.mark.parametrize("no_proxy_env", [False, True])
+async def test_validate_check_images_follows_the_proxy_rule(
+    tmp_path: Path, capsys, monkeypatch, no_proxy_env: bool
+) -> None:
+    """Images are checked through HTTP_PROXY as a run fetches them; `--no-proxy-env` connects
+    directly (here: a name only the proxy knows, so the check fails, exit 2)."""
+    from tests.proxykit import ForwardProxy
+
+    async with (
+        ImageHost() as host,
+        ForwardProxy(hosts={"img.proxied.test": "127.0.0.1"}) as proxy,
+    ):
+        url = host.file("good.png", png(800, 800)).replace("127.0.0.1", "img.proxied.test")
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        manifest = tmp_path / "m.yaml"
+        manifest.write_text(f"jobs:\n  - {{prompt: a, duration: 5, image_url: '{url}'}}\n")
+        argv = ["validate", "--check-images", "--allow-private-result-hosts", str(manifest)]
+        if no_proxy_env:
+            argv.insert(1, "--no-proxy-env")
+        code = await asyncio.to_thread(main, argv)
+        err = capsys.readouterr().err
+    if no_proxy_env:
+        assert code == 2 and "img.proxied.test" in err
+        assert proxy.log == []
+    else:
+        assert code == 0, err
+        assert [p.method for p in proxy.log] and host.requests("good.png") == 1

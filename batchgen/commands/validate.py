@@ -20,6 +20,7 @@ from batchgen.commands.images import warn_without_store
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.manifest import FIRST_POLL_S, POLL_EVERY_S, Manifest, estimate_requests, load_manifest
 from batchgen.prices import PriceBook, cost_by_mode, describe_costs, parse_key, to_micros
+from batchgen.proxies import Proxies
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -46,6 +47,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="with --check-images: fetch images from private or local addresses too",
     )
+    parser.add_argument(
+        "--no-proxy-env",
+        action="store_true",
+        help="with --check-images: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY and "
+        "connect directly, as `run --no-proxy-env` does",
+    )
     parser.set_defaults(handler=run)
     return parser
 
@@ -61,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         raise ManifestError(problems)
     if args.check_images:
-        _check_images(manifests, public_only=not args.allow_private_result_hosts)
+        _check_images(
+            manifests,
+            public_only=not args.allow_private_result_hosts,
+            proxies=Proxies(enabled=not args.no_proxy_env),
+        )
     out = sys.stdout
     for manifest in manifests:
         warn_without_store(manifest)
@@ -73,14 +84,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_images(manifests: list[Manifest], *, public_only: bool) -> None:
+def _check_images(manifests: list[Manifest], *, public_only: bool, proxies: Proxies) -> None:
     """Every image problem at once (exit 2); Kling's size rules as warnings on stderr."""
     import asyncio
 
     from batchgen.inputs.check_manifest import check_images, remote_urls
 
     urls = remote_urls(manifests)
-    problems, warnings = asyncio.run(check_images(urls, public_only=public_only))
+    problems, warnings = asyncio.run(check_images(urls, public_only=public_only, proxies=proxies))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if problems:
