@@ -54,6 +54,7 @@ from batchgen.outage import OutageWatch, PollVerdict, after_unreadable
 from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
 from batchgen.policy import retry_delay as policy_retry_delay
+from batchgen.states import UNSUCCESSFUL, WORK_LEFT
 from batchgen.taskids import shown
 from batchgen.wakes import POLL_GRID, Wakeup, confirm_delay
 
@@ -1082,12 +1083,7 @@ class Engine:
         self, row: st.JobRow, message: str, *, fail: bool = False, code: str = "DOWNLOAD_REFUSED"
     ) -> None:
         if fail:
-            with self.store.transaction() as db:
-                db.execute(
-                    "UPDATE jobs SET state=?, fail_code=?, fail_msg=?, updated_at=?"
-                    " WHERE seq=? AND state=?",
-                    (st.FAILED, code, message, time.time(), row.seq, st.SUCCEEDED),
-                )
+            self.store.mark_download_failed(row.seq, code, message)
             self.stats.failed += 1
         else:
             self.store.mark_expired(row.seq, message)
@@ -1098,7 +1094,7 @@ class Engine:
 
     def _outcome(self) -> RunOutcome:
         counts = self.store.counts()
-        work_left = sum(counts[s] for s in (st.PENDING, st.SUBMITTING, st.IN_FLIGHT, st.SUCCEEDED))
+        work_left = sum(counts[s] for s in WORK_LEFT)
         if self._disk_full:
             code, how = EXIT_WORK_LEFT, "output folder full or not writable"
         elif self._account_error is not None:
@@ -1107,7 +1103,7 @@ class Engine:
             code, how = EXIT_BUDGET, self.money.stop_message
         elif work_left:
             code, how = EXIT_WORK_LEFT, self._how if self._stop.is_set() else "work left"
-        elif any(counts[s] for s in st.UNSUCCESSFUL):
+        elif any(counts[s] for s in UNSUCCESSFUL):
             code, how = EXIT_SOME_FAILED, "finished, some jobs did not succeed"
         else:
             code, how = EXIT_OK, "finished"

@@ -53,6 +53,11 @@ class StateError(BatchgenError):
     exit_code = 2
 
 
+class IllegalTransition(StateError):
+    """A move between job states that batchgen/states.py does not hold: refused, the row left
+    as it was. A bug, never a user's mistake: it names the job and the move."""
+
+
 class StateDiskFull(StateError):
     """The disk under the state file is full: stop cleanly, a later run continues."""
 

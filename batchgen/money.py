@@ -177,23 +177,14 @@ def resubmit_job(
 ) -> bool:
     """One transaction: the attempt ends `resubmitted`, the job goes back to pending without
     its task (a new intent, a new reservation, the same no-double-charge rules)."""
-    now = time.time()
-    with store.transaction() as db:
-        cur = db.execute(
-            "UPDATE jobs SET state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
-            " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL, fail_code=NULL,"
-            " fail_msg=NULL, expires_at=NULL, note=?, updated_at=? WHERE seq=? AND state=?",
-            (st.PENDING, note, now, seq, st.IN_FLIGHT),
-        )
-        if cur.rowcount != 1:
-            return False
-        db.execute(
-            "UPDATE attempts SET outcome=?, task_id=COALESCE(?, task_id), fail_code=?,"
-            " fail_msg=?, ended_at=? WHERE job_seq=? AND n=(SELECT MAX(n) FROM attempts"
-            " WHERE job_seq=?)",
-            (ledger.RESUBMITTED, task_id, code, message, now, seq, seq),
-        )
-    return True
+    return store.resubmit(
+        seq,
+        note,
+        ledger_sql="UPDATE attempts SET outcome=?, task_id=COALESCE(?, task_id), fail_code=?,"
+        " fail_msg=?, ended_at=? WHERE job_seq=? AND n=(SELECT MAX(n) FROM attempts"
+        " WHERE job_seq=?)",
+        ledger_args=(ledger.RESUBMITTED, task_id, code, message, time.time(), seq, seq),
+    )
 
 
 async def before_spending(money: Money, go_ahead: bool) -> None:

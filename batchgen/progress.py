@@ -28,14 +28,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from batchgen.states import FINISHED as FINISHED_STATES
+from batchgen.states import STATES, WORK_LEFT
+
 LIVE_INTERVAL_S = 0.25
 LINES_INTERVAL_S = 10.0
 RATE_HORIZON_S = 5.0  # requests/s and bytes/s over the last few seconds
 ETA_HORIZON_S = 90.0  # completion rate over the last minute and a half
 
-# States a job is still working through, and the ones where it has stopped.
-WORKING = ("pending", "submitting", "in_flight", "succeeded")
-FINISHED = ("done", "failed", "ambiguous", "orphaned", "expired", "cancelled")
+# States a job is still working through, and the ones where it has stopped (batchgen/states.py).
+WORKING = tuple(s for s in STATES if s in WORK_LEFT)
+FINISHED = tuple(s for s in STATES if s in FINISHED_STATES)
 LABELS = {
     "pending": "pending",
     "submitting": "submitting",

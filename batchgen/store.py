@@ -36,43 +36,25 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.durability import GroupSync, fsync_path
-from batchgen.errors import StateDiskFull, StateError
+from batchgen.errors import IllegalTransition, StateDiskFull, StateError
+from batchgen.states import RETRYABLE, STATES, UNSUCCESSFUL, JobState, allowed  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 3
 """2: every job's `model` is its own (one batch may mix models); files of version 1 held one
 model for the whole batch (meta `model`) and are migrated on open (`_migrate_1_to_2`).
 3: the spend ledger (`attempts`) and learned `prices` (`_migrate_2_to_3`)."""
 
-# Job states. `succeeded` means the provider finished and the result URLs are recorded; the job
-# becomes `done` once every file is on disk and verified.
-PENDING = "pending"
-SUBMITTING = "submitting"
-IN_FLIGHT = "in_flight"
-SUCCEEDED = "succeeded"
-DONE = "done"
-FAILED = "failed"
-AMBIGUOUS = "ambiguous"
-EXPIRED = "expired"
-CANCELLED = "cancelled"
-# The submit was answered with a task id that cannot be sent back (empty, control characters,
-# absurdly long): a task exists and is paid, but can be neither polled nor downloaded. Unlike
-# `ambiguous`, resubmitting it surely pays twice, so only an explicit choice requeues it.
-ORPHANED = "orphaned"
-STATES = (
-    PENDING,
-    SUBMITTING,
-    IN_FLIGHT,
-    SUCCEEDED,
-    DONE,
-    FAILED,
-    AMBIGUOUS,
-    ORPHANED,
-    EXPIRED,
-    CANCELLED,
-)
-TERMINAL = frozenset({DONE, FAILED, ORPHANED, EXPIRED, CANCELLED})
-# Finished without a result: the run exits 1 and lists them.
-UNSUCCESSFUL = (FAILED, EXPIRED, AMBIGUOUS, ORPHANED)
+# Job states and their moves live in batchgen/states.py; these names are kept for callers.
+PENDING = JobState.PENDING
+SUBMITTING = JobState.SUBMITTING
+IN_FLIGHT = JobState.IN_FLIGHT
+SUCCEEDED = JobState.SUCCEEDED
+DONE = JobState.DONE
+FAILED = JobState.FAILED
+AMBIGUOUS = JobState.AMBIGUOUS
+EXPIRED = JobState.EXPIRED
+CANCELLED = JobState.CANCELLED
+ORPHANED = JobState.ORPHANED
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -520,13 +502,23 @@ class Store:
 
     # -- transitions: each one transaction, committed before the caller goes on -------------
 
-    def _update(self, seq: int, expect: tuple[str, ...], **fields: Any) -> bool:
+    def _move(self, seq: int, dst: JobState, expect: tuple[str, ...], **fields: Any) -> bool:
+        """One job from one of `expect` to `dst`, setting `fields` too (one statement)."""
         fields["updated_at"] = self._now()
         sets = ", ".join(f"{k}=?" for k in fields)
         marks = ", ".join("?" * len(expect))
-        sql = f"UPDATE jobs SET {sets} WHERE seq=? AND state IN ({marks})"
-        args = (*fields.values(), seq, *expect)
-        return self._write_one(sql, args).rowcount == 1
+        sql = f"UPDATE jobs SET state=?, {sets} WHERE seq=? AND state IN ({marks})"
+        args = (dst, *fields.values(), seq, *expect)
+        return self._write_one(sql, args).rowcount == 1 or self._refused(seq, dst)
+
+    def _refused(self, seq: int, dst: JobState) -> bool:
+        """After a move that changed no row: False when the job is already in `dst`, gone, or
+        in a state the table lets move to `dst` (the caller's own narrower condition, e.g. a
+        task id held by another job); IllegalTransition when the table forbids the move."""
+        row = self.db.execute("SELECT id, state FROM jobs WHERE seq=?", (seq,)).fetchone()
+        if row is None or row[1] == dst or allowed(row[1], dst):
+            return False
+        raise IllegalTransition(f"job {row[0]!r}: {row[1]} -> {dst} is not a move batchgen makes")
 
     def _write_one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
         """One statement in autocommit mode: SQLite makes it atomic and durable like a
@@ -547,10 +539,11 @@ class Store:
         )
         now = self._now()
         if attempt is None:
-            return self._write_one(sql, (SUBMITTING, now, seq, PENDING)).rowcount == 1
+            done = self._write_one(sql, (SUBMITTING, now, seq, PENDING)).rowcount == 1
+            return done or self._refused(seq, SUBMITTING)
         with self.transaction() as db:
             if db.execute(sql, (SUBMITTING, now, seq, PENDING)).rowcount != 1:
-                return False
+                return self._refused(seq, SUBMITTING)
             db.execute(
                 "INSERT INTO attempts (job_seq, n, price_key, price_micros, outcome, started_at)"
                 " VALUES (?, ?, ?, ?, 'sent', ?)",
@@ -572,7 +565,7 @@ class Store:
             " AND NOT EXISTS (SELECT 1 FROM jobs WHERE task_id=? AND seq<>?)",
             (IN_FLIGHT, task_id, now, now, seq, SUBMITTING, task_id, seq),
         )
-        return cur.rowcount == 1
+        return cur.rowcount == 1 or self._refused(seq, IN_FLIGHT)
 
     def task_owner(self, task_id: str, *, besides: int) -> str | None:
         """The id of the job, other than seq `besides`, that holds `task_id`."""
@@ -589,20 +582,20 @@ class Store:
             " WHERE seq=? AND state=?",
             (PENDING, self._now(), seq, SUBMITTING),
         )
-        return cur.rowcount == 1
+        return cur.rowcount == 1 or self._refused(seq, PENDING)
 
     def mark_ambiguous(self, seq: int, note: str) -> bool:
-        return self._update(seq, (SUBMITTING,), state=AMBIGUOUS, note=note)
+        return self._move(seq, AMBIGUOUS, (SUBMITTING,), note=note)
 
     def mark_orphaned(self, seq: int, note: str) -> bool:
         """The submit created a task whose id cannot be used; `note` holds it, escaped."""
-        return self._update(seq, (SUBMITTING,), state=ORPHANED, note=note)
+        return self._move(seq, ORPHANED, (SUBMITTING,), note=note)
 
     def mark_failed(self, seq: int, code: str, message: str, **times: Any) -> bool:
-        return self._update(
+        return self._move(
             seq,
+            FAILED,
             (SUBMITTING, IN_FLIGHT, PENDING),
-            state=FAILED,
             fail_code=code,
             fail_msg=message,
             completed_at=self._now(),
@@ -637,7 +630,7 @@ class Store:
                 ),
             )
             if cur.rowcount != 1:
-                return False
+                return self._refused(seq, SUCCEEDED)
             self.db.executemany(
                 "INSERT OR REPLACE INTO files (job_seq, idx, url) VALUES (?, ?, ?)",
                 [(seq, i, url) for i, url in enumerate(urls)],
@@ -672,7 +665,9 @@ class Store:
                 "UPDATE jobs SET state=?, updated_at=? WHERE seq=? AND state=?",
                 (DONE, now, seq, SUCCEEDED),
             )
-        return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return self._refused(seq, DONE)
+        return True
 
     def mark_file_missing(self, seq: int, idx: int) -> None:
         """The final file vanished or changed on disk: fetch it again while its URL lives."""
@@ -684,12 +679,36 @@ class Store:
             )
 
     def mark_done(self, seq: int) -> bool:
-        return self._update(seq, (SUCCEEDED,), state=DONE)
+        return self._move(seq, DONE, (SUCCEEDED,))
 
     def mark_expired(self, seq: int, note: str) -> bool:
         """The result is gone: its URL died before the download, or (from in_flight) the
         task's status stayed unreadable past the result's lifetime."""
-        return self._update(seq, (SUCCEEDED, IN_FLIGHT), state=EXPIRED, note=note)
+        return self._move(seq, EXPIRED, (SUCCEEDED, IN_FLIGHT), note=note)
+
+    def mark_download_failed(self, seq: int, code: str, message: str) -> bool:
+        """The provider delivered, but what its URL gave was refused (not a video, too large,
+        unsafe, no safe file name): the job fails with the download's code."""
+        return self._move(seq, FAILED, (SUCCEEDED,), fail_code=code, fail_msg=message)
+
+    def resubmit(
+        self, seq: int, note: str, *, ledger_sql: str, ledger_args: tuple[Any, ...]
+    ) -> bool:
+        """A transient provider failure taken again under the spend policy: the job goes back
+        to pending without its task, and its spend-ledger row is closed in the same
+        transaction (batchgen/money.py)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
+                " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL,"
+                " fail_code=NULL, fail_msg=NULL, expires_at=NULL, note=?, updated_at=?"
+                " WHERE seq=? AND state=?",
+                (PENDING, note, self._now(), seq, IN_FLIGHT),
+            )
+            if cur.rowcount != 1:
+                return self._refused(seq, PENDING)
+            db.execute(ledger_sql, ledger_args)
+        return True
 
     # -- operator commands ------------------------------------------------------------------
 
@@ -700,7 +719,7 @@ class Store:
         again. Returns (pending, in_flight)."""
         pending = in_flight = 0
         now = self._now()
-        retryable = (FAILED, AMBIGUOUS, ORPHANED, EXPIRED, CANCELLED)
+        retryable = RETRYABLE
         marks = ", ".join("?" * len(retryable))
         with self.transaction():
             for seq in seqs:
@@ -721,6 +740,9 @@ class Store:
                     expires_at=expires_at,
                     now=now,
                 )
+                target = IN_FLIGHT if keep else PENDING
+                if not allowed(state, target):
+                    raise IllegalTransition(f"job seq {seq}: {state} -> {target} on retry")
                 self.db.execute("DELETE FROM files WHERE job_seq=?", (seq,))
                 if keep:
                     # The next poll records the results again (fresh URLs if they were renewed).

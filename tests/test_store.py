@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from batchgen import store as st
-from batchgen.errors import StateDiskFull, StateError
+from batchgen.errors import IllegalTransition, StateDiskFull, StateError
 
 
 def body(prompt: str) -> dict:
@@ -54,7 +54,8 @@ def test_loading_is_idempotent_and_reports_changed_bodies(store: st.Store) -> No
 
 def test_the_happy_path_and_guards_on_each_transition(store: st.Store) -> None:
     a = store.job("a").seq
-    assert not store.mark_in_flight(a, "t1")  # no task id without a recorded intent
+    with pytest.raises(IllegalTransition):  # no task id without a recorded intent
+        store.mark_in_flight(a, "t1")
     assert store.mark_submitting(a)
     assert not store.mark_submitting(a)  # never twice
     assert store.mark_in_flight(a, "t1")
