@@ -16,6 +16,7 @@ import pytest
 from batchgen import callbacks as cb
 from batchgen import store as st
 from batchgen.callbacks import CallbackReceiver
+from batchgen.commands import callback_options
 from batchgen.engine import Engine
 from batchgen.errors import UsageError
 from batchgen.runner import RunOptions, execute
@@ -243,7 +244,7 @@ def test_secret_is_made_once_per_state_file(tmp_path: Path) -> None:
 
 def _args(**kw: Any) -> argparse.Namespace:
     p = argparse.ArgumentParser()
-    cb.add_cli_options(p)
+    callback_options.add_cli_options(p)
     ns = p.parse_args(kw.pop("argv", []))
     ns.no_wait = kw.pop("no_wait", False)
     ns.sandbox = kw.pop("sandbox", False)
@@ -253,7 +254,7 @@ def _args(**kw: Any) -> argparse.Namespace:
 
 def test_apply_args(tmp_path: Path) -> None:
     opts = options(tmp_path, "http://x")
-    cb.apply_args(
+    callback_options.apply_args(
         _args(
             argv=[
                 "--callback-listen",
@@ -272,7 +273,7 @@ def test_apply_args(tmp_path: Path) -> None:
     assert opts.trust_callbacks and opts.callback_grace_s == 120.0
     assert opts.paced().callback_poll_every_s == pytest.approx(6 * opts.poll_every_s)
     real = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path)
-    cb.apply_args(_args(argv=["--callback-listen", "127.0.0.1:0"]), real)
+    callback_options.apply_args(_args(argv=["--callback-listen", "127.0.0.1:0"]), real)
     assert real.callback_public_url is None
     # Not given: they follow the poll schedule, which gives the documented defaults ...
     paced = real.paced()
@@ -287,7 +288,7 @@ def test_apply_args(tmp_path: Path) -> None:
     assert fast.callback_guard_s == pytest.approx(0.005)
     assert fast.poll_after_s == pytest.approx(0.6) and fast.rate_period_s == pytest.approx(0.6)
     given = _args(argv=["--callback-listen", "127.0.0.1:0", "--callback-guard", "2"])
-    cb.apply_args(given, real)
+    callback_options.apply_args(given, real)
     assert real.scaled(0.01).paced().callback_guard_s == pytest.approx(0.02)
     for argv, extra in (
         (["--callback-url", "https://h.example"], {}),
@@ -296,7 +297,7 @@ def test_apply_args(tmp_path: Path) -> None:
         (["--callback-listen", "127.0.0.1:1", "--callback-url", "file:///x"], {}),
     ):
         with pytest.raises(UsageError):
-            cb.apply_args(_args(argv=argv, **extra), opts)
+            callback_options.apply_args(_args(argv=argv, **extra), opts)
 
 
 # -- the real engine, receiver and simulator ----------------------------------------------------

@@ -13,11 +13,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from batchgen import callbacks
-from batchgen.commands import money_options
+from batchgen.commands import callback_options, money_options
+from batchgen.commands.argtypes import backoff as _backoff
+from batchgen.commands.argtypes import pause as _pause
+from batchgen.commands.argtypes import positive_int as _positive_int
+from batchgen.commands.argtypes import rate as _rate
+from batchgen.commands.argtypes import seconds as _seconds
+from batchgen.commands.argtypes import size as _size
 from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
-from batchgen.limits import parse_rate
 from batchgen.lock import StateLock
 from batchgen.progress import DisplayAwareHandler, JsonFormatter, Progress, emit_json
 from batchgen.proxies import Proxies
@@ -34,77 +38,6 @@ from batchgen.signals import StopOnSignal
 from batchgen.store import Store
 
 _D = RunOptions(state_path=Path(), output_dir=Path())  # the defaults, for help texts
-
-
-def _seconds(text: str) -> float:
-    """'5', '0.05', '500ms', '2m', '1h' -> seconds; argparse shows the ValueError text."""
-    t = text.strip().lower()
-    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if t.endswith(suffix) and t[: -len(suffix)].replace(".", "", 1).isdigit():
-            return float(t[: -len(suffix)]) * factor
-    try:
-        value = float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a duration: {text!r} (try 5, 0.5, 500ms, 55m)"
-        ) from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"a duration must be >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _size(text: str) -> int:
-    t = text.strip().upper().removesuffix("B")
-    factor = 1
-    for suffix, f in (("K", 1024), ("M", 1024**2), ("G", 1024**3), ("T", 1024**4)):
-        if t.endswith(suffix):
-            t, factor = t[:-1], f
-            break
-    try:
-        return int(float(t) * factor)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500M, 2G)") from None
-
-
-def _backoff(text: str) -> tuple[float, float]:
-    try:
-        base, cap = (_seconds(x) for x in text.split(","))
-    except (ValueError, argparse.ArgumentTypeError):
-        raise argparse.ArgumentTypeError(
-            f"--backoff takes BASE,CAP seconds, got {text!r} (e.g. 1,60)"
-        ) from None
-    if not 0 < base <= cap:
-        raise argparse.ArgumentTypeError(f"--backoff needs 0 < BASE <= CAP, got {text!r}")
-    return base, cap
-
-
-def _pause(text: str) -> tuple[float, float]:
-    try:
-        base, cap = (float(x) for x in text.split(","))
-    except ValueError:
-        base = cap = -1.0
-    if not (0 < base <= cap < float("inf")):
-        raise argparse.ArgumentTypeError(
-            f"--rate-pause takes BASE,CAP seconds with 0 < BASE <= CAP, got {text!r}"
-        )
-    return base, cap
-
-
-def _rate(text: str) -> tuple[int, float]:
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -291,7 +224,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE, help=argparse.SUPPRESS)
-    callbacks.add_cli_options(p)
+    callback_options.add_cli_options(p)
     money_options.add_options(p)
     g = p.add_argument_group("output")
     g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -369,7 +302,7 @@ def options_from_args(
             args.base_url or os.environ.get("APIXO_BASE_URL") or DEFAULT_BASE_URL
         )
         opts.api_key = read_api_key(args.api_key_file)
-    callbacks.apply_args(args, opts)
+    callback_options.apply_args(args, opts)
     money_options.apply(args, opts, budget)
     if args.sandbox:
         opts.serve_local_images = True  # image files without a store: served on loopback

@@ -18,7 +18,7 @@ NEEDS_STORE = (
 def settle_store(args: argparse.Namespace, manifest: Manifest) -> None:
     """The store and URL lifetime a run uses: the command line's, else the manifest's. A run
     with image files and no store stops here (exit 2), before anything is recorded or sent."""
-    from batchgen.commands.common import _seconds
+    from batchgen.commands.argtypes import seconds as _seconds
 
     if getattr(args, "image_store", None) is None and manifest.image_store:
         args.image_store = manifest.image_store
