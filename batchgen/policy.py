@@ -20,20 +20,17 @@ MAX_RETRY_AFTER = 3600.0
 
 @dataclass(frozen=True)
 class Backoff:
-    """Capped exponential backoff with full jitter. `max_attempts` counts every try, the first
-    included (3 means: try, retry, retry, give up); None retries forever."""
+    """Capped exponential backoff with full jitter. How many tries a caller makes is the
+    caller's own rule (submits: --max-submit-tries; polls: never give up on a task)."""
 
     base: float = 1.0
     cap: float = 60.0
-    max_attempts: int | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.base) and self.base > 0):
             raise ValueError(f"Backoff.base must be > 0, got {self.base!r}")
         if not (math.isfinite(self.cap) and self.cap >= self.base):
             raise ValueError(f"Backoff.cap must be >= base, got {self.cap!r}")
-        if self.max_attempts is not None and self.max_attempts < 1:
-            raise ValueError(f"Backoff.max_attempts must be >= 1, got {self.max_attempts!r}")
 
 
 def _ceiling(attempt: int, policy: Backoff) -> float:
@@ -54,11 +51,6 @@ def backoff_delay(attempt: int, policy: Backoff, rng: random.Random) -> float:
     Full jitter (not "exponential plus a little noise") spreads clients that failed together
     over the whole interval, so they don't come back in lockstep."""
     return rng.uniform(0.0, _ceiling(attempt, policy))
-
-
-def may_retry(failures: int, policy: Backoff) -> bool:
-    """After `failures` failed tries (>= 1), is another try allowed?"""
-    return policy.max_attempts is None or failures < policy.max_attempts
 
 
 _SECONDS = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
@@ -156,13 +148,6 @@ def rate_limit_kind(message: str) -> Limit:
     return Limit.UNKNOWN
 
 
-def retry_connection_error(*, sent: bool, idempotent: bool) -> bool:
-    """Retry after a timeout or connection error? A status poll (idempotent) always may; a
-    submit only when the request surely never reached the server, since a lost answer to a
-    sent submit may have created (and billed) a task: that job is ambiguous, not retried."""
-    return idempotent or not sent
-
-
 @dataclass(frozen=True)
 class PollSchedule:
     """When to poll a task. `jitter` is a fraction: 0.2 spreads delays over +-20%."""
@@ -218,10 +203,6 @@ class Outcome(enum.Enum):
     JOB_FAILED = "job_failed"  # this request is bad (400 invalid params): fail the job
     ACCOUNT = "account"  # key or credits (401/402/403, 400 "insufficient credits"): stop
     NOT_FOUND = "not_found"  # 404/410: no such task
-
-    @property
-    def retryable(self) -> bool:
-        return self in (Outcome.RETRY, Outcome.RATE_LIMITED)
 
 
 _MONEY = re.compile(r"\b(?:credits?|balance|quota|funds)\b", re.IGNORECASE)

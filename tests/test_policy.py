@@ -19,11 +19,9 @@ from batchgen.policy import (
     backoff_delay,
     classify_status,
     first_poll_delay,
-    may_retry,
     next_poll_delay,
     parse_retry_after,
     rate_limit_pause,
-    retry_connection_error,
     retry_delay,
 )
 
@@ -74,18 +72,9 @@ def test_backoff_is_deterministic_for_a_seed() -> None:
 def test_backoff_rejects_negative_attempt_and_bad_policies() -> None:
     with pytest.raises(ValueError):
         backoff_delay(-1, Backoff(), random.Random(0))
-    for kwargs in ({"base": 0}, {"base": 2.0, "cap": 1.0}, {"max_attempts": 0}):
+    for kwargs in ({"base": 0}, {"base": 2.0, "cap": 1.0}):
         with pytest.raises(ValueError):
             Backoff(**kwargs)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("failures", "max_attempts", "expected"),
-    [(1, None, True), (10**6, None, True), (1, 3, True), (2, 3, True), (3, 3, False),
-     (1, 1, False), (4, 3, False)],
-)  # fmt: skip
-def test_may_retry(failures: int, max_attempts: int | None, expected: bool) -> None:
-    assert may_retry(failures, Backoff(max_attempts=max_attempts)) is expected
 
 
 # -- Retry-After --------------------------------------------------------------------------
@@ -163,14 +152,6 @@ def test_retry_delay_honours_retry_after_as_a_floor() -> None:
 )  # fmt: skip
 def test_rate_limit_pause(n: int, retry_after: float | None, expected: float) -> None:
     assert rate_limit_pause(n, Backoff(base=1.0, cap=60.0), retry_after) == expected
-
-
-@pytest.mark.parametrize(
-    ("sent", "idempotent", "expected"),
-    [(False, False, True), (True, False, False), (False, True, True), (True, True, True)],
-)
-def test_retry_connection_error(sent: bool, idempotent: bool, expected: bool) -> None:
-    assert retry_connection_error(sent=sent, idempotent=idempotent) is expected
 
 
 # -- polling ------------------------------------------------------------------------------
@@ -291,7 +272,3 @@ CLASSIFY = [
 @pytest.mark.parametrize(("http", "body", "message", "expected"), CLASSIFY)
 def test_classify_status(http: int, body: int | None, message: str, expected: Outcome) -> None:
     assert classify_status(http, body, message) is expected
-
-
-def test_outcome_retryable() -> None:
-    assert {o for o in Outcome if o.retryable} == {Outcome.RETRY, Outcome.RATE_LIMITED}
