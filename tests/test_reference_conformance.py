@@ -455,10 +455,13 @@ async def test_the_engine_stops_at_a_redirecting_api_without_failing_jobs(api, t
     assert [r["state"] for r in state_rows(state)] == [st.PENDING] * 3
 
 
-async def test_a_400_naming_a_task_still_fails_the_job(api) -> None:
-    """Not retried either way, so nothing can be paid twice: the job fails visibly."""
-    with pytest.raises(InvalidRequest):
+async def test_a_400_naming_a_task_makes_the_job_ambiguous(api) -> None:
+    """Not retried either way, so nothing is paid twice by the run. Not failed as "refused"
+    either: that would release its price under the spend cap, and `retry` would submit it
+    again, while the task it names may exist and be billed. Ambiguous, with the task named."""
+    with pytest.raises(ApiConnectionError) as info:
         await submit(api, answer(400, {"code": 400, "data": {"taskId": "task_1"}}))
+    assert info.value.sent and "task_1" in str(info.value)
 
 
 async def test_a_504_to_a_poll_is_only_retried(api) -> None:
@@ -681,10 +684,11 @@ def test_an_answer_about_another_task_is_not_believed() -> None:
             ),
             "t1",
         )
-    # an id in another JSON type or case but the same value is the same task, named as we
-    # recorded it
+    # an id in another JSON type but the same text is the same task, named as we recorded it;
+    # another case is another id (ids are case-sensitive data: base64 ids differ by case)
     assert parse_status({"taskId": 12345, "state": "pending"}, "12345").task_id == "12345"
-    assert parse_status({"taskId": "TASK_1", "state": "pending"}, "task_1").task_id == "task_1"
+    with pytest.raises(BadAnswer):
+        parse_status({"taskId": "TASK_1", "state": "pending"}, "task_1")
 
 
 @pytest.mark.parametrize(
