@@ -21,12 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen import ledger, models
+from batchgen import ledger, models, verdicts
 from batchgen import store as st
 from batchgen.client import (
     ApiClient,
     BadAnswer,
-    NotFound,
     SubmitSkipped,
     TaskStatus,
     UntrackableTaskId,
@@ -36,15 +35,8 @@ from batchgen.errors import (
     AccountError,
     ApiConnectionError,
     ApiError,
-    DiskFull,
-    DownloadError,
-    DownloadExpired,
-    DownloadRejected,
-    DownloadTooLarge,
-    InvalidRequest,
     RateLimited,
     ServerError,
-    UnsafeUrl,
 )
 from batchgen.gate import SubmitGate
 from batchgen.inflight import InFlightCap
@@ -56,6 +48,7 @@ from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_del
 from batchgen.policy import retry_delay as policy_retry_delay
 from batchgen.states import UNSUCCESSFUL, WORK_LEFT
 from batchgen.taskids import shown
+from batchgen.verdicts import Act
 from batchgen.wakes import POLL_GRID, Wakeup, confirm_delay
 
 log = logging.getLogger("batchgen.engine")
@@ -445,52 +438,45 @@ class Engine:
             intent = False
             try:
                 task_id = await self._gated_submit(body, record_intent, row.model)
-            except SubmitSkipped:
-                return None
             except asyncio.CancelledError:
                 if intent:
                     self.money.sent(row.seq)
                     self._ambiguous(row, "the run was stopped while its submit was on the wire")
                 raise
-            except BadAnswer as exc:
-                return self._ambiguous(row, f"the submit's answer could not be read ({exc})")
-            except UntrackableTaskId as exc:
-                return self._orphaned(row, exc)
-            except ApiConnectionError as exc:
-                if exc.sent:
-                    return self._ambiguous(row, f"no answer to the submit: {exc}")
-                self._not_submitted(row)
-                delay = backoff_delay(attempt, self.config.backoff, self.rng)
-            except RateLimited as exc:
-                # A 429 proves no task was made, and it is not a failed try of this job: the
-                # job waits for capacity, however long (--max-runtime bounds a run).
-                self.stats.rate_limited += 1
-                self._not_submitted(row)
-                refusals += 1
-                if not await self._wait_after_429(row, exc, refusals):
+            except Exception as exc:
+                verdict = verdicts.on_submit(exc)
+                if verdict is None:
+                    raise
+                act = verdict.act
+                if act is Act.SKIPPED:
                     return None
-                continue
-            except ServerError:
-                self._not_submitted(row)
-                delay = backoff_delay(attempt, self.config.backoff, self.rng)
-            except AccountError as exc:
-                self._not_submitted(row)
-                self._account_stop(exc)
-                return None
-            except NotFound as exc:
-                self._not_submitted(row)
-                self._account_stop(
-                    AccountError(
-                        exc.status,
-                        f"the API has no submit endpoint here ({exc.message}); check --base-url",
-                    )
-                )
-                return None
-            except InvalidRequest as exc:
-                self.money.release(row.seq)  # refused: no task was made
-                self.store.mark_failed(row.seq, f"HTTP_{exc.status}", exc.message)
-                self.stats.failed += 1
-                return None
+                if act is Act.AMBIGUOUS:
+                    return self._ambiguous(row, verdict.note)
+                if act is Act.ORPHANED:
+                    assert isinstance(exc, UntrackableTaskId)
+                    return self._orphaned(row, exc)
+                if act is Act.FAIL:
+                    self.money.release(row.seq)  # refused: no task was made
+                    self.store.mark_failed(row.seq, verdict.code or "FAILED", verdict.note)
+                    self.stats.failed += 1
+                    return None
+                self._not_submitted(row)  # the answer proves that no task was made
+                if act is Act.STOP_ACCOUNT:
+                    assert isinstance(exc, ApiError)
+                    stop = exc if isinstance(exc, AccountError) else AccountError(exc.status, "")
+                    stop.message = verdict.note
+                    self._account_stop(stop)
+                    return None
+                if act is Act.WAIT:
+                    # A 429 is not a failed try of this job: it waits for capacity, however
+                    # long (--max-runtime bounds a run).
+                    assert isinstance(exc, RateLimited)
+                    self.stats.rate_limited += 1
+                    refusals += 1
+                    if not await self._wait_after_429(row, exc, refusals):
+                        return None
+                    continue
+                delay = backoff_delay(attempt, self.config.backoff, self.rng)  # Act.RETRY
             else:
                 # No await between the answer and this commit: nothing can interrupt it.
                 if not self.store.mark_in_flight(row.seq, task_id):
@@ -788,40 +774,43 @@ class Engine:
                         last_request = asyncio.get_running_loop().time()
                         status = await self.client.status(task_id, model=row.model)
                         self.stats.polls += 1
-                except RateLimited as exc:
-                    self.stats.rate_limited += 1
-                    delay = policy_retry_delay(
-                        attempt, self.config.backoff, self.rng, exc.retry_after
-                    )
-                    attempt += 1
-                except (ServerError, ApiConnectionError, InvalidRequest) as exc:
-                    # Unreadable: says nothing about the task, so it never fails it.
-                    verdict = self._unreadable(row, task_id, submitted_at, exc)
-                    if verdict is PollVerdict.EXPIRE:
-                        released = True
-                        return
-                    if verdict is PollVerdict.PARK:
-                        return
-                    retry_after = exc.retry_after if isinstance(exc, ServerError) else None
-                    delay = policy_retry_delay(
-                        attempt, self.config.poll_backoff, self.rng, retry_after
-                    )
-                    attempt += 1
-                except NotFound as exc:
-                    self._readable(task_id)
-                    not_found += 1
-                    if not_found >= self.config.max_not_found:
-                        self._fail(
-                            row,
-                            "TASK_NOT_FOUND",
-                            f"the provider does not know task {shown(task_id)}: {exc.message}",
+                except Exception as exc:
+                    verdict = verdicts.on_status(exc)
+                    if verdict is None:
+                        raise
+                    if verdict.act is Act.STOP_ACCOUNT:
+                        assert isinstance(exc, AccountError)
+                        self._account_stop(exc)
+                        return  # the task stays in_flight; a run with a working key goes on
+                    if verdict.act is Act.WAIT:
+                        self.stats.rate_limited += 1
+                        delay = policy_retry_delay(
+                            attempt, self.config.backoff, self.rng, verdict.retry_after
                         )
-                        released = True
-                        return
-                    delay = next_poll_delay(self.config.poll, self.rng)
-                except AccountError as exc:
-                    self._account_stop(exc)
-                    return  # the task stays in_flight; a run with a working key continues it
+                        attempt += 1
+                    elif verdict.act is Act.UNREADABLE:
+                        outage = self._unreadable(row, task_id, submitted_at, exc)
+                        if outage is PollVerdict.EXPIRE:
+                            released = True
+                            return
+                        if outage is PollVerdict.PARK:
+                            return
+                        delay = policy_retry_delay(
+                            attempt, self.config.poll_backoff, self.rng, verdict.retry_after
+                        )
+                        attempt += 1
+                    else:  # Act.NOT_FOUND: the API's own word
+                        self._readable(task_id)
+                        not_found += 1
+                        if not_found >= self.config.max_not_found:
+                            self._fail(
+                                row,
+                                "TASK_NOT_FOUND",
+                                f"the provider does not know task {shown(task_id)}: {verdict.note}",
+                            )
+                            released = True
+                            return
+                        delay = next_poll_delay(self.config.poll, self.rng)
                 else:
                     self._readable(task_id)
                     attempt = not_found = 0
@@ -1039,29 +1028,30 @@ class Engine:
         for attempt in range(self.config.download_tries):
             try:
                 result = await self.downloader.fetch(url, dest)
-            except DiskFull as exc:
-                self._disk_full = str(exc)
-                self._messages.append(f"output folder unusable: {exc}")
-                self.request_stop("output folder full or not writable")
-                return False
-            except (DownloadTooLarge, UnsafeUrl) as exc:
-                self._expire_or_fail(row, f"{type(exc).__name__}: {exc}", fail=True)
-                return False
-            except DownloadExpired as exc:
-                expires = self.store.expires_at(row.seq) or 0.0
-                if time.time() >= expires or attempt + 1 >= self.config.download_tries:
-                    if time.time() >= expires:
-                        self._expire_or_fail(row, f"result URL expired: {exc}")
-                        return False
-                    self._messages.append(f"{row.id}: result refused before its expiry: {exc}")
+            except Exception as exc:
+                verdict = verdicts.on_download(
+                    exc,
+                    now=time.time(),
+                    expires_at=self.store.expires_at(row.seq) or 0.0,
+                    last_try=attempt + 1 >= self.config.download_tries,
+                )
+                if verdict is None:
+                    raise
+                if verdict.act is Act.STOP_RUN:
+                    self._disk_full = verdict.note
+                    self._messages.append(f"output folder unusable: {verdict.note}")
+                    self.request_stop("output folder full or not writable")
                     return False
-            except DownloadRejected as exc:  # not a video: an error page, a cut MP4, ...
-                if attempt + 1 >= self.config.download_tries:
-                    self._expire_or_fail(row, str(exc), fail=True, code=exc.code)
+                if verdict.act is Act.FAIL:
+                    self._expire_or_fail(row, verdict.note, fail=True, code=verdict.code or "")
                     return False
-                log.warning("%s: download refused (%s), will retry", row.id, exc)
-            except DownloadError as exc:
-                log.warning("%s: download failed (%s), will retry", row.id, exc)
+                if verdict.act is Act.EXPIRE:
+                    self._expire_or_fail(row, verdict.note)
+                    return False
+                if verdict.act is Act.LEAVE:
+                    self._messages.append(f"{row.id}: {verdict.note}")
+                    return False
+                log.warning("%s: %s", row.id, verdict.note)  # Act.RETRY: back off, again
             else:
                 self.stats.downloaded_bytes += result.fetched_bytes
                 st_ = os.stat(result.path)
