@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import argparse
 
+from batchgen.durations import parse_duration
 from batchgen.limits import parse_rate
 
 
 def seconds(text: str) -> float:
-    """'5', '0.05', '500ms', '2m', '1h' -> seconds; argparse shows the ValueError text."""
-    t = text.strip().lower()
-    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if t.endswith(suffix) and t[: -len(suffix)].replace(".", "", 1).isdigit():
-            return float(t[: -len(suffix)]) * factor
+    """'5', '0.05', '500ms', '2m', '1h' -> seconds (batchgen.durations), as argparse wants."""
     try:
-        value = float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a duration: {text!r} (try 5, 0.5, 500ms, 55m)"
-        ) from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"a duration must be >= 0, got {text!r}")
-    return value
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:

@@ -31,14 +31,9 @@ def settle_store(args: argparse.Namespace, manifest: Manifest) -> None:
 
 def record_files(store: st.Store, manifest: Manifest) -> None:
     """Each file's hash and where it was found: what a resume needs to upload it."""
-    if not manifest.local_images:
-        return
-    from batchgen.inputs.records import ImageRecords
+    from batchgen.api import record_files as record
 
-    records = ImageRecords(store.db)
-    with store.transaction():
-        for image in manifest.local_images.values():
-            records.add_local(image.sha256, image.ext, image.path, image.size)
+    record(store, manifest)
 
 
 def warn_without_store(manifest: Manifest) -> None:

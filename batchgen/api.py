@@ -1,0 +1,195 @@
+"""The Python entry point: load a manifest, run it to completion (or for a while), read the
+outcome, from a notebook or a scheduler task, with no command line.
+
+    import batchgen
+
+    manifest = batchgen.load("manifests/example.yaml")   # ManifestError names file and line
+    outcome = batchgen.run(manifest, output="output/demo", sandbox=True)
+    print(outcome.exit_code, outcome.counts["done"])
+    print(batchgen.outcome("output/demo/batchgen.db"))    # later, from the state file alone
+
+`run` takes the same settings as `batchgen run` (RunOptions' fields, e.g. `max_in_flight=50`,
+`poll_after_s=30`, `max_spend_micros=...`) and the same promises hold: one run per state file
+(StateLock), a second run continues the first, nothing paid twice. It returns the engine's
+RunOutcome; its `exit_code` is the CLI's (0, 1, 3, 5, 75). Bad input raises the CLI's
+exceptions (ManifestError, UsageError, StateError), each with the message the CLI prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from batchgen.durations import parse_duration
+from batchgen.engine import RunOutcome
+from batchgen.errors import UsageError
+from batchgen.lock import StateLock
+from batchgen.manifest import Manifest, load_manifest
+from batchgen.prices import parse_key, to_micros
+from batchgen.runner import (
+    SANDBOX_KEY,
+    SANDBOX_TIME_SCALE,
+    RunOptions,
+    execute,
+    read_api_key,
+    save_run_settings,
+)
+from batchgen.store import Store
+
+__all__ = ["load", "outcome", "run", "run_async"]
+
+
+def load(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate a YAML or CSV manifest (ManifestError lists every problem, each
+    with its file and line or row)."""
+    return load_manifest(str(path))
+
+
+def budget_settings(budget: dict[str, Any] | None, model: str) -> dict[str, Any]:
+    """A manifest's `budget:` block as RunOptions fields (the CLI's options win over it)."""
+    budget = budget or {}
+    out: dict[str, Any] = {}
+    try:
+        if budget.get("max_spend") is not None:
+            out["max_spend_micros"] = to_micros(budget["max_spend"])
+        given = (budget.get("prices") or {}).items()
+        prices = {parse_key(str(k), model): to_micros(v) for k, v in given}
+    except ValueError as exc:
+        raise UsageError(f"budget: {exc}") from None
+    if prices:
+        out["price_overrides"] = prices
+    if budget.get("yes") is True:
+        out["spend_past_balance"] = True
+    return out
+
+
+def run(
+    manifest: Manifest | str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    state: str | os.PathLike[str] | None = None,
+    sandbox: bool = False,
+    resubmit_changed: bool = False,
+    **settings: Any,
+) -> RunOutcome:
+    """Run a manifest to completion (or until `max_runtime_s`): see `run_async`."""
+    return asyncio.run(
+        run_async(
+            manifest,
+            output=output,
+            state=state,
+            sandbox=sandbox,
+            resubmit_changed=resubmit_changed,
+            **settings,
+        )
+    )
+
+
+async def run_async(
+    manifest: Manifest | str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    state: str | os.PathLike[str] | None = None,
+    sandbox: bool = False,
+    resubmit_changed: bool = False,
+    **settings: Any,
+) -> RunOutcome:
+    """`batchgen run` as a coroutine. `settings` are RunOptions fields; the API key comes
+    from `api_key=` or APIXO_API_KEY. `sandbox=True` runs against the built-in simulator at
+    its usual time scale (no key, no network)."""
+    m = manifest if isinstance(manifest, Manifest) else load(manifest)
+    output_dir = Path(output or m.output_dir or Path("output") / m.name)
+    state_path = Path(state) if state else output_dir / "batchgen.db"
+    fields = {**budget_settings(m.budget, m.model), **_image_settings(m), **settings}
+    unknown = sorted(set(fields) - set(RunOptions.__dataclass_fields__))
+    if unknown:
+        raise UsageError(f"not a run setting: {', '.join(unknown)}")
+    if sandbox and ("base_url" in fields or "api_key" in fields):
+        raise UsageError("sandbox=True runs against the built-in simulator: drop base_url/api_key")
+    opts = RunOptions(
+        state_path=state_path,
+        output_dir=output_dir,
+        model=m.model,
+        filename_template=m.filename_template,
+        **fields,
+    )
+    if m.local_images and not opts.image_store and not sandbox:
+        raise UsageError(f"{m.path}: {len(m.local_images)} local image file(s) need image_store=")
+    if sandbox:
+        opts.api_key = SANDBOX_KEY
+        opts.serve_local_images = True  # image files without a store: served on loopback
+        opts.proxy_env = False  # the simulator and its files are on loopback
+        opts = opts.scaled(SANDBOX_TIME_SCALE)
+    elif not opts.api_key:
+        opts.api_key = read_api_key(None)
+    with StateLock(state_path):
+        _record(m, opts, resubmit_changed)
+        async with _simulator(opts, sandbox):
+            return await execute(opts)
+
+
+def _record(m: Manifest, opts: RunOptions, resubmit_changed: bool) -> None:
+    """The jobs, their image files and the run's settings, in the state file before a run."""
+    store = Store(opts.state_path)
+    try:
+        store.sync_jobs(
+            ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
+        )
+        record_files(store, m)
+        save_run_settings(store, opts, os.path.abspath(m.path))
+    finally:
+        store.close()
+
+
+def _image_settings(m: Manifest) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if m.image_store:
+        out["image_store"] = m.image_store
+    if m.image_url_ttl:
+        try:
+            out["image_url_ttl_s"] = parse_duration(m.image_url_ttl)
+        except ValueError as exc:
+            raise UsageError(f"images.url_ttl: {exc}") from None
+    return out
+
+
+def record_files(store: Store, m: Manifest) -> None:
+    """Each local image's hash and place: what this run (and a resume) uploads or serves."""
+    if not m.local_images:
+        return
+    from batchgen.inputs.records import ImageRecords
+
+    records = ImageRecords(store.db)
+    with store.transaction():
+        for image in m.local_images.values():
+            records.add_local(image.sha256, image.ext, image.path, image.size)
+
+
+@contextlib.asynccontextmanager
+async def _simulator(opts: RunOptions, on: bool) -> AsyncIterator[None]:
+    if not on:
+        yield
+        return
+    from batchgen.simulator import SimConfig, Simulator
+
+    config = SimConfig(
+        time_scale=SANDBOX_TIME_SCALE,
+        api_keys=frozenset({SANDBOX_KEY}),
+        fetch_images="loopback",  # the sandbox proves its image URLs work, with no network
+    )
+    async with Simulator(config) as sim:
+        opts.base_url = sim.base_url
+        yield
+
+
+def outcome(state: str | os.PathLike[str]) -> dict[str, int]:
+    """Jobs per state in a state file, read without changing it (a run may hold it)."""
+    store = Store(Path(state), readonly=True)
+    try:
+        return {str(k): v for k, v in store.counts().items()}
+    finally:
+        store.close()
