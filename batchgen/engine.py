@@ -47,6 +47,7 @@ from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
 from batchgen.policy import retry_delay as policy_retry_delay
 from batchgen.states import UNSUCCESSFUL, WORK_LEFT
+from batchgen.store import views
 from batchgen.taskids import shown
 from batchgen.verdicts import Act
 from batchgen.wakes import POLL_GRID, Wakeup, confirm_delay
@@ -204,10 +205,7 @@ class Engine:
         recovered task not yet picked up) is kept for it, not dropped."""
         event = self._wake.get(task_id)
         if event is None:
-            row = self.store.db.execute(
-                "SELECT 1 FROM jobs WHERE task_id=? AND state=? LIMIT 1", (task_id, st.IN_FLIGHT)
-            ).fetchone()
-            if row is None:
+            if not views.task_known(self.store.db, task_id, in_flight=True):
                 return False
             event = self._wake[task_id] = Wakeup()
         self._callback_seen.add(task_id)
@@ -222,10 +220,7 @@ class Engine:
         """Whether this state file ever recorded the task id (duplicate callbacks are normal)."""
         if task_id in self._wake:
             return True
-        row = self.store.db.execute(
-            "SELECT 1 FROM jobs WHERE task_id=? LIMIT 1", (task_id,)
-        ).fetchone()
-        return row is not None
+        return views.task_known(self.store.db, task_id)
 
     def _prepare_body(self, row: st.JobRow) -> dict:  # type: ignore[type-arg]
         """With a callback receiver, ask the provider to call it at a per-job URL under the

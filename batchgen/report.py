@@ -19,6 +19,7 @@ from typing import Any
 
 from batchgen import ledger
 from batchgen import store as st
+from batchgen.store import views
 
 # How a state-file state reads in the report: work still at the provider or on its way to disk
 # is `in_flight`; a job never sent (or sent and surely refused) is `pending`.
@@ -69,24 +70,10 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
     """Every job in manifest order, with its files, as plain JSON-ready dicts."""
     last = 0
     while True:
-        rows = store.db.execute(
-            "SELECT seq, id, body, state, task_id, submitted_at, completed_at, cost_time_ms,"
-            " fail_code, fail_msg, expires_at, note, model FROM jobs WHERE seq>?"
-            " ORDER BY seq LIMIT ?",
-            (last, page),
-        ).fetchall()
+        rows, files = views.report_page(store.db, last, page)
         if not rows:
             return
         last = rows[-1][0]
-        files: dict[int, list[dict[str, Any]]] = {}
-        for seq, path, size, sha, url in store.db.execute(
-            "SELECT job_seq, path, bytes, sha256, url FROM files WHERE job_seq BETWEEN ? AND ?"
-            " AND done_at IS NOT NULL ORDER BY job_seq, idx",
-            (rows[0][0], last),
-        ):
-            files.setdefault(seq, []).append(
-                {"path": path, "bytes": size, "sha256": sha, "url": url}
-            )
         tries = ledger.all_attempts(store, rows[0][0], last)
         for (
             seq,

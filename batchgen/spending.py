@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from batchgen import budget, ledger
 from batchgen import store as st
 from batchgen.prices import DEFAULT_MODEL, PriceBook, price_key, usd
+from batchgen.store import views
 
 log = logging.getLogger("batchgen.spending")
 
@@ -129,10 +130,6 @@ class Spending:
     def estimate_pending(self) -> int:
         """What the jobs still pending would cost at today's prices."""
         total = 0
-        for model, mode, duration, n in self.store.db.execute(
-            "SELECT model, mode, duration, COUNT(*) FROM jobs WHERE state=?"
-            " GROUP BY model, mode, duration",
-            (st.PENDING,),
-        ):
+        for model, mode, duration, n in views.pending_by_price(self.store.db):
             total += n * self.book.price(price_key(model or self.model, mode, duration))
         return total

@@ -3,7 +3,7 @@
 The state file is the only memory batchgen has between runs, and a wrong move in it costs
 money: a job moved back to `pending` while its task exists is paid twice; a `submitting` job
 moved anywhere but through its answer loses a task. So every change of a job's state goes
-through the store (batchgen/store.py), which refuses any move this table does not hold.
+through the store (batchgen/store/moves.py), which refuses any move this table does not hold.
 
 Who makes each move:
 - pending -> submitting: the intent, committed before a POST leaves;
@@ -71,7 +71,7 @@ UNSUCCESSFUL = (S.FAILED, S.EXPIRED, S.AMBIGUOUS, S.ORPHANED)
 """Finished without a result: the run exits 1 and lists them (cancelled is the user's own)."""
 
 RETRYABLE = (S.FAILED, S.AMBIGUOUS, S.ORPHANED, S.EXPIRED, S.CANCELLED)
-"""What `batchgen retry` may put back (batchgen/store.py `requeue`)."""
+"""What `batchgen retry` may put back (batchgen/store/moves.py `requeue`)."""
 
 
 def allowed(src: str, dst: str) -> bool:

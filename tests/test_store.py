@@ -169,7 +169,7 @@ def test_a_state_file_the_user_cannot_write_is_still_read(
     writer.sync_jobs([("a", "kling-2-1", body("one"))])
     writer.close()
     # not writable for this user (os.access, since root may write through any chmod)
-    monkeypatch.setattr(st.os, "access", lambda *_a, **_k: False)
+    monkeypatch.setattr(st.sqlite.os, "access", lambda *_a, **_k: False)
     reader = st.Store(path, readonly=True)
     assert reader.counts()[st.PENDING] == 1
     with pytest.raises(sqlite3.OperationalError):

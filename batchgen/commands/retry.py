@@ -20,6 +20,7 @@ import sys
 from batchgen import store as st
 from batchgen.commands.common import id_list, locked_store
 from batchgen.errors import UsageError
+from batchgen.store import views
 
 RETRYABLE = (st.FAILED, st.AMBIGUOUS, st.ORPHANED, st.EXPIRED, st.CANCELLED)
 
@@ -60,40 +61,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def select(store: st.Store, args: argparse.Namespace) -> tuple[list[tuple[int, str, str]], str]:
     """(seq, id, state) of the chosen jobs, and a description of the choice."""
-    conds: list[str] = []
-    params: list[object] = []
-    if args.failed and not args.codes:
-        conds.append("state=?")
-        params.append(st.FAILED)
-    elif args.codes:
-        marks = ",".join("?" * len(args.codes))
-        conds.append(f"(state=? AND fail_code IN ({marks}))")
-        params += [st.FAILED, *args.codes]
+    states = [st.FAILED] if args.failed or args.codes else []
     for flag, state in (
         ("ambiguous", st.AMBIGUOUS),
         ("orphaned", st.ORPHANED),
         ("expired", st.EXPIRED),
+        ("cancelled", st.CANCELLED),
     ):
         if getattr(args, flag):
-            conds.append("state=?")
-            params.append(state)
-    if args.cancelled:
-        conds.append("state=?")
-        params.append(st.CANCELLED)
-    if not conds and not args.ids:
+            states.append(state)
+    if not states and not args.ids:
         raise UsageError(
             "say which jobs to retry: --failed, --codes CODE,..., --ambiguous, --orphaned, "
             "--expired, "
             "--cancelled and/or --ids ID,... (see `batchgen status STATE`)"
         )
-    if not conds:
-        marks = ",".join("?" * len(RETRYABLE))
-        conds.append(f"state IN ({marks})")
-        params += list(RETRYABLE)
-    where = "(" + " OR ".join(conds) + ")"
-    rows = store.db.execute(
-        f"SELECT seq, id, state FROM jobs WHERE {where} ORDER BY seq", params
-    ).fetchall()
+    rows = views.retry_candidates(store.db, states, args.codes or ())
+    where = ", ".join(states) if states else "any retryable state"
     if args.ids:
         wanted = set(args.ids)
         rows = [r for r in rows if r[1] in wanted]

@@ -21,6 +21,7 @@ from batchgen import money
 from batchgen import store as st
 from batchgen.lock import holder_of
 from batchgen.progress import LABELS, fmt_duration
+from batchgen.store import views
 
 EXPIRY_WARNING_S = 48 * 3600.0
 
@@ -65,51 +66,25 @@ def collect(
     db = store.db
     cap = limit if limit > 0 else -1  # SQLite: LIMIT -1 is no limit
     counts = store.counts()
-    failures = []
-    for code, n in db.execute(
-        "SELECT fail_code, COUNT(*) FROM jobs WHERE state=? GROUP BY fail_code"
-        " ORDER BY COUNT(*) DESC, fail_code",
-        (st.FAILED,),
-    ).fetchall():
-        example = db.execute(
-            "SELECT id, fail_msg FROM jobs WHERE state=? AND fail_code IS ? ORDER BY seq LIMIT 1",
-            (st.FAILED, code),
-        ).fetchone()
-        failures.append(
-            {
-                "code": code or "UNKNOWN",
-                "count": n,
-                "example_id": example[0],
-                "example_message": example[1] or "",
-            }
-        )
+    failures = [
+        {"code": code or "UNKNOWN", "count": n, "example_id": job_id, "example_message": msg}
+        for code, n, job_id, msg in views.failures(db)
+    ]
     ambiguous, orphaned = (
         [
-            {"id": job_id, "note": note or "", "attempts": attempts}
-            for job_id, note, attempts in db.execute(
-                "SELECT id, note, submit_attempts FROM jobs WHERE state=? ORDER BY seq LIMIT ?",
-                (state, cap),
-            )
+            {"id": job_id, "note": note, "attempts": attempts}
+            for job_id, note, attempts in views.noted(db, state, cap)
         ]
         for state in (st.AMBIGUOUS, st.ORPHANED)
     )
     soon = now + EXPIRY_WARNING_S
-    expiring_total = db.execute(
-        "SELECT COUNT(*) FROM jobs WHERE state=? AND expires_at IS NOT NULL AND expires_at<?",
-        (st.SUCCEEDED, soon),
-    ).fetchone()[0]
+    expiring_total, soonest = views.expiring(db, soon, cap)
     expiring = [
         {"id": job_id, "expires_at": _iso(exp), "expires_in_s": round(exp - now, 1)}
-        for job_id, exp in db.execute(
-            "SELECT id, expires_at FROM jobs WHERE state=? AND expires_at IS NOT NULL"
-            " AND expires_at<? ORDER BY expires_at, seq LIMIT ?",
-            (st.SUCCEEDED, soon, cap),
-        )
+        for job_id, exp in soonest
     ]
     holder = holder_of(state_path)
-    runs = db.execute(
-        "SELECT id, pid, started_at, ended_at, exit_code, how FROM runs ORDER BY id DESC LIMIT 2"
-    ).fetchall()
+    runs = views.last_runs(db, 2)
     last_run = _run_info(runs[0], holder) if runs else None
     return {
         "state": str(state_path),

@@ -1,0 +1,74 @@
+"""The SQLite connection details of the state file: opening it for reading without leaving
+-wal files behind, one write transaction, and SQLite's failures as batchgen's errors (a full
+disk is its own error: the run stops cleanly and a later run continues)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sqlite3
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from batchgen.errors import StateDiskFull, StateError
+
+__all__ = ["Tx", "open_for_reading", "write_error"]
+
+
+def open_for_reading(path: Path) -> sqlite3.Connection:
+    """A connection that cannot change the file (query_only), opened read-write when the file
+    allows it: SQLite then removes the -wal and -shm files when the last connection closes,
+    where a mode=ro connection (status, report, gallery after a run) would leave them behind.
+    A file the user may not write is opened mode=ro."""
+    resolved = path.resolve()
+    where = f"file:{urllib.parse.quote(str(resolved))}"  # a '?' or '#' in a folder name
+    if os.access(resolved, os.W_OK) and os.access(resolved.parent, os.W_OK):
+        db = sqlite3.connect(f"{where}?mode=rw", uri=True, isolation_level=None)
+        db.execute("PRAGMA query_only=ON")
+        return db
+    return sqlite3.connect(f"{where}?mode=ro", uri=True, isolation_level=None)
+
+
+def write_error(exc: sqlite3.Error | OSError) -> StateError:
+    text = str(exc)
+    full = getattr(exc, "sqlite_errorcode", None) == 13 or (  # SQLITE_FULL
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    )
+    if full or "full" in text.lower():
+        return StateDiskFull(
+            f"the disk under the state file is full ({text}); free space and "
+            "run again: nothing recorded so far is lost"
+        )
+    return StateError(f"cannot write the state file: {text}")
+
+
+class Tx:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error; translates SQLite failures."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise write_error(exc) from exc
+        return self.db
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as err:
+                self.db.execute("ROLLBACK")
+                raise write_error(err) from err
+        else:
+            # the failed statement may already have ended the transaction
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise write_error(exc) from exc

@@ -1,0 +1,125 @@
+"""Read-only views of the state file for people and reports: `status`, `results.jsonl`,
+`retry`'s choice of jobs, the engine's callback lookups and the spend estimate. All SQL lives
+in this package; callers get plain values."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from batchgen.states import RETRYABLE, JobState
+
+_REPORT_COLS = (
+    "seq, id, body, state, task_id, submitted_at, completed_at, cost_time_ms,"
+    " fail_code, fail_msg, expires_at, note, model"
+)
+
+
+def report_page(
+    db: sqlite3.Connection, after: int, page: int
+) -> tuple[list[tuple[Any, ...]], dict[int, list[dict[str, Any]]]]:
+    """Up to `page` jobs after seq `after` (the report's columns), and their saved files."""
+    rows = db.execute(
+        f"SELECT {_REPORT_COLS} FROM jobs WHERE seq>? ORDER BY seq LIMIT ?", (after, page)
+    ).fetchall()
+    files: dict[int, list[dict[str, Any]]] = {}
+    if rows:
+        for seq, path, size, sha, url in db.execute(
+            "SELECT job_seq, path, bytes, sha256, url FROM files WHERE job_seq BETWEEN ? AND ?"
+            " AND done_at IS NOT NULL ORDER BY job_seq, idx",
+            (rows[0][0], rows[-1][0]),
+        ):
+            files.setdefault(seq, []).append(
+                {"path": path, "bytes": size, "sha256": sha, "url": url}
+            )
+    return rows, files
+
+
+def failures(db: sqlite3.Connection) -> list[tuple[str | None, int, str, str]]:
+    """(fail code, jobs, first job's id, its message), most frequent code first."""
+    out = []
+    for code, n in db.execute(
+        "SELECT fail_code, COUNT(*) FROM jobs WHERE state=? GROUP BY fail_code"
+        " ORDER BY COUNT(*) DESC, fail_code",
+        (JobState.FAILED,),
+    ).fetchall():
+        job_id, message = db.execute(
+            "SELECT id, fail_msg FROM jobs WHERE state=? AND fail_code IS ? ORDER BY seq LIMIT 1",
+            (JobState.FAILED, code),
+        ).fetchone()
+        out.append((code, n, job_id, message or ""))
+    return out
+
+
+def noted(db: sqlite3.Connection, state: JobState, limit: int) -> list[tuple[str, str, int]]:
+    """(id, note, submit attempts) of the jobs in `state` (limit -1: all)."""
+    return db.execute(
+        "SELECT id, COALESCE(note, ''), submit_attempts FROM jobs WHERE state=?"
+        " ORDER BY seq LIMIT ?",
+        (state, limit),
+    ).fetchall()
+
+
+def expiring(db: sqlite3.Connection, before: float, limit: int) -> tuple[int, list[tuple]]:
+    """How many downloaded-not-yet results die before `before`, and (id, expires_at) of the
+    first `limit` of them (-1: all)."""
+    where = "FROM jobs WHERE state=? AND expires_at IS NOT NULL AND expires_at<?"
+    total = db.execute(f"SELECT COUNT(*) {where}", (JobState.SUCCEEDED, before)).fetchone()[0]
+    rows = db.execute(
+        f"SELECT id, expires_at {where} ORDER BY expires_at, seq LIMIT ?",
+        (JobState.SUCCEEDED, before, limit),
+    ).fetchall()
+    return total, rows
+
+
+def last_runs(db: sqlite3.Connection, n: int) -> list[tuple[Any, ...]]:
+    """(id, pid, started_at, ended_at, exit_code, how) of the latest runs, newest first."""
+    return db.execute(
+        "SELECT id, pid, started_at, ended_at, exit_code, how FROM runs ORDER BY id DESC LIMIT ?",
+        (n,),
+    ).fetchall()
+
+
+def retry_candidates(
+    db: sqlite3.Connection, states: Iterable[JobState], codes: Iterable[str] = ()
+) -> list[tuple[int, str, str]]:
+    """(seq, id, state) of the jobs `retry` may take: in one of `states` (failed ones only
+    with one of `codes` when codes are given; every retryable state when none is)."""
+    chosen = [s for s in states if s in RETRYABLE] or list(RETRYABLE)
+    codes = list(codes)
+    conds, params = [], []
+    for state in chosen:
+        if state == JobState.FAILED and codes:
+            conds.append(f"(state=? AND fail_code IN ({','.join('?' * len(codes))}))")
+            params += [state, *codes]
+        else:
+            conds.append("state=?")
+            params.append(state)
+    where = " OR ".join(conds)
+    return db.execute(
+        f"SELECT seq, id, state FROM jobs WHERE {where} ORDER BY seq", params
+    ).fetchall()
+
+
+def task_known(db: sqlite3.Connection, task_id: str, *, in_flight: bool = False) -> bool:
+    """Whether a job of this state file holds `task_id` (and is in flight, if asked)."""
+    if in_flight:
+        query, args = (
+            "SELECT 1 FROM jobs WHERE task_id=? AND state=? LIMIT 1",
+            (task_id, JobState.IN_FLIGHT),
+        )
+    else:
+        query, args = "SELECT 1 FROM jobs WHERE task_id=? LIMIT 1", (task_id,)
+    return db.execute(query, args).fetchone() is not None
+
+
+def pending_by_price(
+    db: sqlite3.Connection,
+) -> list[tuple[str | None, str | None, int | None, int]]:
+    """(model, mode, duration, jobs) of the pending jobs: what the spend estimate prices."""
+    return db.execute(
+        "SELECT model, mode, duration, COUNT(*) FROM jobs WHERE state=?"
+        " GROUP BY model, mode, duration",
+        (JobState.PENDING,),
+    ).fetchall()
