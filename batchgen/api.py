@@ -161,7 +161,7 @@ def record_files(store: Store, m: Manifest) -> None:
     """Each local image's hash and place: what this run (and a resume) uploads or serves."""
     if not m.local_images:
         return
-    from batchgen.inputs.records import ImageRecords
+    from batchgen.store.images import ImageRecords
 
     records = ImageRecords(store.db)
     with store.transaction():

@@ -1,6 +1,6 @@
 """The spend cap's arithmetic, pure: integers of micro-dollars in, decisions out.
 
-The ledger (batchgen/ledger.py) keeps one row per submit that may have created a task, with
+The ledger (batchgen/store/ledger.py) keeps one row per submit that may have created a task, with
 the price reserved for it; `spent` below is their sum (less refunds seen). A row is written
 in the same transaction as the job's intent, before the POST, and removed only when the
 answer proves no task was made. So after a crash every submit that might have cost money is

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen import ledger, models, verdicts
+from batchgen import models, verdicts
 from batchgen import store as st
 from batchgen.client import (
     ApiClient,
@@ -47,7 +47,7 @@ from batchgen.paths import render_filename, safe_output_path
 from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
 from batchgen.policy import retry_delay as policy_retry_delay
 from batchgen.states import UNSUCCESSFUL, WORK_LEFT
-from batchgen.store import views
+from batchgen.store import ledger, views
 from batchgen.taskids import shown
 from batchgen.verdicts import Act
 from batchgen.wakes import POLL_GRID, Wakeup, confirm_delay
@@ -292,13 +292,7 @@ class Engine:
         mtime moved, so a resume does not reread gigabytes. One thread hop per page."""
         last = (0, -1)
         while not self._stop.is_set():
-            rows = self.store.db.execute(
-                "SELECT f.job_seq, f.idx, f.path, f.bytes, f.sha256, f.mtime_ns, j.expires_at,"
-                " j.id FROM files f JOIN jobs j ON j.seq = f.job_seq"
-                " WHERE j.state = ? AND (f.job_seq, f.idx) > (?, ?)"
-                " ORDER BY f.job_seq, f.idx LIMIT ?",
-                (st.DONE, *last, self.config.page_size),
-            ).fetchall()
+            rows = views.done_files_after(self.store.db, last, self.config.page_size)
             if not rows:
                 return
             last = (rows[-1][0], rows[-1][1])

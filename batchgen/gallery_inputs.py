@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from batchgen.inputs.local import parse_ref, read_verified
 from batchgen.paths import describe_url
+from batchgen.store import views
 
 THUMB_DIR = "thumbs"
 THUMB_MAX_PX = 320
@@ -91,17 +92,13 @@ def _remote(label: str, url: str) -> InputImage:
 
 def _local_files(db: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     """{sha256: (ext, path)} of the local files the state file knows (none before images)."""
-    try:
-        rows = db.execute("SELECT sha256, ext, path FROM local_images").fetchall()
-    except sqlite3.OperationalError:
-        return {}
-    return {sha: (ext, path) for sha, ext, path in rows}
+    return {sha: (ext, path) for sha, ext, path in views.local_image_files(db)}
 
 
 def job_images(db: sqlite3.Connection) -> dict[str, list[str]]:
     """{job id: its body's image_urls} for the jobs that have images."""
     out: dict[str, list[str]] = {}
-    for job_id, body in db.execute("SELECT id, body FROM jobs ORDER BY seq"):
+    for job_id, body in views.job_bodies(db):
         try:
             inp = json.loads(body).get("input")
         except (ValueError, AttributeError):

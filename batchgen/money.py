@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from batchgen import ledger
 from batchgen import store as st
 from batchgen.prices import usd
 from batchgen.pricing import Pricing, Ticket
 from batchgen.spending import OVER_CAP, Spending
+from batchgen.store import ledger
 
 log = logging.getLogger("batchgen.money")
 

@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchgen import ledger
 from batchgen import store as st
-from batchgen.store import views
+from batchgen.store import ledger, views
 
 # How a state-file state reads in the report: work still at the provider or on its way to disk
 # is `in_flight`; a job never sent (or sent and surely refused) is `pending`.

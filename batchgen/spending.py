@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from batchgen import budget, ledger
+from batchgen import budget
 from batchgen import store as st
 from batchgen.prices import DEFAULT_MODEL, PriceBook, price_key, usd
-from batchgen.store import views
+from batchgen.store import ledger, views
 
 log = logging.getLogger("batchgen.spending")
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from batchgen import store as st  # noqa: E402
 from batchgen.inputs.preflight import Preflight  # noqa: E402
-from batchgen.inputs.records import ImageRecords  # noqa: E402
+from batchgen.store.images import ImageRecords  # noqa: E402
 from tests.imagekit import ImageHost, png  # noqa: E402
 
 

@@ -16,7 +16,7 @@ from batchgen import gallery_inputs as gi
 from batchgen import store as st
 from batchgen.cli import main
 from batchgen.inputs.local import REF_PREFIX
-from batchgen.inputs.records import ImageRecords
+from batchgen.store.images import ImageRecords
 from tests.enginekit import prepare_state
 from tests.imagekit import png
 from tests.test_gallery import Parsed

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from batchgen import ledger
 from batchgen import store as st
 from batchgen.prices import MICROS, PriceBook
 from batchgen.simulator import Simulator
+from batchgen.store import ledger
 from tests.enginekit import KEY, SCALE, mixed_jobs, prepare_state, state_rows
 from tests.opskit import resume_argv
 from tests.test_crash import _run_once

@@ -99,7 +99,7 @@ def collect(
         "expiring": expiring,
         "expiring_total": expiring_total,
         "last_run": last_run,
-        "runs": db.execute("SELECT COUNT(*) FROM runs").fetchone()[0],
+        "runs": views.runs_count(db),
         "money": money.status_info(store),
     }
 

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from batchgen.inputs.preflight import FAIL_CODE, Preflight
-from batchgen.inputs.records import ImageRecords
 from batchgen.paths import describe_url
+from batchgen.store.images import ImageRecords
 
 log = logging.getLogger("batchgen.images")
 

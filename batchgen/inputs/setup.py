@@ -11,9 +11,9 @@ from batchgen.inputs.localserve import LocalServer
 from batchgen.inputs.objectstore import ImageStore
 from batchgen.inputs.preflight import Preflight
 from batchgen.inputs.prepare import Inputs
-from batchgen.inputs.records import ImageRecords
 from batchgen.inputs.uploads import LocalUploads
 from batchgen.policy import Backoff
+from batchgen.store.images import ImageRecords
 
 if TYPE_CHECKING:
     from batchgen.runner import RunOptions

@@ -15,7 +15,7 @@ from typing import Protocol
 from batchgen.inputs.local import parse_ref
 from batchgen.inputs.objectstore import ImageStore, StoreError
 from batchgen.inputs.prepare import InputRejected
-from batchgen.inputs.records import ImageRecords
+from batchgen.store.images import ImageRecords
 
 FAIL_CODE = "IMAGE_UPLOAD"
 

@@ -66,7 +66,7 @@ class JobMoves:
     def mark_submitting(self, seq: int, attempt: tuple[int, str, int] | None = None) -> bool:
         """The intent, committed before the POST (await `synced()` before sending): if we die
         now, the job becomes ambiguous. `attempt` (n, price key, micro-dollars) is the spend
-        ledger's row for it (batchgen/ledger.py), written in the same transaction."""
+        ledger's row for it (batchgen/store/ledger.py), written in the same transaction."""
         sql = (
             "UPDATE jobs SET state=?, submit_attempts=submit_attempts+1, updated_at=?"
             " WHERE seq=? AND state=?"

@@ -123,3 +123,34 @@ def pending_by_price(
         " GROUP BY model, mode, duration",
         (JobState.PENDING,),
     ).fetchall()
+
+
+def done_files_after(
+    db: sqlite3.Connection, after: tuple[int, int], page: int
+) -> list[tuple[Any, ...]]:
+    """(job seq, idx, path, bytes, sha256, mtime_ns, expires_at, job id) of the files of done
+    jobs after (seq, idx) `after`: the start-up audit of finished files, page by page."""
+    return db.execute(
+        "SELECT f.job_seq, f.idx, f.path, f.bytes, f.sha256, f.mtime_ns, j.expires_at,"
+        " j.id FROM files f JOIN jobs j ON j.seq = f.job_seq"
+        " WHERE j.state = ? AND (f.job_seq, f.idx) > (?, ?)"
+        " ORDER BY f.job_seq, f.idx LIMIT ?",
+        (JobState.DONE, *after, page),
+    ).fetchall()
+
+
+def job_bodies(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(id, body JSON) of every job, in manifest order."""
+    return db.execute("SELECT id, body FROM jobs ORDER BY seq").fetchall()
+
+
+def local_image_files(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(sha256, ext, path) of the local image files the state file knows (none: no table)."""
+    try:
+        return db.execute("SELECT sha256, ext, path FROM local_images").fetchall()
+    except sqlite3.OperationalError:  # a state file from before image files
+        return []
+
+
+def runs_count(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
