@@ -24,12 +24,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from batchgen.adapters.lock import StateLock
 from batchgen.durations import parse_duration
 from batchgen.engine import RunOutcome
 from batchgen.errors import UsageError
-from batchgen.lock import StateLock
 from batchgen.manifest import Manifest, load_manifest
-from batchgen.prices import parse_key, to_micros
+from batchgen.money.prices import parse_key, to_micros
 from batchgen.runner import (
     SANDBOX_KEY,
     SANDBOX_TIME_SCALE,

@@ -6,7 +6,7 @@ task this state file recorded, and the body's claim is not believed: the engine 
 one status request (the confirmation is the poll). `--trust-callbacks` hands a terminal body to
 the engine as is, for users who accept that anyone holding the URL can then fail or finish jobs.
 No news is dropped here: every post for a known task reaches the engine, which spaces out the
-confirming requests (batchgen.wakes), so duplicates and floods cost little and a `processing`
+confirming requests (batchgen.engine.wakes), so duplicates and floods cost little and a `processing`
 notice never pushes the final word out.
 
 Every answer is decided synchronously (parse, one indexed SQLite lookup, `Engine.notify`), so the
@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from batchgen.client import (
+from batchgen.adapters.client import (
     BadAnswer,
     TaskStatus,
     _first,
@@ -40,9 +40,9 @@ from batchgen.client import (
     normalize_state,
     parse_status,
 )
+from batchgen.adapters.paths import is_loopback_host
+from batchgen.adapters.taskids import task_id_or_none
 from batchgen.errors import UsageError
-from batchgen.paths import is_loopback_host
-from batchgen.taskids import task_id_or_none
 
 if TYPE_CHECKING:
     from batchgen import store as st

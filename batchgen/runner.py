@@ -21,16 +21,20 @@ from typing import TypeVar
 
 import yarl
 
-from batchgen import callbacks, report
+from batchgen import callbacks
 from batchgen import store as st
+from batchgen.adapters.client import ApiClient
+from batchgen.adapters.download import Downloader
+from batchgen.adapters.limits import SlidingWindowLimiter
+from batchgen.adapters.lock import StateLock
+from batchgen.adapters.paths import is_loopback_host, is_public_address
+from batchgen.adapters.sessions import open_sessions, run_proxies
 from batchgen.callbacks import CallbackReceiver
-from batchgen.client import ApiClient
-from batchgen.download import Downloader
+from batchgen.core.policy import Backoff, PollSchedule, backoff_delay
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, EngineConfig, RunOutcome
+from batchgen.engine.wakes import POLL_GRID
 from batchgen.errors import ApiConnectionError, RateLimited, ServerError, UsageError
 from batchgen.inputs.setup import prepare_inputs
-from batchgen.limits import SlidingWindowLimiter
-from batchgen.lock import StateLock
 from batchgen.money import (
     TRANSIENT_CODES,
     Money,
@@ -38,11 +42,8 @@ from batchgen.money import (
     before_spending,
     recorded_settings,
 )
-from batchgen.paths import is_loopback_host, is_public_address
-from batchgen.policy import Backoff, PollSchedule, backoff_delay
-from batchgen.prices import usd
-from batchgen.sessions import open_sessions, run_proxies
-from batchgen.wakes import POLL_GRID
+from batchgen.money.prices import usd
+from batchgen.ui import report
 
 log = logging.getLogger("batchgen.run")
 T = TypeVar("T")
@@ -97,7 +98,7 @@ class RunOptions:
     no_wait: bool = False
     max_runtime_s: float | None = None
     stuck_after_s: float | None = None  # see EngineConfig.stuck_after_s; 0: never
-    # An unreadable status never fails a task (batchgen/outage.py): its polls back off up to
+    # An unreadable status never fails a task (batchgen/engine/outage.py): its polls back off up to
     # this cap, and after status_outage_s of it the task is left for the next run (0: never).
     # None: follow the poll schedule (5 and 30 times poll_after_s: 5 min and 30 min).
     poll_backoff_cap_s: float | None = None
@@ -117,7 +118,8 @@ class RunOptions:
     write_results: bool = True
     # None: refuse result hosts off the public internet unless the API itself is local.
     allow_private_result_hosts: bool | None = None
-    proxy_env: bool = True  # honour HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (batchgen/proxies.py)
+    # honour HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (batchgen/adapters/proxies.py)
+    proxy_env: bool = True
     on_engine: Callable[[Engine], None] | None = None  # progress displays, signal handlers
     # callback mode (batchgen/callbacks.py)
     callback_listen: tuple[str, int] | None = None  # run the receiver on (host, port)
@@ -125,7 +127,7 @@ class RunOptions:
     trust_callbacks: bool = False
     callback_grace_s: float | None = None
     callback_poll_every_s: float | None = None
-    callback_guard_s: float | None = None  # see batchgen.wakes
+    callback_guard_s: float | None = None  # see batchgen.engine.wakes
     on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
     api_keepalive_s: float = API_KEEPALIVE_S  # see API_KEEPALIVE_S
     # Input images (batchgen/inputs). preflight None: check remote image URLs before paying

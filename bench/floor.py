@@ -39,8 +39,8 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 import yarl  # noqa: E402
 
-from batchgen.durability import fsync_folder  # noqa: E402
-from batchgen.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
+from batchgen.adapters.durability import fsync_folder  # noqa: E402
+from batchgen.core.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from bench import kit  # noqa: E402
 
 MODEL = "kling-2-1"

@@ -26,8 +26,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from batchgen import store as st  # noqa: E402
+from batchgen.core.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from batchgen.engine import Engine, RunOutcome  # noqa: E402
-from batchgen.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from batchgen.runner import RunOptions, execute  # noqa: E402
 from batchgen.simulator.samples import MODES, sample_body  # noqa: E402
 from batchgen.simulator.tasks import GENERATION_RANGE_S  # noqa: E402

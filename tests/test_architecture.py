@@ -37,13 +37,13 @@ def test_the_library_never_imports_the_cli(edges: dict[str, set[str]]) -> None:
 # Modules still over the limit, with the length they may not grow past: each is to be split
 # (issue 15); remove its line when it is. A new module over the limit fails at once.
 STILL_TOO_LONG = {
-    "batchgen/client.py": 720,
+    "batchgen/adapters/client.py": 720,
     "batchgen/commands/common.py": 560,
-    "batchgen/download.py": 1160,
-    "batchgen/engine.py": 1160,
-    "batchgen/gallery.py": 660,
-    "batchgen/manifest.py": 500,
-    "batchgen/progress.py": 490,
+    "batchgen/adapters/download.py": 1160,
+    "batchgen/engine/__init__.py": 1160,
+    "batchgen/ui/gallery.py": 660,
+    "batchgen/manifest/__init__.py": 500,
+    "batchgen/ui/progress.py": 490,
     "batchgen/runner.py": 460,
 }
 

@@ -129,7 +129,7 @@ async def post(
             413,
             "too_large",
         ),
-        # a `processing` notice is news too: confirmed like any other (batchgen.wakes)
+        # a `processing` notice is news too: confirmed like any other (batchgen.engine.wakes)
         ("/callback/{S}", {"body": env(state="processing")}, 200, "accepted"),
         ("/callback/{S}", {"body": env(state="pending")}, 200, "accepted"),
         ("/callback/{S}", {"body": env("task_done")}, 200, "duplicate"),

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from batchgen.client import BadAnswer, parse_status
-from batchgen.policy import Outcome, classify_status
+from batchgen.adapters.client import BadAnswer, parse_status
+from batchgen.core.policy import Outcome, classify_status
 
 URL = "https://r2.example/video.mp4"
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from batchgen.client import ApiClient, BadAnswer, parse_balance
+from batchgen.adapters.client import ApiClient, BadAnswer, parse_balance
+from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.errors import AuthError, CreditsExhausted
-from batchgen.limits import SlidingWindowLimiter
 from tests.conftest import API_KEY, make_body
 
 

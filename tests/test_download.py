@@ -22,8 +22,8 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchgen import download as download_mod
-from batchgen.download import Downloader, DownloadResult, part_path, sidecar_path
+from batchgen.adapters import download as download_mod
+from batchgen.adapters.download import Downloader, DownloadResult, part_path, sidecar_path
 from batchgen.errors import (
     DiskFull,
     DownloadError,
@@ -928,7 +928,7 @@ async def test_small_files_fsync_their_folder_after_the_rename_and_share_it(
 ):
     """A finished file must survive a power cut: its folder is fsynced after the rename and
     before fetch() returns. Files finishing together share one folder fsync (group commit)."""
-    from batchgen import durability
+    from batchgen.adapters import durability
 
     events: list[tuple[str, str]] = []
     real_replace, real_fsync_folder = download_mod.os.replace, durability.fsync_folder

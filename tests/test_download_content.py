@@ -15,19 +15,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from batchgen import download as download_mod
 from batchgen import store as st
-from batchgen.codings import BadCoding, Decoder
-from batchgen.containers import (
+from batchgen.adapters import download as download_mod
+from batchgen.adapters.codings import BadCoding, Decoder
+from batchgen.adapters.containers import (
     bmff_cut,
     describe_body,
     non_video_type,
     query_secrets,
     video_container,
 )
-from batchgen.download import Downloader, part_path, sidecar_path
+from batchgen.adapters.download import Downloader, part_path, sidecar_path
+from batchgen.adapters.paths import exact_url
 from batchgen.errors import DownloadRejected, UnsafeUrl
-from batchgen.paths import exact_url
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
 from batchgen.simulator.files import asset_bytes

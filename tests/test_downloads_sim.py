@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from batchgen import store as st
+from batchgen.adapters.download import Downloader
 from batchgen.cli import main
-from batchgen.download import Downloader
 from batchgen.errors import DiskFull
 from batchgen.runner import execute
 from batchgen.simulator import Simulator

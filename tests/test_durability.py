@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from batchgen.durability import GroupSync
+from batchgen.adapters.durability import GroupSync
 
 
 class Flusher:

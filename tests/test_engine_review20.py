@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from batchgen import store as st
-from batchgen.inflight import CapTarget
-from batchgen.outage import OutageWatch
+from batchgen.engine.inflight import CapTarget
+from batchgen.engine.outage import OutageWatch
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
 from tests.faultkit import FakeApi, Hit

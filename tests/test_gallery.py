@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from batchgen import cli
-from batchgen import gallery as g
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
 from batchgen.simulator.files import ASSET_PATH
+from batchgen.ui import gallery as g
 from tests.enginekit import KEY, SCALE, mixed_jobs, options, prepare_state
 
 EVIL = "<img src=x onerror=alert(1)> \"quoted\" 'single' & </script><script>alert(2)</script>"

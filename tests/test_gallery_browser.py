@@ -27,10 +27,10 @@ import aiohttp
 import pytest
 
 from batchgen import store as st
-from batchgen.gallery import render_gallery, write_gallery
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
 from batchgen.simulator.files import ASSET_PATH
+from batchgen.ui.gallery import render_gallery, write_gallery
 from tests.enginekit import KEY, SCALE, body, mixed_jobs, options, prepare_state
 from tests.imagekit import png
 from tests.test_gallery_inputs import HOSTILE, image_file, state_with

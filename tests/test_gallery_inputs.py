@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from batchgen import gallery as g
-from batchgen import gallery_inputs as gi
 from batchgen import store as st
 from batchgen.cli import main
 from batchgen.inputs.local import REF_PREFIX
 from batchgen.store.images import ImageRecords
+from batchgen.ui import gallery as g
+from batchgen.ui import gallery_inputs as gi
 from tests.enginekit import prepare_state
 from tests.imagekit import png
 from tests.test_gallery import Parsed

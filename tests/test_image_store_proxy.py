@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from batchgen.adapters.proxies import Proxies
 from batchgen.inputs.objectstore import ImageStore, StoreError
-from batchgen.proxies import Proxies
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from batchgen.inflight import INITIAL_TARGET, CapTarget, InFlightCap
-from batchgen.limits import FakeClock
-from batchgen.policy import Backoff, Limit, rate_limit_kind, rate_limit_pause
+from batchgen.adapters.limits import FakeClock
+from batchgen.core.policy import Backoff, Limit, rate_limit_kind, rate_limit_pause
+from batchgen.engine.inflight import INITIAL_TARGET, CapTarget, InFlightCap
 
 
 def test_slow_start_opens_one_slot_per_accepted_submit_up_to_the_ceiling() -> None:

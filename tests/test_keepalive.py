@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.client import ApiClient
+from batchgen.adapters.client import ApiClient
+from batchgen.adapters.limits import SlidingWindowLimiter
+from batchgen.adapters.sessions import open_sessions
 from batchgen.errors import ApiConnectionError
-from batchgen.limits import SlidingWindowLimiter
 from batchgen.runner import API_KEEPALIVE_S, RunOptions
-from batchgen.sessions import open_sessions
 from batchgen.simulator.server import Simulator
 
 from .conftest import make_body

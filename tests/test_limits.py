@@ -10,8 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchgen.inflight import InFlightCap
-from batchgen.limits import (
+from batchgen.adapters.limits import (
     POLL,
     SUBMIT,
     FakeClock,
@@ -20,6 +19,7 @@ from batchgen.limits import (
     max_in_any_window,
     parse_rate,
 )
+from batchgen.engine.inflight import InFlightCap
 
 # -- FakeClock ----------------------------------------------------------------------------
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from batchgen import manifest_text
 from batchgen.errors import ManifestError
 from batchgen.manifest import Job, check_filename, estimate_requests, load_manifest, requests_for
+from batchgen.manifest import text as manifest_text
 from tests.test_schema import API_EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from batchgen.errors import ManifestError
 from batchgen.manifest import load_manifest
-from batchgen.schema import validate_request
+from batchgen.manifest.schema import validate_request
 
 TEXT = (
     st.text(

@@ -10,9 +10,9 @@ import pytest
 
 from batchgen import models
 from batchgen import store as st
+from batchgen.core.policy import PollSchedule, first_poll_delay
+from batchgen.manifest.schema import known_models, validate_request
 from batchgen.models import ModelSpec, SpecError, spec_from_file
-from batchgen.policy import PollSchedule, first_poll_delay
-from batchgen.schema import known_models, validate_request
 
 DATA = Path(__file__).parent / "data"
 

@@ -15,8 +15,8 @@ from batchgen import store as st
 from batchgen.cli import main
 from batchgen.errors import ManifestError
 from batchgen.manifest import load_manifest
+from batchgen.manifest.schema import validate_request
 from batchgen.runner import execute
-from batchgen.schema import validate_request
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, assert_files_verified, options, prepare_state, sha256_file
 

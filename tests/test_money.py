@@ -7,14 +7,15 @@ import logging
 from decimal import Decimal
 from pathlib import Path
 
-from batchgen import money, report
+from batchgen import money
 from batchgen import store as st
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET
-from batchgen.gallery import render_gallery
-from batchgen.prices import MICROS, PriceBook, usd
+from batchgen.money.prices import MICROS, PriceBook, usd
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
 from batchgen.store import ledger
+from batchgen.ui import report
+from batchgen.ui.gallery import render_gallery
 from tests.enginekit import KEY, SCALE, body, mixed_jobs, options, prepare_state, state_rows
 
 

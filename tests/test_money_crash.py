@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from batchgen import store as st
-from batchgen.prices import MICROS, PriceBook
+from batchgen.money.prices import MICROS, PriceBook
 from batchgen.simulator import Simulator
 from batchgen.store import ledger
 from tests.enginekit import KEY, SCALE, mixed_jobs, prepare_state, state_rows

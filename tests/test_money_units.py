@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from batchgen import budget
 from batchgen import store as st
-from batchgen.money import ResubmitPolicy, recorded_settings, should_resubmit
-from batchgen.prices import MICROS, PriceBook, parse_key, price_key, to_micros, usd
-from batchgen.pricing import SubmitGate
-from batchgen.spending import OVER_CAP, Spending
+from batchgen.money import ResubmitPolicy, budget, recorded_settings, should_resubmit
+from batchgen.money.prices import MICROS, PriceBook, parse_key, price_key, to_micros, usd
+from batchgen.money.pricing import SubmitGate
+from batchgen.money.spending import OVER_CAP, Spending
 from batchgen.store import ledger
 
 DATA = Path(__file__).parent / "data"

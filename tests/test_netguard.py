@@ -11,10 +11,10 @@ import pytest
 
 from batchgen import runner
 from batchgen import store as st
-from batchgen.download import Downloader
+from batchgen.adapters.download import Downloader
+from batchgen.adapters.netguard import PublicOnlyResolver
+from batchgen.adapters.paths import check_public_host, is_public_address
 from batchgen.errors import UnsafeUrl
-from batchgen.netguard import PublicOnlyResolver
-from batchgen.paths import check_public_host, is_public_address
 from batchgen.runner import RunOptions, execute, results_public_only
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, mixed_jobs, options, prepare_state

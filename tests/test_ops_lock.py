@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from batchgen.adapters.lock import StateLock, holder_of
 from batchgen.errors import StateLocked
-from batchgen.lock import StateLock, holder_of
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, mixed_jobs, prepare_state
 from tests.opskit import env, finish, resume_argv, run_cli, spawn, wait_for_state
 
 HOLD = (
-    "import sys, time; from batchgen.lock import StateLock\n"
+    "import sys, time; from batchgen.adapters.lock import StateLock\n"
     "with StateLock(sys.argv[1]):\n"
     "    print('held', flush=True); time.sleep(60)\n"
 )
@@ -109,7 +109,7 @@ def test_status_reads_the_lock_table_and_never_takes_the_lock(tmp_path: Path, mo
     Linux holder_of reads /proc/locks instead and never calls flock."""
     import fcntl
 
-    from batchgen import lock as lock_module
+    from batchgen.adapters import lock as lock_module
 
     state = tmp_path / "s.db"
     (tmp_path / "s.db.lock").write_text("")

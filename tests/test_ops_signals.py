@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.signals import StopOnSignal
+from batchgen.adapters.signals import StopOnSignal
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, assert_files_verified, mixed_jobs, prepare_state
 from tests.enginekit import state_rows as rows_of

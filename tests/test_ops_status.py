@@ -181,7 +181,7 @@ def test_cancel_pending_by_id_and_all(state: Path, capsys) -> None:
 
 async def test_retry_and_cancel_refuse_while_a_run_holds_the_lock(state: Path) -> None:
     hold = (
-        "import sys, time; from batchgen.lock import StateLock\n"
+        "import sys, time; from batchgen.adapters.lock import StateLock\n"
         "with StateLock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)\n"
     )
     proc = await asyncio.create_subprocess_exec(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from batchgen.policy import (
+from batchgen.core.policy import (
     MAX_RETRY_AFTER,
     Backoff,
     Outcome,

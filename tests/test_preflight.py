@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from batchgen import netguard, paths
 from batchgen import store as st
+from batchgen.adapters import netguard, paths
+from batchgen.core.policy import Backoff
 from batchgen.inputs.preflight import Preflight
 from batchgen.inputs.sniff import MAX_IMAGE_BYTES, size_warnings, sniff
-from batchgen.policy import Backoff
 from batchgen.store.images import ImageRecords
 from tests.imagekit import ImageHost, jpeg_header, png, webp_vp8x
 

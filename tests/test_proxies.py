@@ -18,15 +18,15 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from batchgen import store as st
+from batchgen.adapters.client import ApiClient
+from batchgen.adapters.download import Downloader
+from batchgen.adapters.limits import SlidingWindowLimiter
+from batchgen.adapters.proxies import Proxies
+from batchgen.adapters.sessions import run_proxies
 from batchgen.cli import build_parser
-from batchgen.client import ApiClient
 from batchgen.commands.common import options_from_args
-from batchgen.download import Downloader
 from batchgen.errors import AuthError, UnsafeUrl, UsageError
-from batchgen.limits import SlidingWindowLimiter
-from batchgen.proxies import Proxies
 from batchgen.runner import execute
-from batchgen.sessions import run_proxies
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, mixed_jobs, options, prepare_state
 from tests.proxykit import ForwardProxy

@@ -20,14 +20,21 @@ import aiohttp
 import pytest
 
 from batchgen import store as st
-from batchgen.callbacks import CallbackReceiver
-from batchgen.client import (
+from batchgen.adapters.client import (
     MAX_ANSWER_BYTES,
     ApiClient,
     BadAnswer,
     NotFound,
     UntrackableTaskId,
     parse_status,
+)
+from batchgen.adapters.limits import SlidingWindowLimiter
+from batchgen.callbacks import CallbackReceiver
+from batchgen.core.policy import (
+    LONG_VIDEO_SECONDS,
+    Backoff,
+    PollSchedule,
+    first_poll_delay,
 )
 from batchgen.errors import (
     ApiConnectionError,
@@ -37,13 +44,6 @@ from batchgen.errors import (
     RateLimited,
     ServerError,
     WrongEndpoint,
-)
-from batchgen.limits import SlidingWindowLimiter
-from batchgen.policy import (
-    LONG_VIDEO_SECONDS,
-    Backoff,
-    PollSchedule,
-    first_poll_delay,
 )
 from batchgen.runner import RunOptions, execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows

@@ -38,8 +38,8 @@ import pytest
 
 from batchgen import runner
 from batchgen import store as st
-from batchgen.client import ApiClient
-from batchgen.download import Downloader
+from batchgen.adapters.client import ApiClient
+from batchgen.adapters.download import Downloader
 from batchgen.engine import Engine
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
@@ -440,7 +440,7 @@ async def test_forged_and_duplicated_callbacks_change_nothing(tmp_path: Path) ->
     assert rec.counts["forbidden"] == n
 
 
-# -- gaps found by this suite, fixed in batchgen/client.py ------------------------------------
+# -- gaps found by this suite, fixed in batchgen/adapters/client.py ---------------------------
 
 
 async def test_trickled_api_answer_is_abandoned_and_the_poll_retried(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchgen.schema import (
+from batchgen.manifest.schema import (
     _validator,
     fast_check,
     load_schema,
@@ -16,7 +16,7 @@ from batchgen.schema import (
     validate_document,
     validate_request,
 )
-from batchgen.schema_fast import compile_schema, json_equal
+from batchgen.manifest.schema_fast import compile_schema, json_equal
 
 # The three example requests of the API reference, verbatim.
 API_EXAMPLES = [

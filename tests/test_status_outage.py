@@ -16,7 +16,7 @@ import pytest
 
 from batchgen import store as st
 from batchgen.cli import main
-from batchgen.outage import OutageWatch, PollVerdict, after_unreadable
+from batchgen.engine.outage import OutageWatch, PollVerdict, after_unreadable
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
 from tests.faultkit import FakeApi, FakeTask

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 
 from batchgen import store as st
-from batchgen.client import ApiClient
+from batchgen.adapters.client import ApiClient
+from batchgen.adapters.limits import SlidingWindowLimiter
+from batchgen.core.policy import submit_error_proves_no_task
 from batchgen.errors import ApiConnectionError, RateLimited, ServerError
-from batchgen.limits import SlidingWindowLimiter
-from batchgen.policy import submit_error_proves_no_task
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
 from tests.faultkit import NGINX_502, FakeApi, canonical, per_key

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from batchgen import store as st
-from batchgen.gate import SubmitGate
+from batchgen.engine.gate import SubmitGate
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
 from tests.faultkit import FakeApi, Hit

@@ -1,10 +1,11 @@
-"""Issue 15 step 4: what each error means for its job, as tables (batchgen/verdicts.py)."""
+"""Issue 15 step 4: what each error means for its job, as tables (batchgen/core/verdicts.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from batchgen.client import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
+from batchgen.adapters.client import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
+from batchgen.core.verdicts import Act, on_download, on_status, on_submit
 from batchgen.errors import (
     ApiConnectionError,
     AuthError,
@@ -20,7 +21,6 @@ from batchgen.errors import (
     ServerError,
     UnsafeUrl,
 )
-from batchgen.verdicts import Act, on_download, on_status, on_submit
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The confirmation guard (batchgen.wakes) on a fake clock: news is delayed, never lost."""
+"""The confirmation guard (batchgen.engine.wakes) on a fake clock: news is delayed, never lost."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from batchgen.wakes import Wakeup, confirm_delay
+from batchgen.engine.wakes import Wakeup, confirm_delay
 
 
 @pytest.mark.parametrize(

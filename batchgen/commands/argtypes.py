@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from batchgen.adapters.limits import parse_rate
 from batchgen.durations import parse_duration
-from batchgen.limits import parse_rate
 
 
 def seconds(text: str) -> float:

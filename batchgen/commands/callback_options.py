@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
+from batchgen.adapters.paths import is_loopback_host
 from batchgen.callbacks import check_public_base, parse_listen
 from batchgen.commands.argtypes import seconds as _seconds
 from batchgen.errors import UsageError
-from batchgen.paths import is_loopback_host
 from batchgen.runner import RunOptions
 
 

@@ -13,6 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from batchgen.adapters.lock import StateLock
+from batchgen.adapters.proxies import Proxies
+from batchgen.adapters.signals import StopOnSignal
 from batchgen.commands import callback_options, money_options
 from batchgen.commands.argtypes import backoff as _backoff
 from batchgen.commands.argtypes import pause as _pause
@@ -22,9 +25,6 @@ from batchgen.commands.argtypes import seconds as _seconds
 from batchgen.commands.argtypes import size as _size
 from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
-from batchgen.lock import StateLock
-from batchgen.progress import DisplayAwareHandler, JsonFormatter, Progress, emit_json
-from batchgen.proxies import Proxies
 from batchgen.runner import (
     DEFAULT_BASE_URL,
     SANDBOX_KEY,
@@ -34,8 +34,8 @@ from batchgen.runner import (
     execute,
     read_api_key,
 )
-from batchgen.signals import StopOnSignal
 from batchgen.store import Store
+from batchgen.ui.progress import DisplayAwareHandler, JsonFormatter, Progress, emit_json
 
 _D = RunOptions(state_path=Path(), output_dir=Path())  # the defaults, for help texts
 
@@ -346,7 +346,7 @@ def setup_logging(args: argparse.Namespace, progress: Progress | None = None) ->
     logger.addHandler(handler)
     logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.WARNING)
     # What is spent is said at the start and end of every run (balance, estimate, prices).
-    for name in ("batchgen.money", "batchgen.spending", "batchgen.pricing"):
+    for name in ("batchgen.money", "batchgen.money.spending", "batchgen.money.pricing"):
         logging.getLogger(name).setLevel(
             logging.ERROR if getattr(args, "quiet", False) else logging.INFO
         )
@@ -447,8 +447,8 @@ def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
 
 
 def write_run_gallery(args: argparse.Namespace, opts: RunOptions) -> None:
-    from batchgen.gallery import write_gallery
     from batchgen.store import Store
+    from batchgen.ui.gallery import write_gallery
 
     store = Store(opts.state_path, readonly=True)
     try:

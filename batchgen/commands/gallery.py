@@ -7,7 +7,7 @@ from pathlib import Path
 
 from batchgen import store as st
 from batchgen.errors import UsageError
-from batchgen.gallery import DEFAULT_NAME, write_gallery
+from batchgen.ui.gallery import DEFAULT_NAME, write_gallery
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from batchgen import report
 from batchgen import store as st
+from batchgen.ui import report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from batchgen import store as st
+from batchgen.adapters.paths import describe_url
+from batchgen.adapters.sessions import run_proxies
 from batchgen.commands import common, recorded
-from batchgen.paths import describe_url
-from batchgen.progress import emit_json
 from batchgen.runner import RunOptions, load_run_settings
-from batchgen.sessions import run_proxies
+from batchgen.ui.progress import emit_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

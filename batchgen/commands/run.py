@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from batchgen import store as st
+from batchgen.adapters.lock import StateLock
 from batchgen.commands import common, images, recorded
-from batchgen.lock import StateLock
-from batchgen.progress import ticker
 from batchgen.runner import save_run_settings
+from batchgen.ui.progress import ticker
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from batchgen import money
 from batchgen import store as st
-from batchgen.lock import holder_of
-from batchgen.progress import LABELS, fmt_duration
+from batchgen.adapters.lock import holder_of
 from batchgen.store import views
+from batchgen.ui.progress import LABELS, fmt_duration
 
 EXPIRY_WARNING_S = 48 * 3600.0
 

@@ -16,11 +16,11 @@ from collections import Counter
 from typing import TextIO
 
 from batchgen import models
+from batchgen.adapters.proxies import Proxies
 from batchgen.commands.images import warn_without_store
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.manifest import FIRST_POLL_S, POLL_EVERY_S, Manifest, estimate_requests, load_manifest
-from batchgen.prices import PriceBook, cost_by_mode, describe_costs, parse_key, to_micros
-from batchgen.proxies import Proxies
+from batchgen.money.prices import PriceBook, cost_by_mode, describe_costs, parse_key, to_micros
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

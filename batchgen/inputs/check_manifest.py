@@ -8,13 +8,13 @@ from collections.abc import Iterable
 
 import aiohttp
 
+from batchgen.adapters.netguard import PublicOnlyResolver
+from batchgen.adapters.paths import describe_url
+from batchgen.adapters.proxies import Proxies
+from batchgen.adapters.sessions import USER_AGENT
 from batchgen.errors import ManifestProblem
 from batchgen.inputs.preflight import Preflight
 from batchgen.manifest import Manifest
-from batchgen.netguard import PublicOnlyResolver
-from batchgen.paths import describe_url
-from batchgen.proxies import Proxies
-from batchgen.sessions import USER_AGENT
 
 # The run's defaults (RunOptions: --connect-timeout, --download-concurrency, backoff).
 TIMEOUT_S = 10.0

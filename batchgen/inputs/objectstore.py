@@ -24,10 +24,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from batchgen.adapters.proxies import Proxies
 from batchgen.errors import UsageError
 from batchgen.inputs.local import read_verified
 from batchgen.inputs.sniff import CONTENT_TYPES
-from batchgen.proxies import Proxies
 
 _STORE_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,62})(?:/(.*))?$")
 _QUERY = re.compile(r"\?\S*")
@@ -54,7 +54,7 @@ _ENV_LOCK = threading.Lock()
 @contextlib.contextmanager
 def _without_proxy_env() -> Iterator[None]:
     """obstore's HTTP client (reqwest) reads the proxy variables itself when it is built; the
-    store's proxy must follow batchgen's one rule instead (batchgen/proxies.py: NO_PROXY as
+    store's proxy must follow batchgen's one rule instead (batchgen/adapters/proxies.py: NO_PROXY as
     batchgen reads it, and --no-proxy-env), so they are hidden while it is built."""
     with _ENV_LOCK:
         saved = {v: os.environ.pop(v) for v in _PROXY_VARS if v in os.environ}

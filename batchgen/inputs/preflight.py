@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 import aiohttp
 import yarl
 
+from batchgen.adapters.netguard import check_fetchable
+from batchgen.adapters.paths import describe_url, exact_url
+from batchgen.adapters.proxies import Proxies
+from batchgen.core.policy import Backoff, backoff_delay, parse_retry_after
 from batchgen.errors import UnsafeUrl
 from batchgen.inputs.sniff import (
     HEAD_BYTES,
@@ -30,10 +34,6 @@ from batchgen.inputs.sniff import (
     size_warnings,
     sniff,
 )
-from batchgen.netguard import check_fetchable
-from batchgen.paths import describe_url, exact_url
-from batchgen.policy import Backoff, backoff_delay, parse_retry_after
-from batchgen.proxies import Proxies
 
 log = logging.getLogger("batchgen.images")
 

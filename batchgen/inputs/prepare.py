@@ -11,8 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from batchgen.adapters.paths import describe_url
 from batchgen.inputs.preflight import FAIL_CODE, Preflight
-from batchgen.paths import describe_url
 from batchgen.store.images import ImageRecords
 
 log = logging.getLogger("batchgen.images")

@@ -6,18 +6,18 @@ import random
 import sqlite3
 from typing import TYPE_CHECKING
 
+from batchgen.core.policy import Backoff
 from batchgen.inputs.local import is_ref
 from batchgen.inputs.localserve import LocalServer
 from batchgen.inputs.objectstore import ImageStore
 from batchgen.inputs.preflight import Preflight
 from batchgen.inputs.prepare import Inputs
 from batchgen.inputs.uploads import LocalUploads
-from batchgen.policy import Backoff
 from batchgen.store.images import ImageRecords
 
 if TYPE_CHECKING:
+    from batchgen.adapters.sessions import Sessions
     from batchgen.runner import RunOptions
-    from batchgen.sessions import Sessions
 
 
 def prepare_inputs(

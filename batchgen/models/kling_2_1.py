@@ -11,7 +11,7 @@ SPEC = ModelSpec(
     aliases={"image_urls": ("image_url", "end_image_url")},
     display=("mode", "duration", "aspect_ratio"),
     # USD per task by "MODE:DURATION": batchgen's estimate (prices are not in the API); a run
-    # learns the real ones from the balance (batchgen/pricing.py), and those win.
+    # learns the real ones from the balance (batchgen/money/pricing.py), and those win.
     prices={
         "standard-image-to-video:5": "0.25",
         "standard-image-to-video:10": "0.50",

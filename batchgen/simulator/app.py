@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from batchgen import models
-from batchgen.schema import validate_request
+from batchgen.manifest.schema import validate_request
 from batchgen.simulator.files import UNSATISFIABLE, parse_range, result_file
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from batchgen.paths import is_loopback_host
+from batchgen.adapters.paths import is_loopback_host
 from batchgen.simulator.config import SimConfig
 from batchgen.simulator.faults import FaultDice
 from batchgen.simulator.tasks import Task

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import yarl
 
+from batchgen.adapters.paths import is_loopback_host
 from batchgen.inputs.sniff import HEAD_BYTES, MAX_IMAGE_BYTES, image_kind
-from batchgen.paths import is_loopback_host
 
 MODES = ("off", "loopback", "all")
 

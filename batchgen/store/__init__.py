@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from batchgen.durability import GroupSync, fsync_path
+from batchgen.adapters.durability import GroupSync, fsync_path
 from batchgen.errors import StateError
 from batchgen.states import STATES, UNSUCCESSFUL, JobState
 from batchgen.store.moves import JobMoves
@@ -148,7 +148,7 @@ class Store(JobMoves):
         that may have made a task gets its first attempt, priced from the table: the spend
         cap counts what earlier runs spent. A reader (status, report) leaves an older file as
         it is and reads around what it lacks (`has_table`)."""
-        from batchgen.prices import PriceBook, price_key
+        from batchgen.money.prices import PriceBook, price_key
 
         book = PriceBook()
         with self.transaction() as db:
@@ -330,7 +330,8 @@ class Store(JobMoves):
 
     def known_task(self) -> JobRow | None:
         """A job whose task the provider has certainly made (in flight first, else the latest
-        finished): asking its status is a safe way to hear from the API (batchgen/gate.py)."""
+        finished): asking its status is a safe way to hear from the API
+        (batchgen/engine/gate.py)."""
         row = self.db.execute(
             f"SELECT {_JOB_COLS} FROM jobs WHERE task_id IS NOT NULL AND state IN (?, ?, ?)"
             " ORDER BY state = ? DESC, updated_at DESC LIMIT 1",

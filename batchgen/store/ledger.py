@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from batchgen import store as st
-from batchgen.prices import usd
+from batchgen.money.prices import usd
 
 SENT = "sent"  # on the wire or in flight: may have made a task, counts as spent
 SUCCEEDED = "succeeded"

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS attempts (
     job_seq      INTEGER NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
     n            INTEGER NOT NULL,             -- the job's 1st, 2nd... submit that made a task
-    price_key    TEXT NOT NULL,                -- model/mode/duration (batchgen/prices.py)
+    price_key    TEXT NOT NULL,                -- model/mode/duration (batchgen/money/prices.py)
     price_micros INTEGER NOT NULL,             -- reserved with the intent, spent unless refunded
     outcome      TEXT NOT NULL,                -- sent, succeeded, failed, resubmitted
     refunded     INTEGER NOT NULL DEFAULT 0,   -- a refund of it was seen in the balance

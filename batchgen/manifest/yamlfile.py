@@ -24,7 +24,7 @@ from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
 from batchgen.errors import ManifestError, ManifestProblem
-from batchgen.schema import json_path
+from batchgen.manifest.schema import json_path
 
 MAX_ALIASES = 100
 MAX_EXPANDED_EXTRA = 1_000_000  # nodes that aliases may add once expanded

@@ -22,11 +22,11 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from batchgen.adapters.paths import check_public_host, check_url, describe_url, is_public_address
 from batchgen.errors import UnsafeUrl
-from batchgen.paths import check_public_host, check_url, describe_url, is_public_address
 
 if TYPE_CHECKING:
-    from batchgen.proxies import Proxies
+    from batchgen.adapters.proxies import Proxies
 
 
 class PublicOnlyResolver(AbstractResolver):

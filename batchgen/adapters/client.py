@@ -23,19 +23,10 @@ from typing import Any
 import aiohttp
 import yarl
 
-from batchgen.errors import (
-    ApiConnectionError,
-    ApiError,
-    AuthError,
-    CreditsExhausted,
-    InvalidRequest,
-    RateLimited,
-    ServerError,
-    WrongEndpoint,
-)
-from batchgen.limits import POLL, SUBMIT, SlidingWindowLimiter
-from batchgen.models.base import MODEL_ID
-from batchgen.policy import (
+from batchgen.adapters.limits import POLL, SUBMIT, SlidingWindowLimiter
+from batchgen.adapters.proxies import Proxies
+from batchgen.adapters.taskids import KEPT_CHARS, query_value, refusal, shown, task_id_or_none
+from batchgen.core.policy import (
     SUBMIT_OUTCOME_UNKNOWN,
     Backoff,
     Limit,
@@ -48,10 +39,19 @@ from batchgen.policy import (
     says_out_of_credits,
     submit_error_proves_no_task,
 )
-from batchgen.proxies import Proxies
-from batchgen.taskids import KEPT_CHARS, query_value, refusal, shown, task_id_or_none
+from batchgen.errors import (
+    ApiConnectionError,
+    ApiError,
+    AuthError,
+    CreditsExhausted,
+    InvalidRequest,
+    RateLimited,
+    ServerError,
+    WrongEndpoint,
+)
+from batchgen.models.base import MODEL_ID
 
-log = logging.getLogger("batchgen.client")
+log = logging.getLogger("batchgen.adapters.client")
 
 MAX_ANSWER_BYTES = 1 << 20  # an API answer is a few hundred bytes; more is a broken or hostile peer
 
@@ -365,7 +365,7 @@ class ApiClient:
         self.requests_sent = 0
         self.alive_answers = 0
         """Answers in the API's own words (a JSON object as success, or its error envelope),
-        as opposed to a gateway's page: the submit gate's sign of life (batchgen/gate.py)."""
+        as opposed to a gateway's page: the submit gate's sign of life (batchgen/engine/gate.py)."""
 
     def __repr__(self) -> str:  # never shows the key
         return f"<ApiClient {self._base} model={self._model} sent={self.requests_sent}>"

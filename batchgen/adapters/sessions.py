@@ -5,7 +5,7 @@ calls and result downloads today; image preflight and uploads must use `Sessions
 - no cookie jar: neither the API nor a CDN needs cookies, and one host's answer must not change
   what we send to another;
 - `trust_env=False`: aiohttp would read ~/.netrc too and send those credentials to any host a
-  result URL names; proxies come from batchgen.proxies instead, passed with each request;
+  result URL names; proxies come from batchgen.adapters.proxies instead, passed with each request;
 - the API's idle connections live `api_keepalive_s` (runner.API_KEEPALIVE_S says why). Through
   a proxy the pooled connection is to the proxy (plain http) or a tunnel through it (https):
   proxies keep idle clients far longer (squid 2 min, nginx 75 s), so the rule still holds, and
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from batchgen.netguard import PublicOnlyResolver
-from batchgen.proxies import Proxies
+from batchgen.adapters.netguard import PublicOnlyResolver
+from batchgen.adapters.proxies import Proxies
 
 if TYPE_CHECKING:
     from batchgen.runner import RunOptions

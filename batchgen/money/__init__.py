@@ -3,7 +3,8 @@ resubmits of what the provider calls transient.
 
 The engine calls these at fixed points of a job's life (see Engine._lifecycle, _submit and
 _finish), so engine.py only says *when*; what is spent, reserved, learned or resubmitted is
-decided here and in batchgen/spending.py, batchgen/pricing.py and batchgen/budget.py.
+decided here and in batchgen/money/spending.py, batchgen/money/pricing.py and
+batchgen/money/budget.py.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from batchgen import store as st
-from batchgen.prices import usd
-from batchgen.pricing import Pricing, Ticket
-from batchgen.spending import OVER_CAP, Spending
+from batchgen.money.prices import usd
+from batchgen.money.pricing import Pricing, Ticket
+from batchgen.money.spending import OVER_CAP, Spending
 from batchgen.store import ledger
 
 log = logging.getLogger("batchgen.money")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from batchgen.prices import usd
+from batchgen.money.prices import usd
 
 NEAR_CAP_PRICES = 3
 """The balance is read again (refunds may have freed room) only once the room left under the

@@ -33,10 +33,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
-from batchgen import gallery_inputs as gi
-from batchgen import report
 from batchgen import store as st
 from batchgen.errors import BatchgenError
+from batchgen.ui import gallery_inputs as gi
+from batchgen.ui import report
 
 DEFAULT_NAME = "gallery.html"
 POSTER_DIR = "posters"

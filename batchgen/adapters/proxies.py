@@ -28,8 +28,8 @@ from typing import Any
 
 import yarl
 
+from batchgen.adapters.paths import is_loopback_host
 from batchgen.errors import UsageError
-from batchgen.paths import is_loopback_host
 
 __all__ = ["Proxies", "Proxy"]
 

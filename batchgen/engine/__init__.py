@@ -21,16 +21,32 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen import models, verdicts
+from batchgen import models
 from batchgen import store as st
-from batchgen.client import (
+from batchgen.adapters.client import (
     ApiClient,
     BadAnswer,
     SubmitSkipped,
     TaskStatus,
     UntrackableTaskId,
 )
-from batchgen.download import Downloader
+from batchgen.adapters.download import Downloader
+from batchgen.adapters.paths import render_filename, safe_output_path
+from batchgen.adapters.taskids import shown
+from batchgen.core import verdicts
+from batchgen.core.policy import (
+    Backoff,
+    PollSchedule,
+    backoff_delay,
+    first_poll_delay,
+    next_poll_delay,
+)
+from batchgen.core.policy import retry_delay as policy_retry_delay
+from batchgen.core.verdicts import Act
+from batchgen.engine.gate import SubmitGate
+from batchgen.engine.inflight import InFlightCap
+from batchgen.engine.outage import OutageWatch, PollVerdict, after_unreadable
+from batchgen.engine.wakes import POLL_GRID, Wakeup, confirm_delay
 from batchgen.errors import (
     AccountError,
     ApiConnectionError,
@@ -38,19 +54,10 @@ from batchgen.errors import (
     RateLimited,
     ServerError,
 )
-from batchgen.gate import SubmitGate
-from batchgen.inflight import InFlightCap
 from batchgen.inputs.prepare import InputRejected, PrepareInputs
 from batchgen.money import Money
-from batchgen.outage import OutageWatch, PollVerdict, after_unreadable
-from batchgen.paths import render_filename, safe_output_path
-from batchgen.policy import Backoff, PollSchedule, backoff_delay, first_poll_delay, next_poll_delay
-from batchgen.policy import retry_delay as policy_retry_delay
 from batchgen.states import UNSUCCESSFUL, WORK_LEFT
 from batchgen.store import ledger, views
-from batchgen.taskids import shown
-from batchgen.verdicts import Act
-from batchgen.wakes import POLL_GRID, Wakeup, confirm_delay
 
 log = logging.getLogger("batchgen.engine")
 
@@ -71,7 +78,7 @@ class EngineConfig:
     poll: PollSchedule = field(default_factory=PollSchedule)
     backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     max_submit_tries: int = 8  # per job per run, for answers that prove no task was made
-    # An unreadable status answer never fails a task (batchgen/outage.py): its polls back off
+    # An unreadable status answer never fails a task (batchgen/engine/outage.py): its polls back off
     # up to poll_backoff.cap, and after status_outage_s of its status unreadable it is not
     # polled again in this run. None: keep asking for as long as it takes.
     poll_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=300.0))
@@ -88,7 +95,7 @@ class EngineConfig:
     callback_grace_s: float = 60.0  # after the end of the expected generation time
     callback_poll_every_s: float = 30.0
     # News from callbacks costs at most one status request per task per this window (see
-    # batchgen.wakes); news within it is confirmed when it ends.
+    # batchgen.engine.wakes); news within it is confirmed when it ends.
     callback_guard_s: float = 0.5
     # A task still pending or processing this long after its submit (30 times the documented
     # generation time) stops being polled in this run, so the run can end; it stays in flight
@@ -381,7 +388,8 @@ class Engine:
     # -- one job: submit, then track ----------------------------------------------------------
 
     async def _lifecycle(self, row: st.JobRow) -> None:
-        # The first submit of a price class goes alone, to learn its price (batchgen/pricing.py).
+        # The first submit of a price class goes alone, to learn its price
+        # (batchgen/money/pricing.py).
         async with self.money.turn(row) as ticket:
             task_id = await self._submit(row)
             if task_id is not None:
@@ -488,7 +496,7 @@ class Engine:
         before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
         model: str | None = None,
     ) -> str:
-        """client.submit through the submit gate (batchgen/gate.py): while a submit's fate is
+        """client.submit through the submit gate (batchgen/engine/gate.py): while a submit's fate is
         in doubt, submits wait for a sign of life and then go single file."""
         gate = self.gate
         while True:
@@ -545,7 +553,7 @@ class Engine:
         words since the doubtful answer; ask it about a task this state file knows (a GET:
         it creates nothing) when nothing else did. With no task to ask about, the next
         submit itself goes, alone. A probe that cannot be read counts toward the status
-        outage (batchgen/outage.py): once nothing was readable for --status-outage, submits
+        outage (batchgen/engine/outage.py): once nothing was readable for --status-outage, submits
         stop and the run ends 75 instead of probing for ever. False: stop."""
         gate = self.gate
         while not gate.heard_since_doubt(self.client.alive_answers):
@@ -670,7 +678,7 @@ class Engine:
         )
 
     async def _reserve(self, row: st.JobRow) -> bool:
-        """The intent and its price's reservation under the cap (batchgen/spending.py)."""
+        """The intent and its price's reservation under the cap (batchgen/money/spending.py)."""
         ok = await self.money.reserve(row)
         if ok is False:  # over the cap: no new submits; tracking and downloads go on
             if not self._stop_submits.is_set():

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from batchgen.errors import ManifestProblem
-from batchgen.manifest_text import RawJob, Source
-from batchgen.schema import RequestFields, json_path
+from batchgen.manifest.schema import RequestFields, json_path
+from batchgen.manifest.text import RawJob, Source
 
 _ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END, _MODEL = range(7)
 LIST_SEPARATOR = "|"

@@ -1,5 +1,5 @@
 """The engine's request-rate limit: one limiter shared by every API call (the in-flight cap is
-batchgen/inflight.py).
+batchgen/engine/inflight.py).
 
 It takes its time from a `Clock`, so tests move a `FakeClock` instead of sleeping (the way
 aiolimiter reads time only from `loop.time()`). Limits are exact: the rate limiter keeps the

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchgen import models
-from batchgen.schema import RequestFields, fast_check, request_fields
+from batchgen.manifest.schema import RequestFields, fast_check, request_fields
 
 
 @dataclass(frozen=True)

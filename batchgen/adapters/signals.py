@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
-log = logging.getLogger("batchgen.signals")
+log = logging.getLogger("batchgen.adapters.signals")
 
 EXIT_AT_ONCE = 130
 SIGNALS = (signal.SIGINT, signal.SIGTERM)

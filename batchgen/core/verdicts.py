@@ -3,12 +3,12 @@
 The engine used to decide inside three `except` ladders (submit, status poll, download); now
 it asks here and applies the answer. Nothing here does I/O or reads a clock: the time and the
 facts a decision needs are passed in, so each table of cases is a plain unit test
-(tests/test_verdicts.py). How long to wait is batchgen/policy.py's (one backoff).
+(tests/test_verdicts.py). How long to wait is batchgen/core/policy.py's (one backoff).
 
 The rules that cost money are these: a submit is sent again only when the answer proves that
-no task was made (nothing was sent, a 429, the API's own error envelope: batchgen/client.py
+no task was made (nothing was sent, a 429, the API's own error envelope: batchgen/adapters/client.py
 turns every other unclear answer into a sent `ApiConnectionError`); a task that exists is
-never failed because its status could not be read (`UNREADABLE`: batchgen/outage.py decides
+never failed because its status could not be read (`UNREADABLE`: batchgen/engine/outage.py decides
 how long to keep asking).
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from batchgen.client import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
+from batchgen.adapters.client import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
 from batchgen.errors import (
     AccountError,
     ApiConnectionError,

@@ -7,10 +7,10 @@ unless every byte the server announced has arrived. The engine owns retries acro
 state file; this module owns the bytes of one download and translates aiohttp and OSError into
 `batchgen.errors`.
 
-What is kept must be a video (batchgen.containers): a document Content-Type or first bytes
+What is kept must be a video (batchgen.adapters.containers): a document Content-Type or first bytes
 without a video container's signature fail the attempt with DownloadRejected before more of the
 body is read, and an ISO-BMFF file whose top-level boxes overrun it is refused at the end. A
-body compressed against `Accept-Encoding: identity` is decoded (batchgen.codings), never
+body compressed against `Accept-Encoding: identity` is decoded (batchgen.adapters.codings), never
 resumed. Result URLs and redirect targets are requested byte for byte (paths.exact_url).
 
 A small body (its whole length known to fit one write batch, or it ends before the first batch
@@ -42,8 +42,8 @@ import aiofiles
 import aiohttp
 import yarl
 
-from batchgen.codings import DECODABLE, BadCoding, Decoder
-from batchgen.containers import (
+from batchgen.adapters.codings import DECODABLE, BadCoding, Decoder
+from batchgen.adapters.containers import (
     SNIFF_BYTES,
     bmff_cut,
     chunks_reader,
@@ -57,7 +57,10 @@ from batchgen.containers import (
     query_secrets,
     video_container,
 )
-from batchgen.durability import GroupSync, fsync_folder
+from batchgen.adapters.durability import GroupSync, fsync_folder
+from batchgen.adapters.netguard import check_fetchable
+from batchgen.adapters.paths import describe_error, describe_url, exact_url
+from batchgen.adapters.proxies import Proxies
 from batchgen.errors import (
     DiskFull,
     DownloadError,
@@ -67,9 +70,6 @@ from batchgen.errors import (
     DownloadTransient,
     UnsafeUrl,
 )
-from batchgen.netguard import check_fetchable
-from batchgen.paths import describe_error, describe_url, exact_url
-from batchgen.proxies import Proxies
 
 __all__ = ["DownloadResult", "Downloader", "part_path", "sidecar_path"]
 
@@ -481,7 +481,7 @@ class Downloader:
         self._waiting = 0
         self._folders: set[Path] = set()  # folders this Downloader has made or found
         # Refuse result hosts off the public internet (the session's resolver does the same
-        # for names; see batchgen.netguard).
+        # for names; see batchgen.adapters.netguard).
         self._public_only = public_only
         self._proxies = proxies or Proxies(enabled=False)
 

@@ -22,9 +22,9 @@ from typing import Any
 from batchgen import models
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.inputs.local import LocalImage, LocalResolver
-from batchgen.manifest_csv import CsvSource, read_csv_jobs
-from batchgen.manifest_models import Rules, model_rules, union_fields
-from batchgen.manifest_plan import (  # noqa: F401 (re-exported: the public API lives here)
+from batchgen.manifest.csvfile import CsvSource, read_csv_jobs
+from batchgen.manifest.jobmodels import Rules, model_rules, union_fields
+from batchgen.manifest.plan import (  # noqa: F401 (re-exported: the public API lives here)
     FILENAME_FIELDS,
     FIRST_POLL_S,
     MEAN_GENERATION_S,
@@ -33,9 +33,7 @@ from batchgen.manifest_plan import (  # noqa: F401 (re-exported: the public API 
     estimate_requests,
     requests_for,
 )
-from batchgen.manifest_text import RawJob, Source, fail, read_text
-from batchgen.manifest_yaml import load_yaml
-from batchgen.schema import (
+from batchgen.manifest.schema import (
     DEFAULT_MODEL,
     RequestFields,
     json_path,
@@ -43,6 +41,8 @@ from batchgen.schema import (
     validate_document,
     validate_request,
 )
+from batchgen.manifest.text import RawJob, Source, fail, read_text
+from batchgen.manifest.yamlfile import load_yaml
 
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 MAX_PROBLEMS = 1000

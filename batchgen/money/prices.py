@@ -1,7 +1,7 @@
 """What a task costs: a table per model, mode and duration, overridable, and learned prices.
 
 Prices are not in APIXO's API. Each model spec's `prices` (batchgen/models) is batchgen's
-estimate; a run learns the real price of each class from the balance (batchgen/pricing.py),
+estimate; a run learns the real price of each class from the balance (batchgen/money/pricing.py),
 and a learned price wins. Money is integer micro-dollars (1 USD = 1,000,000), never floats:
 sums of many prices stay exact.
 """

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from batchgen.adapters.paths import describe_url
 from batchgen.inputs.local import parse_ref, read_verified
-from batchgen.paths import describe_url
 from batchgen.store import views
 
 THUMB_DIR = "thumbs"

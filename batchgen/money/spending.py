@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from batchgen import budget
 from batchgen import store as st
-from batchgen.prices import DEFAULT_MODEL, PriceBook, price_key, usd
+from batchgen.money import budget
+from batchgen.money.prices import DEFAULT_MODEL, PriceBook, price_key, usd
 from batchgen.store import ledger, views
 
-log = logging.getLogger("batchgen.spending")
+log = logging.getLogger("batchgen.money.spending")
 
 OVER_CAP = -1  # reserve(): the job's price does not fit under the cap
 

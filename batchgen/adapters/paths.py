@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 
 import yarl
 
+from batchgen.adapters.taskids import filename_part
 from batchgen.errors import UnsafeUrl
-from batchgen.taskids import filename_part
 
 __all__ = [
     "DEFAULT_TEMPLATE",

@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from batchgen.prices import MICROS, usd
-from batchgen.spending import Spending
+from batchgen.money.prices import MICROS, usd
+from batchgen.money.spending import Spending
 
-log = logging.getLogger("batchgen.pricing")
+log = logging.getLogger("batchgen.money.pricing")
 
 
 class SubmitGate:

@@ -5,7 +5,8 @@ schema, not new code here. The sentences users see come from the schema's own `x
 annotations.
 
 Speed: jsonschema checks about 8,000 bodies a second, too slow for a 100,000-row manifest. So
-each schema is also compiled (`batchgen.schema_fast`) into a plain-Python predicate that only
+each schema is also compiled (`batchgen.manifest.schema_fast`) into a plain-Python predicate
+that only
 answers "valid or not"; a body it accepts is valid, and every other body goes through
 jsonschema for the sentences. The two are kept equivalent by a hypothesis test.
 """
@@ -24,16 +25,16 @@ from typing import Any
 import jsonschema
 
 from batchgen import models
+from batchgen.manifest.schema_fast import compile_schema
 from batchgen.models import DEFAULT_MODEL
-from batchgen.schema_fast import compile_schema
 
 _REQUIRED_SUFFIX = " is a required property"
 
 
 def schema_dir() -> Path:
     """`schemas/` beside the package in a checkout, or `batchgen/_schemas` in a wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_schemas", here.parent / "schemas"):
+    package = Path(__file__).resolve().parent.parent  # batchgen/
+    for candidate in (package / "_schemas", package.parent / "schemas"):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("batchgen's schemas/ folder is missing from this installation")

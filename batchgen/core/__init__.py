@@ -1,0 +1,1 @@
+"""Pure decisions: backoff and poll timing, and what each error means for its job."""

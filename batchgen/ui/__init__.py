@@ -1,0 +1,1 @@
+"""What a person sees: the live display and logs, results.jsonl/csv, the gallery."""
