@@ -30,14 +30,8 @@ from batchgen.engine import RunOutcome
 from batchgen.errors import UsageError
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.money.prices import parse_key, to_micros
-from batchgen.runner import (
-    SANDBOX_KEY,
-    SANDBOX_TIME_SCALE,
-    RunOptions,
-    execute,
-    read_api_key,
-    save_run_settings,
-)
+from batchgen.runner import execute, save_run_settings
+from batchgen.settings import SANDBOX_KEY, SANDBOX_TIME_SCALE, RunOptions, read_api_key
 from batchgen.store import Store
 
 __all__ = ["load", "outcome", "run", "run_async"]

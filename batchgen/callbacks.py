@@ -47,7 +47,7 @@ from batchgen.errors import UsageError
 if TYPE_CHECKING:
     from batchgen import store as st
     from batchgen.engine import Engine
-    from batchgen.runner import RunOptions
+    from batchgen.settings import RunOptions
 
 log = logging.getLogger("batchgen.callbacks")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import ipaddress
 import logging
 import os
@@ -15,8 +14,6 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 import yarl
@@ -29,206 +26,22 @@ from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.paths import is_loopback_host, is_public_address
 from batchgen.adapters.sessions import open_sessions, run_proxies
-from batchgen.callbacks import CallbackReceiver
 from batchgen.core.policy import Backoff, PollSchedule, backoff_delay
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, EngineConfig, RunOutcome
-from batchgen.engine.wakes import POLL_GRID
-from batchgen.errors import ApiConnectionError, RateLimited, ServerError, UsageError
+from batchgen.errors import ApiConnectionError, RateLimited, ServerError
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.money import (
-    TRANSIENT_CODES,
     Money,
     ResubmitPolicy,
     before_spending,
     recorded_settings,
 )
 from batchgen.money.prices import usd
+from batchgen.settings import DEFAULT_BASE_URL, RunOptions
 from batchgen.ui import report
 
 log = logging.getLogger("batchgen.run")
 T = TypeVar("T")
-
-DEFAULT_BASE_URL = "https://api.apixo.ai/api/v1"
-SANDBOX_KEY = "sk-sim-demo"
-SANDBOX_TIME_SCALE = 0.02
-API_KEEPALIVE_S = 1.0
-"""How long an idle connection to the API is kept for reuse. Servers close idle connections
-after a few seconds (uvicorn and Node 5 s, gunicorn 2 s); a submit written onto one at that
-instant is lost with no way to tell whether the server read it, so its job turns ambiguous
-(tests/test_keepalive.py). aiohttp retries only idempotent requests in that race, so a POST
-must never get a connection idle that long. While a batch runs, connections are busy and stay
-warm; a quiet one costs a new connection."""
-
-
-# Durations a run does not get from the user follow its poll schedule, so a run against a
-# faster or slower server (a scaled test bed, the sandbox) keeps their proportions. The
-# multiples give the documented defaults at --poll-after 60 --poll-every 5 (README: "Every
-# duration follows the run's options").
-CALLBACK_GRACE_PER_POLL_AFTER = 1.0  # 60 s after the expected end, then a fallback poll
-CALLBACK_POLL_PER_POLL_EVERY = 6.0  # fallback polls every 30 s
-CALLBACK_GUARD_PER_POLL_EVERY = POLL_GRID  # news confirmed at most once per 0.5 s per task
-STUCK_PER_POLL_AFTER = 60.0  # 1 h: 30 times the documented generation time
-POLL_BACKOFF_CAP_PER_POLL_AFTER = 5.0  # 5 min between polls of an unreadable status, at most
-STATUS_OUTAGE_PER_POLL_AFTER = 30.0  # 30 min unreadable: left for the next run
-BACKOFF_BASE_PER_POLL_EVERY = 0.2  # retries start about 1 s apart
-BACKOFF_CAP_PER_POLL_AFTER = 1.0  # and grow to 60 s at most
-
-
-@dataclass
-class RunOptions:
-    """Everything a run needs; the one place where the run's defaults are written. A duration
-    left as None follows the poll schedule (`paced()` fills it in)."""
-
-    state_path: Path
-    output_dir: Path
-    base_url: str = DEFAULT_BASE_URL
-    api_key: str = field(default="", repr=False)
-    model: str = "kling-2-1"
-    filename_template: str = "{id}.mp4"
-    rate_limit: int = 10_000
-    rate_period_s: float = 60.0
-    rate_margin_s: float | None = None  # default: default_rate_margin(rate_period_s)
-    max_in_flight: int = 1000
-    poll_after_s: float = 60.0
-    poll_every_s: float = 5.0
-    download_concurrency: int = 8
-    max_file_bytes: int = 2 * 1024**3
-    result_lifetime_s: float = 15 * 86400.0
-    resubmit_ambiguous: bool = False
-    no_wait: bool = False
-    max_runtime_s: float | None = None
-    stuck_after_s: float | None = None  # see EngineConfig.stuck_after_s; 0: never
-    # An unreadable status never fails a task (batchgen/engine/outage.py): its polls back off up to
-    # this cap, and after status_outage_s of it the task is left for the next run (0: never).
-    # None: follow the poll schedule (5 and 30 times poll_after_s: 5 min and 30 min).
-    poll_backoff_cap_s: float | None = None
-    status_outage_s: float | None = None
-    backoff_base_s: float | None = None
-    backoff_cap_s: float | None = None
-    # Deadlines of the network itself, in real seconds: not scaled (see `scaled`).
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0  # a submit cut by it is ambiguous: never shorten it by scale
-    drain_s: float = 5.0  # on a stop, calls on the wire get this long; then they are cut
-    download_stall_s: float = 60.0  # a download receiving nothing this long is cut (and resumes)
-    # After a 429 without Retry-After every request waits: first this base, doubled while
-    # 429s continue, up to the cap. None: 1/60 of the rate window, and the window itself.
-    rate_pause_base_s: float | None = None
-    rate_pause_cap_s: float | None = None
-    seed: int | None = None
-    write_results: bool = True
-    # None: refuse result hosts off the public internet unless the API itself is local.
-    allow_private_result_hosts: bool | None = None
-    # honour HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (batchgen/adapters/proxies.py)
-    proxy_env: bool = True
-    on_engine: Callable[[Engine], None] | None = None  # progress displays, signal handlers
-    # callback mode (batchgen/callbacks.py)
-    callback_listen: tuple[str, int] | None = None  # run the receiver on (host, port)
-    callback_public_url: str | None = None  # public base forwarding to it; None: its own address
-    trust_callbacks: bool = False
-    callback_grace_s: float | None = None
-    callback_poll_every_s: float | None = None
-    callback_guard_s: float | None = None  # see batchgen.engine.wakes
-    on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
-    api_keepalive_s: float = API_KEEPALIVE_S  # see API_KEEPALIVE_S
-    # Input images (batchgen/inputs). preflight None: check remote image URLs before paying
-    # unless the API itself is local (a test bed, whose image URLs are often placeholders).
-    preflight: bool | None = None
-    image_store: str | None = None  # s3://BUCKET/PREFIX for local image files
-    image_url_ttl_s: float = 6 * 3600.0  # presigned GET URLs: the provider may queue, retry
-    serve_local_images: bool = False  # --sandbox without a store: the run serves its files
-    # money (batchgen/money.py): a cap on what this state file spends, in micro-dollars; price
-    # overrides by price key; go ahead when the estimate exceeds the balance (up to it);
-    # learn prices from the balance; which fail codes are resubmitted, how many times.
-    max_spend_micros: int | None = None
-    price_overrides: dict[str, int] = field(default_factory=dict)
-    spend_past_balance: bool = False
-    learn_prices: bool = True
-    resubmit_codes: tuple[str, ...] = TRANSIENT_CODES
-    max_resubmits: int = 2
-
-    def paced(self) -> RunOptions:
-        """A copy with every duration left as None filled in from the poll schedule."""
-        after, every = self.poll_after_s, self.poll_every_s
-
-        def pick(value: float | None, default: float) -> float:
-            return default if value is None else value
-
-        base = pick(self.backoff_base_s, BACKOFF_BASE_PER_POLL_EVERY * every)
-        return dataclasses.replace(
-            self,
-            stuck_after_s=pick(self.stuck_after_s, STUCK_PER_POLL_AFTER * after),
-            poll_backoff_cap_s=pick(
-                self.poll_backoff_cap_s, POLL_BACKOFF_CAP_PER_POLL_AFTER * after
-            ),
-            status_outage_s=pick(self.status_outage_s, STATUS_OUTAGE_PER_POLL_AFTER * after),
-            backoff_base_s=base,
-            backoff_cap_s=max(base, pick(self.backoff_cap_s, BACKOFF_CAP_PER_POLL_AFTER * after)),
-            callback_grace_s=pick(self.callback_grace_s, CALLBACK_GRACE_PER_POLL_AFTER * after),
-            callback_poll_every_s=pick(
-                self.callback_poll_every_s, CALLBACK_POLL_PER_POLL_EVERY * every
-            ),
-            callback_guard_s=pick(self.callback_guard_s, CALLBACK_GUARD_PER_POLL_EVERY * every),
-            rate_pause_base_s=pick(self.rate_pause_base_s, self.rate_period_s / 60),
-            rate_pause_cap_s=pick(self.rate_pause_cap_s, self.rate_period_s),
-        )
-
-    def scaled(self, scale: float) -> RunOptions:
-        """A copy with every service time multiplied by `scale`, for a simulator that runs its
-        clock `1/scale` times faster (--sandbox, tests, benchmarks): the poll schedule and
-        everything that follows it, backoff included, with no floor.
-
-        The API's connect and read timeouts and the drain deadline stay in real seconds: they
-        only cost time when a call hangs, the network and this machine do not get faster with
-        the simulator's clock, and a submit cut short by them is ambiguous (may be paid twice)."""
-
-        def times(value: float | None) -> float | None:
-            return None if value is None else value * scale
-
-        return dataclasses.replace(
-            self,
-            rate_period_s=self.rate_period_s * scale,
-            poll_after_s=self.poll_after_s * scale,
-            poll_every_s=self.poll_every_s * scale,
-            result_lifetime_s=self.result_lifetime_s * scale,
-            stuck_after_s=times(self.stuck_after_s),
-            backoff_base_s=times(self.backoff_base_s),
-            backoff_cap_s=times(self.backoff_cap_s),
-            poll_backoff_cap_s=times(self.poll_backoff_cap_s),
-            status_outage_s=times(self.status_outage_s),
-            download_stall_s=self.download_stall_s * scale,
-            callback_grace_s=times(self.callback_grace_s),
-            callback_poll_every_s=times(self.callback_poll_every_s),
-            callback_guard_s=times(self.callback_guard_s),
-            rate_pause_base_s=times(self.rate_pause_base_s),
-            rate_pause_cap_s=times(self.rate_pause_cap_s),
-        )
-
-
-def check_base_url(url: str) -> str:
-    if not url.lower().startswith(("http://", "https://")):
-        raise UsageError(f"--base-url must be an http(s) URL, got {url!r}")
-    return url.rstrip("/")
-
-
-def read_api_key(key_file: str | None) -> str:
-    """The key from --api-key-file or APIXO_API_KEY. It is kept in memory only."""
-    if key_file:
-        try:
-            key = Path(key_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(
-                f"cannot read the API key file {key_file}: {exc.__class__.__name__}"
-            ) from None
-        if not key:
-            raise UsageError(f"the API key file {key_file} is empty")
-        return key
-    key = os.environ.get("APIXO_API_KEY", "").strip()
-    if not key:
-        raise UsageError(
-            "no API key: set APIXO_API_KEY or pass --api-key-file FILE "
-            "(or try the built-in simulator with --sandbox)"
-        )
-    return key
 
 
 async def results_public_only(opts: RunOptions) -> bool:

@@ -28,7 +28,8 @@ if str(ROOT) not in sys.path:
 from batchgen import store as st  # noqa: E402
 from batchgen.core.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from batchgen.engine import Engine, RunOutcome  # noqa: E402
-from batchgen.runner import RunOptions, execute  # noqa: E402
+from batchgen.runner import execute  # noqa: E402
+from batchgen.settings import RunOptions  # noqa: E402
 from batchgen.simulator.samples import MODES, sample_body  # noqa: E402
 from batchgen.simulator.tasks import GENERATION_RANGE_S  # noqa: E402
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen import store as st
-from batchgen.runner import RunOptions
+from batchgen.settings import RunOptions
 from batchgen.simulator.samples import MODES, sample_body
 
 KEY = "sk-test-0123456789"

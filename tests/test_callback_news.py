@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 
 from batchgen import store as st
-from batchgen.runner import RunOptions, execute
+from batchgen.runner import execute
+from batchgen.settings import RunOptions
 from tests.conftest import eventually
 from tests.enginekit import KEY, mixed_jobs, prepare_state, state_rows
 from tests.faultkit import FakeApi

@@ -19,7 +19,8 @@ from batchgen.callbacks import CallbackReceiver
 from batchgen.commands import callback_options
 from batchgen.engine import Engine
 from batchgen.errors import UsageError
-from batchgen.runner import RunOptions, execute
+from batchgen.runner import execute
+from batchgen.settings import RunOptions
 from batchgen.simulator import Simulator
 from tests.conftest import eventually
 from tests.enginekit import (

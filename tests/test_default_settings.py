@@ -11,7 +11,7 @@ import pytest
 
 from batchgen.cli import build_parser
 from batchgen.commands.common import options_from_args
-from batchgen.runner import RunOptions
+from batchgen.settings import RunOptions
 
 KEY = "sk-test-defaults"
 

@@ -21,7 +21,7 @@ from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.sessions import open_sessions
 from batchgen.errors import ApiConnectionError
-from batchgen.runner import API_KEEPALIVE_S, RunOptions
+from batchgen.settings import API_KEEPALIVE_S, RunOptions
 from batchgen.simulator.server import Simulator
 
 from .conftest import make_body

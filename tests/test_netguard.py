@@ -15,7 +15,8 @@ from batchgen.adapters.download import Downloader
 from batchgen.adapters.netguard import PublicOnlyResolver
 from batchgen.adapters.paths import check_public_host, is_public_address
 from batchgen.errors import UnsafeUrl
-from batchgen.runner import RunOptions, execute, results_public_only
+from batchgen.runner import execute, results_public_only
+from batchgen.settings import RunOptions
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, mixed_jobs, options, prepare_state
 

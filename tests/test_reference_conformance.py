@@ -45,7 +45,8 @@ from batchgen.errors import (
     ServerError,
     WrongEndpoint,
 )
-from batchgen.runner import RunOptions, execute
+from batchgen.runner import execute
+from batchgen.settings import RunOptions
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
 
 pytestmark = pytest.mark.timeout(60)

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from batchgen import store as st
-from batchgen.runner import RunOptions, execute
+from batchgen.runner import execute
+from batchgen.settings import RunOptions
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, mixed_jobs, prepare_state, state_rows
 from tests.faultkit import FakeApi

@@ -6,7 +6,7 @@ calls and result downloads today; image preflight and uploads must use `Sessions
   what we send to another;
 - `trust_env=False`: aiohttp would read ~/.netrc too and send those credentials to any host a
   result URL names; proxies come from batchgen.adapters.proxies instead, passed with each request;
-- the API's idle connections live `api_keepalive_s` (runner.API_KEEPALIVE_S says why). Through
+- the API's idle connections live `api_keepalive_s` (settings.API_KEEPALIVE_S says why). Through
   a proxy the pooled connection is to the proxy (plain http) or a tunnel through it (https):
   proxies keep idle clients far longer (squid 2 min, nginx 75 s), so the rule still holds, and
   a POST a proxy cannot deliver comes back as the proxy's 502, which the client treats as any
@@ -29,7 +29,7 @@ from batchgen.adapters.netguard import PublicOnlyResolver
 from batchgen.adapters.proxies import Proxies
 
 if TYPE_CHECKING:
-    from batchgen.runner import RunOptions
+    from batchgen.settings import RunOptions
 
 USER_AGENT = "batchgen"
 

@@ -9,7 +9,7 @@ from batchgen.adapters.paths import is_loopback_host
 from batchgen.callbacks import check_public_base, parse_listen
 from batchgen.commands.argtypes import seconds as _seconds
 from batchgen.errors import UsageError
-from batchgen.runner import RunOptions
+from batchgen.settings import RunOptions
 
 
 def _duration(text: str) -> float:

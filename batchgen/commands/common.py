@@ -25,13 +25,13 @@ from batchgen.commands.argtypes import seconds as _seconds
 from batchgen.commands.argtypes import size as _size
 from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
-from batchgen.runner import (
+from batchgen.runner import execute
+from batchgen.settings import (
     DEFAULT_BASE_URL,
     SANDBOX_KEY,
     SANDBOX_TIME_SCALE,
     RunOptions,
     check_base_url,
-    execute,
     read_api_key,
 )
 from batchgen.store import Store

@@ -13,7 +13,7 @@ from typing import Any
 from batchgen.errors import UsageError
 from batchgen.money import TRANSIENT_CODES
 from batchgen.money.prices import parse_key, to_micros
-from batchgen.runner import RunOptions
+from batchgen.settings import RunOptions
 
 NO_CAP = -1  # --max-spend none: remove a recorded cap
 

@@ -11,7 +11,8 @@ from batchgen import store as st
 from batchgen.adapters.paths import describe_url
 from batchgen.adapters.sessions import run_proxies
 from batchgen.commands import common, recorded
-from batchgen.runner import RunOptions, load_run_settings
+from batchgen.runner import load_run_settings
+from batchgen.settings import RunOptions
 from batchgen.ui.progress import emit_json
 
 

@@ -17,7 +17,7 @@ from batchgen.store.images import ImageRecords
 
 if TYPE_CHECKING:
     from batchgen.adapters.sessions import Sessions
-    from batchgen.runner import RunOptions
+    from batchgen.settings import RunOptions
 
 
 def prepare_inputs(
