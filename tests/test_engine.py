@@ -273,7 +273,7 @@ async def test_tracker_sleeps_end_on_a_shared_grid() -> None:
     (one epoll wait, their requests leaving together), never earlier than asked."""
     import asyncio
 
-    from batchgen.engine import Wakeup
+    from batchgen.engine.wakes import Wakeup
 
     loop = asyncio.get_running_loop()
     woke: list[tuple[float, float]] = []

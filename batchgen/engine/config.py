@@ -1,0 +1,84 @@
+"""What an engine is given (EngineConfig), what it counts (EngineStats) and what a run ends
+with (RunOutcome and its exit codes)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchgen.core.policy import (
+    Backoff,
+    PollSchedule,
+)
+
+RESULT_LIFETIME_S = 15 * 86400.0
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_ACCOUNT = 3
+EXIT_BUDGET = 5  # submits stopped at the spend cap (or the balance): raise it, run again
+EXIT_WORK_LEFT = 75
+
+
+@dataclass
+class EngineConfig:
+    output_dir: Path
+    filename_template: str = "{id}.mp4"
+    max_in_flight: int = 1000
+    poll: PollSchedule = field(default_factory=PollSchedule)
+    backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
+    max_submit_tries: int = 8  # per job per run, for answers that prove no task was made
+    # An unreadable status answer never fails a task (batchgen/engine/outage.py): its polls back off
+    # up to poll_backoff.cap, and after status_outage_s of its status unreadable it is not
+    # polled again in this run. None: keep asking for as long as it takes.
+    poll_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=300.0))
+    status_outage_s: float | None = 1800.0
+    max_not_found: int = 5  # "unknown task" answers in a row before failing the job
+    download_workers: int = 8
+    download_tries: int = 3  # per file per run, beyond the downloader's own retries
+    result_lifetime_s: float = RESULT_LIFETIME_S
+    no_wait: bool = False  # cron: submit what fits, collect what is done, exit
+    drain_s: float = 5.0  # on stop: how long in-flight HTTP calls may finish
+    page_size: int = 256
+    # Callback mode: submit with request_type=callback and this URL; poll only as a fallback.
+    callback_url: str | None = None
+    callback_grace_s: float = 60.0  # after the end of the expected generation time
+    callback_poll_every_s: float = 30.0
+    # News from callbacks costs at most one status request per task per this window (see
+    # batchgen.engine.wakes); news within it is confirmed when it ends.
+    callback_guard_s: float = 0.5
+    # A task still pending or processing this long after its submit (30 times the documented
+    # generation time) stops being polled in this run, so the run can end; it stays in flight
+    # and keeps its slot, and the next run polls it again. None: poll for as long as it takes.
+    stuck_after_s: float | None = 3600.0
+
+
+@dataclass
+class EngineStats:
+    """Live figures for progress displays; read-only for everyone but the engine."""
+
+    submitted: int = 0
+    polls: int = 0
+    done: int = 0
+    failed: int = 0
+    ambiguous: int = 0
+    orphaned: int = 0
+    expired: int = 0
+    downloaded_bytes: int = 0
+    rate_limited: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int
+    how: str
+    counts: dict[str, int]
+    account_error: str | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def describe(outcome: RunOutcome) -> str:
+    parts = [f"{k} {v}" for k, v in outcome.counts.items() if v]
+    return f"{outcome.how}: " + (", ".join(parts) or "no jobs")

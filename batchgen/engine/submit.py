@@ -1,0 +1,388 @@
+"""One job's submit: the intent before the POST, the submit gate, 429 waits and the in-flight
+cap, and what each answer means (batchgen/core/verdicts.py). Mixed into Engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from batchgen import store as st
+from batchgen.adapters.client import (
+    BadAnswer,
+    SubmitSkipped,
+    UntrackableTaskId,
+)
+from batchgen.adapters.taskids import shown
+from batchgen.core import verdicts
+from batchgen.core.policy import (
+    backoff_delay,
+)
+from batchgen.core.policy import retry_delay as policy_retry_delay
+from batchgen.core.verdicts import Act
+from batchgen.errors import (
+    AccountError,
+    ApiConnectionError,
+    ApiError,
+    RateLimited,
+    ServerError,
+)
+from batchgen.inputs.prepare import InputRejected
+from batchgen.store import ledger
+
+log = logging.getLogger("batchgen.engine")
+
+
+class Submitting:
+    """The submit half of a job's lifecycle."""
+
+    # -- one job: submit, then track ----------------------------------------------------------
+
+    async def _lifecycle(self, row: st.JobRow) -> None:
+        # The first submit of a price class goes alone, to learn its price
+        # (batchgen/money/pricing.py).
+        async with self.money.turn(row) as ticket:
+            task_id = await self._submit(row)
+            if task_id is not None:
+                await self.money.after(ticket, row.seq)
+        if task_id is None:
+            if row.seq in self._no_slot:  # stopped while waiting for a slot after a 429
+                self._no_slot.discard(row.seq)
+            else:
+                self.cap.unreserve()
+            return
+        delay = self._first_poll_delay(row)
+        if self.config.no_wait:
+            return  # tracked by the next cron run
+        await self._track(row, delay, task_id=task_id, submitted_at=time.time())
+
+    async def _submit(self, row: st.JobRow) -> str | None:
+        """POST with retries for answers that prove no task was created. None: no task now."""
+        body = self._prepare_body(row)
+        if self.inputs is not None:
+            try:
+                body = await self.inputs(row.id, body)
+            except InputRejected as exc:  # nothing sent: the image would fail the task
+                self._fail(row, exc.code, exc.message)
+                return None
+        intent = False  # True once the intent is on disk and the bytes may leave
+
+        async def record_intent() -> bool:
+            nonlocal intent
+            if self._stop_submits.is_set() or not await self._reserve(row):
+                return False
+            try:
+                await self.store.synced()  # survives a power cut before anything is sent
+            except BaseException:
+                self._not_submitted(row)  # nothing left: plainly pending again
+                raise
+            intent = True
+            return True
+
+        attempt = refusals = 0
+        while attempt < self.config.max_submit_tries:
+            if self._stop_submits.is_set():
+                return None
+            intent = False
+            try:
+                task_id = await self._gated_submit(body, record_intent, row.model)
+            except asyncio.CancelledError:
+                if intent:
+                    self.money.sent(row.seq)
+                    self._ambiguous(row, "the run was stopped while its submit was on the wire")
+                raise
+            except Exception as exc:
+                verdict = verdicts.on_submit(exc)
+                if verdict is None:
+                    raise
+                act = verdict.act
+                if act is Act.SKIPPED:
+                    return None
+                if act is Act.AMBIGUOUS:
+                    return self._ambiguous(row, verdict.note)
+                if act is Act.ORPHANED:
+                    assert isinstance(exc, UntrackableTaskId)
+                    return self._orphaned(row, exc)
+                if act is Act.FAIL:
+                    self.money.release(row.seq)  # refused: no task was made
+                    self.store.mark_failed(row.seq, verdict.code or "FAILED", verdict.note)
+                    self.stats.failed += 1
+                    return None
+                self._not_submitted(row)  # the answer proves that no task was made
+                if act is Act.STOP_ACCOUNT:
+                    assert isinstance(exc, ApiError)
+                    stop = exc if isinstance(exc, AccountError) else AccountError(exc.status, "")
+                    stop.message = verdict.note
+                    self._account_stop(stop)
+                    return None
+                if act is Act.WAIT:
+                    # A 429 is not a failed try of this job: it waits for capacity, however
+                    # long (--max-runtime bounds a run).
+                    assert isinstance(exc, RateLimited)
+                    self.stats.rate_limited += 1
+                    refusals += 1
+                    if not await self._wait_after_429(row, exc, refusals):
+                        return None
+                    continue
+                delay = backoff_delay(attempt, self.config.backoff, self.rng)  # Act.RETRY
+            else:
+                # No await between the answer and this commit: nothing can interrupt it.
+                if not self.store.mark_in_flight(row.seq, task_id):
+                    self.money.sent(row.seq)
+                    return self._duplicate_task(row, task_id)
+                self.money.created(row.seq)
+                self.cap.created()
+                self.stats.submitted += 1
+                await self.store.synced()
+                return task_id
+            if not await self._sleep(delay):
+                return None
+            attempt += 1
+        self._messages.append(f"{row.id}: not submitted after {self.config.max_submit_tries} tries")
+        return None
+
+    async def _gated_submit(
+        self,
+        body: dict,
+        before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
+        model: str | None = None,
+    ) -> str:
+        """client.submit through the submit gate (batchgen/engine/gate.py): while a submit's fate is
+        in doubt, submits wait for a sign of life and then go single file."""
+        gate = self.gate
+        while True:
+            while gate.in_doubt:
+                await gate.lock.acquire()
+                try:
+                    if gate.in_doubt:
+                        if not await self._sign_of_life():
+                            raise SubmitSkipped()  # stopping: nothing was sent
+                        return await self._judged_submit(body, before_send, model)
+                finally:
+                    gate.lock.release()
+            closed = False
+
+            async def unless_closed() -> bool:
+                # The gate may have closed while this submit queued for the rate limiter:
+                # it must not go out into the outage; it goes back to wait at the gate.
+                nonlocal closed
+                if gate.in_doubt:
+                    closed = True
+                    return False
+                return await before_send()
+
+            try:
+                return await self._judged_submit(body, unless_closed, model)
+            except SubmitSkipped:
+                if not closed:
+                    raise
+
+    async def _judged_submit(
+        self,
+        body: dict,
+        before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
+        model: str | None = None,
+    ) -> str:
+        """One submit; its answer opens or closes the gate."""
+        try:
+            task_id = await self.client.submit(body, before_send=before_send, model=model)
+        except (BadAnswer, ApiConnectionError) as exc:
+            if getattr(exc, "sent", True):
+                self.gate.doubt(self.client.alive_answers)
+                self._api_unreadable(exc)  # with no task to probe, the submits are the probes
+            raise
+        except (RateLimited, SubmitSkipped):
+            raise  # no word on the API behind whoever refused
+        except (ApiError, UntrackableTaskId):
+            self.gate.answered()
+            raise
+        self.gate.answered()
+        return task_id
+
+    async def _sign_of_life(self) -> bool:
+        """Wait, backing off with the run's backoff, until the API has answered in its own
+        words since the doubtful answer; ask it about a task this state file knows (a GET:
+        it creates nothing) when nothing else did. With no task to ask about, the next
+        submit itself goes, alone. A probe that cannot be read counts toward the status
+        outage (batchgen/engine/outage.py): once nothing was readable for --status-outage, submits
+        stop and the run ends 75 instead of probing for ever. False: stop."""
+        gate = self.gate
+        while not gate.heard_since_doubt(self.client.alive_answers):
+            if self._stop_submits.is_set():
+                return False
+            if gate.doubts == 1:
+                log.warning(
+                    "a submit's answer left its fate unknown: further submits wait for the "
+                    "API to answer in its own words, then go one at a time"
+                )
+            delay = backoff_delay(gate.doubts - 1, self.config.backoff, self.rng)
+            if not await self._sleep_unless_no_submits(delay):
+                return False
+            if gate.heard_since_doubt(self.client.alive_answers):
+                break
+            known = self.store.known_task()
+            if known is None or known.task_id is None:
+                return not self._stop_submits.is_set()
+            await self._probe(known.task_id, known.model)
+            gate.doubts += 1  # heard or not, the next wait (if any) is longer
+        return not self._stop_submits.is_set()
+
+    async def _probe(self, task_id: str, model: str | None) -> None:
+        """One status request as a sign of life; an unreadable answer feeds the outage watch
+        (under no task: the probed task may be long done), and a lasting one stops submits."""
+        try:
+            await self.client.status(task_id, model=model)
+        except (ServerError, ApiConnectionError) as exc:
+            self._api_unreadable(exc)
+        except ApiError:
+            self._readable(None)  # its own words: an outage is over
+        else:
+            self._readable(None)
+
+    def _api_unreadable(self, exc: Exception) -> None:
+        """An answer of the submit gate's (a probe, a doubtful submit) that cannot be read
+        counts toward the outage under no task; once nothing was readable for
+        --status-outage, submits stop (exit 75): an API down for good ends the run instead
+        of turning one job after another ambiguous, one per backoff step."""
+        now = time.time()
+        self.outage.unreadable(None, now, str(exc) or type(exc).__name__)
+        if self.outage.over(now) and not self._stop_submits.is_set():
+            log.warning(
+                "no answer from the API readable for %.0f s: no new submits in this run",
+                now - (self.outage.since or now),
+            )
+            self._stop_submits.set()
+
+    async def _sleep_unless_no_submits(self, seconds: float) -> bool:
+        """Like _sleep, but a stop of submits (an outage, an account error) ends it too."""
+        if self._stop_submits.is_set():
+            return False
+        try:
+            await asyncio.wait_for(self._stop_submits.wait(), timeout=max(0.0, seconds))
+        except TimeoutError:
+            return not self._stop.is_set()
+        return False
+
+    async def _wait_after_429(self, row: st.JobRow, exc: RateLimited, refusals: int) -> bool:
+        """Wait until this job may submit again; False: stop (no task, job still pending).
+
+        A 429 that names the concurrency cap (or names no limit while tasks of ours exist:
+        ApiClient reads that as the cap too) lowers the in-flight target to the tasks that
+        exist and puts the job at the head of the queue for the next free slot: it goes when
+        a task ends. Otherwise it is the request rate: the client's limiter is paused for
+        everyone (ApiClient), and the job backs off on its own too, so jobs refused together
+        do not all come back at the same instant."""
+        if exc.limit != "concurrency":
+            delay = policy_retry_delay(refusals - 1, self.config.backoff, self.rng, exc.retry_after)
+            return await self._sleep(delay)
+        self._saturated(exc)
+        if self.config.no_wait:
+            return False  # no task ends in a cron run: the next run submits it
+        self.cap.unreserve()
+        self._no_slot.add(row.seq)
+        if self.cap.tasks and self.cap.in_flight <= self._stuck:
+            self._cap_held_by_stuck()
+            return False
+        delay = exc.retry_after or 0.0
+        if not self.cap.tasks:  # no task of ours to wait for: someone else holds the cap
+            delay = max(delay, backoff_delay(refusals - 1, self.config.backoff, self.rng))
+        if delay and not await self._sleep(delay):
+            return False
+        if not await self._take_slot(front=True):
+            return False
+        self._no_slot.discard(row.seq)
+        return True
+
+    def _cap_held_by_stuck(self) -> None:
+        """A concurrency 429 while every slot of ours is held by a task not polled again in
+        this run (stuck, or its status unreadable): none of them will free a slot that this
+        run sees, so waiting for one would last for ever. Submits stop (exit 75); the next
+        run polls those tasks again and submits when they end."""
+        if self._stop_submits.is_set():
+            return
+        note = (
+            f"the API's concurrency cap is full and all {self.cap.tasks} task(s) of ours "
+            "holding it are no longer polled in this run: no new submits; the next run "
+            "polls them again"
+        )
+        self._messages.append(note)
+        log.warning("%s", note)
+        self._stop_submits.set()
+
+    def _saturated(self, exc: RateLimited) -> None:
+        """Lower the in-flight target to the tasks that exist; say so when the cap learned
+        from the server changes."""
+        self.cap.saturated(time.monotonic())
+        learned = self.cap.target.learned
+        if learned is None or learned == self._learned_logged:
+            return
+        first = self._learned_logged is None
+        self._learned_logged = learned
+        log.log(
+            logging.WARNING if first else logging.INFO,
+            "the API refused a submit with %d of our tasks in flight (%s): holding at most "
+            "%d in flight, probing upward slowly (--max-in-flight %d)",
+            self.cap.tasks,
+            exc.message,
+            self.cap.limit,
+            self.config.max_in_flight,
+        )
+
+    async def _reserve(self, row: st.JobRow) -> bool:
+        """The intent and its price's reservation under the cap (batchgen/money/spending.py)."""
+        ok = await self.money.reserve(row)
+        if ok is False:  # over the cap: no new submits; tracking and downloads go on
+            if not self._stop_submits.is_set():
+                log.warning("%s", self.money.stop_message)
+                ledger.note_pending(self.store, self.money.stop_message or "")
+            self._stop_submits.set()
+        return bool(ok)
+
+    def _not_submitted(self, row: st.JobRow) -> None:
+        """The POST surely made no task: plainly pending again, its reservation released."""
+        self.money.release(row.seq)
+        self.store.mark_not_submitted(row.seq)
+
+    def _ambiguous(self, row: st.JobRow, note: str) -> None:
+        self.money.sent(row.seq)  # may have made a task: its price stays counted
+        self.store.mark_ambiguous(row.seq, note)
+        self.stats.ambiguous += 1
+        log.warning("%s is ambiguous: %s", row.id, note)
+        return None
+
+    def _duplicate_task(self, row: st.JobRow, task_id: str) -> None:
+        """The API answered this submit with a task id another job already holds: that task's
+        result belongs to the other job. Whether a task was made for this body is unknown."""
+        owner = self.store.task_owner(task_id, besides=row.seq)
+        if owner is None:  # not a duplicate: the job left `submitting` meanwhile (cannot happen)
+            log.error("%s: task id %s not recorded", row.id, shown(task_id))
+            return None
+        note = (
+            f"the API answered its submit with task id {shown(task_id)}, which job "
+            f"{owner} already holds: a task for this body may or may not exist; the other "
+            "job's result is never taken as this one's"
+        )
+        self._messages.append(f"{row.id}: {note}")
+        return self._ambiguous(row, note)
+
+    def _orphaned(self, row: st.JobRow, exc: UntrackableTaskId) -> None:
+        """A task was created (an answer came) under an id batchgen cannot send back."""
+        note = (
+            f'the API created a task and answered with task id "{exc.kept}" (escaped), which '
+            f"cannot be sent back ({exc.reason}): the task exists and is probably billed, but "
+            "batchgen cannot poll or download it; `batchgen retry STATE --orphaned` submits "
+            "the job again and pays again"
+        )
+        self.money.sent(row.seq)
+        self.store.mark_orphaned(row.seq, note)
+        self.stats.orphaned += 1
+        self._messages.append(f'{row.id}: orphaned, task id "{exc.shown}": {exc.reason}')
+        log.warning("%s is orphaned: %s", row.id, note)
+        return None
+
+    def _account_stop(self, exc: ApiError) -> None:
+        if self._account_error is None:
+            self._account_error = exc
+            log.error("account-level error, no new submits: %s", exc.message)
+        self._stop_submits.set()

@@ -1,0 +1,271 @@
+"""One task's tracking: polls on the schedule, callback news, an unreadable status (outage rules),
+a stuck task, and the provider's final word. Mixed into Engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from batchgen import models
+from batchgen import store as st
+from batchgen.adapters.client import (
+    TaskStatus,
+)
+from batchgen.adapters.taskids import shown
+from batchgen.core import verdicts
+from batchgen.core.policy import (
+    next_poll_delay,
+)
+from batchgen.core.policy import retry_delay as policy_retry_delay
+from batchgen.core.verdicts import Act
+from batchgen.engine.outage import PollVerdict, after_unreadable
+from batchgen.engine.wakes import POLL_GRID, Wakeup, confirm_delay
+from batchgen.errors import (
+    AccountError,
+)
+
+log = logging.getLogger("batchgen.engine")
+
+
+class Tracking:
+    """Polling a task until it ends."""
+
+    async def _track(
+        self,
+        row: st.JobRow,
+        first_delay: float,
+        *,
+        task_id: str | None = None,
+        recovered: bool = False,
+        submitted_at: float | None = None,
+    ) -> None:
+        """Poll one task until it ends; release its in-flight slot exactly once."""
+        task_id = task_id or row.task_id
+        assert task_id is not None
+        submitted_at = submitted_at or row.submitted_at or time.time()
+        callback = self._is_callback(row)
+        if callback and not recovered:
+            first_delay = first_delay * 1.5 + self.config.callback_grace_s
+        if self.config.no_wait and recovered and first_delay > 0:
+            return  # not due yet: a later cron run will look
+        released = False
+        wake = self._wake.setdefault(task_id, Wakeup())  # news may have come before us
+        last_request: float | None = None  # loop time of this task's last status request
+        try:
+            if not await self._sleep_or_wake(wake, first_delay, task_id, last_request):
+                return
+            not_found = attempt = 0
+            while True:
+                delay: float
+                try:
+                    delivered = self._delivered.pop(task_id, None)
+                    if delivered is not None:
+                        status = delivered
+                    else:
+                        wake.clear()  # news so far is confirmed by this request
+                        last_request = asyncio.get_running_loop().time()
+                        status = await self.client.status(task_id, model=row.model)
+                        self.stats.polls += 1
+                except Exception as exc:
+                    verdict = verdicts.on_status(exc)
+                    if verdict is None:
+                        raise
+                    if verdict.act is Act.STOP_ACCOUNT:
+                        assert isinstance(exc, AccountError)
+                        self._account_stop(exc)
+                        return  # the task stays in_flight; a run with a working key goes on
+                    if verdict.act is Act.WAIT:
+                        self.stats.rate_limited += 1
+                        delay = policy_retry_delay(
+                            attempt, self.config.backoff, self.rng, verdict.retry_after
+                        )
+                        attempt += 1
+                    elif verdict.act is Act.UNREADABLE:
+                        outage = self._unreadable(row, task_id, submitted_at, exc)
+                        if outage is PollVerdict.EXPIRE:
+                            released = True
+                            return
+                        if outage is PollVerdict.PARK:
+                            return
+                        delay = policy_retry_delay(
+                            attempt, self.config.poll_backoff, self.rng, verdict.retry_after
+                        )
+                        attempt += 1
+                    else:  # Act.NOT_FOUND: the API's own word
+                        self._readable(task_id)
+                        not_found += 1
+                        if not_found >= self.config.max_not_found:
+                            self._fail(
+                                row,
+                                "TASK_NOT_FOUND",
+                                f"the provider does not know task {shown(task_id)}: {verdict.note}",
+                            )
+                            released = True
+                            return
+                        delay = next_poll_delay(self.config.poll, self.rng)
+                else:
+                    self._readable(task_id)
+                    attempt = not_found = 0
+                    if status.terminal:
+                        self._finish(row, status)
+                        released = True
+                        return
+                    if self.config.no_wait:
+                        return
+                    if self._stuck_now(row, task_id, status.raw_state, submitted_at):
+                        return
+                    delay = self._next_delay(callback, recovered, task_id)
+                if not await self._sleep_or_wake(wake, delay, task_id, last_request):
+                    return
+        finally:
+            self._wake.pop(task_id, None)
+            self._delivered.pop(task_id, None)
+            self._claimed_end.discard(task_id)
+            if released:
+                self.cap.release()
+
+    def _readable(self, task_id: str | None) -> None:
+        lasted = self.outage.readable(task_id, time.time())
+        if lasted is not None:
+            log.warning("status answers readable again after %.0f s", lasted)
+
+    def _unreadable(
+        self, row: st.JobRow, task_id: str, submitted_at: float, exc: Exception
+    ) -> PollVerdict:
+        """Note an unreadable status answer and decide (outage.after_unreadable) whether the
+        tracker waits, stops polling for this run, or the task's result lifetime is over."""
+        now = time.time()
+        error = str(exc) or type(exc).__name__
+        if self.outage.unreadable(task_id, now, error):
+            log.warning(
+                "status answers unreadable (%s): tasks stay in flight and are polled with "
+                "backoff, never failed for it",
+                error,
+            )
+        verdict = after_unreadable(
+            now=now,
+            task_since=self.outage.task_since(task_id, now),
+            submitted_at=submitted_at,
+            window_s=self.config.status_outage_s,
+            result_lifetime_s=self.config.result_lifetime_s,
+            no_wait=self.config.no_wait,
+        )
+        if verdict is PollVerdict.EXPIRE:
+            self.outage.tasks.pop(task_id, None)
+            self.store.mark_expired(
+                row.seq,
+                f"task {task_id}: status unreadable ({error}) and its result lifetime is over",
+            )
+            self.stats.expired += 1
+            log.warning("%s: task %s expired while its status was unreadable", row.id, task_id)
+        elif verdict is PollVerdict.PARK:
+            self.outage.park(task_id)
+            self._give_up_for_run()
+        if self.outage.over(now) and not self._stop_submits.is_set():
+            log.warning(
+                "no status answer readable for %.0f s: no new submits in this run",
+                now - (self.outage.since or now),
+            )
+            self._stop_submits.set()
+        return verdict
+
+    def _give_up_for_run(self) -> None:
+        """A task not polled again in this run keeps its slot (the provider still counts it);
+        once every taken slot is such a task, no slot can ever free, so submits stop too and
+        the run ends with exit 75."""
+        self._stuck += 1
+        if self.cap.in_flight <= self._stuck:
+            self._stop_submits.set()
+
+    def _stuck_now(self, row: st.JobRow, task_id: str, state: str, submitted_at: float) -> bool:
+        """Give a task up for this run once it has run far past any documented time (see
+        _give_up_for_run)."""
+        limit = self.config.stuck_after_s
+        spec = models.find(row.model)
+        if limit is not None and spec is not None:
+            limit *= spec.stuck_factor(row.duration)  # a model slower than Kling 2.1 waits longer
+        age = time.time() - submitted_at
+        if limit is None or age < limit:
+            return False
+        self._give_up_for_run()
+        self._messages.append(
+            f"{row.id}: task {shown(task_id)} is still {state!r} {age:.0f} s after its submit; "
+            "left in flight: the next run polls it again"
+        )
+        log.warning(
+            "%s: task %s still %r after %.0f s; not polled again in this run",
+            row.id,
+            shown(task_id),
+            state,
+            age,
+        )
+        return True
+
+    def _is_callback(self, row: st.JobRow) -> bool:
+        if self.config.callback_url:
+            return True
+        return '"request_type":"callback"' in row.body.replace(" ", "")
+
+    def _next_delay(self, callback: bool, recovered: bool, task_id: str) -> float:
+        """Callback tasks are polled slowly, as a fallback for lost callbacks; after a restart
+        a task is polled at the normal pace until its own callback reaches this run (the
+        provider may still be calling an address the last run listened on). A task whose
+        callback claimed an end its status does not show yet is polled at the normal pace:
+        the provider may not post again, and the slow pace would leave it waiting minutes."""
+        if task_id in self._claimed_end:
+            return next_poll_delay(self.config.poll, self.rng)
+        if callback and (not recovered or task_id in self._callback_seen):
+            every = self.config.callback_poll_every_s
+            return every * (1 + self.config.poll.jitter * (2 * self.rng.random() - 1))
+        return next_poll_delay(self.config.poll, self.rng)
+
+    async def _sleep_or_wake(
+        self, wake: Wakeup, seconds: float, task_id: str, last_request: float | None
+    ) -> bool:
+        """Like _sleep, but news from a callback ends the wait early. The news is confirmed at
+        once, or when the guard window after this task's last status request ends (news that
+        comes meanwhile joins that one confirmation; a trusted end needs none). False means
+        stop. One future and one timer per sleep: a thousand trackers sleep at little cost."""
+        if self._stop.is_set():
+            return False
+        news = await wake.sleep(seconds, grid=self.config.poll.poll_every * POLL_GRID)
+        loop = asyncio.get_running_loop()
+        while news and not self._stop.is_set() and task_id not in self._delivered:
+            wait = confirm_delay(loop.time(), last_request, self.config.callback_guard_s)
+            if wait <= 0:
+                break
+            await wake.sleep(wait)
+        return not self._stop.is_set()
+
+    def _fail(self, row: st.JobRow, code: str, message: str) -> None:
+        self.store.mark_failed(row.seq, code, message)
+        self.stats.failed += 1
+        log.info("%s failed: %s %s", row.id, code, message)
+
+    def _finish(self, row: st.JobRow, status: TaskStatus) -> None:
+        times = {
+            "create_time_ms": status.create_time_ms,
+            "complete_time_ms": status.complete_time_ms,
+            "cost_time_ms": status.cost_time_ms,
+        }
+        if status.state == "failed":
+            code = status.fail_code or "FAILED"
+            if self.money.finished(row, status.task_id, code, status.fail_msg or ""):
+                self._resubmits.set()  # a transient failure: the job is pending again
+                return
+            self.store.mark_failed(
+                row.seq, status.fail_code or "FAILED", status.fail_msg or "", **times
+            )
+            self.stats.failed += 1
+            return
+        completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else time.time()
+        completed = min(completed, time.time())  # a server clock in the future buys no time
+        self.money.finished(row, status.task_id, None, "")
+        self.store.mark_succeeded(
+            row.seq,
+            status.result_urls,
+            expires_at=completed + self.config.result_lifetime_s,
+            **times,
+        )
+        self._downloads.put_nowait(row.seq)
