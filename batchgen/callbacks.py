@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from batchgen.adapters.client import (
+from batchgen.adapters.answers import (
     BadAnswer,
     TaskStatus,
     _first,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from batchgen.adapters.client import BadAnswer, parse_status
+from batchgen.adapters.answers import BadAnswer, parse_status
 from batchgen.core.policy import Outcome, classify_status
 
 URL = "https://r2.example/video.mp4"

@@ -7,7 +7,8 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from batchgen.adapters.client import ApiClient, BadAnswer, parse_balance
+from batchgen.adapters.answers import BadAnswer, parse_balance
+from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.errors import AuthError, CreditsExhausted
 from tests.conftest import API_KEY, make_body

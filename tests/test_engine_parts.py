@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from batchgen import store as st
-from batchgen.adapters.client import BadAnswer, NotFound, TaskStatus
+from batchgen.adapters.answers import BadAnswer, NotFound, TaskStatus
 from batchgen.core.policy import Backoff, PollSchedule
 from batchgen.engine import Engine, EngineConfig
 from batchgen.errors import (
@@ -41,7 +41,7 @@ class ScriptedClient:
 
     async def submit(self, body: dict, *, before_send=None, model=None) -> str:
         if before_send is not None and not await before_send():
-            from batchgen.adapters.client import SubmitSkipped
+            from batchgen.adapters.answers import SubmitSkipped
 
             raise SubmitSkipped()
         self.submit_calls += 1

@@ -20,14 +20,8 @@ import aiohttp
 import pytest
 
 from batchgen import store as st
-from batchgen.adapters.client import (
-    MAX_ANSWER_BYTES,
-    ApiClient,
-    BadAnswer,
-    NotFound,
-    UntrackableTaskId,
-    parse_status,
-)
+from batchgen.adapters.answers import BadAnswer, NotFound, UntrackableTaskId, parse_status
+from batchgen.adapters.client import MAX_ANSWER_BYTES, ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.callbacks import CallbackReceiver
 from batchgen.core.policy import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchgen.adapters.client import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
+from batchgen.adapters.answers import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
 from batchgen.core.verdicts import Act, on_download, on_status, on_submit
 from batchgen.errors import (
     ApiConnectionError,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from batchgen.adapters.client import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
+from batchgen.adapters.answers import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
 from batchgen.errors import (
     AccountError,
     ApiConnectionError,

@@ -19,10 +19,8 @@ import time
 
 from batchgen import models
 from batchgen import store as st
-from batchgen.adapters.client import (
-    ApiClient,
-    TaskStatus,
-)
+from batchgen.adapters.answers import TaskStatus
+from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download import Downloader
 from batchgen.core.policy import (
     first_poll_delay,

@@ -9,11 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from batchgen import store as st
-from batchgen.adapters.client import (
-    BadAnswer,
-    SubmitSkipped,
-    UntrackableTaskId,
-)
+from batchgen.adapters.answers import BadAnswer, SubmitSkipped, UntrackableTaskId
 from batchgen.adapters.taskids import shown
 from batchgen.core import verdicts
 from batchgen.core.policy import (

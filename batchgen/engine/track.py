@@ -9,9 +9,7 @@ import time
 
 from batchgen import models
 from batchgen import store as st
-from batchgen.adapters.client import (
-    TaskStatus,
-)
+from batchgen.adapters.answers import TaskStatus
 from batchgen.adapters.taskids import shown
 from batchgen.core import verdicts
 from batchgen.core.policy import (
