@@ -20,6 +20,8 @@ from batchgen.runner import execute
 from batchgen.simulator import Simulator
 from batchgen.simulator.files import ASSET_PATH
 from batchgen.ui import gallery as g
+from batchgen.ui import gallery_assets as assets
+from batchgen.ui import posters
 from tests.enginekit import KEY, SCALE, mixed_jobs, options, prepare_state
 
 EVIL = "<img src=x onerror=alert(1)> \"quoted\" 'single' & </script><script>alert(2)</script>"
@@ -201,8 +203,8 @@ def test_csp_allows_only_the_inline_blocks_and_local_media(tmp_path: Path) -> No
 def test_the_script_is_constant_so_its_hash_is(tmp_path: Path) -> None:
     a = Parsed(render([rec(0)], tmp_path)).raw["script"][0]
     b = Parsed(render([rec(i, prompt=EVIL) for i in range(50)], tmp_path)).raw["script"][0]
-    assert a == b == g._JS
-    assert _sha(a) == g.SCRIPT_HASH
+    assert a == b == assets._JS
+    assert _sha(a) == assets.SCRIPT_HASH
 
 
 def test_nothing_remote_is_referenced(tmp_path: Path) -> None:
@@ -422,7 +424,7 @@ def test_posters_where_ffmpeg_is(tmp_path: Path) -> None:
 
 def test_no_ffmpeg_no_posters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copy(ASSET_PATH, tmp_path / "job-0000.mp4")
-    monkeypatch.setattr(g.shutil, "which", lambda name: None)
+    monkeypatch.setattr(posters.shutil, "which", lambda name: None)
     assert g.make_posters([rec(0)], tmp_path) == {}
     assert not (tmp_path / "posters").exists()
     assert not Parsed(render([rec(0)], tmp_path, posters={})).attrs("data-poster")

@@ -17,19 +17,13 @@ playing), so a page of 5,000 jobs holds only a screenful of media players.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import html
 import os
-import re
-import shutil
-import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -37,9 +31,10 @@ from batchgen import store as st
 from batchgen.errors import BatchgenError
 from batchgen.ui import gallery_inputs as gi
 from batchgen.ui import report
+from batchgen.ui.gallery_assets import _CSS, _JS, CSP
+from batchgen.ui.posters import make_posters, safe_relpath
 
 DEFAULT_NAME = "gallery.html"
-POSTER_DIR = "posters"
 
 # Order of the status counts at the top; anything else is shown after these.
 STATUS_ORDER = (
@@ -55,231 +50,9 @@ STATUS_ORDER = (
 # Statuses that show the provider's reason where the video would be.
 PROBLEM_STATUSES = frozenset({"failed", "expired", "ambiguous", "orphaned"})
 
-_CSS = (
-    """
-:root{color-scheme:light dark;--bg:#f4f5f7;--fg:#1d2330;--muted:#5d6675;--card:#fff;
---line:#d9dde4;--done:#1f7a3d;--failed:#b42318;--expired:#9a5b00;--ambiguous:#7a3fb0;
---other:#4a5568}
-@media (prefers-color-scheme:dark){:root{--bg:#15181d;--fg:#e6e8eb;--muted:#9aa3b1;
---card:#1f242b;--line:#323943;--done:#4cc07a;--failed:#ff7b6e;--expired:#e0a546;
---ambiguous:#c39bf0;--other:#a0aec0}}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
-background:var(--bg);color:var(--fg)}
-header{position:sticky;top:0;z-index:2;background:var(--bg);border-bottom:1px solid var(--line);
-padding:12px 20px}
-h1{font-size:18px;margin:0 0 8px;overflow-wrap:anywhere}
-.counts{display:flex;flex-wrap:wrap;gap:6px;margin:0 0 8px;padding:0;list-style:none}
-.chip{font:inherit;border:1px solid var(--line);background:var(--card);color:var(--fg);
-border-radius:999px;padding:2px 10px;cursor:pointer}
-.chip b{margin-left:4px}
-.chip[aria-pressed=true]{outline:2px solid currentColor}
-.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:center}
-.filters select,.filters input{font:inherit;padding:4px 6px;border:1px solid var(--line);
-border-radius:6px;background:var(--card);color:var(--fg)}
-.filters input{flex:1 1 240px;min-width:160px}
-#shown{color:var(--muted)}
-main{display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));gap:14px;
-padding:16px 20px}
-.card{display:flex;flex-direction:column;background:var(--card);border:1px solid var(--line);
-border-radius:10px;overflow:hidden;content-visibility:auto;contain-intrinsic-size:auto 440px}
-.card[hidden]{display:none}
-.media{aspect-ratio:16/9;background:#0d0f12;display:flex;align-items:center;
-justify-content:center;position:relative}
-.media video{position:absolute;inset:0;width:100%;height:100%;object-fit:contain;
-background:#0d0f12}
-.media.problem,.media.waiting{flex-direction:column;padding:12px;text-align:center;
-color:#f3f4f6;overflow:auto}
-.media.problem{background:#3a1513}
-.media.s-expired{background:#3a2a10}
-.media.s-ambiguous,.media.s-orphaned{background:#2a1a3a}
-.media.waiting{background:#262b33}
-.media .big{font-size:18px;font-weight:600;text-transform:uppercase;letter-spacing:.04em}
-.media .reason{margin:6px 0 0;overflow-wrap:anywhere;white-space:pre-wrap}
-.media .note{position:absolute;left:6px;bottom:6px;right:6px;font-size:12px;
-background:rgba(0,0,0,.7);color:#fff;padding:2px 6px;border-radius:4px}
-.body{padding:10px 12px 12px;display:flex;flex-direction:column;gap:6px}
-.title{display:flex;gap:8px;align-items:baseline;justify-content:space-between}
-.id{font-weight:600;overflow-wrap:anywhere;font-family:ui-monospace,Menlo,Consolas,monospace}
-.badge{font-size:12px;font-weight:600;text-transform:uppercase;color:var(--other)}
-.badge.s-done{color:var(--done)}.badge.s-failed{color:var(--failed)}
-.badge.s-expired{color:var(--expired)}
-.badge.s-ambiguous,.badge.s-orphaned{color:var(--ambiguous)}
-.prompt,.neg{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}
-.neg{color:var(--muted)}
-.neg .lbl,dt{color:var(--muted)}
-dl{display:grid;grid-template-columns:auto 1fr;gap:1px 10px;margin:0;font-size:12.5px}
-dt{white-space:nowrap}
-dd{margin:0;overflow-wrap:anywhere}
-.files{margin:0;font-size:12.5px;overflow-wrap:anywhere}
-.files a{color:inherit}
-#none{padding:40px 20px;text-align:center;color:var(--muted)}
-"""
-    + gi.CSS
-)
-
-# Constant: no job data ever goes in here (so its CSP hash is fixed).
-_JS = """
-(function () {
-  "use strict";
-  var main = document.getElementById("cards");
-  var cards = Array.prototype.slice.call(main.querySelectorAll(".card"));
-  var items = cards.map(function (card) {
-    var t = card.querySelectorAll(".id, .prompt, .neg");
-    var text = "";
-    for (var i = 0; i < t.length; i++) { text += " " + t[i].textContent; }
-    return {card: card, status: card.getAttribute("data-status") || "",
-            mode: card.getAttribute("data-mode") || "", text: text.toLowerCase()};
-  });
-  var fStatus = document.getElementById("f-status");
-  var fMode = document.getElementById("f-mode");
-  var fText = document.getElementById("f-text");
-  var shown = document.getElementById("shown");
-  var none = document.getElementById("none");
-  var chips = document.querySelectorAll(".chip");
-
-  function apply() {
-    var s = fStatus.value, m = fMode.value;
-    var words = fText.value.toLowerCase().split(/\\s+/).filter(Boolean);
-    var n = 0;
-    for (var i = 0; i < items.length; i++) {
-      var it = items[i];
-      var ok = (!s || it.status === s) && (!m || it.mode === m);
-      for (var w = 0; ok && w < words.length; w++) { ok = it.text.indexOf(words[w]) !== -1; }
-      if (it.card.hidden === ok) { it.card.hidden = !ok; }
-      if (ok) { n++; }
-    }
-    shown.textContent = n + " of " + items.length + " shown";
-    none.hidden = n !== 0;
-    for (var c = 0; c < chips.length; c++) {
-      var cs = chips[c].getAttribute("data-status");
-      chips[c].setAttribute("aria-pressed", String(cs === s));
-    }
-  }
-  var timer = 0;
-  fStatus.addEventListener("change", apply);
-  fMode.addEventListener("change", apply);
-  fText.addEventListener("input", function () {
-    clearTimeout(timer);
-    timer = setTimeout(apply, items.length > 1000 ? 120 : 0);
-  });
-  for (var c = 0; c < chips.length; c++) {
-    chips[c].addEventListener("click", function (ev) {
-      var cs = ev.currentTarget.getAttribute("data-status");
-      fStatus.value = fStatus.value === cs ? "" : cs;
-      apply();
-    });
-  }
-
-  function load(v) {
-    if (!v.getAttribute("src")) {
-      var p = v.getAttribute("data-poster");
-      if (p && !v.getAttribute("poster")) { v.setAttribute("poster", p); }
-      v.preload = "metadata";
-      v.setAttribute("src", v.getAttribute("data-src"));
-    }
-  }
-  function unload(v) {
-    if (v.getAttribute("src") && v.paused) {
-      v.removeAttribute("src");
-      v.preload = "none";
-      v.load();
-    }
-  }
-  var videos = main.querySelectorAll("video[data-src]");
-  if ("IntersectionObserver" in window) {
-    var io = new IntersectionObserver(function (entries) {
-      for (var i = 0; i < entries.length; i++) {
-        var v = entries[i].target;
-        if (entries[i].isIntersecting) { load(v); } else { unload(v); }
-      }
-    }, {rootMargin: "800px 0px"});
-    for (var i = 0; i < videos.length; i++) { io.observe(videos[i]); }
-  } else {
-    for (var j = 0; j < videos.length; j++) { load(videos[j]); }
-  }
-
-  // Muted preview on hover; a video the viewer unmuted keeps playing when the pointer leaves.
-  main.addEventListener("mouseover", function (ev) {
-    var v = ev.target;
-    if (v.tagName !== "VIDEO" || !v.paused || !v.getAttribute("data-src")) { return; }
-    load(v);
-    v.muted = true;
-    v.setAttribute("data-hover", "1");
-    var p = v.play();
-    if (p && p.catch) { p.catch(function () {}); }
-  });
-  main.addEventListener("mouseout", function (ev) {
-    var v = ev.target;
-    if (v.tagName !== "VIDEO" || !v.getAttribute("data-hover")) { return; }
-    v.removeAttribute("data-hover");
-    if (v.muted) { v.pause(); }
-  });
-  main.addEventListener("error", function (ev) {
-    var v = ev.target;
-    if (v.tagName !== "VIDEO" || !v.getAttribute("src")) { return; }
-    var box = v.parentNode;
-    if (box.querySelector(".note")) { return; }
-    var note = document.createElement("span");
-    note.className = "note";
-    note.textContent = "cannot play " + v.getAttribute("data-src");
-    box.appendChild(note);
-  }, true);
-  apply();
-})();
-"""
-
-
-def _csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
-
-
-SCRIPT_HASH = _csp_hash(_JS)
-STYLE_HASH = _csp_hash(_CSS)
-
-# No default sources at all; media and posters from the page's own folder only (`file:` for a
-# page opened from disk, whose origin is opaque, `'self'` for one served over HTTP).
-CSP = (
-    "default-src 'none'; "
-    f"script-src {SCRIPT_HASH}; "
-    f"style-src {STYLE_HASH}; "
-    "media-src 'self' file:; "
-    "img-src 'self' file:; "
-    "base-uri 'none'; form-action 'none'"
-)
-
 
 def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def safe_relpath(path: Any, output_dir: Path | None = None) -> PurePosixPath | None:
-    """A record's file path as a clean relative path inside the output folder, or None.
-
-    Refused: non-strings, empty, absolute (POSIX or Windows, drive or UNC), any `..` part,
-    backslashes, control characters, and (when `output_dir` is given) a path whose symlinks
-    lead outside the folder."""
-    if not isinstance(path, str) or not path or "\\" in path:
-        return None
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
-        return None
-    posix = PurePosixPath(path)
-    win = PureWindowsPath(path)
-    if posix.is_absolute() or win.drive or win.root or win.anchor:
-        return None
-    parts = [p for p in posix.parts if p not in ("", ".")]
-    if not parts or ".." in parts:
-        return None
-    clean = PurePosixPath(*parts)
-    if output_dir is not None:
-        base = Path(output_dir).resolve()
-        try:
-            target = base.joinpath(*clean.parts).resolve()
-        except (OSError, RuntimeError):
-            return None
-        if not target.is_relative_to(base) or target == base:
-            return None
-    return clean
 
 
 def _href(clean: PurePosixPath, prefix: tuple[str, ...] = ()) -> str:
@@ -491,104 +264,6 @@ def render_gallery(
 
 
 # -- posters ------------------------------------------------------------------------------------
-
-
-def _poster_name(clean: PurePosixPath, sha: Any) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", clean.with_suffix("").as_posix()).strip("._")[:80]
-    tag = (
-        sha[:8]
-        if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{8,}", sha)
-        else (hashlib.sha256(clean.as_posix().encode()).hexdigest()[:8])
-    )
-    return f"{stem or 'video'}-{tag}.jpg"
-
-
-def _extract_frame(ffmpeg: str, video: Path, poster: Path) -> bool:
-    if poster.is_file() and poster.stat().st_size > 0:
-        with contextlib.suppress(OSError):
-            if poster.stat().st_mtime_ns >= video.stat().st_mtime_ns:
-                return True
-    tmp = poster.with_name(f".{poster.name}.{os.getpid()}.tmp.jpg")
-    try:
-        for at in ("1", "0"):  # a second in is more telling than the first frame
-            cmd = [
-                ffmpeg,
-                "-nostdin",
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-ss",
-                at,
-                "-i",
-                str(video),
-                "-frames:v",
-                "1",
-                "-vf",
-                "scale='min(640,iw)':-2",
-                "-q:v",
-                "4",
-                str(tmp),
-            ]
-            done = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
-            if done.returncode == 0 and tmp.is_file() and tmp.stat().st_size > 0:
-                os.replace(tmp, poster)
-                return True
-        return False
-    except (OSError, subprocess.SubprocessError):
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def make_posters(
-    records: Iterable[dict[str, Any]],
-    output_dir: Path,
-    *,
-    ffmpeg: str | None = None,
-    workers: int | None = None,
-) -> dict[str, str]:
-    """One JPEG frame per done video in `output_dir/posters/`, where ffmpeg is available.
-
-    Returns {video relative path: poster relative path}; any failure just leaves that video
-    without a poster (and no ffmpeg means no posters at all). Posters newer than their video
-    are reused."""
-    ffmpeg = ffmpeg or shutil.which("ffmpeg")
-    if not ffmpeg:
-        return {}
-    output_dir = Path(output_dir)
-    todo: list[tuple[str, Path, str]] = []
-    for rec in records:
-        if rec.get("status") != "done" or not isinstance(rec.get("files"), list):
-            continue
-        for f in rec["files"][:1]:
-            clean = safe_relpath(f.get("path") if isinstance(f, dict) else None, output_dir)
-            if clean is None:
-                continue
-            video = output_dir.joinpath(*clean.parts)
-            if video.is_file():
-                name = _poster_name(clean, f.get("sha256"))
-                todo.append((clean.as_posix(), video, name))
-    if not todo:
-        return {}
-    pdir = output_dir / POSTER_DIR
-    try:
-        pdir.mkdir(exist_ok=True)
-    except OSError:
-        return {}
-    workers = workers or max(1, min(4, os.cpu_count() or 1))
-
-    def one(item: tuple[str, Path, str]) -> tuple[str, str] | None:
-        rel, video, name = item
-        ok = _extract_frame(ffmpeg, video, pdir / name)
-        return (rel, f"{POSTER_DIR}/{name}") if ok else None
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(r for r in pool.map(one, todo) if r is not None)
-
-
-# -- the file -----------------------------------------------------------------------------------
 
 
 def output_dir_of(store: st.Store) -> Path:
