@@ -436,7 +436,7 @@ async def test_the_engine_takes_the_video_after_error_pages_and_fails_a_job_that
         return await real(self, cdn.url(Path(dest).stem), dest)
 
     monkeypatch.setattr(Downloader, "fetch", via_cdn)
-    monkeypatch.setattr(download_mod, "_backoff_delay", lambda *a: 0.0)  # quick retries
+    monkeypatch.setattr(download_mod, "backoff_delay", lambda *a: 0.0)  # quick retries
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=5) as s:
         outcome = await execute(options(tmp_path, s.base_url))
     store = st.Store(state, readonly=True)
