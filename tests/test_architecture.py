@@ -38,7 +38,6 @@ def test_the_library_never_imports_the_cli(edges: dict[str, set[str]]) -> None:
 # (issue 15); remove its line when it is. A new module over the limit fails at once.
 STILL_TOO_LONG = {
     "batchgen/adapters/client.py": 470,
-    "batchgen/commands/common.py": 560,
     "batchgen/adapters/download.py": 810,
     "batchgen/manifest/__init__.py": 500,
     "batchgen/ui/progress.py": 490,

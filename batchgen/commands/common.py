@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import logging
 import os
-import secrets
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.proxies import Proxies
-from batchgen.adapters.signals import StopOnSignal
 from batchgen.commands import callback_options, money_options
 from batchgen.commands.argtypes import backoff as _backoff
 from batchgen.commands.argtypes import pause as _pause
@@ -23,9 +18,7 @@ from batchgen.commands.argtypes import positive_int as _positive_int
 from batchgen.commands.argtypes import rate as _rate
 from batchgen.commands.argtypes import seconds as _seconds
 from batchgen.commands.argtypes import size as _size
-from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
-from batchgen.runner import execute
 from batchgen.settings import (
     DEFAULT_BASE_URL,
     SANDBOX_KEY,
@@ -35,7 +28,6 @@ from batchgen.settings import (
     read_api_key,
 )
 from batchgen.store import Store
-from batchgen.ui.progress import DisplayAwareHandler, JsonFormatter, Progress, emit_json
 
 _D = RunOptions(state_path=Path(), output_dir=Path())  # the defaults, for help texts
 
@@ -311,83 +303,6 @@ def options_from_args(
     return opts.scaled(args.time_scale) if args.sandbox else opts
 
 
-def progress_mode(args: argparse.Namespace, stream: TextIO | None = None) -> str:
-    """off (--quiet), json (--log-format json), live (a terminal), else lines (cron, CI)."""
-    stream = stream or sys.stderr
-    if getattr(args, "quiet", False):
-        return "off"
-    if getattr(args, "log_format", "text") == "json":
-        return "json"
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return "live" if tty and os.environ.get("TERM", "") != "dumb" else "lines"
-
-
-def make_progress(args: argparse.Namespace) -> Progress:
-    mode = progress_mode(args)
-    every = getattr(args, "progress_every", None)
-    return Progress(sys.stderr, mode, interval=every if mode != "live" else None)
-
-
-def setup_logging(args: argparse.Namespace, progress: Progress | None = None) -> None:
-    """batchgen's log records go to stderr: above the live display, or as JSON lines."""
-    logger = logging.getLogger("batchgen")
-    for handler in list(logger.handlers):
-        if getattr(handler, "batchgen_cli", False):
-            logger.removeHandler(handler)
-    handler = DisplayAwareHandler(sys.stderr, progress)
-    handler.batchgen_cli = True  # type: ignore[attr-defined]
-    if getattr(args, "log_format", "text") == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.WARNING)
-    # What is spent is said at the start and end of every run (balance, estimate, prices).
-    for name in ("batchgen.money", "batchgen.money.spending", "batchgen.money.pricing"):
-        logging.getLogger(name).setLevel(
-            logging.ERROR if getattr(args, "quiet", False) else logging.INFO
-        )
-    logger.propagate = False
-
-
-@contextlib.asynccontextmanager
-async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIterator[None]:
-    if not args.sandbox:
-        yield
-        return
-    from batchgen.simulator import SimConfig, Simulator
-    from batchgen.simulator.journal import TaskJournal, journal_path
-
-    # The tasks of an earlier sandbox run on this state file live on: same seed, same port.
-    journal = TaskJournal(journal_path(opts.state_path))
-    header = journal.load(args.time_scale)
-    if header is not None and args.seed is not None and header["seed"] != args.seed:
-        journal = TaskJournal(journal.path)  # another --seed: another simulated world
-        header = None
-    config = SimConfig(
-        time_scale=args.time_scale,
-        seed=header["seed"] if header else _sandbox_seed(args),
-        api_keys=frozenset({SANDBOX_KEY}),
-        fetch_images="loopback",  # the sandbox proves its image URLs work, with no network
-    )
-    sim = Simulator(config, port=int(header.get("port", 0))) if header else Simulator(config)
-    try:
-        await sim.start()
-    except OSError:  # the old port is taken: any port will do (recorded URLs may then fail)
-        sim = Simulator(config)
-        await sim.start()
-    try:
-        journal.attach(sim)
-        opts.base_url = sim.base_url
-        yield
-    finally:
-        journal.close()
-        await sim.close()
-
-
 @contextlib.contextmanager
 def locked_store(path: str) -> Iterator[Store]:
     """The state file, opened for writing under its run lock (exit 4 if a run holds it)."""
@@ -400,104 +315,6 @@ def locked_store(path: str) -> Iterator[Store]:
             yield store
         finally:
             store.close()
-
-
-def _sandbox_seed(args: argparse.Namespace) -> int:
-    """A fresh seed for a new sandbox unless --seed: task ids must not repeat those of another
-    sandbox's tasks recorded in some other state file."""
-    return args.seed if args.seed is not None else secrets.randbits(31)
-
-
-def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
-    """Run the engine (inside an in-process simulator with --sandbox) with signal handling and
-    a progress display, and print the summary."""
-    progress = make_progress(args)
-    setup_logging(args, progress)
-    if args.sandbox and (args.base_url or args.api_key_file):
-        raise UsageError(
-            "--sandbox runs against the built-in simulator: drop --base-url and "
-            "--api-key-file, or drop --sandbox"
-        )
-
-    async def main() -> RunOutcome:
-        loop = asyncio.get_running_loop()
-        with StopOnSignal(loop, drain_s=opts.drain_s) as stopper:
-            outer = opts.on_engine
-
-            def on_engine(engine: Engine) -> None:
-                stopper.attach(engine)
-                progress.attach(engine)
-                if outer is not None:
-                    outer(engine)
-
-            opts.on_engine = on_engine
-            outcome: RunOutcome | None = None
-            try:
-                async with _maybe_sandbox(args, opts):
-                    outcome = await execute(opts)
-            finally:
-                progress.close(outcome.counts if outcome is not None else None)
-            return outcome
-
-    outcome = asyncio.run(main())
-    print_summary(args, opts, outcome)
-    if args.gallery:
-        write_run_gallery(args, opts)
-    return outcome.exit_code
-
-
-def write_run_gallery(args: argparse.Namespace, opts: RunOptions) -> None:
-    from batchgen.store import Store
-    from batchgen.ui.gallery import write_gallery
-
-    store = Store(opts.state_path, readonly=True)
-    try:
-        page = write_gallery(store, opts.output_dir / "gallery.html", output_dir=opts.output_dir)
-    finally:
-        store.close()
-    if not args.quiet:
-        print(f"gallery: {page}", file=sys.stderr)
-
-
-def print_summary(args: argparse.Namespace, opts: RunOptions, outcome: RunOutcome) -> None:
-    results = opts.output_dir / "results.jsonl"
-    if getattr(args, "log_format", "text") == "json":
-        if not args.quiet or outcome.exit_code not in (0, 75):
-            emit_json(
-                sys.stderr,
-                "summary",
-                exit_code=outcome.exit_code,
-                how=outcome.how,
-                counts=outcome.counts,
-                messages=outcome.messages[:20],
-                results=str(results),
-            )
-        return
-    if args.quiet and outcome.exit_code in (0, 75):
-        return
-    print(describe(outcome), file=sys.stderr)
-    for message in outcome.messages[:20]:
-        print(f"  {message}", file=sys.stderr)
-    if outcome.counts.get("ambiguous"):
-        print(
-            f"  {outcome.counts['ambiguous']} ambiguous job(s): their submit may have "
-            "created a task; see `batchgen status` and `batchgen retry --ambiguous`",
-            file=sys.stderr,
-        )
-    if outcome.counts.get("orphaned"):
-        print(
-            f"  {outcome.counts['orphaned']} orphaned job(s): their submit created a task whose "
-            "id cannot be sent back to the API; see `batchgen status` (`batchgen retry "
-            "--orphaned` pays again)",
-            file=sys.stderr,
-        )
-    if outcome.exit_code == 75 and not args.quiet:
-        print(
-            "  work is left: run the same command again (or `batchgen resume STATE`) to continue",
-            file=sys.stderr,
-        )
-    if not args.quiet:
-        print(f"results: {results}", file=sys.stderr)
 
 
 def id_list(text: str) -> list[str]:

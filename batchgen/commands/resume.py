@@ -10,7 +10,7 @@ from pathlib import Path
 from batchgen import store as st
 from batchgen.adapters.paths import describe_url
 from batchgen.adapters.sessions import run_proxies
-from batchgen.commands import common, recorded
+from batchgen.commands import common, execution, recorded
 from batchgen.runner import load_run_settings
 from batchgen.settings import RunOptions
 from batchgen.ui.progress import emit_json
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         filename_template=saved.get("filename_template", "{id}.mp4"),
     )
     _say_where(args, opts, taken)
-    return common.execute_with_sandbox(args, opts)
+    return execution.execute_with_sandbox(args, opts)
 
 
 def _say_where(args: argparse.Namespace, opts: RunOptions, taken: list[str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from batchgen import store as st
 from batchgen.adapters.lock import StateLock
-from batchgen.commands import common, images, recorded
+from batchgen.commands import common, execution, images, recorded
 from batchgen.runner import save_run_settings
 from batchgen.ui.progress import ticker
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from batchgen.manifest import load_manifest
 
-    mode = common.progress_mode(args)
+    mode = execution.progress_mode(args)
     every = getattr(args, "progress_every", None)
     with ticker(sys.stderr, mode, f"validating {args.manifest}", interval=every):
         manifest = load_manifest(args.manifest)
@@ -94,4 +94,4 @@ def _run(args: argparse.Namespace) -> int:
                 f"state {state_path}; output {output_dir}",
                 file=sys.stderr,
             )
-        return common.execute_with_sandbox(args, opts)
+        return execution.execute_with_sandbox(args, opts)
