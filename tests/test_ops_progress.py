@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import pytest
 
 from batchgen.simulator import Simulator
-from batchgen.ui.progress import Meter, Progress, Readings, Snapshot, read_engine, render_line
+from batchgen.ui.progress import Progress
+from batchgen.ui.snapshot import Meter, Readings, Snapshot, read_engine, render_line
 from tests.enginekit import KEY, SCALE, mixed_jobs, prepare_state
 from tests.opskit import env, finish, resume_argv, spawn
 

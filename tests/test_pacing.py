@@ -15,7 +15,7 @@ import pytest
 from batchgen import store as st
 from batchgen.engine import Engine
 from batchgen.runner import execute
-from batchgen.ui.progress import Readings, Snapshot, read_engine, render_line, render_live
+from batchgen.ui.snapshot import Readings, Snapshot, read_engine, render_line, render_live
 from tests.capkit import CappedApi
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
 

@@ -140,7 +140,7 @@ def test_retry_moves_only_what_the_table_allows(tmp_path: Path) -> None:
 def test_the_groups_of_states_are_one_definition() -> None:
     assert set(STATES) == FINISHED | WORK_LEFT and not FINISHED & WORK_LEFT
     assert set(UNSUCCESSFUL) <= FINISHED and S.AMBIGUOUS in FINISHED
-    from batchgen.ui import progress
+    from batchgen.ui import snapshot as progress
 
     assert set(progress.FINISHED) == FINISHED and set(progress.WORKING) == WORK_LEFT
     assert st.STATES == STATES

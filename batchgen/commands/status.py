@@ -21,7 +21,7 @@ from batchgen import money
 from batchgen import store as st
 from batchgen.adapters.lock import holder_of
 from batchgen.store import views
-from batchgen.ui.progress import LABELS, fmt_duration
+from batchgen.ui.snapshot import LABELS, fmt_duration
 
 EXPIRY_WARNING_S = 48 * 3600.0
 
