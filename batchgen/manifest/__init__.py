@@ -24,6 +24,7 @@ from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.inputs.local import LocalImage, LocalResolver
 from batchgen.manifest.csvfile import CsvSource, read_csv_jobs
 from batchgen.manifest.jobmodels import Rules, model_rules, union_fields
+from batchgen.manifest.places import YamlSource, line_of, path_parts
 from batchgen.manifest.plan import (  # noqa: F401 (re-exported: the public API lives here)
     FILENAME_FIELDS,
     FIRST_POLL_S,
@@ -36,7 +37,6 @@ from batchgen.manifest.plan import (  # noqa: F401 (re-exported: the public API 
 from batchgen.manifest.schema import (
     DEFAULT_MODEL,
     RequestFields,
-    json_path,
     known_models,
     validate_document,
     validate_request,
@@ -52,7 +52,6 @@ MANIFEST_SCHEMA = "manifest.schema.json"
 MAX_REPEAT = 1000  # also in schemas/manifest.schema.json
 
 _ID_RE = re.compile(ID_PATTERN)
-_PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 _JOB_META = ("id", "repeat", "input", "model")
 
 
@@ -84,61 +83,6 @@ class Manifest:
             f"<Manifest {str(self.path)!r} name={self.name!r} model={self.model!r} "
             f"jobs={len(self.jobs)}>"
         )
-
-
-# --- places ---------------------------------------------------------------------------------
-
-
-def _line(lines: dict[str, int], path: str) -> int:
-    while path:
-        if path in lines:
-            return lines[path]
-        cut = max(path.rfind("."), path.rfind("["))
-        path = path[: max(cut, 0)]
-    return lines.get("", 1)
-
-
-def _parts(path: str) -> tuple:
-    return tuple(int(i) if i else k for i, k in _PATH_PART.findall(path))
-
-
-class YamlSource(Source):
-    """A job (or `defaults`) written as a YAML mapping at `prefix` (`("jobs", 3)`)."""
-
-    __slots__ = ("display", "label", "lines", "prefix", "raw", "where")
-
-    def __init__(self, display: str, lines: dict[str, int], prefix: tuple, raw: dict):
-        self.display = display
-        self.lines = lines
-        self.prefix = prefix
-        self.raw = raw
-        self.label = json_path(prefix)
-        self.where = f"{display}:{_line(lines, self.label)}"
-
-    def at(self, spec: tuple) -> tuple[str, str]:
-        path = json_path(self.prefix + spec)
-        return f"{self.display}:{_line(self.lines, path)}", path
-
-    def locate(self, parts: tuple) -> tuple[str, str] | None:
-        raw = self.raw
-        if not parts:
-            return None
-        if parts[0] != "input" or len(parts) == 1:
-            return self.at(parts) if parts[0] in raw else None
-        key, rest = parts[1], parts[2:]
-        nested = raw.get("input")
-        if isinstance(nested, dict) and key in nested:
-            return self.at(("input", key, *rest))
-        if key in raw:
-            return self.at((key, *rest))
-        if key == "image_urls" and "image_url" in raw:
-            if rest[:1] == (1,) and "end_image_url" in raw:
-                return self.at(("end_image_url",))
-            return self.at(("image_url",))
-        return None
-
-    def fallback(self, parts: tuple) -> tuple[str, str]:
-        return self.where, json_path(self.prefix + parts)
 
 
 # --- building the jobs ----------------------------------------------------------------------
@@ -246,7 +190,7 @@ class _Build:
         if isinstance(raw.src, CsvSource) and (raw.id is not None or raw.repeat is not None):
             meta = {k: v for k, v in (("id", raw.id), ("repeat", raw.repeat)) if v is not None}
             for issue in validate_document({"jobs": [meta]}, MANIFEST_SCHEMA):
-                column = _parts(issue.path)[-1]
+                column = path_parts(issue.path)[-1]
                 where = f"{raw.src.where}, column {column}"
                 self.add(ManifestProblem(where, str(column), issue.message))
         self.pending.append((body, raw.id, raw.repeat, raw.src, rules.model))
@@ -296,7 +240,7 @@ class _Build:
         return body
 
     def place(self, path: str, message: str, src: Source) -> None:
-        parts = _parts(path)
+        parts = path_parts(path)
         found = src.locate(parts)
         if found is None and self.defaults_src is not None:
             in_defaults = self.defaults_src.locate(parts)
@@ -439,7 +383,7 @@ def _load_yaml(path: Path, display: str) -> Manifest:
     if doc is None:
         raise fail(display, "is empty: a manifest needs at least `jobs`")
     shape = [
-        ManifestProblem(f"{display}:{_line(lines, i.path)}", i.path, i.message)
+        ManifestProblem(f"{display}:{line_of(lines, i.path)}", i.path, i.message)
         for i in validate_document(doc, MANIFEST_SCHEMA)
     ]
     if not isinstance(doc, dict):
@@ -447,7 +391,7 @@ def _load_yaml(path: Path, display: str) -> Manifest:
     model = doc.get("model", DEFAULT_MODEL)
     if isinstance(model, str) and model not in known_models():
         message = f"unknown model {model!r}; known: {', '.join(known_models())}"
-        shape.append(ManifestProblem(f"{display}:{_line(lines, 'model')}", "model", message))
+        shape.append(ManifestProblem(f"{display}:{line_of(lines, 'model')}", "model", message))
     if not isinstance(model, str) or model not in known_models():
         raise ManifestError(shape)
     build = _Build(display, model)
@@ -482,7 +426,7 @@ def _load_yaml(path: Path, display: str) -> Manifest:
     template = output.get("filename", DEFAULT_FILENAME)
     if isinstance(template, str):
         for message in check_filename(template):
-            where = f"{display}:{_line(lines, 'output.filename')}"
+            where = f"{display}:{line_of(lines, 'output.filename')}"
             build.add(ManifestProblem(where, "output.filename", message))
     name = doc.get("name")
     images = doc.get("images") if isinstance(doc.get("images"), dict) else {}
