@@ -70,7 +70,9 @@ def engine_for(tmp: Path, client: ScriptedClient, **config: Any) -> tuple[Engine
         "poll_backoff": QUICK,
         **config,
     }
-    engine = Engine(store, client, None, EngineConfig(**settings), rng=random.Random(1))
+    wall = settings.pop("wall", None)
+    extra = {"wall": wall} if wall is not None else {}
+    engine = Engine(store, client, None, EngineConfig(**settings), rng=random.Random(1), **extra)
     assert engine.cap.try_acquire()  # the submitter's slot, taken before a job's coroutine
     return engine, store
 
@@ -166,3 +168,43 @@ async def test_a_stuck_task_is_left_in_flight_for_the_next_run(tmp_path: Path) -
     assert store.job("j1").state == st.IN_FLIGHT  # never failed: the next run polls it
     assert any("still 'processing'" in m for m in engine._messages)
     assert client.status_calls < 1000
+
+
+class Wall:
+    """A wall clock the test moves: the engine's submit times, stuck rule and lifetimes."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_stuck_rule_reads_the_injected_wall_clock(tmp_path: Path) -> None:
+    wall = Wall()
+    statuses = iter([done("processing")] * 3)
+
+    def poll_then_jump() -> TaskStatus:
+        wall.now += 4000.0  # past the default stuck_after_s of 3600 s, in no real time
+        return next(statuses)
+
+    client = ScriptedClient(["t-1"], [])
+    client.status = lambda task_id, **kw: _answer(poll_then_jump)  # type: ignore[method-assign]
+    engine, store = engine_for(tmp_path, client, wall=wall)
+    assert await engine._submit(store.job("j1")) == "t-1"
+    await engine._track(store.job("j1"), 0.0, task_id="t-1", submitted_at=wall.now)
+    assert store.job("j1").state == st.IN_FLIGHT
+    assert any("4000 s after its submit" in m for m in engine._messages), engine._messages
+
+
+async def _answer(make):  # the client's coroutine shape
+    return make()
+
+
+async def test_a_results_lifetime_runs_from_the_injected_wall_clock(tmp_path: Path) -> None:
+    wall = Wall(5_000_000.0)
+    engine, store = engine_for(tmp_path, ScriptedClient(["t-1"], [done("success")]), wall=wall)
+    assert await engine._submit(store.job("j1")) == "t-1"
+    await engine._track(store.job("j1"), 0.0, task_id="t-1", submitted_at=wall.now)
+    expires = store.expires_at(store.job("j1").seq)
+    assert expires == wall.now + engine.config.result_lifetime_s

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 
 from batchgen import models
 from batchgen import store as st
@@ -80,7 +81,11 @@ class Engine(Submitting, Tracking, Downloading):
         rng: random.Random | None = None,
         inputs: PrepareInputs | None = None,
         money: Money | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        # Wall-clock seconds, as the state file keeps them: submit times, the stuck rule,
+        # result lifetimes, outage windows. Injected so tests can move it.
+        self._wall = wall
         self.store = store
         self.inputs = inputs  # images checked, local files presigned (batchgen.inputs)
         # No cap, no learning, no balance reads unless the runner says so (batchgen/money.py).
@@ -251,7 +256,7 @@ class Engine(Submitting, Tracking, Downloading):
         if row.submitted_at is None:
             return 0.0
         due = row.submitted_at + self._first_poll_delay(row)
-        return max(0.0, due - time.time())
+        return max(0.0, due - self._wall())
 
     def _first_poll_delay(self, row: st.JobRow) -> float:
         """At the job's model's earliest finish for its duration (models/base.py)."""
@@ -312,7 +317,7 @@ class Engine(Submitting, Tracking, Downloading):
             code, how = EXIT_SOME_FAILED, "finished, some jobs did not succeed"
         else:
             code, how = EXIT_OK, "finished"
-        outage = self.outage.summary(time.time())
+        outage = self.outage.summary(self._wall())
         messages = self._messages
         target = self.cap.target
         if target.learned is not None:  # first, so a long list of notes cannot hide it

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from pathlib import Path
 
 from batchgen import store as st
@@ -79,7 +78,7 @@ class Downloading:
             except Exception as exc:
                 verdict = verdicts.on_download(
                     exc,
-                    now=time.time(),
+                    now=self._wall(),
                     expires_at=self.store.expires_at(row.seq) or 0.0,
                     last_try=attempt + 1 >= self.config.download_tries,
                 )
@@ -148,7 +147,7 @@ class Downloading:
             for (seq, idx, rel, _, _, _, expires, job_id), ok in zip(rows, intact, strict=True):
                 if ok:
                     continue
-                if expires is not None and time.time() < expires:
+                if expires is not None and self._wall() < expires:
                     self.store.mark_file_missing(seq, idx)
                     requeue.add(seq)
                     log.warning("%s: %s is missing or altered; fetching it again", job_id, rel)

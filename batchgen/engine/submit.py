@@ -51,7 +51,7 @@ class Submitting:
         delay = self._first_poll_delay(row)
         if self.config.no_wait:
             return  # tracked by the next cron run
-        await self._track(row, delay, task_id=task_id, submitted_at=time.time())
+        await self._track(row, delay, task_id=task_id, submitted_at=self._wall())
 
     async def _submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""
@@ -241,7 +241,7 @@ class Submitting:
         counts toward the outage under no task; once nothing was readable for
         --status-outage, submits stop (exit 75): an API down for good ends the run instead
         of turning one job after another ambiguous, one per backoff step."""
-        now = time.time()
+        now = self._wall()
         self.outage.unreadable(None, now, str(exc) or type(exc).__name__)
         if self.outage.over(now) and not self._stop_submits.is_set():
             log.warning(

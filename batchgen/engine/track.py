@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from batchgen import models
 from batchgen import store as st
@@ -41,7 +40,7 @@ class Tracking:
         """Poll one task until it ends; release its in-flight slot exactly once."""
         task_id = task_id or row.task_id
         assert task_id is not None
-        submitted_at = submitted_at or row.submitted_at or time.time()
+        submitted_at = submitted_at or row.submitted_at or self._wall()
         callback = self._is_callback(row)
         if callback and not recovered:
             first_delay = first_delay * 1.5 + self.config.callback_grace_s
@@ -124,7 +123,7 @@ class Tracking:
                 self.cap.release()
 
     def _readable(self, task_id: str | None) -> None:
-        lasted = self.outage.readable(task_id, time.time())
+        lasted = self.outage.readable(task_id, self._wall())
         if lasted is not None:
             log.warning("status answers readable again after %.0f s", lasted)
 
@@ -133,7 +132,7 @@ class Tracking:
     ) -> PollVerdict:
         """Note an unreadable status answer and decide (outage.after_unreadable) whether the
         tracker waits, stops polling for this run, or the task's result lifetime is over."""
-        now = time.time()
+        now = self._wall()
         error = str(exc) or type(exc).__name__
         if self.outage.unreadable(task_id, now, error):
             log.warning(
@@ -183,7 +182,7 @@ class Tracking:
         spec = models.find(row.model)
         if limit is not None and spec is not None:
             limit *= spec.stuck_factor(row.duration)  # a model slower than Kling 2.1 waits longer
-        age = time.time() - submitted_at
+        age = self._wall() - submitted_at
         if limit is None or age < limit:
             return False
         self._give_up_for_run()
@@ -257,8 +256,8 @@ class Tracking:
             )
             self.stats.failed += 1
             return
-        completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else time.time()
-        completed = min(completed, time.time())  # a server clock in the future buys no time
+        completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else self._wall()
+        completed = min(completed, self._wall())  # a server clock in the future buys no time
         self.money.finished(row, status.task_id, None, "")
         self.store.mark_succeeded(
             row.seq,
