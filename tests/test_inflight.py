@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from batchgen.adapters.limits import FakeClock
+from batchgen.clock import FakeClock
 from batchgen.core.policy import Backoff, Limit, rate_limit_kind, rate_limit_pause
 from batchgen.engine.inflight import INITIAL_TARGET, CapTarget, InFlightCap
 

@@ -13,12 +13,11 @@ from hypothesis import strategies as st
 from batchgen.adapters.limits import (
     POLL,
     SUBMIT,
-    FakeClock,
-    LoopClock,
     SlidingWindowLimiter,
     max_in_any_window,
     parse_rate,
 )
+from batchgen.clock import FakeClock, LoopClock
 from batchgen.engine.inflight import InFlightCap
 
 # -- FakeClock ----------------------------------------------------------------------------

@@ -14,112 +14,15 @@ import heapq
 import itertools
 import math
 import re
-import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Protocol
+
+from batchgen.clock import Clock, LoopClock
 
 POLL = 0
 """Priority of a status poll: a due poll goes before a submit (it frees in-flight capacity)."""
 SUBMIT = 1
 """Priority of a submit (and the default)."""
-
-
-class Clock(Protocol):
-    """Where limits and schedules read time. Monotonic seconds; never wall time."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class LoopClock:
-    """The real clock: the running loop's `time()` (monotonic) and `asyncio.sleep`."""
-
-    def now(self) -> float:
-        try:
-            return asyncio.get_running_loop().time()
-        except RuntimeError:  # no loop yet: the default loop clock is time.monotonic
-            return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-    def __repr__(self) -> str:
-        return "LoopClock()"
-
-
-class FakeClock:
-    """A clock for tests that only moves when told to, so timing tests are exact and instant.
-
-    `sleep()` parks the caller on a future; `advance(dt)` moves time and wakes every sleeper
-    whose deadline has passed. The woken tasks run when the test next yields to the loop:
-    `await clock.settle()`, or use `await clock.run_until(t)` / `run_for(dt)`, which step from
-    deadline to deadline so each sleeper wakes at exactly its own time.
-    """
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = float(start)
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), fut))
-        await fut  # a cancelled sleeper leaves a cancelled future: skipped when due
-
-    def advance(self, dt: float) -> None:
-        """Move time forward by `dt` (>= 0) and wake the sleepers that are due."""
-        if dt < 0:
-            raise ValueError(f"time only moves forward (advance({dt}))")
-        self._now += dt
-        self._wake_due()
-
-    def next_deadline(self) -> float | None:
-        """The earliest deadline of a live sleeper, or None."""
-        while self._sleepers and self._sleepers[0][2].done():
-            heapq.heappop(self._sleepers)
-        return self._sleepers[0][0] if self._sleepers else None
-
-    @property
-    def sleepers(self) -> int:
-        return sum(1 for _, _, fut in self._sleepers if not fut.done())
-
-    @staticmethod
-    async def settle(rounds: int = 50) -> None:
-        """Let ready tasks run (a bounded number of loop iterations; time does not move)."""
-        for _ in range(rounds):
-            await asyncio.sleep(0)
-
-    async def run_until(self, t: float) -> None:
-        """Advance to time `t` deadline by deadline, letting tasks run after each wake-up."""
-        while True:
-            await self.settle()
-            nxt = self.next_deadline()
-            if nxt is None or nxt > t:
-                break
-            self._now = max(self._now, nxt)
-            self._wake_due()
-        self._now = max(self._now, t)
-        await self.settle()
-
-    async def run_for(self, dt: float) -> None:
-        await self.run_until(self._now + dt)
-
-    def _wake_due(self) -> None:
-        while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, fut = heapq.heappop(self._sleepers)
-            if not fut.done():
-                fut.set_result(None)
-
-    def __repr__(self) -> str:
-        return f"FakeClock(now={self._now:.6f}, sleepers={self.sleepers})"
 
 
 _Waiter = tuple[int, int, "asyncio.Future[float]"]
