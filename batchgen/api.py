@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -114,16 +115,18 @@ async def run_async(
     if m.local_images and not opts.image_store and not sandbox:
         raise UsageError(f"{m.path}: {len(m.local_images)} local image file(s) need image_store=")
     if sandbox:
-        opts.api_key = SANDBOX_KEY
-        opts.serve_local_images = True  # image files without a store: served on loopback
-        opts.proxy_env = False  # the simulator and its files are on loopback
-        opts = opts.scaled(SANDBOX_TIME_SCALE)
+        opts = dataclasses.replace(
+            opts,
+            api_key=SANDBOX_KEY,
+            serve_local_images=True,  # image files without a store: served on loopback
+            proxy_env=False,  # the simulator and its files are on loopback
+        ).scaled(SANDBOX_TIME_SCALE)
     elif not opts.api_key:
-        opts.api_key = read_api_key(None)
+        opts = dataclasses.replace(opts, api_key=read_api_key(None))
     with StateLock(state_path):
         _record(m, opts, resubmit_changed)
-        async with _simulator(opts, sandbox):
-            return await execute(opts)
+        async with _simulator(opts, sandbox) as run_opts:
+            return await execute(run_opts)
 
 
 def _record(m: Manifest, opts: RunOptions, resubmit_changed: bool) -> None:
@@ -164,9 +167,10 @@ def record_files(store: Store, m: Manifest) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _simulator(opts: RunOptions, on: bool) -> AsyncIterator[None]:
+async def _simulator(opts: RunOptions, on: bool) -> AsyncIterator[RunOptions]:
+    """The run's settings, pointed at an in-process simulator when `on`."""
     if not on:
-        yield
+        yield opts
         return
     from batchgen.simulator import SimConfig, Simulator
 
@@ -176,8 +180,7 @@ async def _simulator(opts: RunOptions, on: bool) -> AsyncIterator[None]:
         fetch_images="loopback",  # the sandbox proves its image URLs work, with no network
     )
     async with Simulator(config) as sim:
-        opts.base_url = sim.base_url
-        yield
+        yield dataclasses.replace(opts, base_url=sim.base_url)
 
 
 def outcome(state: str | os.PathLike[str]) -> dict[str, int]:

@@ -292,7 +292,7 @@ async def receiving(
         shutdown_s=opts.drain_s,
     )
     async with receiver:
-        engine.config.callback_url = receiver.url_for(opts.callback_public_url)
+        engine.receive_callbacks_at(receiver.url_for(opts.callback_public_url))
         if opts.on_receiver is not None:
             opts.on_receiver(receiver)
         log.info("receiving callbacks on %s:%d", receiver.host, receiver.port)

@@ -26,8 +26,8 @@ from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.paths import is_loopback_host, is_public_address
 from batchgen.adapters.sessions import open_sessions, run_proxies
-from batchgen.core.policy import Backoff, PollSchedule, backoff_delay
-from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, EngineConfig, RunOutcome
+from batchgen.core.policy import Backoff, backoff_delay
+from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
 from batchgen.errors import ApiConnectionError, RateLimited, ServerError
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.money import (
@@ -37,7 +37,7 @@ from batchgen.money import (
     recorded_settings,
 )
 from batchgen.money.prices import usd
-from batchgen.settings import DEFAULT_BASE_URL, RunOptions
+from batchgen.settings import DEFAULT_BASE_URL, RunOptions, engine_settings
 from batchgen.ui import report
 
 log = logging.getLogger("batchgen.run")
@@ -138,25 +138,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     limiter = SlidingWindowLimiter(opts.rate_limit, period, margin=margin)
     rng = random.Random(opts.seed)
     backoff = Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
-    config = EngineConfig(
-        output_dir=opts.output_dir,
-        filename_template=opts.filename_template,
-        max_in_flight=opts.max_in_flight,
-        poll=PollSchedule(poll_after=opts.poll_after_s, poll_every=opts.poll_every_s),
-        backoff=backoff,
-        download_workers=opts.download_concurrency,
-        result_lifetime_s=opts.result_lifetime_s,
-        no_wait=opts.no_wait,
-        drain_s=opts.drain_s,
-        callback_grace_s=opts.callback_grace_s,
-        callback_poll_every_s=opts.callback_poll_every_s,
-        callback_guard_s=opts.callback_guard_s,
-        stuck_after_s=opts.stuck_after_s or None,  # 0: never
-        poll_backoff=Backoff(
-            base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
-        ),
-        status_outage_s=opts.status_outage_s or None,  # 0: never
-    )
+    config = engine_settings(opts)
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
     api_public = await preflight_by_default(opts.base_url) if opts.preflight is None else True

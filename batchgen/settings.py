@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from batchgen.core.policy import Backoff, PollSchedule
+from batchgen.engine.config import EngineConfig
 from batchgen.engine.wakes import POLL_GRID
 from batchgen.errors import UsageError
 from batchgen.money import TRANSIENT_CODES
@@ -49,10 +51,11 @@ BACKOFF_BASE_PER_POLL_EVERY = 0.2  # retries start about 1 s apart
 BACKOFF_CAP_PER_POLL_AFTER = 1.0  # and grow to 60 s at most
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
     """Everything a run needs; the one place where the run's defaults are written. A duration
-    left as None follows the poll schedule (`paced()` fills it in)."""
+    left as None follows the poll schedule (`paced()` fills it in). Frozen: the CLI or the
+    Python API builds it once; `paced`, `scaled` and `dataclasses.replace` make new ones."""
 
     state_path: Path
     output_dir: Path
@@ -60,6 +63,7 @@ class RunOptions:
     api_key: str = field(default="", repr=False)
     model: str = "kling-2-1"
     filename_template: str = "{id}.mp4"
+    page_size: int = 256  # pending jobs read from the state file at a time
     rate_limit: int = 10_000
     rate_period_s: float = 60.0
     rate_margin_s: float | None = None  # default: default_rate_margin(rate_period_s)
@@ -177,6 +181,35 @@ class RunOptions:
             rate_pause_base_s=times(self.rate_pause_base_s),
             rate_pause_cap_s=times(self.rate_pause_cap_s),
         )
+
+
+def engine_settings(opts: RunOptions) -> EngineConfig:
+    """The engine's group of a paced run's settings (`opts.paced()`): the only place a
+    RunOptions becomes an EngineConfig."""
+    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
+    assert opts.poll_backoff_cap_s is not None
+    assert opts.callback_grace_s is not None and opts.callback_poll_every_s is not None
+    assert opts.callback_guard_s is not None
+    return EngineConfig(
+        output_dir=opts.output_dir,
+        filename_template=opts.filename_template,
+        max_in_flight=opts.max_in_flight,
+        poll=PollSchedule(poll_after=opts.poll_after_s, poll_every=opts.poll_every_s),
+        backoff=Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s),
+        download_workers=opts.download_concurrency,
+        result_lifetime_s=opts.result_lifetime_s,
+        no_wait=opts.no_wait,
+        drain_s=opts.drain_s,
+        page_size=opts.page_size,
+        callback_grace_s=opts.callback_grace_s,
+        callback_poll_every_s=opts.callback_poll_every_s,
+        callback_guard_s=opts.callback_guard_s,
+        stuck_after_s=opts.stuck_after_s or None,  # 0: never
+        poll_backoff=Backoff(
+            base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
+        ),
+        status_outage_s=opts.status_outage_s or None,  # 0: never
+    )
 
 
 def check_base_url(url: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import shutil
 import statistics
@@ -77,7 +78,7 @@ async def one_batch(
             seed=3,
         )
         if callbacks:
-            opts.callback_listen = ("127.0.0.1", 0)
+            opts = dataclasses.replace(opts, callback_listen=("127.0.0.1", 0))
         t0 = time.perf_counter()
         outcome = await execute(opts)
         elapsed = time.perf_counter() - t0
@@ -266,7 +267,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
         engine = Engine(store, None, None, EngineConfig(output_dir=Path(tmp)))  # type: ignore[arg-type]
         # trackers waiting for their callbacks, as during a run (the engine's own table)
         for i in range(n):
-            engine._wake[task_id(i)] = asyncio.Event()
+            engine.context.news.wakes[task_id(i)] = asyncio.Event()
         out = []
         async with TimedReceiver(engine, "bench-secret-" + "z" * 32) as rec:
             url = rec.url_for(None)
@@ -292,7 +293,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
                         "handler_p99_ms": 1000 * percentile(rec.handler_s, 0.99),
                     }
                 )
-        woken = sum(e.is_set() for e in engine._wake.values())
+        woken = sum(e.is_set() for e in engine.context.news.wakes.values())
         out[0]["tasks_woken"] = woken
         store.close()
         return out

@@ -8,6 +8,7 @@ separate process (`python -m batchgen simulate`), both on loopback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -74,12 +75,8 @@ def options(folder: Path, base_url: str, scale: float, **overrides: Any) -> RunO
         seed=7,
         write_results=False,
     ).scaled(scale)
-    opts.backoff_base_s, opts.backoff_cap_s = max(0.01, scale), max(0.5, 60 * scale)
-    for k, v in overrides.items():
-        if not hasattr(opts, k):
-            raise TypeError(f"RunOptions has no field {k!r}")
-        setattr(opts, k, v)
-    return opts
+    quick = {"backoff_base_s": max(0.01, scale), "backoff_cap_s": max(0.5, 60 * scale)}
+    return dataclasses.replace(opts, **{**quick, **overrides})  # TypeError on an unknown field
 
 
 # -- the simulator in its own process ---------------------------------------------------------
@@ -205,7 +202,7 @@ async def run_engine(opts: RunOptions, *, every: float = 0.1) -> EngineRun:
         if previous is not None:
             previous(engine)
 
-    opts.on_engine = grab
+    opts = dataclasses.replace(opts, on_engine=grab)
     samples: list[Sample] = []
     t0 = time.perf_counter()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,8 @@ def options(tmp: Path, base_url: str, **overrides: Any) -> RunOptions:
         drain_s=1.0,
         seed=7,
     ).scaled(SCALE)
-    opts.backoff_base_s, opts.backoff_cap_s = 0.02, 0.5  # quick retries
-    for k, v in overrides.items():
-        setattr(opts, k, v)
-    return opts
+    # quick retries
+    return dataclasses.replace(opts, **{"backoff_base_s": 0.02, "backoff_cap_s": 0.5, **overrides})
 
 
 def sha256_file(path: Path) -> str:

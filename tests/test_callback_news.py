@@ -5,6 +5,7 @@ set hours away, so only callbacks can end these jobs: a dropped one hangs the te
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,7 @@ def one_job_options(tmp: Path, api: FakeApi, got: dict[str, Any], **kw: Any) -> 
         on_receiver=lambda r: got.__setitem__("receiver", r),
         seed=3,
     )
-    for k, v in kw.items():
-        setattr(opts, k, v)
-    return opts
+    return dataclasses.replace(opts, **kw)
 
 
 def envelope(task_id: str, state: str) -> bytes:

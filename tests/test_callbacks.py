@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -406,7 +407,7 @@ async def test_forged_callbacks_change_nothing(tmp_path: Path) -> None:
     got = Captured()
     async with Simulator(**sim_config(time_scale=scale)) as sim:
         opts = cb_options(tmp_path, sim, got, grace=60 * scale, every=30 * scale)
-        opts.callback_guard_s = 0.0
+        opts = dataclasses.replace(opts, callback_guard_s=0.0)
         run = asyncio.create_task(execute(opts))
         await eventually(lambda: hasattr(got, "engine") and hasattr(got, "receiver"))
         await eventually(lambda: got.engine.stats.submitted == n)

@@ -174,11 +174,9 @@ async def test_second_results_are_named_and_audited_across_pages(tmp_path: Path)
     state = prepare_state(tmp_path, jobs)
     out = tmp_path / "out"
 
-    def tiny_pages(engine) -> None:
-        engine.config.page_size = 1  # page boundaries fall between a job's two files
-
     async with Simulator(**sim_config()) as sim:
-        opts = options(tmp_path, sim.base_url, on_engine=tiny_pages)
+        # page boundaries fall between a job's two files
+        opts = options(tmp_path, sim.base_url, page_size=1)
         assert (await execute(opts)).exit_code == 0
         assert sorted(p.name for p in out.glob("*.mp4")) == [
             "two-0-2.mp4",
@@ -273,6 +271,7 @@ async def test_tracker_sleeps_end_on_a_shared_grid() -> None:
     (one epoll wait, their requests leaving together), never earlier than asked."""
     import asyncio
 
+    from batchgen.clock import LOOP_CLOCK
     from batchgen.engine.wakes import Wakeup
 
     loop = asyncio.get_running_loop()
@@ -280,14 +279,15 @@ async def test_tracker_sleeps_end_on_a_shared_grid() -> None:
 
     async def sleeper(seconds: float) -> None:
         asked = loop.time() + seconds
-        await Wakeup().sleep(seconds, grid=0.05)
+        await Wakeup(LOOP_CLOCK).sleep(seconds, grid=0.05)
         woke.append((asked, loop.time()))
 
-    await Wakeup().sleep(0.0, grid=0.05)  # start just after a grid point, so the sleepers'
-    await asyncio.gather(*(sleeper(0.011 + 0.003 * i) for i in range(8)))  # deadlines share one
+    # Start just after a grid point, so the sleepers' deadlines share one slot.
+    await Wakeup(LOOP_CLOCK).sleep(0.0, grid=0.05)
+    await asyncio.gather(*(sleeper(0.011 + 0.003 * i) for i in range(8)))
     assert all(at >= asked for asked, at in woke)
     assert max(at for _, at in woke) - min(at for _, at in woke) < 0.01  # one slot for all
-    set_early = Wakeup()
+    set_early = Wakeup(LOOP_CLOCK)
     set_early.set()
     t0 = loop.time()
     await set_early.sleep(10.0, grid=0.05)  # a pending wake still ends the sleep at once

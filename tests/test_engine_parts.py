@@ -1,19 +1,23 @@
-"""Issue 15 step 5: the engine's submit and track parts on their own, with a scripted client
-object (no sockets, no simulator) and a real state file. Every wait is a millisecond, so each
-case runs in milliseconds; what is checked is the state the job ends in and the calls made."""
+"""Issue 15 step 5: the engine's parts (Submitter, Tracker) on their own, with a scripted client
+object (no sockets, no simulator), a real state file and a FakeClock. The run's documented
+schedule is used as is (first poll after a minute, polls 5 s apart, backoff up to a minute, the
+stuck rule at an hour): the clock jumps from one timer to the next, so an hour of a task's
+life passes in milliseconds, and the times it waited are exact."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from batchgen import store as st
 from batchgen.adapters.answers import BadAnswer, NotFound, TaskStatus
-from batchgen.core.policy import Backoff, PollSchedule
+from batchgen.clock import FakeClock
 from batchgen.engine import Engine, EngineConfig
 from batchgen.errors import (
     ApiConnectionError,
@@ -24,20 +28,30 @@ from batchgen.errors import (
 )
 
 pytestmark = pytest.mark.timeout(20)
-QUICK = Backoff(base=0.001, cap=0.002)
+T = TypeVar("T")
+START = 1_700_000_000.0  # the fake clock is also the run's wall clock
 
 
 class ScriptedClient:
     """Answers each call with the next item of its script: an exception is raised, anything
-    else returned; past the script's end, `then` is used."""
+    else returned; past the script's end, `then` is used. Records the fake time of each
+    call."""
 
-    def __init__(self, submits: list[Any], statuses: list[Any] | None = None) -> None:
+    def __init__(
+        self, submits: list[Any], statuses: list[Any] | None = None, clock: FakeClock | None = None
+    ) -> None:
         self._submits: Iterator[Any] = iter(submits)
         self._statuses: Iterator[Any] = iter(statuses or [])
+        self.clock = clock
         self.submit_calls = 0
         self.status_calls = 0
         self.alive_answers = 0
+        self.submit_times: list[float] = []
+        self.status_times: list[float] = []
         self.tasks_in_flight = lambda: 0
+
+    def _now(self) -> float:
+        return self.clock.now() if self.clock is not None else 0.0
 
     async def submit(self, body: dict, *, before_send=None, model=None) -> str:
         if before_send is not None and not await before_send():
@@ -45,6 +59,7 @@ class ScriptedClient:
 
             raise SubmitSkipped()
         self.submit_calls += 1
+        self.submit_times.append(self._now())
         answer = next(self._submits)
         if isinstance(answer, BaseException):
             raise answer
@@ -53,6 +68,7 @@ class ScriptedClient:
 
     async def status(self, task_id: str, *, model=None, priority: int = 0) -> TaskStatus:
         self.status_calls += 1
+        self.status_times.append(self._now())
         answer = next(self._statuses)
         if isinstance(answer, BaseException):
             raise answer
@@ -60,21 +76,41 @@ class ScriptedClient:
 
 
 def engine_for(tmp: Path, client: ScriptedClient, **config: Any) -> tuple[Engine, st.Store]:
-    store = st.Store(tmp / "s.db")
+    """An engine on a FakeClock (also its wall clock) with the documented defaults, unless
+    `config` says otherwise."""
+    clock = client.clock = client.clock or FakeClock(start=START)
+    store = st.Store(tmp / "s.db", wall=clock.now)
     body = {"model": "kling-2-1", "input": {"mode": "master-text-to-video", "prompt": "p"}}
     store.sync_jobs([("j1", "kling-2-1", body)])
-    settings = {
-        "output_dir": tmp,
-        "poll": PollSchedule(poll_after=0.001, poll_every=0.001, jitter=0.0),
-        "backoff": QUICK,
-        "poll_backoff": QUICK,
-        **config,
-    }
-    wall = settings.pop("wall", None)
-    extra = {"wall": wall} if wall is not None else {}
-    engine = Engine(store, client, None, EngineConfig(**settings), rng=random.Random(1), **extra)
+    engine = Engine(
+        store,
+        client,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        EngineConfig(output_dir=tmp, **config),
+        rng=random.Random(1),
+        clock=clock,
+        wall=clock.now,
+    )
     assert engine.cap.try_acquire()  # the submitter's slot, taken before a job's coroutine
     return engine, store
+
+
+async def on_fake_time(clock: FakeClock, coro: Coroutine[Any, Any, T], steps: int = 5000) -> T:
+    """Run `coro` to its end, moving the clock from one timer to the next whenever every task
+    is waiting on it. With no timer due, something else is awaited (the state file's fsync in
+    a worker thread): a moment of real time is given to it."""
+    task = asyncio.ensure_future(coro)
+    for _ in range(steps):
+        await clock.settle()
+        if task.done():
+            return task.result()
+        due = clock.next_deadline()
+        if due is None:
+            await asyncio.sleep(0.001)
+            continue
+        clock.advance(max(0.0, due - clock.now()))
+    task.cancel()
+    raise AssertionError(f"not finished after {steps} timers")
 
 
 def done(state: str, task_id: str = "t-1") -> TaskStatus:
@@ -105,36 +141,79 @@ async def test_submit_ends_the_job_where_its_answer_says(
 ) -> None:
     client = ScriptedClient(script)
     engine, store = engine_for(tmp_path, client)
-    task_id = await engine._submit(store.job("j1"))
+    task_id = await on_fake_time(client.clock, engine.submitter.submit(store.job("j1")))
     row = store.job("j1")
     assert (row.state, client.submit_calls) == (state, calls)
     assert task_id == (row.task_id if state == st.IN_FLIGHT else None)
     if state == st.FAILED:
         assert store.db.execute("SELECT fail_code FROM jobs").fetchone()[0] == "HTTP_400"
     if isinstance(script[0], AuthError):
-        assert engine._stop_submits.is_set()
+        assert engine.context.stop_submits.is_set()
+
+
+async def test_a_rate_429_waits_its_retry_after_on_the_run_clock(tmp_path: Path) -> None:
+    """A 429 naming the request rate with Retry-After 30: the next submit leaves no sooner
+    than 30 s later (the run's backoff may add to it, never take from it)."""
+    refused = RateLimited(429, "slow down", limit="rate", retry_after=30.0)
+    client = ScriptedClient([refused, "t-1"])
+    engine, store = engine_for(tmp_path, client)
+    assert await on_fake_time(client.clock, engine.submitter.submit(store.job("j1"))) == "t-1"
+    first, second = client.submit_times
+    assert first == START and 30.0 <= second - first <= 60.0
 
 
 async def test_submit_gives_up_after_the_tries_that_proved_no_task(tmp_path: Path) -> None:
     client = ScriptedClient([ServerError(503, "busy")] * 3)
     engine, store = engine_for(tmp_path, client, max_submit_tries=3)
-    assert await engine._submit(store.job("j1")) is None
+    assert await on_fake_time(client.clock, engine.submitter.submit(store.job("j1"))) is None
     assert (store.job("j1").state, client.submit_calls) == (st.PENDING, 3)
-    assert "not submitted after 3 tries" in engine._messages[0]
+    assert "not submitted after 3 tries" in engine.context.messages[0]
+    gaps = [b - a for a, b in itertools.pairwise(client.submit_times)]
+    assert all(0 < gap <= engine.config.backoff.cap for gap in gaps)  # backed off, on the clock
+
+
+async def test_a_stop_ends_a_submits_backoff_at_once(tmp_path: Path) -> None:
+    client = ScriptedClient([ServerError(503, "busy")] * 8)
+    engine, store = engine_for(tmp_path, client)
+    task = asyncio.ensure_future(engine.submitter.submit(store.job("j1")))
+    for _ in range(2000):  # the intent's fsync runs in a thread: real moments, bounded
+        if client.clock.sleepers:
+            break
+        await asyncio.sleep(0.001)
+    assert client.submit_calls == 1 and client.clock.sleepers >= 1  # backing off
+    engine.request_stop()
+    await client.clock.settle()
+    assert task.done() and task.result() is None  # no time passed
+    assert store.job("j1").state == st.PENDING and client.clock.now() == START
 
 
 # -- track -------------------------------------------------------------------------------------
 
 
 async def _tracked(
-    tmp: Path, statuses: list[Any], **config: Any
+    tmp: Path, statuses: list[Any], first_delay: float = 60.0, **config: Any
 ) -> tuple[Engine, st.Store, ScriptedClient]:
     client = ScriptedClient(["t-1"], statuses)
     engine, store = engine_for(tmp, client, **config)
     row = store.job("j1")
-    assert await engine._submit(row) == "t-1"
-    await engine._track(store.job("j1"), 0.0, task_id="t-1", submitted_at=None)
+    assert await on_fake_time(client.clock, engine.submitter.submit(row)) == "t-1"
+    track = engine.tracker.track(store.job("j1"), first_delay, task_id="t-1", submitted_at=None)
+    await on_fake_time(client.clock, track)
     return engine, store, client
+
+
+async def test_polls_follow_the_schedule_on_the_run_clock(tmp_path: Path) -> None:
+    """The first poll at the first delay, then every `poll_every` (5 s, ±20 % jitter, ending on
+    the 0.5 s grid): exact times, read off the fake clock."""
+    statuses = [done("processing")] * 4 + [done("success")]
+    engine, store, client = await _tracked(tmp_path, statuses, first_delay=60.0)
+    times = [t - START for t in client.status_times]
+    assert 60.0 <= times[0] <= 60.5
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 4 and all(4.0 - 0.5 <= gap <= 6.0 + 0.5 for gap in gaps), gaps
+    assert all(round(t / 0.5, 6).is_integer() for t in times)  # on the grid
+    assert store.job("j1").state == st.SUCCEEDED
+    assert engine.cap.in_flight == 0  # its slot released exactly once
 
 
 async def test_an_unreadable_status_never_fails_the_task(tmp_path: Path) -> None:
@@ -143,6 +222,16 @@ async def test_an_unreadable_status_never_fails_the_task(tmp_path: Path) -> None
     _, store, client = await _tracked(tmp_path, statuses)
     assert store.job("j1").state == st.SUCCEEDED and client.status_calls == 5
     assert [f.url for f in store.files_of(store.job("j1").seq)] == ["https://r.example/v.mp4"]
+
+
+async def test_a_status_outage_parks_the_task_after_the_window(tmp_path: Path) -> None:
+    """Unreadable for the whole --status-outage window (30 min by default): the task is not
+    polled again in this run, stays in flight, and submits stop (exit 75 later)."""
+    engine, store, client = await _tracked(tmp_path, [ServerError(503, "<html>")] * 200)
+    assert store.job("j1").state == st.IN_FLIGHT
+    waited = client.status_times[-1] - client.status_times[0]
+    assert 1800.0 <= waited <= 1800.0 + engine.config.poll_backoff.cap
+    assert engine.context.stop_submits.is_set()
 
 
 async def test_the_providers_not_found_fails_the_task_after_max_not_found(tmp_path: Path) -> None:
@@ -161,50 +250,38 @@ async def test_a_failed_task_fails_the_job_with_the_providers_code(tmp_path: Pat
     assert store.db.execute("SELECT fail_code FROM jobs").fetchone()[0] == "CONTENT_POLICY"
 
 
-async def test_a_stuck_task_is_left_in_flight_for_the_next_run(tmp_path: Path) -> None:
-    engine, store, client = await _tracked(
-        tmp_path, [done("processing")] * 1000, stuck_after_s=0.02
-    )
+async def test_a_stuck_task_is_left_in_flight_after_an_hour(tmp_path: Path) -> None:
+    """The documented stuck rule: still processing an hour after its submit, the task is not
+    polled again in this run (an hour of polls every 5 s, in no real time)."""
+    engine, store, client = await _tracked(tmp_path, [done("processing")] * 2000)
     assert store.job("j1").state == st.IN_FLIGHT  # never failed: the next run polls it
-    assert any("still 'processing'" in m for m in engine._messages)
-    assert client.status_calls < 1000
-
-
-class Wall:
-    """A wall clock the test moves: the engine's submit times, stuck rule and lifetimes."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_the_stuck_rule_reads_the_injected_wall_clock(tmp_path: Path) -> None:
-    wall = Wall()
-    statuses = iter([done("processing")] * 3)
-
-    def poll_then_jump() -> TaskStatus:
-        wall.now += 4000.0  # past the default stuck_after_s of 3600 s, in no real time
-        return next(statuses)
-
-    client = ScriptedClient(["t-1"], [])
-    client.status = lambda task_id, **kw: _answer(poll_then_jump)  # type: ignore[method-assign]
-    engine, store = engine_for(tmp_path, client, wall=wall)
-    assert await engine._submit(store.job("j1")) == "t-1"
-    await engine._track(store.job("j1"), 0.0, task_id="t-1", submitted_at=wall.now)
-    assert store.job("j1").state == st.IN_FLIGHT
-    assert any("4000 s after its submit" in m for m in engine._messages), engine._messages
-
-
-async def _answer(make):  # the client's coroutine shape
-    return make()
+    assert any("still 'processing'" in m for m in engine.context.messages)
+    age = client.status_times[-1] - START
+    assert 3600.0 <= age <= 3600.0 + 6.5 and 600 < client.status_calls < 2000
 
 
 async def test_a_results_lifetime_runs_from_the_injected_wall_clock(tmp_path: Path) -> None:
-    wall = Wall(5_000_000.0)
-    engine, store = engine_for(tmp_path, ScriptedClient(["t-1"], [done("success")]), wall=wall)
-    assert await engine._submit(store.job("j1")) == "t-1"
-    await engine._track(store.job("j1"), 0.0, task_id="t-1", submitted_at=wall.now)
+    engine, store, client = await _tracked(tmp_path, [done("success")])
     expires = store.expires_at(store.job("j1").seq)
-    assert expires == wall.now + engine.config.result_lifetime_s
+    assert expires == client.status_times[-1] + engine.config.result_lifetime_s
+
+
+async def test_callback_news_cuts_a_trackers_sleep_short(tmp_path: Path) -> None:
+    """News from a callback wakes the tracker before its timer: it confirms with one status
+    request at once (the guard window has long passed), not at the next scheduled poll."""
+    client = ScriptedClient(["t-1"], [done("processing"), done("success")])
+    engine, store = engine_for(tmp_path, client)
+    clock = client.clock
+    assert client.clock is not None
+    assert await on_fake_time(clock, engine.submitter.submit(store.job("j1"))) == "t-1"
+    track = asyncio.ensure_future(
+        engine.tracker.track(store.job("j1"), 60.0, task_id="t-1", submitted_at=None)
+    )
+    await clock.run_for(61.0)  # the first poll: still processing
+    assert client.status_calls == 1
+    await clock.run_for(1.0)
+    assert engine.notify("t-1", claims_end=True)
+    await clock.settle()
+    assert track.done() and client.status_calls == 2
+    assert client.status_times[1] == START + 62.0  # woken by the news, not by its timer
+    assert store.job("j1").state == st.SUCCEEDED

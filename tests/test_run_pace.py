@@ -8,6 +8,7 @@ absolute times (README: "Every duration follows the run's options")."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -42,10 +43,7 @@ def sandbox_like(tmp: Path, base_url: str, how: str, **kw: Any) -> RunOptions:
             poll_every_s=5 * SCALE,
             rate_period_s=60 * SCALE,
         )
-    opts.base_url, opts.api_key, opts.seed = base_url, KEY, 11
-    for k, v in kw.items():
-        setattr(opts, k, v)
-    return opts
+    return dataclasses.replace(opts, **{"base_url": base_url, "api_key": KEY, "seed": 11, **kw})
 
 
 def api_requests(stats: dict[str, Any]) -> int:

@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from batchgen.clock import LOOP_CLOCK
 from batchgen.engine.wakes import Wakeup, confirm_delay
 
 
@@ -52,7 +53,7 @@ def test_a_stream_of_news_costs_one_request_per_window_and_the_last_is_confirmed
 
 
 async def test_wakeup_says_why_it_woke() -> None:
-    wake = Wakeup()
+    wake = Wakeup(LOOP_CLOCK)
     assert await wake.sleep(0.0) is False  # the time ran out
     wake.set()  # news while the tracker is busy is kept for its next sleep ...
     assert wake.is_set() and await wake.sleep(60.0) is True

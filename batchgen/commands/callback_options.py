@@ -4,12 +4,12 @@ receiver itself (batchgen/callbacks.py) never sees argparse."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from batchgen.adapters.paths import is_loopback_host
 from batchgen.callbacks import check_public_base, parse_listen
 from batchgen.commands.argtypes import seconds as _seconds
 from batchgen.errors import UsageError
-from batchgen.settings import RunOptions
 
 
 def _duration(text: str) -> float:
@@ -69,10 +69,10 @@ def add_cli_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def apply_args(args: argparse.Namespace, opts: RunOptions) -> None:
-    """Copy the callback options onto RunOptions (in real seconds: --sandbox scales them with
-    every other service time, see RunOptions.scaled; those not given follow the poll
-    schedule, see RunOptions.paced)."""
+def fields(args: argparse.Namespace) -> dict[str, Any]:
+    """RunOptions' callback fields (in real seconds: --sandbox scales them with every other
+    service time, see RunOptions.scaled; those not given follow the poll schedule, see
+    RunOptions.paced)."""
     listen = getattr(args, "callback_listen", None)
     public = getattr(args, "callback_url", None)
     if public is not None and listen is None:
@@ -90,10 +90,12 @@ def apply_args(args: argparse.Namespace, opts: RunOptions) -> None:
             "--callback-listen on a non-loopback address needs --callback-url: the public "
             "https base that your reverse proxy or tunnel forwards to this listener"
         )
-    opts.callback_listen = listen
-    opts.callback_public_url = check_public_base(public) if public is not None else None
-    opts.trust_callbacks = bool(getattr(args, "trust_callbacks", False))
-    # None: follows the poll schedule (RunOptions.paced)
-    opts.callback_grace_s = getattr(args, "callback_grace", None)
-    opts.callback_poll_every_s = getattr(args, "callback_poll_every", None)
-    opts.callback_guard_s = getattr(args, "callback_guard", None)
+    return {
+        "callback_listen": listen,
+        "callback_public_url": check_public_base(public) if public is not None else None,
+        "trust_callbacks": bool(getattr(args, "trust_callbacks", False)),
+        # None: follows the poll schedule (RunOptions.paced)
+        "callback_grace_s": getattr(args, "callback_grace", None),
+        "callback_poll_every_s": getattr(args, "callback_poll_every", None),
+        "callback_guard_s": getattr(args, "callback_guard", None),
+    }

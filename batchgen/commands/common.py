@@ -248,7 +248,7 @@ def options_from_args(
     limit, period = args.rate_limit
     if args.poll_backoff_cap is not None and args.poll_backoff_cap <= 0:
         raise UsageError("--poll-backoff-cap must be more than 0")
-    opts = RunOptions(
+    fields: dict[str, Any] = dict(
         state_path=state_path,
         output_dir=output_dir,
         model=model,
@@ -273,9 +273,9 @@ def options_from_args(
         image_store=getattr(args, "image_store", None),
     )
     if getattr(args, "image_url_ttl", None):
-        opts.image_url_ttl_s = args.image_url_ttl
+        fields["image_url_ttl_s"] = args.image_url_ttl
     if args.backoff:
-        opts.backoff_base_s, opts.backoff_cap_s = args.backoff
+        fields["backoff_base_s"], fields["backoff_cap_s"] = args.backoff
     # Given: the user's; not given: RunOptions' defaults, written there only.
     for name, attr in (
         ("connect_timeout", "connect_timeout_s"),
@@ -284,21 +284,21 @@ def options_from_args(
         ("drain", "drain_s"),
     ):
         if getattr(args, name, None) is not None:
-            setattr(opts, attr, getattr(args, name))
+            fields[attr] = getattr(args, name)
     if args.rate_pause:
-        opts.rate_pause_base_s, opts.rate_pause_cap_s = args.rate_pause
+        fields["rate_pause_base_s"], fields["rate_pause_cap_s"] = args.rate_pause
     if args.sandbox:
-        opts.api_key = SANDBOX_KEY
+        fields["api_key"] = SANDBOX_KEY
+        fields["serve_local_images"] = True  # image files without a store: served on loopback
+        fields["proxy_env"] = False  # the simulator and its files are on loopback
     else:
-        opts.base_url = check_base_url(
+        fields["base_url"] = check_base_url(
             args.base_url or os.environ.get("APIXO_BASE_URL") or DEFAULT_BASE_URL
         )
-        opts.api_key = read_api_key(args.api_key_file)
-    callback_options.apply_args(args, opts)
-    money_options.apply(args, opts, budget)
-    if args.sandbox:
-        opts.serve_local_images = True  # image files without a store: served on loopback
-        opts.proxy_env = False  # the simulator and its files are on loopback: nothing to proxy
+        fields["api_key"] = read_api_key(args.api_key_file)
+    fields |= callback_options.fields(args)
+    fields |= money_options.fields(args, model, budget)
+    opts = RunOptions(**fields)  # built once, frozen: nothing changes it afterwards
     Proxies(enabled=opts.proxy_env)  # a proxy variable batchgen cannot use: exit 2 before work
     return opts.scaled(args.time_scale) if args.sandbox else opts
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -69,9 +70,10 @@ def setup_logging(args: argparse.Namespace, progress: Progress | None = None) ->
 
 
 @contextlib.asynccontextmanager
-async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIterator[None]:
+async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIterator[RunOptions]:
+    """The run's settings, pointed at an in-process simulator with --sandbox."""
     if not args.sandbox:
-        yield
+        yield opts
         return
     from batchgen.simulator import SimConfig, Simulator
     from batchgen.simulator.journal import TaskJournal, journal_path
@@ -96,8 +98,7 @@ async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIte
         await sim.start()
     try:
         journal.attach(sim)
-        opts.base_url = sim.base_url
-        yield
+        yield dataclasses.replace(opts, base_url=sim.base_url)
     finally:
         journal.close()
         await sim.close()
@@ -131,11 +132,10 @@ def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
                 if outer is not None:
                     outer(engine)
 
-            opts.on_engine = on_engine
             outcome: RunOutcome | None = None
             try:
-                async with _maybe_sandbox(args, opts):
-                    outcome = await execute(opts)
+                async with _maybe_sandbox(args, opts) as run_opts:
+                    outcome = await execute(dataclasses.replace(run_opts, on_engine=on_engine))
             finally:
                 progress.close(outcome.counts if outcome is not None else None)
             return outcome

@@ -13,7 +13,6 @@ from typing import Any
 from batchgen.errors import UsageError
 from batchgen.money import TRANSIENT_CODES
 from batchgen.money.prices import parse_key, to_micros
-from batchgen.settings import RunOptions
 
 NO_CAP = -1  # --max-spend none: remove a recorded cap
 
@@ -83,30 +82,33 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def apply(args: argparse.Namespace, opts: RunOptions, budget: dict[str, Any] | None) -> None:
-    """Fill `opts` from the command line, then the manifest's `budget:` (the command wins)."""
+def fields(args: argparse.Namespace, model: str, budget: dict[str, Any] | None) -> dict[str, Any]:
+    """RunOptions' money fields from the command line, then the manifest's `budget:` (the
+    command wins); a field not given is left out, so RunOptions' default stands."""
     budget = budget or {}
+    out: dict[str, Any] = {}
     cap = getattr(args, "max_spend", None)
     if cap is None and budget.get("max_spend") is not None:
         try:
             cap = to_micros(budget["max_spend"])
         except ValueError as exc:
             raise UsageError(f"budget.max_spend: {exc}") from None
-    opts.max_spend_micros = cap
-    opts.spend_past_balance = bool(getattr(args, "yes", False) or budget.get("yes") is True)
+    out["max_spend_micros"] = cap
+    out["spend_past_balance"] = bool(getattr(args, "yes", False) or budget.get("yes") is True)
     overrides: dict[str, int] = {}
     for key, value in (budget.get("prices") or {}).items():
-        overrides[_key(key, opts.model, "budget.prices")] = _money(value, f"budget.prices.{key}")
+        overrides[_key(key, model, "budget.prices")] = _money(value, f"budget.prices.{key}")
     for key, value in getattr(args, "price", None) or []:
-        overrides[_key(key, opts.model, "--price")] = _money(value, f"--price {key}")
-    opts.price_overrides = overrides
-    opts.learn_prices = not getattr(args, "no_learn_prices", False)
+        overrides[_key(key, model, "--price")] = _money(value, f"--price {key}")
+    out["price_overrides"] = overrides
+    out["learn_prices"] = not getattr(args, "no_learn_prices", False)
     if getattr(args, "resubmit_codes", None) is not None:
-        opts.resubmit_codes = args.resubmit_codes
+        out["resubmit_codes"] = args.resubmit_codes
     if getattr(args, "max_resubmits", None) is not None:
         if args.max_resubmits < 0:
             raise UsageError("--max-resubmits must be 0 or more")
-        opts.max_resubmits = args.max_resubmits
+        out["max_resubmits"] = args.max_resubmits
+    return out
 
 
 def _key(text: Any, model: str, where: str) -> str:

@@ -21,8 +21,10 @@ EXIT_BUDGET = 5  # submits stopped at the spend cap (or the balance): raise it, 
 EXIT_WORK_LEFT = 75
 
 
-@dataclass
+@dataclass(frozen=True)
 class EngineConfig:
+    """The engine's group of the run's settings (built from RunOptions by settings.py)."""
+
     output_dir: Path
     filename_template: str = "{id}.mp4"
     max_in_flight: int = 1000
@@ -41,8 +43,6 @@ class EngineConfig:
     no_wait: bool = False  # cron: submit what fits, collect what is done, exit
     drain_s: float = 5.0  # on stop: how long in-flight HTTP calls may finish
     page_size: int = 256
-    # Callback mode: submit with request_type=callback and this URL; poll only as a fallback.
-    callback_url: str | None = None
     callback_grace_s: float = 60.0  # after the end of the expected generation time
     callback_poll_every_s: float = 30.0
     # News from callbacks costs at most one status request per task per this window (see

@@ -1,5 +1,5 @@
 """Results to disk: the download queue and workers, file names, what a failed download means,
-and the start-up audit of files recorded as done. Mixed into Engine."""
+and the start-up audit of files recorded as done. One `Downloads` per run, on the run's context."""
 
 from __future__ import annotations
 
@@ -16,42 +16,48 @@ from batchgen.core.policy import (
     backoff_delay,
 )
 from batchgen.core.verdicts import Act
+from batchgen.engine.context import RunContext
 from batchgen.store import views
 
 log = logging.getLogger("batchgen.engine")
 
 
-class Downloading:
-    """Fetching and recording a finished job's files."""
+class Downloads:
+    """Fetching and recording a finished job's files, through `downloader`."""
 
-    # -- downloads --------------------------------------------------------------------------
+    def __init__(self, run: RunContext, downloader: Downloader) -> None:
+        self.run = run
+        self.downloader = downloader
 
-    async def _download_worker(self) -> None:
+    async def worker(self) -> None:
+        """Takes succeeded jobs off the run's queue until it hands out None."""
+        run = self.run
         while True:
-            seq = await self._downloads.get()
+            seq = await run.downloads.get()
             try:
                 if seq is None:
                     return
-                if not self._stop.is_set() and self._disk_full is None:
+                if not run.stop.is_set() and run.disk_full is None:
                     await self._download_job(seq)
             finally:
-                self._downloads.task_done()
+                run.downloads.task_done()
 
     async def _download_job(self, seq: int) -> None:
-        row = self.store.job_by_seq(seq)
+        run = self.run
+        row = run.store.job_by_seq(seq)
         if row is None or row.state != st.SUCCEEDED:
             return
-        files = self.store.files_of(seq)
+        files = run.store.files_of(seq)
         mode = row.mode or ""
         missing = [f for f in files if f.done_at is None]
         if not missing:
-            self.store.mark_done(seq)
-            self.stats.done += 1
+            run.store.mark_done(seq)
+            run.stats.done += 1
             return
         for f in missing:
             try:
                 rel = render_filename(
-                    self.config.filename_template,
+                    run.config.filename_template,
                     job_id=row.id,
                     index=f.idx,
                     task_id=row.task_id,
@@ -59,7 +65,7 @@ class Downloading:
                     n_results=len(files),
                     job_index=row.seq,
                 )
-                dest = safe_output_path(self.config.output_dir, rel)
+                dest = safe_output_path(run.config.output_dir, rel)
             except ValueError as exc:  # a hostile id or task id, or a symlink pointing out
                 self._expire_or_fail(row, f"no safe file name: {exc}", fail=True)
                 return
@@ -67,27 +73,28 @@ class Downloading:
             ok = await self._download_file(row, f.idx, f.url, dest, last=f is missing[-1])
             if not ok:
                 return
-        self.stats.done += 1
+        run.stats.done += 1
 
     async def _download_file(
         self, row: st.JobRow, idx: int, url: str, dest: Path, *, last: bool = False
     ) -> bool:
-        for attempt in range(self.config.download_tries):
+        run = self.run
+        for attempt in range(run.config.download_tries):
             try:
                 result = await self.downloader.fetch(url, dest)
             except Exception as exc:
                 verdict = verdicts.on_download(
                     exc,
-                    now=self._wall(),
-                    expires_at=self.store.expires_at(row.seq) or 0.0,
-                    last_try=attempt + 1 >= self.config.download_tries,
+                    now=run.wall(),
+                    expires_at=run.store.expires_at(row.seq) or 0.0,
+                    last_try=attempt + 1 >= run.config.download_tries,
                 )
                 if verdict is None:
                     raise
                 if verdict.act is Act.STOP_RUN:
-                    self._disk_full = verdict.note
-                    self._messages.append(f"output folder unusable: {verdict.note}")
-                    self.request_stop("output folder full or not writable")
+                    run.disk_full = verdict.note
+                    run.messages.append(f"output folder unusable: {verdict.note}")
+                    run.request_stop("output folder full or not writable")
                     return False
                 if verdict.act is Act.FAIL:
                     self._expire_or_fail(row, verdict.note, fail=True, code=verdict.code or "")
@@ -96,50 +103,52 @@ class Downloading:
                     self._expire_or_fail(row, verdict.note)
                     return False
                 if verdict.act is Act.LEAVE:
-                    self._messages.append(f"{row.id}: {verdict.note}")
+                    run.messages.append(f"{row.id}: {verdict.note}")
                     return False
                 log.warning("%s: %s", row.id, verdict.note)  # Act.RETRY: back off, again
             else:
-                self.stats.downloaded_bytes += result.fetched_bytes
+                run.stats.downloaded_bytes += result.fetched_bytes
                 st_ = os.stat(result.path)
-                self.store.mark_file_done(
+                run.store.mark_file_done(
                     row.seq,
                     idx,
-                    path=str(result.path.relative_to(self.config.output_dir)),
+                    path=str(result.path.relative_to(run.config.output_dir)),
                     size=result.bytes,
                     sha256=result.sha256,
                     mtime_ns=st_.st_mtime_ns,
                     job_done=last,
                 )
                 return True
-            if not await self._sleep(backoff_delay(attempt + 2, self.config.backoff, self.rng)):
+            if not await run.sleep(backoff_delay(attempt + 2, run.config.backoff, run.rng)):
                 return False
         return False
 
     def _expire_or_fail(
         self, row: st.JobRow, message: str, *, fail: bool = False, code: str = "DOWNLOAD_REFUSED"
     ) -> None:
+        run = self.run
         if fail:
-            self.store.mark_download_failed(row.seq, code, message)
-            self.stats.failed += 1
+            run.store.mark_download_failed(row.seq, code, message)
+            run.stats.failed += 1
         else:
-            self.store.mark_expired(row.seq, message)
-            self.stats.expired += 1
+            run.store.mark_expired(row.seq, message)
+            run.stats.expired += 1
         log.warning("%s: %s", row.id, message)
 
-    async def _audit_done_files(self) -> None:
+    async def audit(self) -> None:
         """Files recorded as done must still be on disk as they were: a missing or altered
         one is fetched again while its URL lives. Size and mtime first; a hash only when the
         mtime moved, so a resume does not reread gigabytes. One thread hop per page."""
+        run = self.run
         last = (0, -1)
-        while not self._stop.is_set():
-            rows = views.done_files_after(self.store.db, last, self.config.page_size)
+        while not run.stop.is_set():
+            rows = views.done_files_after(run.store.db, last, run.config.page_size)
             if not rows:
                 return
             last = (rows[-1][0], rows[-1][1])
             intact = await asyncio.to_thread(
                 lambda page=rows: [
-                    rel is None or _file_intact(self.config.output_dir / rel, size, sha, mtime)
+                    rel is None or _file_intact(run.config.output_dir / rel, size, sha, mtime)
                     for _, _, rel, size, sha, mtime, _, _ in page
                 ]
             )
@@ -147,16 +156,16 @@ class Downloading:
             for (seq, idx, rel, _, _, _, expires, job_id), ok in zip(rows, intact, strict=True):
                 if ok:
                     continue
-                if expires is not None and self._wall() < expires:
-                    self.store.mark_file_missing(seq, idx)
+                if expires is not None and run.wall() < expires:
+                    run.store.mark_file_missing(seq, idx)
                     requeue.add(seq)
                     log.warning("%s: %s is missing or altered; fetching it again", job_id, rel)
                 else:
-                    self._messages.append(
+                    run.messages.append(
                         f"{job_id}: {rel} is missing or altered and its URL has expired"
                     )
             for seq in sorted(requeue):
-                self._downloads.put_nowait(seq)
+                run.downloads.put_nowait(seq)
 
 
 def _file_intact(path: Path, size: int | None, sha256: str | None, mtime_ns: int | None) -> bool:

@@ -1,15 +1,16 @@
 """One job's submit: the intent before the POST, the submit gate, 429 waits and the in-flight
-cap, and what each answer means (batchgen/core/verdicts.py). Mixed into Engine."""
+cap, and what each answer means (batchgen/core/verdicts.py). One `Submitter` per run, on the
+run's context; a job whose task was made goes on to the `Tracker`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from batchgen import store as st
 from batchgen.adapters.answers import BadAnswer, SubmitSkipped, UntrackableTaskId
+from batchgen.adapters.client import ApiClient
 from batchgen.adapters.taskids import shown
 from batchgen.core import verdicts
 from batchgen.core.policy import (
@@ -17,6 +18,9 @@ from batchgen.core.policy import (
 )
 from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.verdicts import Act
+from batchgen.engine.context import RunContext
+from batchgen.engine.gate import SubmitGate
+from batchgen.engine.track import Tracker
 from batchgen.errors import (
     AccountError,
     ApiConnectionError,
@@ -24,52 +28,74 @@ from batchgen.errors import (
     RateLimited,
     ServerError,
 )
-from batchgen.inputs.prepare import InputRejected
+from batchgen.inputs.prepare import InputRejected, PrepareInputs
 from batchgen.store import ledger
 
 log = logging.getLogger("batchgen.engine")
 
 
-class Submitting:
-    """The submit half of a job's lifecycle."""
+class Submitter:
+    """The submit half of a job's lifecycle, through `client`; `inputs` checks and uploads
+    a job's images first; `tracker` takes each task that was made."""
+
+    def __init__(
+        self,
+        run: RunContext,
+        client: ApiClient,
+        tracker: Tracker,
+        inputs: PrepareInputs | None = None,
+    ) -> None:
+        self.run = run
+        self.client = client
+        self.tracker = tracker
+        self.inputs = inputs  # images checked, local files presigned (batchgen.inputs)
+        self.gate = SubmitGate()
+        self.no_slot: set[int] = set()  # jobs waiting for a slot after a concurrency 429
+        self._learned_logged: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<Submitter gate={self.gate!r} waiting_for_slot={len(self.no_slot)}>"
 
     # -- one job: submit, then track ----------------------------------------------------------
 
-    async def _lifecycle(self, row: st.JobRow) -> None:
+    async def lifecycle(self, row: st.JobRow) -> None:
+        """Submit one job, then track its task to the end (a slot is already taken)."""
+        run = self.run
         # The first submit of a price class goes alone, to learn its price
         # (batchgen/money/pricing.py).
-        async with self.money.turn(row) as ticket:
-            task_id = await self._submit(row)
+        async with run.money.turn(row) as ticket:
+            task_id = await self.submit(row)
             if task_id is not None:
-                await self.money.after(ticket, row.seq)
+                await run.money.after(ticket, row.seq)
         if task_id is None:
-            if row.seq in self._no_slot:  # stopped while waiting for a slot after a 429
-                self._no_slot.discard(row.seq)
+            if row.seq in self.no_slot:  # stopped while waiting for a slot after a 429
+                self.no_slot.discard(row.seq)
             else:
-                self.cap.unreserve()
+                run.cap.unreserve()
             return
-        delay = self._first_poll_delay(row)
-        if self.config.no_wait:
+        delay = run.first_poll_delay(row)
+        if run.config.no_wait:
             return  # tracked by the next cron run
-        await self._track(row, delay, task_id=task_id, submitted_at=self._wall())
+        await self.tracker.track(row, delay, task_id=task_id, submitted_at=run.wall())
 
-    async def _submit(self, row: st.JobRow) -> str | None:
+    async def submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""
+        run = self.run
         body = self._prepare_body(row)
         if self.inputs is not None:
             try:
                 body = await self.inputs(row.id, body)
             except InputRejected as exc:  # nothing sent: the image would fail the task
-                self._fail(row, exc.code, exc.message)
+                run.fail(row, exc.code, exc.message)
                 return None
         intent = False  # True once the intent is on disk and the bytes may leave
 
         async def record_intent() -> bool:
             nonlocal intent
-            if self._stop_submits.is_set() or not await self._reserve(row):
+            if run.stop_submits.is_set() or not await self._reserve(row):
                 return False
             try:
-                await self.store.synced()  # survives a power cut before anything is sent
+                await run.store.synced()  # survives a power cut before anything is sent
             except BaseException:
                 self._not_submitted(row)  # nothing left: plainly pending again
                 raise
@@ -77,15 +103,15 @@ class Submitting:
             return True
 
         attempt = refusals = 0
-        while attempt < self.config.max_submit_tries:
-            if self._stop_submits.is_set():
+        while attempt < run.config.max_submit_tries:
+            if run.stop_submits.is_set():
                 return None
             intent = False
             try:
                 task_id = await self._gated_submit(body, record_intent, row.model)
             except asyncio.CancelledError:
                 if intent:
-                    self.money.sent(row.seq)
+                    run.money.sent(row.seq)
                     self._ambiguous(row, "the run was stopped while its submit was on the wire")
                 raise
             except Exception as exc:
@@ -101,42 +127,53 @@ class Submitting:
                     assert isinstance(exc, UntrackableTaskId)
                     return self._orphaned(row, exc)
                 if act is Act.FAIL:
-                    self.money.release(row.seq)  # refused: no task was made
-                    self.store.mark_failed(row.seq, verdict.code or "FAILED", verdict.note)
-                    self.stats.failed += 1
+                    run.money.release(row.seq)  # refused: no task was made
+                    run.store.mark_failed(row.seq, verdict.code or "FAILED", verdict.note)
+                    run.stats.failed += 1
                     return None
                 self._not_submitted(row)  # the answer proves that no task was made
                 if act is Act.STOP_ACCOUNT:
                     assert isinstance(exc, ApiError)
                     stop = exc if isinstance(exc, AccountError) else AccountError(exc.status, "")
                     stop.message = verdict.note
-                    self._account_stop(stop)
+                    run.account_stop(stop)
                     return None
                 if act is Act.WAIT:
                     # A 429 is not a failed try of this job: it waits for capacity, however
                     # long (--max-runtime bounds a run).
                     assert isinstance(exc, RateLimited)
-                    self.stats.rate_limited += 1
+                    run.stats.rate_limited += 1
                     refusals += 1
                     if not await self._wait_after_429(row, exc, refusals):
                         return None
                     continue
-                delay = backoff_delay(attempt, self.config.backoff, self.rng)  # Act.RETRY
+                delay = backoff_delay(attempt, run.config.backoff, run.rng)  # Act.RETRY
             else:
                 # No await between the answer and this commit: nothing can interrupt it.
-                if not self.store.mark_in_flight(row.seq, task_id):
-                    self.money.sent(row.seq)
+                if not run.store.mark_in_flight(row.seq, task_id):
+                    run.money.sent(row.seq)
                     return self._duplicate_task(row, task_id)
-                self.money.created(row.seq)
-                self.cap.created()
-                self.stats.submitted += 1
-                await self.store.synced()
+                run.money.created(row.seq)
+                run.cap.created()
+                run.stats.submitted += 1
+                await run.store.synced()
                 return task_id
-            if not await self._sleep(delay):
+            if not await run.sleep(delay):
                 return None
             attempt += 1
-        self._messages.append(f"{row.id}: not submitted after {self.config.max_submit_tries} tries")
+        run.messages.append(f"{row.id}: not submitted after {run.config.max_submit_tries} tries")
         return None
+
+    def _prepare_body(self, row: st.JobRow) -> dict:  # type: ignore[type-arg]
+        """With a callback receiver, ask the provider to call it at a per-job URL under the
+        receiver's secret base; a manifest that names its own callback_url keeps it (the
+        user's server gets those callbacks, we poll slowly)."""
+        body = row.body_dict()
+        callback_url = self.run.callback_url
+        if callback_url and body.get("request_type", "async") == "async":
+            body["request_type"] = "callback"
+            body["callback_url"] = f"{callback_url.rstrip('/')}/{row.id}"
+        return body
 
     async def _gated_submit(
         self,
@@ -203,62 +240,55 @@ class Submitting:
         submit itself goes, alone. A probe that cannot be read counts toward the status
         outage (batchgen/engine/outage.py): once nothing was readable for --status-outage, submits
         stop and the run ends 75 instead of probing for ever. False: stop."""
+        run = self.run
         gate = self.gate
         while not gate.heard_since_doubt(self.client.alive_answers):
-            if self._stop_submits.is_set():
+            if run.stop_submits.is_set():
                 return False
             if gate.doubts == 1:
                 log.warning(
                     "a submit's answer left its fate unknown: further submits wait for the "
                     "API to answer in its own words, then go one at a time"
                 )
-            delay = backoff_delay(gate.doubts - 1, self.config.backoff, self.rng)
-            if not await self._sleep_unless_no_submits(delay):
+            delay = backoff_delay(gate.doubts - 1, run.config.backoff, run.rng)
+            if not await run.sleep(delay, until=run.stop_submits):
                 return False
             if gate.heard_since_doubt(self.client.alive_answers):
                 break
-            known = self.store.known_task()
+            known = run.store.known_task()
             if known is None or known.task_id is None:
-                return not self._stop_submits.is_set()
+                return not run.stop_submits.is_set()
             await self._probe(known.task_id, known.model)
             gate.doubts += 1  # heard or not, the next wait (if any) is longer
-        return not self._stop_submits.is_set()
+        return not run.stop_submits.is_set()
 
     async def _probe(self, task_id: str, model: str | None) -> None:
         """One status request as a sign of life; an unreadable answer feeds the outage watch
         (under no task: the probed task may be long done), and a lasting one stops submits."""
+        run = self.run
         try:
             await self.client.status(task_id, model=model)
         except (ServerError, ApiConnectionError) as exc:
             self._api_unreadable(exc)
         except ApiError:
-            self._readable(None)  # its own words: an outage is over
+            run.readable(None)  # its own words: an outage is over
         else:
-            self._readable(None)
+            run.readable(None)
 
     def _api_unreadable(self, exc: Exception) -> None:
         """An answer of the submit gate's (a probe, a doubtful submit) that cannot be read
         counts toward the outage under no task; once nothing was readable for
         --status-outage, submits stop (exit 75): an API down for good ends the run instead
         of turning one job after another ambiguous, one per backoff step."""
-        now = self._wall()
-        self.outage.unreadable(None, now, str(exc) or type(exc).__name__)
-        if self.outage.over(now) and not self._stop_submits.is_set():
+        run = self.run
+        now = run.wall()
+        run.outage.unreadable(None, now, str(exc) or type(exc).__name__)
+        if run.outage.over(now) and not run.stop_submits.is_set():
             log.warning(
                 "no answer from the API readable for %.0f s: no new submits in this run",
-                now - (self.outage.since or now),
+                now - (run.outage.since or now),
             )
-            self._stop_submits.set()
-
-    async def _sleep_unless_no_submits(self, seconds: float) -> bool:
-        """Like _sleep, but a stop of submits (an outage, an account error) ends it too."""
-        if self._stop_submits.is_set():
-            return False
-        try:
-            await asyncio.wait_for(self._stop_submits.wait(), timeout=max(0.0, seconds))
-        except TimeoutError:
-            return not self._stop.is_set()
-        return False
+            run.stop_submits.set()
 
     async def _wait_after_429(self, row: st.JobRow, exc: RateLimited, refusals: int) -> bool:
         """Wait until this job may submit again; False: stop (no task, job still pending).
@@ -269,25 +299,26 @@ class Submitting:
         a task ends. Otherwise it is the request rate: the client's limiter is paused for
         everyone (ApiClient), and the job backs off on its own too, so jobs refused together
         do not all come back at the same instant."""
+        run = self.run
         if exc.limit != "concurrency":
-            delay = policy_retry_delay(refusals - 1, self.config.backoff, self.rng, exc.retry_after)
-            return await self._sleep(delay)
+            delay = policy_retry_delay(refusals - 1, run.config.backoff, run.rng, exc.retry_after)
+            return await run.sleep(delay)
         self._saturated(exc)
-        if self.config.no_wait:
+        if run.config.no_wait:
             return False  # no task ends in a cron run: the next run submits it
-        self.cap.unreserve()
-        self._no_slot.add(row.seq)
-        if self.cap.tasks and self.cap.in_flight <= self._stuck:
+        run.cap.unreserve()
+        self.no_slot.add(row.seq)
+        if run.cap.tasks and run.cap.in_flight <= run.stuck:
             self._cap_held_by_stuck()
             return False
         delay = exc.retry_after or 0.0
-        if not self.cap.tasks:  # no task of ours to wait for: someone else holds the cap
-            delay = max(delay, backoff_delay(refusals - 1, self.config.backoff, self.rng))
-        if delay and not await self._sleep(delay):
+        if not run.cap.tasks:  # no task of ours to wait for: someone else holds the cap
+            delay = max(delay, backoff_delay(refusals - 1, run.config.backoff, run.rng))
+        if delay and not await run.sleep(delay):
             return False
-        if not await self._take_slot(front=True):
+        if not await run.take_slot(front=True):
             return False
-        self._no_slot.discard(row.seq)
+        self.no_slot.discard(row.seq)
         return True
 
     def _cap_held_by_stuck(self) -> None:
@@ -295,22 +326,24 @@ class Submitting:
         this run (stuck, or its status unreadable): none of them will free a slot that this
         run sees, so waiting for one would last for ever. Submits stop (exit 75); the next
         run polls those tasks again and submits when they end."""
-        if self._stop_submits.is_set():
+        run = self.run
+        if run.stop_submits.is_set():
             return
         note = (
-            f"the API's concurrency cap is full and all {self.cap.tasks} task(s) of ours "
+            f"the API's concurrency cap is full and all {run.cap.tasks} task(s) of ours "
             "holding it are no longer polled in this run: no new submits; the next run "
             "polls them again"
         )
-        self._messages.append(note)
+        run.messages.append(note)
         log.warning("%s", note)
-        self._stop_submits.set()
+        run.stop_submits.set()
 
     def _saturated(self, exc: RateLimited) -> None:
         """Lower the in-flight target to the tasks that exist; say so when the cap learned
         from the server changes."""
-        self.cap.saturated(time.monotonic())
-        learned = self.cap.target.learned
+        run = self.run
+        run.cap.saturated(run.clock.now())
+        learned = run.cap.target.learned
         if learned is None or learned == self._learned_logged:
             return
         first = self._learned_logged is None
@@ -319,38 +352,42 @@ class Submitting:
             logging.WARNING if first else logging.INFO,
             "the API refused a submit with %d of our tasks in flight (%s): holding at most "
             "%d in flight, probing upward slowly (--max-in-flight %d)",
-            self.cap.tasks,
+            run.cap.tasks,
             exc.message,
-            self.cap.limit,
-            self.config.max_in_flight,
+            run.cap.limit,
+            run.config.max_in_flight,
         )
 
     async def _reserve(self, row: st.JobRow) -> bool:
         """The intent and its price's reservation under the cap (batchgen/money/spending.py)."""
-        ok = await self.money.reserve(row)
+        run = self.run
+        ok = await run.money.reserve(row)
         if ok is False:  # over the cap: no new submits; tracking and downloads go on
-            if not self._stop_submits.is_set():
-                log.warning("%s", self.money.stop_message)
-                ledger.note_pending(self.store, self.money.stop_message or "")
-            self._stop_submits.set()
+            if not run.stop_submits.is_set():
+                log.warning("%s", run.money.stop_message)
+                ledger.note_pending(run.store, run.money.stop_message or "")
+            run.stop_submits.set()
         return bool(ok)
 
     def _not_submitted(self, row: st.JobRow) -> None:
         """The POST surely made no task: plainly pending again, its reservation released."""
-        self.money.release(row.seq)
-        self.store.mark_not_submitted(row.seq)
+        run = self.run
+        run.money.release(row.seq)
+        run.store.mark_not_submitted(row.seq)
 
     def _ambiguous(self, row: st.JobRow, note: str) -> None:
-        self.money.sent(row.seq)  # may have made a task: its price stays counted
-        self.store.mark_ambiguous(row.seq, note)
-        self.stats.ambiguous += 1
+        run = self.run
+        run.money.sent(row.seq)  # may have made a task: its price stays counted
+        run.store.mark_ambiguous(row.seq, note)
+        run.stats.ambiguous += 1
         log.warning("%s is ambiguous: %s", row.id, note)
         return None
 
     def _duplicate_task(self, row: st.JobRow, task_id: str) -> None:
         """The API answered this submit with a task id another job already holds: that task's
         result belongs to the other job. Whether a task was made for this body is unknown."""
-        owner = self.store.task_owner(task_id, besides=row.seq)
+        run = self.run
+        owner = run.store.task_owner(task_id, besides=row.seq)
         if owner is None:  # not a duplicate: the job left `submitting` meanwhile (cannot happen)
             log.error("%s: task id %s not recorded", row.id, shown(task_id))
             return None
@@ -359,26 +396,21 @@ class Submitting:
             f"{owner} already holds: a task for this body may or may not exist; the other "
             "job's result is never taken as this one's"
         )
-        self._messages.append(f"{row.id}: {note}")
+        run.messages.append(f"{row.id}: {note}")
         return self._ambiguous(row, note)
 
     def _orphaned(self, row: st.JobRow, exc: UntrackableTaskId) -> None:
         """A task was created (an answer came) under an id batchgen cannot send back."""
+        run = self.run
         note = (
             f'the API created a task and answered with task id "{exc.kept}" (escaped), which '
             f"cannot be sent back ({exc.reason}): the task exists and is probably billed, but "
             "batchgen cannot poll or download it; `batchgen retry STATE --orphaned` submits "
             "the job again and pays again"
         )
-        self.money.sent(row.seq)
-        self.store.mark_orphaned(row.seq, note)
-        self.stats.orphaned += 1
-        self._messages.append(f'{row.id}: orphaned, task id "{exc.shown}": {exc.reason}')
+        run.money.sent(row.seq)
+        run.store.mark_orphaned(row.seq, note)
+        run.stats.orphaned += 1
+        run.messages.append(f'{row.id}: orphaned, task id "{exc.shown}": {exc.reason}')
         log.warning("%s is orphaned: %s", row.id, note)
         return None
-
-    def _account_stop(self, exc: ApiError) -> None:
-        if self._account_error is None:
-            self._account_error = exc
-            log.error("account-level error, no new submits: %s", exc.message)
-        self._stop_submits.set()

@@ -1,10 +1,10 @@
 """One task's tracking: polls on the schedule, callback news, an unreadable status (outage rules),
-a stuck task, and the provider's final word. Mixed into Engine."""
+a stuck task, and the provider's final word. One `Tracker` per run, on the run's context."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from typing import Protocol
 
 from batchgen import models
 from batchgen import store as st
@@ -16,19 +16,31 @@ from batchgen.core.policy import (
 )
 from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.verdicts import Act
+from batchgen.engine.context import RunContext
 from batchgen.engine.outage import PollVerdict, after_unreadable
 from batchgen.engine.wakes import POLL_GRID, Wakeup, confirm_delay
 from batchgen.errors import (
     AccountError,
 )
 
+
+class StatusClient(Protocol):
+    """What tracking needs of the API client (batchgen/adapters/client.py)."""
+
+    async def status(self, task_id: str, *, model: str | None = None) -> TaskStatus: ...
+
+
 log = logging.getLogger("batchgen.engine")
 
 
-class Tracking:
-    """Polling a task until it ends."""
+class Tracker:
+    """Polling a task until it ends, through `client` (status requests)."""
 
-    async def _track(
+    def __init__(self, run: RunContext, client: StatusClient) -> None:
+        self.run = run
+        self.client = client
+
+    async def track(
         self,
         row: st.JobRow,
         first_delay: float,
@@ -38,16 +50,17 @@ class Tracking:
         submitted_at: float | None = None,
     ) -> None:
         """Poll one task until it ends; release its in-flight slot exactly once."""
+        run = self.run
         task_id = task_id or row.task_id
         assert task_id is not None
-        submitted_at = submitted_at or row.submitted_at or self._wall()
+        submitted_at = submitted_at or row.submitted_at or run.wall()
         callback = self._is_callback(row)
         if callback and not recovered:
-            first_delay = first_delay * 1.5 + self.config.callback_grace_s
-        if self.config.no_wait and recovered and first_delay > 0:
+            first_delay = first_delay * 1.5 + run.config.callback_grace_s
+        if run.config.no_wait and recovered and first_delay > 0:
             return  # not due yet: a later cron run will look
         released = False
-        wake = self._wake.setdefault(task_id, Wakeup())  # news may have come before us
+        wake = run.news.wakes.setdefault(task_id, Wakeup(run.clock))  # news may have come before us
         last_request: float | None = None  # loop time of this task's last status request
         try:
             if not await self._sleep_or_wake(wake, first_delay, task_id, last_request):
@@ -56,26 +69,26 @@ class Tracking:
             while True:
                 delay: float
                 try:
-                    delivered = self._delivered.pop(task_id, None)
+                    delivered = run.news.delivered.pop(task_id, None)
                     if delivered is not None:
                         status = delivered
                     else:
                         wake.clear()  # news so far is confirmed by this request
-                        last_request = asyncio.get_running_loop().time()
+                        last_request = run.clock.now()
                         status = await self.client.status(task_id, model=row.model)
-                        self.stats.polls += 1
+                        run.stats.polls += 1
                 except Exception as exc:
                     verdict = verdicts.on_status(exc)
                     if verdict is None:
                         raise
                     if verdict.act is Act.STOP_ACCOUNT:
                         assert isinstance(exc, AccountError)
-                        self._account_stop(exc)
+                        run.account_stop(exc)
                         return  # the task stays in_flight; a run with a working key goes on
                     if verdict.act is Act.WAIT:
-                        self.stats.rate_limited += 1
+                        run.stats.rate_limited += 1
                         delay = policy_retry_delay(
-                            attempt, self.config.backoff, self.rng, verdict.retry_after
+                            attempt, run.config.backoff, run.rng, verdict.retry_after
                         )
                         attempt += 1
                     elif verdict.act is Act.UNREADABLE:
@@ -86,29 +99,29 @@ class Tracking:
                         if outage is PollVerdict.PARK:
                             return
                         delay = policy_retry_delay(
-                            attempt, self.config.poll_backoff, self.rng, verdict.retry_after
+                            attempt, run.config.poll_backoff, run.rng, verdict.retry_after
                         )
                         attempt += 1
                     else:  # Act.NOT_FOUND: the API's own word
-                        self._readable(task_id)
+                        run.readable(task_id)
                         not_found += 1
-                        if not_found >= self.config.max_not_found:
-                            self._fail(
+                        if not_found >= run.config.max_not_found:
+                            run.fail(
                                 row,
                                 "TASK_NOT_FOUND",
                                 f"the provider does not know task {shown(task_id)}: {verdict.note}",
                             )
                             released = True
                             return
-                        delay = next_poll_delay(self.config.poll, self.rng)
+                        delay = next_poll_delay(run.config.poll, run.rng)
                 else:
-                    self._readable(task_id)
+                    run.readable(task_id)
                     attempt = not_found = 0
                     if status.terminal:
                         self._finish(row, status)
                         released = True
                         return
-                    if self.config.no_wait:
+                    if run.config.no_wait:
                         return
                     if self._stuck_now(row, task_id, status.raw_state, submitted_at):
                         return
@@ -116,25 +129,19 @@ class Tracking:
                 if not await self._sleep_or_wake(wake, delay, task_id, last_request):
                     return
         finally:
-            self._wake.pop(task_id, None)
-            self._delivered.pop(task_id, None)
-            self._claimed_end.discard(task_id)
+            run.news.forget(task_id)
             if released:
-                self.cap.release()
-
-    def _readable(self, task_id: str | None) -> None:
-        lasted = self.outage.readable(task_id, self._wall())
-        if lasted is not None:
-            log.warning("status answers readable again after %.0f s", lasted)
+                run.cap.release()
 
     def _unreadable(
         self, row: st.JobRow, task_id: str, submitted_at: float, exc: Exception
     ) -> PollVerdict:
         """Note an unreadable status answer and decide (outage.after_unreadable) whether the
         tracker waits, stops polling for this run, or the task's result lifetime is over."""
-        now = self._wall()
+        run = self.run
+        now = run.wall()
         error = str(exc) or type(exc).__name__
-        if self.outage.unreadable(task_id, now, error):
+        if run.outage.unreadable(task_id, now, error):
             log.warning(
                 "status answers unreadable (%s): tasks stay in flight and are polled with "
                 "backoff, never failed for it",
@@ -142,51 +149,44 @@ class Tracking:
             )
         verdict = after_unreadable(
             now=now,
-            task_since=self.outage.task_since(task_id, now),
+            task_since=run.outage.task_since(task_id, now),
             submitted_at=submitted_at,
-            window_s=self.config.status_outage_s,
-            result_lifetime_s=self.config.result_lifetime_s,
-            no_wait=self.config.no_wait,
+            window_s=run.config.status_outage_s,
+            result_lifetime_s=run.config.result_lifetime_s,
+            no_wait=run.config.no_wait,
         )
         if verdict is PollVerdict.EXPIRE:
-            self.outage.tasks.pop(task_id, None)
-            self.store.mark_expired(
+            run.outage.tasks.pop(task_id, None)
+            run.store.mark_expired(
                 row.seq,
                 f"task {task_id}: status unreadable ({error}) and its result lifetime is over",
             )
-            self.stats.expired += 1
+            run.stats.expired += 1
             log.warning("%s: task %s expired while its status was unreadable", row.id, task_id)
         elif verdict is PollVerdict.PARK:
-            self.outage.park(task_id)
-            self._give_up_for_run()
-        if self.outage.over(now) and not self._stop_submits.is_set():
+            run.outage.park(task_id)
+            run.give_up_for_run()
+        if run.outage.over(now) and not run.stop_submits.is_set():
             log.warning(
                 "no status answer readable for %.0f s: no new submits in this run",
-                now - (self.outage.since or now),
+                now - (run.outage.since or now),
             )
-            self._stop_submits.set()
+            run.stop_submits.set()
         return verdict
-
-    def _give_up_for_run(self) -> None:
-        """A task not polled again in this run keeps its slot (the provider still counts it);
-        once every taken slot is such a task, no slot can ever free, so submits stop too and
-        the run ends with exit 75."""
-        self._stuck += 1
-        if self.cap.in_flight <= self._stuck:
-            self._stop_submits.set()
 
     def _stuck_now(self, row: st.JobRow, task_id: str, state: str, submitted_at: float) -> bool:
         """Give a task up for this run once it has run far past any documented time (see
         _give_up_for_run)."""
-        limit = self.config.stuck_after_s
+        run = self.run
+        limit = run.config.stuck_after_s
         spec = models.find(row.model)
         if limit is not None and spec is not None:
             limit *= spec.stuck_factor(row.duration)  # a model slower than Kling 2.1 waits longer
-        age = self._wall() - submitted_at
+        age = run.wall() - submitted_at
         if limit is None or age < limit:
             return False
-        self._give_up_for_run()
-        self._messages.append(
+        run.give_up_for_run()
+        run.messages.append(
             f"{row.id}: task {shown(task_id)} is still {state!r} {age:.0f} s after its submit; "
             "left in flight: the next run polls it again"
         )
@@ -200,7 +200,8 @@ class Tracking:
         return True
 
     def _is_callback(self, row: st.JobRow) -> bool:
-        if self.config.callback_url:
+        run = self.run
+        if run.callback_url:
             return True
         return '"request_type":"callback"' in row.body.replace(" ", "")
 
@@ -210,12 +211,13 @@ class Tracking:
         provider may still be calling an address the last run listened on). A task whose
         callback claimed an end its status does not show yet is polled at the normal pace:
         the provider may not post again, and the slow pace would leave it waiting minutes."""
-        if task_id in self._claimed_end:
-            return next_poll_delay(self.config.poll, self.rng)
-        if callback and (not recovered or task_id in self._callback_seen):
-            every = self.config.callback_poll_every_s
-            return every * (1 + self.config.poll.jitter * (2 * self.rng.random() - 1))
-        return next_poll_delay(self.config.poll, self.rng)
+        run = self.run
+        if task_id in run.news.claimed_end:
+            return next_poll_delay(run.config.poll, run.rng)
+        if callback and (not recovered or task_id in run.news.seen):
+            every = run.config.callback_poll_every_s
+            return every * (1 + run.config.poll.jitter * (2 * run.rng.random() - 1))
+        return next_poll_delay(run.config.poll, run.rng)
 
     async def _sleep_or_wake(
         self, wake: Wakeup, seconds: float, task_id: str, last_request: float | None
@@ -224,23 +226,19 @@ class Tracking:
         once, or when the guard window after this task's last status request ends (news that
         comes meanwhile joins that one confirmation; a trusted end needs none). False means
         stop. One future and one timer per sleep: a thousand trackers sleep at little cost."""
-        if self._stop.is_set():
+        run = self.run
+        if run.stop.is_set():
             return False
-        news = await wake.sleep(seconds, grid=self.config.poll.poll_every * POLL_GRID)
-        loop = asyncio.get_running_loop()
-        while news and not self._stop.is_set() and task_id not in self._delivered:
-            wait = confirm_delay(loop.time(), last_request, self.config.callback_guard_s)
+        news = await wake.sleep(seconds, grid=run.config.poll.poll_every * POLL_GRID)
+        while news and not run.stop.is_set() and task_id not in run.news.delivered:
+            wait = confirm_delay(run.clock.now(), last_request, run.config.callback_guard_s)
             if wait <= 0:
                 break
             await wake.sleep(wait)
-        return not self._stop.is_set()
-
-    def _fail(self, row: st.JobRow, code: str, message: str) -> None:
-        self.store.mark_failed(row.seq, code, message)
-        self.stats.failed += 1
-        log.info("%s failed: %s %s", row.id, code, message)
+        return not run.stop.is_set()
 
     def _finish(self, row: st.JobRow, status: TaskStatus) -> None:
+        run = self.run
         times = {
             "create_time_ms": status.create_time_ms,
             "complete_time_ms": status.complete_time_ms,
@@ -248,21 +246,21 @@ class Tracking:
         }
         if status.state == "failed":
             code = status.fail_code or "FAILED"
-            if self.money.finished(row, status.task_id, code, status.fail_msg or ""):
-                self._resubmits.set()  # a transient failure: the job is pending again
+            if run.money.finished(row, status.task_id, code, status.fail_msg or ""):
+                run.resubmits.set()  # a transient failure: the job is pending again
                 return
-            self.store.mark_failed(
+            run.store.mark_failed(
                 row.seq, status.fail_code or "FAILED", status.fail_msg or "", **times
             )
-            self.stats.failed += 1
+            run.stats.failed += 1
             return
-        completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else self._wall()
-        completed = min(completed, self._wall())  # a server clock in the future buys no time
-        self.money.finished(row, status.task_id, None, "")
-        self.store.mark_succeeded(
+        completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else run.wall()
+        completed = min(completed, run.wall())  # a server clock in the future buys no time
+        run.money.finished(row, status.task_id, None, "")
+        run.store.mark_succeeded(
             row.seq,
             status.result_urls,
-            expires_at=completed + self.config.result_lifetime_s,
+            expires_at=completed + run.config.result_lifetime_s,
             **times,
         )
-        self._downloads.put_nowait(row.seq)
+        run.downloads.put_nowait(row.seq)

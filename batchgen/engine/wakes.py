@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass, field
+
+from batchgen.adapters.answers import TaskStatus
+from batchgen.clock import Clock
 
 POLL_GRID = 0.1
 """Poll wake-ups end on a grid of 10% of the poll interval (500 ms at the default 5 s, which
@@ -34,9 +38,10 @@ class Wakeup:
     first. A `set()` while the tracker is busy is kept for its next sleep; `clear()` forgets it
     once a status request that will see the news is about to leave."""
 
-    __slots__ = ("_future", "_pending")
+    __slots__ = ("_clock", "_future", "_pending")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._future: asyncio.Future[bool] | None = None
         self._pending = False
 
@@ -53,17 +58,16 @@ class Wakeup:
         return self._pending
 
     async def sleep(self, seconds: float, *, grid: float = 0.0) -> bool:
-        """Sleep `seconds`, rounded up to the next multiple of `grid` on the loop clock.
+        """Sleep `seconds`, rounded up to the next multiple of `grid` on the run's clock.
         True when `set()` ended the sleep (news, or a stop), False when the time ran out."""
         if self._pending:
             self._pending = False
             return True
-        loop = asyncio.get_running_loop()
-        future = self._future = loop.create_future()
-        when = loop.time() + max(0.0, seconds)
+        future = self._future = asyncio.get_running_loop().create_future()
+        when = self._clock.now() + max(0.0, seconds)
         if grid > 0:
             when = math.ceil(when / grid) * grid
-        timer = loop.call_at(when, _resolve, future)
+        timer = self._clock.call_at(when, _resolve, future)
         try:
             await future
         finally:
@@ -75,3 +79,23 @@ class Wakeup:
 def _resolve(future: asyncio.Future[bool]) -> None:
     if not future.done():
         future.set_result(False)
+
+
+@dataclass
+class TaskNews:
+    """What callbacks said, by task id, kept until that task's tracker takes it: news may come
+    before its tracker is ready (between a submit's answer and the first sleep, or for a
+    recovered task not yet picked up)."""
+
+    wakes: dict[str, Wakeup] = field(default_factory=dict)  # a task's tracker sleeps on it
+    delivered: dict[str, TaskStatus] = field(default_factory=dict)  # trusted ends, not polled
+    seen: set[str] = field(default_factory=set)  # tasks whose callback reached this run
+    # Tasks a callback said had ended while their status said otherwise (an early or forged
+    # post, or a status that lags): polled at the normal pace until it agrees.
+    claimed_end: set[str] = field(default_factory=set)
+
+    def forget(self, task_id: str) -> None:
+        """The task's tracker is gone: what is kept for it goes too (`seen` stays)."""
+        self.wakes.pop(task_id, None)
+        self.delivered.pop(task_id, None)
+        self.claimed_end.discard(task_id)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +74,11 @@ ORPHANED = JobState.ORPHANED
 class Store(JobMoves):
     """All reads and writes of the state file. Not thread-safe: one event loop owns it."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, wall: Callable[[], float] = time.time
+    ) -> None:
         self.path = Path(path)
-        self._now = time.time
+        self._now = wall  # the wall clock of every time recorded; injected by tests
         self._wal = False
         self._group_sync = GroupSync(self._fsync_log)
         self._tables: set[str] = set()  # tables known to exist (has_table)

@@ -1,0 +1,222 @@
+"""The run loop: one coroutine per job from submit to a terminal state, plus download workers.
+
+Backpressure comes before spawning: the submitter takes an in-flight slot before it creates a
+job's coroutine, so at most `max_in_flight` job coroutines exist, whatever the manifest's size,
+and pending jobs are read from the state file a page at a time. Every request goes through the
+shared rate limiter inside the client, where due polls outrank submits.
+
+Each transition is committed to the state file before the next step: the intent before the POST,
+the task id right after it (no `await` in between, so no cancellation can fall there).
+
+`Engine` composes the parts around one `RunContext`: a `Submitter` (submit.py), a `Tracker`
+(track.py) and `Downloads` (downloads.py). It owns the task group, the paging submitter, the
+stop and drain, and what callbacks tell a running engine (`notify`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from batchgen import store as st
+from batchgen.adapters.answers import TaskStatus
+from batchgen.adapters.client import ApiClient
+from batchgen.adapters.download import Downloader
+from batchgen.clock import LOOP_CLOCK, Clock
+from batchgen.engine.config import EngineConfig, RunOutcome
+from batchgen.engine.context import RunContext
+from batchgen.engine.downloads import Downloads
+from batchgen.engine.outcome import outcome
+from batchgen.engine.submit import Submitter
+from batchgen.engine.track import Tracker
+from batchgen.engine.wakes import Wakeup
+from batchgen.inputs.prepare import PrepareInputs
+from batchgen.money import Money
+from batchgen.store import views
+
+
+class Engine:
+    """A run of one state file: its parts, composed around one RunContext."""
+
+    def __init__(
+        self,
+        store: st.Store,
+        client: ApiClient,
+        downloader: Downloader,
+        config: EngineConfig,
+        *,
+        rng: random.Random | None = None,
+        inputs: PrepareInputs | None = None,
+        money: Money | None = None,
+        clock: Clock = LOOP_CLOCK,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.context = run = RunContext(store, config, money=money, rng=rng, clock=clock, wall=wall)
+        self.client = client
+        self.tracker = Tracker(run, client)
+        self.submitter = Submitter(run, client, self.tracker, inputs)
+        self.downloads = Downloads(run, downloader)
+        if client is not None:  # a 429 naming no limit is read against our tasks (ApiClient)
+            client.tasks_in_flight = lambda: run.cap.tasks
+        self._lifecycles: set[asyncio.Task[None]] = set()
+        self._workers: list[asyncio.Task[None]] = []
+
+    # What progress displays, signal handlers and the callback receiver read.
+    @property
+    def store(self) -> st.Store:
+        return self.context.store
+
+    @property
+    def config(self) -> EngineConfig:
+        return self.context.config
+
+    @property
+    def stats(self):  # type: ignore[no-untyped-def]  # EngineStats
+        return self.context.stats
+
+    @property
+    def cap(self):  # type: ignore[no-untyped-def]  # InFlightCap
+        return self.context.cap
+
+    @property
+    def money(self) -> Money:
+        return self.context.money
+
+    def __repr__(self) -> str:
+        run = self.context
+        return (
+            f"<Engine in_flight={run.cap.in_flight}/{run.config.max_in_flight} "
+            f"lifecycles={len(self._lifecycles)} downloads_queued={run.downloads.qsize()} "
+            f"stopping={run.stop.is_set()}>"
+        )
+
+    # -- control ----------------------------------------------------------------------------
+
+    def receive_callbacks_at(self, url: str) -> None:
+        """Submits from now on ask the provider to post their news under `url` (the
+        receiver's secret base); polls become a fallback."""
+        self.context.callback_url = url
+
+    def request_stop(self, how: str = "stopped") -> None:
+        """First signal or deadline: no new submits, pollers and downloads wind down."""
+        self.context.request_stop(how)
+
+    @property
+    def stopping(self) -> bool:
+        return self.context.stop.is_set()
+
+    def notify(
+        self, task_id: str, status: TaskStatus | None = None, *, claims_end: bool = False
+    ) -> bool:
+        """A callback named this task: wake its tracker, which confirms with one status request
+        (or, when `status` is given by a receiver that trusts callbacks, uses it as is).
+        False when the task is not in flight (unknown, or already finished). News that comes
+        before its tracker is ready (between the submit's answer and the first sleep, or for a
+        recovered task not yet picked up) is kept for it, not dropped."""
+        run = self.context
+        news = run.news
+        event = news.wakes.get(task_id)
+        if event is None:
+            if not views.task_known(run.store.db, task_id, in_flight=True):
+                return False
+            event = news.wakes[task_id] = Wakeup(run.clock)
+        news.seen.add(task_id)
+        if claims_end:
+            news.claimed_end.add(task_id)
+        if status is not None and status.terminal:
+            news.delivered[task_id] = status
+        event.set()
+        return True
+
+    def knows_task(self, task_id: str) -> bool:
+        """Whether this state file ever recorded the task id (duplicate callbacks are normal)."""
+        if task_id in self.context.news.wakes:
+            return True
+        return views.task_known(self.context.store.db, task_id)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> RunOutcome:
+        run = self.context
+        run.store.recover_interrupted()
+        async with asyncio.TaskGroup() as tg:
+            self._workers = [
+                tg.create_task(self.downloads.worker()) for _ in range(run.config.download_workers)
+            ]
+            watchdog = tg.create_task(self._drain_watchdog())
+            audit = tg.create_task(self.downloads.audit())
+            for row in run.store.jobs_in_state(st.SUCCEEDED):
+                run.downloads.put_nowait(row.seq)
+            for row in run.store.jobs_in_state(st.IN_FLIGHT):
+                first = self._recovered_first_delay(row)
+                self._spawn(tg, self.tracker.track(row, first, recovered=True))
+            if run.config.no_wait:
+                # Cron: finish the one status check of due tasks first, so the slots of tasks
+                # that ended are refilled by this run instead of the next one (issue 7).
+                while self._lifecycles:
+                    await asyncio.wait(set(self._lifecycles))
+            await self._submit_pending(tg)
+            await audit  # it may queue downloads: let it finish before waiting on them
+            await self._until_idle(tg)
+            if not run.stop.is_set():
+                await run.downloads.join()
+            for _ in self._workers:
+                run.downloads.put_nowait(None)
+            watchdog.cancel()
+        return outcome(run)
+
+    async def _until_idle(self, tg: asyncio.TaskGroup) -> None:
+        """Wait for every job's coroutine; jobs put back to pending after a transient failure
+        meanwhile are submitted again (a new pass of the submitter)."""
+        run = self.context
+        while self._lifecycles or run.resubmits.is_set():
+            if run.resubmits.is_set():
+                run.resubmits.clear()
+                if not run.stop_submits.is_set():
+                    await self._submit_pending(tg)
+                continue
+            every = asyncio.ensure_future(asyncio.wait(set(self._lifecycles)))
+            news = asyncio.ensure_future(run.resubmits.wait())
+            await asyncio.wait({every, news}, return_when=asyncio.FIRST_COMPLETED)
+            every.cancel()
+            news.cancel()
+
+    async def _drain_watchdog(self) -> None:
+        """After a stop, in-flight calls get `drain_s` to finish; then they are cancelled (a
+        cancelled submit is recorded as ambiguous, a cancelled download keeps its .part)."""
+        run = self.context
+        await run.stop.wait()
+        await run.clock.sleep(run.config.drain_s)
+        for task in [*self._lifecycles, *self._workers]:
+            task.cancel()
+
+    def _spawn(self, tg: asyncio.TaskGroup, coro: Coroutine[Any, Any, None]) -> None:
+        task = tg.create_task(coro)
+        self._lifecycles.add(task)
+        task.add_done_callback(self._lifecycles.discard)
+
+    def _recovered_first_delay(self, row: st.JobRow) -> float:
+        if row.submitted_at is None:
+            return 0.0
+        due = row.submitted_at + self.context.first_poll_delay(row)
+        return max(0.0, due - self.context.wall())
+
+    async def _submit_pending(self, tg: asyncio.TaskGroup) -> None:
+        """Pending jobs a page at a time, each spawned only once it holds an in-flight slot."""
+        run = self.context
+        last_seq = 0
+        while not run.stop_submits.is_set():
+            page = run.store.pending_after(last_seq, run.config.page_size)
+            if not page:
+                return
+            for row in page:
+                last_seq = row.seq
+                if not await run.take_slot():
+                    return
+                self._spawn(tg, self.submitter.lifecycle(row))
+            # A cron run (--no-wait) stops once the cap is full: the next run continues.
+            if run.config.no_wait and run.cap.available == 0:
+                return
