@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import yarl
+
 from batchgen.adapters.taskids import KEPT_CHARS, shown, task_id_or_none
-from batchgen.errors import ApiError, ServerError
+from batchgen.errors import ApiError, ServerError, WrongEndpoint
 
 # Liberal reading of `state`: the documented four, plus names other APIs of this shape use.
 _STATES = {
@@ -266,3 +268,39 @@ def parse_balance(data: Any) -> Decimal | None:
     except InvalidOperation:
         return None
     return amount if amount.is_finite() else None
+
+
+def redirected(status: int, location: str | None) -> WrongEndpoint:
+    """Only the scheme and host of the Location are named: the rest is the server's to say."""
+    where = ""
+    try:
+        target = yarl.URL((location or "").strip()[:2000])
+    except (ValueError, TypeError):
+        target = None
+    if target is not None and target.scheme in ("http", "https") and target.host:
+        where = f" to {target.scheme}://{_text(target.host, 255)}"
+    return WrongEndpoint(
+        status,
+        f"the API answered HTTP {status}, a redirect{where}: check --base-url "
+        "(batchgen never follows an API redirect)",
+    )
+
+
+def read_answer(raw: bytes, charset: str | None) -> tuple[Any, int | None, str, bool]:
+    """(payload, the body's `code`, its message, whether it is the API's own envelope) of a
+    body; payload None when it is not JSON. The API's own envelope, as opposed to a proxy's
+    page, is a JSON object with a `code`, or with `message` and `data` (a gateway's bare
+    {"message": ...}, as AWS API Gateway sends, is not). Only that can prove a failed submit
+    made no task (policy)."""
+    payload: Any = None
+    try:
+        payload = decode_answer(raw, charset) if raw else None
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        return payload, None, "", False
+    envelope = "code" in payload or ("message" in payload and "data" in payload)
+    # The reference says `message`; other spellings carry the same words, and the words
+    # matter: "Insufficient credits" stops the run instead of failing each job.
+    said = next((payload[k] for k in _MESSAGE_KEYS if payload.get(k)), "")
+    return payload, _int_or_none(payload.get("code")), _text(said, 500) or "", envelope

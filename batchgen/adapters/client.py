@@ -22,21 +22,21 @@ import aiohttp
 import yarl
 
 from batchgen.adapters.answers import (
-    _MESSAGE_KEYS,
     BadAnswer,
     NotFound,
     SubmitSkipped,
     TaskStatus,
     UntrackableTaskId,
     _first,
-    _int_or_none,
     _text,
-    decode_answer,
     envelope_data,
     parse_balance,
     parse_status,
+    read_answer,
+    redirected,
 )
 from batchgen.adapters.limits import POLL, SUBMIT, SlidingWindowLimiter
+from batchgen.adapters.pause import ClientPause
 from batchgen.adapters.proxies import Proxies
 from batchgen.adapters.taskids import query_value, refusal, shown, task_id_or_none
 from batchgen.core.policy import (
@@ -48,7 +48,6 @@ from batchgen.core.policy import (
     deciding_code,
     parse_retry_after,
     rate_limit_kind,
-    rate_limit_pause,
     says_out_of_credits,
     submit_error_proves_no_task,
 )
@@ -60,7 +59,6 @@ from batchgen.errors import (
     InvalidRequest,
     RateLimited,
     ServerError,
-    WrongEndpoint,
 )
 from batchgen.models.base import MODEL_ID
 
@@ -114,10 +112,7 @@ class ApiClient:
         )
         self._wall = wall_clock
         self._backoff = backoff or Backoff()
-        self._pause = rate_pause or self._backoff
-        self._consecutive_429 = 0
-        self.paused_until_wall: float | None = None
-        self.pause_reason = ""
+        self._pause = ClientPause(limiter, rate_pause or self._backoff, wall_clock)
         self.tasks_in_flight: Callable[[], int] = lambda: 0
         """Tasks of ours at the provider (the engine's count): what a 429 that names no limit
         is read against."""
@@ -300,7 +295,7 @@ class ApiClient:
         except aiohttp.ClientError as exc:
             raise ApiConnectionError(f"connection lost: {type(exc).__name__}", sent=True) from exc
         if 300 <= status <= 399:
-            raise _redirected(status, location)
+            raise redirected(status, location)
         return self._interpret(status, raw, retry_after_header, charset, submit=method == "POST")
 
     def _interpret(
@@ -312,31 +307,13 @@ class ApiClient:
         *,
         submit: bool = False,
     ) -> Any:
-        payload: Any = None
-        try:
-            payload = decode_answer(raw, charset) if raw else None
-        except ValueError:
-            payload = None
-        body_code = None
-        message = ""
-        # The API's own envelope, as opposed to a proxy's page: a JSON object with a `code`,
-        # or with `message` and `data` (a gateway's bare {"message": ...}, as AWS API Gateway
-        # sends, is not). Only that can prove a failed submit made no task (policy).
-        envelope = isinstance(payload, dict) and (
-            "code" in payload or ("message" in payload and "data" in payload)
-        )
-        if isinstance(payload, dict):
-            body_code = _int_or_none(payload.get("code"))
-            # The reference says `message`; other spellings carry the same words, and the
-            # words matter: "Insufficient credits" stops the run instead of failing each job.
-            said = next((payload[k] for k in _MESSAGE_KEYS if payload.get(k)), "")
-            message = _text(said, 500) or ""
+        payload, body_code, message, envelope = read_answer(raw, charset)
         outcome = classify_status(status, body_code, message)
         code = deciding_code(status, body_code)
         if envelope or (outcome is Outcome.OK and isinstance(payload, dict)):
             self.alive_answers += 1
         if outcome is not Outcome.RATE_LIMITED:
-            self._consecutive_429 = 0
+            self._pause.answered()
         if outcome is Outcome.OK:
             if not isinstance(payload, dict):
                 raise BadAnswer(status, "the API's answer is not a JSON object")
@@ -370,14 +347,14 @@ class ApiClient:
                 # too, and pause everyone then); the engine holds submits to the tasks.
                 kind = Limit.CONCURRENCY
             if kind is not Limit.CONCURRENCY:
-                self._pause_after_429(message, retry_after)
+                self._pause.after_429(message, retry_after)
             return RateLimited(429, message, retry_after=retry_after, limit=kind.value)
         if outcome is Outcome.RETRY:
             # RFC 9110: Retry-After on a 503 says how long the service stays unavailable; it
             # holds for every request, so the whole client pauses, as after a 429.
             retry_after = parse_retry_after(retry_after_header, self._wall())
             if retry_after is not None:
-                self._limiter.pause_for(retry_after)
+                self._pause.for_seconds(retry_after)
             return ServerError(code, message, retry_after=retry_after)
         if outcome is Outcome.NOT_FOUND:
             return NotFound(code, message)
@@ -392,56 +369,10 @@ class ApiClient:
             return AuthError(code, message)
         return InvalidRequest(code, message)
 
-    def _pause_after_429(self, message: str, retry_after: float | None) -> None:
-        """The whole client slows down, not only this request: Retry-After when given, else
-        a pause that starts at the run's rate pause base and doubles while 429s continue.
-        Only a 429 that comes when no pause is on counts as "continuing": the answers to
-        requests that were already on the wire when the first one came belong to it."""
-        if self._limiter.paused_until is None:
-            self._consecutive_429 += 1
-        seconds = rate_limit_pause(self._consecutive_429, self._pause, retry_after)
-        ends = self._limiter.paused_until
-        self._limiter.pause_for(seconds)
-        if ends is not None and (self._limiter.paused_until or 0.0) < ends + seconds / 2:
-            return  # the pause under way already covers this one, or nearly
-        why = "Retry-After" if retry_after is not None else "no Retry-After"
-        self.pause_reason = f"HTTP 429 ({why}): {_text(message, 120)}"
-        self.paused_until_wall = self._wall() + seconds
-        log.warning(
-            "API rate limit: all requests paused for %.3g s, until %s (%s; 429 #%d in a row)",
-            seconds,
-            _clock_text(self.paused_until_wall),
-            self.pause_reason,
-            self._consecutive_429,
-        )
-
     @property
     def paused(self) -> tuple[float, str] | None:
         """(wall-clock end, why) while a 429 pause is on; for displays."""
-        if self.paused_until_wall is None or self._limiter.paused_until is None:
-            return None
-        return self.paused_until_wall, self.pause_reason
-
-
-def _clock_text(wall: float) -> str:
-    """A local time of day, to the tenth of a second (scaled runs pause for fractions)."""
-    return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int((wall % 1) * 10)}"
-
-
-def _redirected(status: int, location: str | None) -> WrongEndpoint:
-    """Only the scheme and host of the Location are named: the rest is the server's to say."""
-    where = ""
-    try:
-        target = yarl.URL((location or "").strip()[:2000])
-    except (ValueError, TypeError):
-        target = None
-    if target is not None and target.scheme in ("http", "https") and target.host:
-        where = f" to {target.scheme}://{_text(target.host, 255)}"
-    return WrongEndpoint(
-        status,
-        f"the API answered HTTP {status}, a redirect{where}: check --base-url "
-        "(batchgen never follows an API redirect)",
-    )
+        return self._pause.current
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:

@@ -1,0 +1,76 @@
+"""How the whole client slows down after the API says "too many": a 429 (or a 503 with
+Retry-After) pauses the shared rate limiter for every request, not only the one refused, and
+says so once per pause for the log and the display."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from batchgen.adapters.answers import _text
+from batchgen.adapters.limits import SlidingWindowLimiter
+from batchgen.core.policy import Backoff, rate_limit_pause
+
+log = logging.getLogger("batchgen.adapters.client")
+
+
+class ClientPause:
+    """The client's pauses on its `limiter`: after a 429, Retry-After when given, else a pause
+    that starts at the `pause` backoff's base and doubles while 429s continue. `wall` gives the
+    wall-clock time shown to people (the limiter keeps its own monotonic clock)."""
+
+    def __init__(
+        self, limiter: SlidingWindowLimiter, pause: Backoff, wall: Callable[[], float]
+    ) -> None:
+        self._limiter = limiter
+        self._pause = pause
+        self._wall = wall
+        self.consecutive_429 = 0
+        self.until_wall: float | None = None
+        self.reason = ""
+
+    def __repr__(self) -> str:
+        return f"<ClientPause until={self.until_wall} 429s_in_a_row={self.consecutive_429}>"
+
+    def answered(self) -> None:
+        """An answer other than a 429: the next 429 starts a new series."""
+        self.consecutive_429 = 0
+
+    def for_seconds(self, seconds: float) -> None:
+        """Retry-After on a 503: the service says it is unavailable for that long, to all."""
+        self._limiter.pause_for(seconds)
+
+    def after_429(self, message: str, retry_after: float | None) -> None:
+        """Pause everyone. Only a 429 that comes when no pause is on counts as "continuing":
+        the answers to requests already on the wire when the first one came belong to it."""
+        limiter = self._limiter
+        if limiter.paused_until is None:
+            self.consecutive_429 += 1
+        seconds = rate_limit_pause(self.consecutive_429, self._pause, retry_after)
+        ends = limiter.paused_until
+        limiter.pause_for(seconds)
+        if ends is not None and (limiter.paused_until or 0.0) < ends + seconds / 2:
+            return  # the pause under way already covers this one, or nearly
+        why = "Retry-After" if retry_after is not None else "no Retry-After"
+        self.reason = f"HTTP 429 ({why}): {_text(message, 120)}"
+        self.until_wall = self._wall() + seconds
+        log.warning(
+            "API rate limit: all requests paused for %.3g s, until %s (%s; 429 #%d in a row)",
+            seconds,
+            clock_text(self.until_wall),
+            self.reason,
+            self.consecutive_429,
+        )
+
+    @property
+    def current(self) -> tuple[float, str] | None:
+        """(wall-clock end, why) while a 429 pause is on; for displays."""
+        if self.until_wall is None or self._limiter.paused_until is None:
+            return None
+        return self.until_wall, self.reason
+
+
+def clock_text(wall: float) -> str:
+    """A local time of day, to the tenth of a second (scaled runs pause for fractions)."""
+    return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int((wall % 1) * 10)}"
