@@ -254,9 +254,9 @@ def _args(**kw: Any) -> argparse.Namespace:
     return ns
 
 
-def test_apply_args(tmp_path: Path) -> None:
+def test_callback_fields_from_args(tmp_path: Path) -> None:
     opts = options(tmp_path, "http://x")
-    callback_options.apply_args(
+    fields = callback_options.fields(
         _args(
             argv=[
                 "--callback-listen",
@@ -268,14 +268,16 @@ def test_apply_args(tmp_path: Path) -> None:
                 "2m",
             ]
         ),
-        opts,
     )
+    opts = dataclasses.replace(opts, **fields)
     assert opts.callback_listen == ("0.0.0.0", 8787)
     assert opts.callback_public_url == "https://h.example/bg"
     assert opts.trust_callbacks and opts.callback_grace_s == 120.0
     assert opts.paced().callback_poll_every_s == pytest.approx(6 * opts.poll_every_s)
     real = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path)
-    callback_options.apply_args(_args(argv=["--callback-listen", "127.0.0.1:0"]), real)
+    real = dataclasses.replace(
+        real, **callback_options.fields(_args(argv=["--callback-listen", "127.0.0.1:0"]))
+    )
     assert real.callback_public_url is None
     # Not given: they follow the poll schedule, which gives the documented defaults ...
     paced = real.paced()
@@ -290,7 +292,7 @@ def test_apply_args(tmp_path: Path) -> None:
     assert fast.callback_guard_s == pytest.approx(0.005)
     assert fast.poll_after_s == pytest.approx(0.6) and fast.rate_period_s == pytest.approx(0.6)
     given = _args(argv=["--callback-listen", "127.0.0.1:0", "--callback-guard", "2"])
-    callback_options.apply_args(given, real)
+    real = dataclasses.replace(real, **callback_options.fields(given))
     assert real.scaled(0.01).paced().callback_guard_s == pytest.approx(0.02)
     for argv, extra in (
         (["--callback-url", "https://h.example"], {}),
@@ -299,7 +301,7 @@ def test_apply_args(tmp_path: Path) -> None:
         (["--callback-listen", "127.0.0.1:1", "--callback-url", "file:///x"], {}),
     ):
         with pytest.raises(UsageError):
-            callback_options.apply_args(_args(argv=argv, **extra), opts)
+            callback_options.fields(_args(argv=argv, **extra))
 
 
 # -- the real engine, receiver and simulator ----------------------------------------------------
