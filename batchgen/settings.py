@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen.core.policy import Backoff, PollSchedule
-from batchgen.engine.config import EngineConfig
+from batchgen.engine.config import RESULT_LIFETIME_S, EngineConfig
 from batchgen.engine.wakes import POLL_GRID
 from batchgen.errors import UsageError
 from batchgen.money import TRANSIENT_CODES
@@ -72,7 +72,7 @@ class RunOptions:
     poll_every_s: float = 5.0
     download_concurrency: int = 8
     max_file_bytes: int = 2 * 1024**3
-    result_lifetime_s: float = 15 * 86400.0
+    result_lifetime_s: float = RESULT_LIFETIME_S  # result URLs live 15 days (the reference)
     resubmit_ambiguous: bool = False
     no_wait: bool = False
     max_runtime_s: float | None = None
@@ -183,9 +183,10 @@ class RunOptions:
         )
 
 
-def engine_settings(opts: RunOptions) -> EngineConfig:
+def engine_settings(opts: RunOptions, **engine_limits: int) -> EngineConfig:
     """The engine's group of a paced run's settings (`opts.paced()`): the only place a
-    RunOptions becomes an EngineConfig."""
+    RunOptions becomes an EngineConfig. `engine_limits` (max_submit_tries, max_not_found,
+    download_tries) are for tests; runs use EngineConfig's own."""
     assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
     assert opts.poll_backoff_cap_s is not None
     assert opts.callback_grace_s is not None and opts.callback_poll_every_s is not None
@@ -209,6 +210,7 @@ def engine_settings(opts: RunOptions) -> EngineConfig:
             base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
         ),
         status_outage_s=opts.status_outage_s or None,  # 0: never
+        **engine_limits,
     )
 
 

@@ -18,7 +18,7 @@ import pytest
 from batchgen import store as st
 from batchgen.adapters.answers import BadAnswer, NotFound, TaskStatus
 from batchgen.clock import FakeClock
-from batchgen.engine import Engine, EngineConfig
+from batchgen.engine import Engine
 from batchgen.errors import (
     ApiConnectionError,
     AuthError,
@@ -26,6 +26,7 @@ from batchgen.errors import (
     RateLimited,
     ServerError,
 )
+from batchgen.settings import RunOptions, engine_settings
 
 pytestmark = pytest.mark.timeout(20)
 T = TypeVar("T")
@@ -86,7 +87,7 @@ def engine_for(tmp: Path, client: ScriptedClient, **config: Any) -> tuple[Engine
         store,
         client,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        EngineConfig(output_dir=tmp, **config),
+        engine_settings(RunOptions(state_path=tmp / "s.db", output_dir=tmp).paced(), **config),
         rng=random.Random(1),
         clock=clock,
         wall=clock.now,

@@ -23,35 +23,37 @@ EXIT_WORK_LEFT = 75
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """The engine's group of the run's settings (built from RunOptions by settings.py)."""
+    """The engine's group of the run's settings. Built from RunOptions by
+    `settings.engine_settings`, which holds every default a user can change; only the engine's
+    own limits have defaults here."""
 
     output_dir: Path
-    filename_template: str = "{id}.mp4"
-    max_in_flight: int = 1000
-    poll: PollSchedule = field(default_factory=PollSchedule)
-    backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
-    max_submit_tries: int = 8  # per job per run, for answers that prove no task was made
-    # An unreadable status answer never fails a task (batchgen/engine/outage.py): its polls back off
-    # up to poll_backoff.cap, and after status_outage_s of its status unreadable it is not
-    # polled again in this run. None: keep asking for as long as it takes.
-    poll_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=300.0))
-    status_outage_s: float | None = 1800.0
-    max_not_found: int = 5  # "unknown task" answers in a row before failing the job
-    download_workers: int = 8
-    download_tries: int = 3  # per file per run, beyond the downloader's own retries
-    result_lifetime_s: float = RESULT_LIFETIME_S
-    no_wait: bool = False  # cron: submit what fits, collect what is done, exit
-    drain_s: float = 5.0  # on stop: how long in-flight HTTP calls may finish
-    page_size: int = 256
-    callback_grace_s: float = 60.0  # after the end of the expected generation time
-    callback_poll_every_s: float = 30.0
+    filename_template: str
+    max_in_flight: int
+    poll: PollSchedule
+    backoff: Backoff
+    # An unreadable status answer never fails a task (batchgen/engine/outage.py): its polls
+    # back off up to poll_backoff.cap, and after status_outage_s of its status unreadable it
+    # is not polled again in this run. None: keep asking for as long as it takes.
+    poll_backoff: Backoff
+    status_outage_s: float | None
+    download_workers: int
+    result_lifetime_s: float
+    no_wait: bool  # cron: submit what fits, collect what is done, exit
+    drain_s: float  # on stop: how long in-flight HTTP calls may finish
+    page_size: int  # pending jobs read from the state file at a time
+    callback_grace_s: float  # after the end of the expected generation time
+    callback_poll_every_s: float
     # News from callbacks costs at most one status request per task per this window (see
     # batchgen.engine.wakes); news within it is confirmed when it ends.
-    callback_guard_s: float = 0.5
+    callback_guard_s: float
     # A task still pending or processing this long after its submit (30 times the documented
     # generation time) stops being polled in this run, so the run can end; it stays in flight
     # and keeps its slot, and the next run polls it again. None: poll for as long as it takes.
-    stuck_after_s: float | None = 3600.0
+    stuck_after_s: float | None
+    max_submit_tries: int = 8  # per job per run, for answers that prove no task was made
+    max_not_found: int = 5  # "unknown task" answers in a row before failing the job
+    download_tries: int = 3  # per file per run, beyond the downloader's own retries
 
 
 @dataclass
