@@ -286,3 +286,16 @@ async def test_callback_news_cuts_a_trackers_sleep_short(tmp_path: Path) -> None
     assert track.done() and client.status_calls == 2
     assert client.status_times[1] == START + 62.0  # woken by the news, not by its timer
     assert store.job("j1").state == st.SUCCEEDED
+
+
+async def test_every_time_the_state_file_records_follows_the_injected_clock(
+    tmp_path: Path,
+) -> None:
+    """Submit time, the attempt's start and end in the spend ledger, the result's expiry: all
+    read the run's wall clock, so a test that moves it moves them all (before, the ledger
+    read time.time() on its own)."""
+    _, store, client = await _tracked(tmp_path, [done("processing"), done("success")])
+    row = store.job("j1")
+    started, ended = store.db.execute("SELECT started_at, ended_at FROM attempts").fetchone()
+    assert row.submitted_at == started == START
+    assert ended == client.status_times[-1] > START + 60.0

@@ -76,7 +76,7 @@ class Money:
             raise RuntimeError("no balance endpoint")
 
         pricing = Pricing(spending, read_balance or unreadable, learn=learn)
-        return cls(spending, pricing, resubmit or ResubmitPolicy())
+        return cls(spending, pricing, resubmit or ResubmitPolicy(), started_at=store.now())
 
     @property
     def stop_message(self) -> str | None:
@@ -184,7 +184,7 @@ def resubmit_job(
         ledger_sql="UPDATE attempts SET outcome=?, task_id=COALESCE(?, task_id), fail_code=?,"
         " fail_msg=?, ended_at=? WHERE job_seq=? AND n=(SELECT MAX(n) FROM attempts"
         " WHERE job_seq=?)",
-        ledger_args=(ledger.RESUBMITTED, task_id, code, message, time.time(), seq, seq),
+        ledger_args=(ledger.RESUBMITTED, task_id, code, message, store.now(), seq, seq),
     )
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -108,7 +107,7 @@ class Pricing:
         micros = int((amount * MICROS).to_integral_value())
         self.last_balance = micros
         self.spending.store.set_meta_many(
-            {"balance_micros": str(micros), "balance_at": str(time.time())}
+            {"balance_micros": str(micros), "balance_at": str(self.spending.store.now())}
         )
         return micros
 

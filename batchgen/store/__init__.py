@@ -102,6 +102,10 @@ class Store(JobMoves):
         except OSError as exc:
             raise StateError(f"{self.path}: cannot open the state file ({exc})") from exc
 
+    def now(self) -> float:
+        """The wall-clock seconds this state file records (time.time unless injected)."""
+        return self._now()
+
     # -- schema -----------------------------------------------------------------------------
 
     def _migrate(self, readonly: bool) -> None:

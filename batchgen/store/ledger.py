@@ -9,7 +9,6 @@ shown by report and gallery. Readers of a state file older than the ledger see n
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from batchgen import store as st
@@ -69,7 +68,7 @@ def finish(
     store.db.execute(
         "UPDATE attempts SET outcome=?, task_id=COALESCE(?, task_id), fail_code=?, fail_msg=?,"
         " ended_at=? WHERE job_seq=? AND n=(SELECT MAX(n) FROM attempts WHERE job_seq=?)",
-        (outcome, task_id, fail_code, fail_msg, time.time(), seq, seq),
+        (outcome, task_id, fail_code, fail_msg, store.now(), seq, seq),
     )
 
 
@@ -169,7 +168,7 @@ def save_learned(store: st.Store, key: str, micros: int) -> None:
     store.db.execute(
         "INSERT INTO prices (key, micros, learned_at) VALUES (?, ?, ?)"
         " ON CONFLICT (key) DO UPDATE SET micros=excluded.micros, learned_at=excluded.learned_at",
-        (key, micros, time.time()),
+        (key, micros, store.now()),
     )
 
 
