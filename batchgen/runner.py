@@ -28,6 +28,7 @@ from batchgen.adapters.paths import is_loopback_host, is_public_address
 from batchgen.adapters.sessions import open_sessions, run_proxies
 from batchgen.core.policy import Backoff, backoff_delay
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
+from batchgen.engine.config import engine_config
 from batchgen.errors import ApiConnectionError, RateLimited, ServerError
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.money import (
@@ -37,7 +38,7 @@ from batchgen.money import (
     recorded_settings,
 )
 from batchgen.money.prices import usd
-from batchgen.settings import DEFAULT_BASE_URL, RunOptions, engine_settings
+from batchgen.settings import DEFAULT_BASE_URL, RunOptions
 from batchgen.ui import report
 
 log = logging.getLogger("batchgen.run")
@@ -138,7 +139,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     limiter = SlidingWindowLimiter(opts.rate_limit, period, margin=margin)
     rng = random.Random(opts.seed)
     backoff = Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
-    config = engine_settings(opts)
+    config = engine_config(opts)
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
     api_public = await preflight_by_default(opts.base_url) if opts.preflight is None else True

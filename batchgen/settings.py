@@ -1,5 +1,9 @@
 """The run's settings: every option of a run with its default, written here once.
 
+A leaf module (it imports no other part of batchgen but errors and the model table), so the
+components built from these settings can take their defaults from here too: the engine's
+group (engine/config.py), the API client's timeouts, the downloader's limits.
+
 The CLI (batchgen/commands/common.py) is the only code that turns argparse into RunOptions;
 the Python API (batchgen/api.py) takes the same fields by name. Durations left as None follow
 the poll schedule (`paced()`), and the sandbox scales every service time (`scaled()`).
@@ -14,11 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen.core.policy import Backoff, PollSchedule
-from batchgen.engine.config import RESULT_LIFETIME_S, EngineConfig
-from batchgen.engine.wakes import POLL_GRID
 from batchgen.errors import UsageError
-from batchgen.money import TRANSIENT_CODES
+from batchgen.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from batchgen.callbacks import CallbackReceiver
@@ -28,6 +29,21 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "https://api.apixo.ai/api/v1"
 SANDBOX_KEY = "sk-sim-demo"
 SANDBOX_TIME_SCALE = 0.02
+RESULT_LIFETIME_S = 15 * 86400.0  # result URLs live 15 days after the task (the reference)
+TRANSIENT_CODES = ("PROCESSING_TIMEOUT", "MODEL_UNAVAILABLE", "GENERATION_FAILED")
+"""Fail codes the reference calls transient: resubmitted automatically by default."""
+POLL_AFTER_S = 60.0  # the reference: first status check about a minute after the submit
+POLL_EVERY_S = 5.0  # then every 5 seconds
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 30.0
+DOWNLOAD_STALL_S = 60.0
+DOWNLOAD_CONCURRENCY = 8
+MAX_FILE_BYTES = 2 * 1024**3
+POLL_GRID = 0.1
+"""Poll wake-ups end on a grid of 10% of the poll interval (500 ms at the default 5 s, which
+the ±20% jitter already spreads over 2 s). Trackers due in the same slot wake in one loop pass,
+so their requests and answers share event-loop turns and system calls: about 10% less CPU per
+job (bench: scenarios overhead), for polls at most one slot late (batchgen/engine/wakes.py)."""
 API_KEEPALIVE_S = 1.0
 """How long an idle connection to the API is kept for reuse. Servers close idle connections
 after a few seconds (uvicorn and Node 5 s, gunicorn 2 s); a submit written onto one at that
@@ -61,17 +77,17 @@ class RunOptions:
     output_dir: Path
     base_url: str = DEFAULT_BASE_URL
     api_key: str = field(default="", repr=False)
-    model: str = "kling-2-1"
+    model: str = DEFAULT_MODEL
     filename_template: str = "{id}.mp4"
     page_size: int = 256  # pending jobs read from the state file at a time
     rate_limit: int = 10_000
     rate_period_s: float = 60.0
     rate_margin_s: float | None = None  # default: default_rate_margin(rate_period_s)
     max_in_flight: int = 1000
-    poll_after_s: float = 60.0
-    poll_every_s: float = 5.0
-    download_concurrency: int = 8
-    max_file_bytes: int = 2 * 1024**3
+    poll_after_s: float = POLL_AFTER_S
+    poll_every_s: float = POLL_EVERY_S
+    download_concurrency: int = DOWNLOAD_CONCURRENCY
+    max_file_bytes: int = MAX_FILE_BYTES
     result_lifetime_s: float = RESULT_LIFETIME_S  # result URLs live 15 days (the reference)
     resubmit_ambiguous: bool = False
     no_wait: bool = False
@@ -85,10 +101,14 @@ class RunOptions:
     backoff_base_s: float | None = None
     backoff_cap_s: float | None = None
     # Deadlines of the network itself, in real seconds: not scaled (see `scaled`).
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0  # a submit cut by it is ambiguous: never shorten it by scale
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    read_timeout_s: float = (
+        READ_TIMEOUT_S  # a submit cut by it is ambiguous: never shorten it by scale
+    )
     drain_s: float = 5.0  # on a stop, calls on the wire get this long; then they are cut
-    download_stall_s: float = 60.0  # a download receiving nothing this long is cut (and resumes)
+    download_stall_s: float = (
+        DOWNLOAD_STALL_S  # a download receiving nothing this long is cut (and resumes)
+    )
     # After a 429 without Retry-After every request waits: first this base, doubled while
     # 429s continue, up to the cap. None: 1/60 of the rate window, and the window itself.
     rate_pause_base_s: float | None = None
@@ -181,37 +201,6 @@ class RunOptions:
             rate_pause_base_s=times(self.rate_pause_base_s),
             rate_pause_cap_s=times(self.rate_pause_cap_s),
         )
-
-
-def engine_settings(opts: RunOptions, **engine_limits: int) -> EngineConfig:
-    """The engine's group of a paced run's settings (`opts.paced()`): the only place a
-    RunOptions becomes an EngineConfig. `engine_limits` (max_submit_tries, max_not_found,
-    download_tries) are for tests; runs use EngineConfig's own."""
-    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
-    assert opts.poll_backoff_cap_s is not None
-    assert opts.callback_grace_s is not None and opts.callback_poll_every_s is not None
-    assert opts.callback_guard_s is not None
-    return EngineConfig(
-        output_dir=opts.output_dir,
-        filename_template=opts.filename_template,
-        max_in_flight=opts.max_in_flight,
-        poll=PollSchedule(poll_after=opts.poll_after_s, poll_every=opts.poll_every_s),
-        backoff=Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s),
-        download_workers=opts.download_concurrency,
-        result_lifetime_s=opts.result_lifetime_s,
-        no_wait=opts.no_wait,
-        drain_s=opts.drain_s,
-        page_size=opts.page_size,
-        callback_grace_s=opts.callback_grace_s,
-        callback_poll_every_s=opts.callback_poll_every_s,
-        callback_guard_s=opts.callback_guard_s,
-        stuck_after_s=opts.stuck_after_s or None,  # 0: never
-        poll_backoff=Backoff(
-            base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
-        ),
-        status_outage_s=opts.status_outage_s or None,  # 0: never
-        **engine_limits,
-    )
 
 
 def check_base_url(url: str) -> str:

@@ -44,8 +44,9 @@ from aiohttp import web  # noqa: E402
 from batchgen import store as st  # noqa: E402
 from batchgen.callbacks import CallbackReceiver  # noqa: E402
 from batchgen.engine import Engine  # noqa: E402
+from batchgen.engine.config import engine_config  # noqa: E402
 from batchgen.runner import execute  # noqa: E402
-from batchgen.settings import RunOptions, engine_settings  # noqa: E402
+from batchgen.settings import RunOptions  # noqa: E402
 from batchgen.simulator import Simulator  # noqa: E402
 from bench import kit  # noqa: E402
 from bench.kit import job_body  # noqa: E402
@@ -265,7 +266,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
         for row in store.pending_after(0, n):
             store.mark_submitting(row.seq)
             store.mark_in_flight(row.seq, task_id(row.seq - 1))
-        config = engine_settings(RunOptions(Path(tmp) / "s.db", Path(tmp)).paced())
+        config = engine_config(RunOptions(Path(tmp) / "s.db", Path(tmp)).paced())
         engine = Engine(store, None, None, config)  # type: ignore[arg-type]
         # trackers waiting for their callbacks, as during a run (the engine's own table)
         for i in range(n):

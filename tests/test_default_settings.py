@@ -72,12 +72,12 @@ def test_every_option_given_lands_in_its_setting(tmp_path: Path) -> None:
 def test_settings_are_frozen_once_built(tmp_path: Path) -> None:
     """Nothing changes a run's settings after the CLI or the API built them: a new value
     means a new object (dataclasses.replace, paced, scaled)."""
-    from batchgen.settings import engine_settings
+    from batchgen.engine.config import engine_config
 
     opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path)
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.poll_after_s = 1.0  # type: ignore[misc]
-    config = engine_settings(opts.paced())
+    config = engine_config(opts.paced())
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.page_size = 1  # type: ignore[misc]
     assert (config.page_size, config.poll.poll_after, config.stuck_after_s) == (256, 60.0, 3600.0)

@@ -19,6 +19,7 @@ from batchgen import store as st
 from batchgen.adapters.answers import BadAnswer, NotFound, TaskStatus
 from batchgen.clock import FakeClock
 from batchgen.engine import Engine
+from batchgen.engine.config import engine_config
 from batchgen.errors import (
     ApiConnectionError,
     AuthError,
@@ -26,7 +27,7 @@ from batchgen.errors import (
     RateLimited,
     ServerError,
 )
-from batchgen.settings import RunOptions, engine_settings
+from batchgen.settings import RunOptions
 
 pytestmark = pytest.mark.timeout(20)
 T = TypeVar("T")
@@ -87,7 +88,7 @@ def engine_for(tmp: Path, client: ScriptedClient, **config: Any) -> tuple[Engine
         store,
         client,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        engine_settings(RunOptions(state_path=tmp / "s.db", output_dir=tmp).paced(), **config),
+        engine_config(RunOptions(state_path=tmp / "s.db", output_dir=tmp).paced(), **config),
         rng=random.Random(1),
         clock=clock,
         wall=clock.now,

@@ -60,7 +60,9 @@ from batchgen.errors import (
     RateLimited,
     ServerError,
 )
+from batchgen.models import DEFAULT_MODEL
 from batchgen.models.base import MODEL_ID
+from batchgen.settings import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 log = logging.getLogger("batchgen.adapters.client")
 
@@ -80,9 +82,9 @@ class ApiClient:
         api_key: str,
         *,
         limiter: SlidingWindowLimiter,
-        model: str = "kling-2-1",
-        connect_timeout: float = 10.0,
-        read_timeout: float = 30.0,
+        model: str = DEFAULT_MODEL,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
         wall_clock: Any = time.time,
         backoff: Backoff | None = None,
         proxies: Proxies | None = None,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
+from batchgen.settings import POLL_AFTER_S, POLL_EVERY_S
+
 MAX_RETRY_AFTER = 3600.0
 """Cap on a server's Retry-After: a buggy or hostile value must not park the run for days."""
 
@@ -152,8 +154,8 @@ def rate_limit_kind(message: str) -> Limit:
 class PollSchedule:
     """When to poll a task. `jitter` is a fraction: 0.2 spreads delays over +-20%."""
 
-    poll_after: float = 60.0
-    poll_every: float = 5.0
+    poll_after: float = POLL_AFTER_S
+    poll_every: float = POLL_EVERY_S
     jitter: float = 0.2
     long_video_factor: float = 1.5
 

@@ -10,13 +10,13 @@ from batchgen.engine.config import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_WORK_LEFT,
-    RESULT_LIFETIME_S,
     EngineConfig,
     EngineStats,
     RunOutcome,
     describe,
 )
 from batchgen.engine.run import Engine
+from batchgen.settings import RESULT_LIFETIME_S
 
 __all__ = [
     "EXIT_ACCOUNT",

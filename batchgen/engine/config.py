@@ -11,8 +11,7 @@ from batchgen.core.policy import (
     Backoff,
     PollSchedule,
 )
-
-RESULT_LIFETIME_S = 15 * 86400.0
+from batchgen.settings import RunOptions
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -24,7 +23,7 @@ EXIT_WORK_LEFT = 75
 @dataclass(frozen=True)
 class EngineConfig:
     """The engine's group of the run's settings. Built from RunOptions by
-    `settings.engine_settings`, which holds every default a user can change; only the engine's
+    `engine_config`; settings.py holds every default a user can change; only the engine's
     own limits have defaults here."""
 
     output_dir: Path
@@ -54,6 +53,37 @@ class EngineConfig:
     max_submit_tries: int = 8  # per job per run, for answers that prove no task was made
     max_not_found: int = 5  # "unknown task" answers in a row before failing the job
     download_tries: int = 3  # per file per run, beyond the downloader's own retries
+
+
+def engine_config(opts: RunOptions, **engine_limits: int) -> EngineConfig:
+    """The engine's group of a paced run's settings (`opts.paced()`): the only place a
+    RunOptions becomes an EngineConfig. `engine_limits` (max_submit_tries, max_not_found,
+    download_tries) are for tests; runs use EngineConfig's own."""
+    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
+    assert opts.poll_backoff_cap_s is not None
+    assert opts.callback_grace_s is not None and opts.callback_poll_every_s is not None
+    assert opts.callback_guard_s is not None
+    return EngineConfig(
+        output_dir=opts.output_dir,
+        filename_template=opts.filename_template,
+        max_in_flight=opts.max_in_flight,
+        poll=PollSchedule(poll_after=opts.poll_after_s, poll_every=opts.poll_every_s),
+        backoff=Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s),
+        download_workers=opts.download_concurrency,
+        result_lifetime_s=opts.result_lifetime_s,
+        no_wait=opts.no_wait,
+        drain_s=opts.drain_s,
+        page_size=opts.page_size,
+        callback_grace_s=opts.callback_grace_s,
+        callback_poll_every_s=opts.callback_poll_every_s,
+        callback_guard_s=opts.callback_guard_s,
+        stuck_after_s=opts.stuck_after_s or None,  # 0: never
+        poll_backoff=Backoff(
+            base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
+        ),
+        status_outage_s=opts.status_outage_s or None,  # 0: never
+        **engine_limits,
+    )
 
 
 @dataclass

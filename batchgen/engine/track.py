@@ -18,10 +18,11 @@ from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
 from batchgen.engine.outage import PollVerdict, after_unreadable
-from batchgen.engine.wakes import POLL_GRID, Wakeup, confirm_delay
+from batchgen.engine.wakes import Wakeup, confirm_delay
 from batchgen.errors import (
     AccountError,
 )
+from batchgen.settings import POLL_GRID
 
 
 class StatusClient(Protocol):

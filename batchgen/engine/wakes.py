@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 
 from batchgen.adapters.answers import TaskStatus
 from batchgen.clock import Clock
+from batchgen.settings import POLL_GRID
 
-POLL_GRID = 0.1
-"""Poll wake-ups end on a grid of 10% of the poll interval (500 ms at the default 5 s, which
-the ±20% jitter already spreads over 2 s). Trackers due in the same slot wake in one loop pass,
-so their requests and answers share event-loop turns and system calls: about 10% less CPU per
-job (bench: scenarios overhead), for polls at most one slot late."""
+__all__ = ["POLL_GRID", "TaskNews", "Wakeup", "confirm_delay"]
 
 
 def confirm_delay(now: float, last_request_at: float | None, guard_s: float) -> float:

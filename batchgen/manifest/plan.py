@@ -13,6 +13,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from batchgen import models
+from batchgen.settings import POLL_AFTER_S
+from batchgen.settings import POLL_EVERY_S as DEFAULT_POLL_EVERY_S
 
 if TYPE_CHECKING:
     from batchgen.manifest import Job
@@ -21,8 +23,8 @@ FILENAME_FIELDS = ("id", "index", "task_id", "mode")
 
 # --- the polling estimate -------------------------------------------------------------------
 
-FIRST_POLL_S = 60
-POLL_EVERY_S = 5
+FIRST_POLL_S = int(POLL_AFTER_S)  # the run's defaults (batchgen/settings.py)
+POLL_EVERY_S = int(DEFAULT_POLL_EVERY_S)
 MEAN_GENERATION_S = {5: 75, 10: 105}
 
 

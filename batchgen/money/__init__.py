@@ -18,14 +18,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from batchgen import store as st
+from batchgen.models import DEFAULT_MODEL
 from batchgen.money.prices import usd
 from batchgen.money.pricing import Pricing, Ticket
 from batchgen.money.spending import OVER_CAP, Spending
+from batchgen.settings import TRANSIENT_CODES
 from batchgen.store import ledger
+
+__all__ = ["TRANSIENT_CODES", "Money", "ResubmitPolicy"]
 
 log = logging.getLogger("batchgen.money")
 
-TRANSIENT_CODES = ("PROCESSING_TIMEOUT", "MODEL_UNAVAILABLE", "GENERATION_FAILED")
 """The fail codes APIXO's error pages call transient ("retry the request"). Content, prompt,
 image and account codes are never resubmitted on their own."""
 
@@ -67,7 +70,7 @@ class Money:
         overrides: dict[str, int] | None = None,
         learn: bool = True,
         resubmit: ResubmitPolicy | None = None,
-        model: str = "kling-2-1",
+        model: str = DEFAULT_MODEL,
     ) -> Money:
         spending = Spending(store, cap=cap, model=model)
         spending.book.overrides.update(overrides or {})

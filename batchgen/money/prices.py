@@ -14,9 +14,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from batchgen import models
+from batchgen.models import DEFAULT_MODEL
 
 MICROS = 1_000_000
-DEFAULT_MODEL = "kling-2-1"
 
 
 def table_prices(model: str) -> dict[tuple[str, int], int]:
