@@ -26,9 +26,10 @@ from batchgen.adapters.answers import TaskStatus
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download import Downloader
 from batchgen.clock import LOOP_CLOCK, Clock
-from batchgen.engine.config import EngineConfig, RunOutcome
+from batchgen.engine.config import EngineConfig, EngineStats, RunOutcome
 from batchgen.engine.context import RunContext
 from batchgen.engine.downloads import Downloads
+from batchgen.engine.inflight import InFlightCap
 from batchgen.engine.outcome import outcome
 from batchgen.engine.submit import Submitter
 from batchgen.engine.track import Tracker
@@ -74,11 +75,11 @@ class Engine:
         return self.context.config
 
     @property
-    def stats(self):  # type: ignore[no-untyped-def]  # EngineStats
+    def stats(self) -> EngineStats:
         return self.context.stats
 
     @property
-    def cap(self):  # type: ignore[no-untyped-def]  # InFlightCap
+    def cap(self) -> InFlightCap:
         return self.context.cap
 
     @property
