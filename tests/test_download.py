@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from batchgen.adapters import download as download_mod
 from batchgen.adapters.download import Downloader, DownloadResult, part_path, sidecar_path
 from batchgen.adapters.sinks import local as sink_mod
+from batchgen.adapters.sinks import localfs as files_mod
+from batchgen.adapters.sinks.local import LocalSink
 from batchgen.errors import (
     DiskFull,
     DownloadError,
@@ -644,7 +646,7 @@ def _fail_writes_after(monkeypatch, budget: int, err: int = errno.ENOSPC) -> dic
         f.writelines = writelines
         return f
 
-    monkeypatch.setattr(download_mod.aiofiles, "open", fake_open)
+    monkeypatch.setattr(sink_mod.aiofiles, "open", fake_open)
     return state
 
 
@@ -679,9 +681,8 @@ async def test_read_only_output_folder_is_disk_full(cdn, make, tmp_path, monkeyp
     def refuse(path, flags):
         raise OSError(err, os.strerror(err), path)
 
-    for module in (download_mod, sink_mod):  # the streaming and the small-file paths
-        if hasattr(module, "_nofollow_opener"):
-            monkeypatch.setattr(module, "_nofollow_opener", refuse)
+    for module in (sink_mod, files_mod):  # the streaming and the small-file paths
+        monkeypatch.setattr(module, "_nofollow_opener", refuse)
     with pytest.raises(DiskFull, match="writable"):
         await make().fetch(url, tmp_path / "ro.mp4")
     assert not (tmp_path / "ro.mp4").exists()
@@ -813,7 +814,7 @@ def hops(monkeypatch) -> list[str]:
         seen.append(getattr(func, "__name__", repr(func)))
         return await real(func, *args, **kwargs)
 
-    monkeypatch.setattr(download_mod.asyncio, "to_thread", spy)
+    monkeypatch.setattr(sink_mod.asyncio, "to_thread", spy)
     return seen
 
 
@@ -822,8 +823,8 @@ async def test_small_file_is_one_thread_hop_and_writes_no_sidecar(
     cdn, make, tmp_path, monkeypatch, hops, chunked
 ):
     sidecars: list[Path] = []
-    monkeypatch.setattr(Downloader, "_write_sidecar", staticmethod(lambda s, m: sidecars.append(s)))
-    monkeypatch.setattr(download_mod.aiofiles, "open", None)  # the streaming path is not taken
+    monkeypatch.setattr(LocalSink, "_write_sidecar", staticmethod(lambda s, m: sidecars.append(s)))
+    monkeypatch.setattr(sink_mod.aiofiles, "open", None)  # the streaming path is not taken
     data = blob(1800)
     dest = tmp_path / "out" / "s.mp4"
     res = await make().fetch(cdn.add("s.mp4", data, Fault(chunked=chunked)), dest)
@@ -904,9 +905,9 @@ async def test_small_file_disk_errors_leave_the_old_file(
         raise OSError(err, os.strerror(err))
 
     if step == "fsync":
-        monkeypatch.setattr(download_mod.os, "fsync", fail)
+        monkeypatch.setattr(files_mod.os, "fsync", fail)
     else:
-        monkeypatch.setattr(sink_mod, step, fail)
+        monkeypatch.setattr(files_mod, step, fail)
     with pytest.raises(kind) as info:
         await make().fetch(url, dest)
     assert type(info.value) is kind
@@ -936,7 +937,7 @@ async def test_small_files_fsync_their_folder_after_the_rename_and_share_it(
     from batchgen.adapters import durability
 
     events: list[tuple[str, str]] = []
-    real_replace, real_fsync_folder = download_mod.os.replace, durability.fsync_folder
+    real_replace, real_fsync_folder = files_mod.os.replace, durability.fsync_folder
 
     def replace(src, dst):
         real_replace(src, dst)
@@ -946,8 +947,8 @@ async def test_small_files_fsync_their_folder_after_the_rename_and_share_it(
         real_fsync_folder(path)
         events.append(("folder-fsync", str(path)))
 
-    monkeypatch.setattr(download_mod.os, "replace", replace)
-    monkeypatch.setattr(download_mod, "fsync_folder", fsync_folder)
+    monkeypatch.setattr(files_mod.os, "replace", replace)
+    monkeypatch.setattr(sink_mod, "fsync_folder", fsync_folder)
     dl = make()
     out = tmp_path / "out"
     out.mkdir()
