@@ -1,0 +1,202 @@
+"""The result sink is a seam: a sink that keeps results in memory, written here in a few dozen
+lines against batchgen.adapters.sinks.base, is driven end to end by the real Downloader against
+the scripted CDN of test_download.py. Whole files, resumes after a cut, refused pages, cut
+videos and expired URLs all work without a file being touched: an object-store sink is one new
+module."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from batchgen.adapters.containers import SNIFF_BYTES, bmff_cut, video_container
+from batchgen.adapters.download import Downloader, DownloadResult
+from batchgen.adapters.sinks.base import ResultSink, Sinks, Version, VideoCut
+from batchgen.adapters.sinks.local import LocalSink, LocalSinks
+from batchgen.errors import DownloadExpired, DownloadRejected
+from tests import test_download as base
+from tests.test_download import Fault, blob, sha
+
+cdn, make, session, sleeps = base.cdn, base.make, base.session, base.sleeps  # fixtures
+
+pytestmark = pytest.mark.timeout(60)
+
+MB = 1024 * 1024
+
+
+# ---- a sink in memory: what an object store's would look like --------------------------------
+
+
+@dataclass
+class Shelf:
+    """The store behind the memory sinks: bytes held (and their version) and results, by key."""
+
+    held: dict[Path, bytearray] = field(default_factory=dict)
+    records: dict[Path, Version] = field(default_factory=dict)
+    results: dict[Path, bytes] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)  # begin, finish, commit, discard, keep
+
+
+class MemorySink:
+    def __init__(self, shelf: Shelf, url: str, dest: Path) -> None:
+        self.shelf, self.key, self.saved = shelf, dest, 0
+        record = shelf.records.get(dest)
+        self.recorded = record if record is not None and record.url == url else None
+
+    async def held(self) -> int:
+        data = bytes(self.shelf.held.get(self.key, b""))
+        opens = len(data) < SNIFF_BYTES or video_container(data[:SNIFF_BYTES]) is not None
+        return len(data) if opens else 0
+
+    async def head(self, n: int) -> bytes:
+        return bytes(self.shelf.held[self.key][:n])
+
+    async def begin(self, version: Version | None, offset: int) -> bool:
+        self.shelf.calls.append(f"begin {offset}")
+        data = self.shelf.held.setdefault(self.key, bytearray())
+        if offset == 0:
+            data.clear()
+        if version is None:
+            self.shelf.records.pop(self.key, None)
+        else:
+            self.shelf.records[self.key] = version
+        return len(data) == offset
+
+    async def put(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.shelf.held[self.key] += chunk
+            self.saved += len(chunk)
+
+    async def drain(self) -> None:
+        pass
+
+    async def settle(self) -> None:
+        pass
+
+    async def keep(self, version: Version, chunks: list[bytes]) -> None:
+        self.shelf.calls.append("keep")
+        await self.begin(version, 0)
+        await self.put(chunks)
+
+    async def finish(
+        self, chunks: list[bytes], size: int, etag: str | None, fetched: int
+    ) -> DownloadResult:
+        self.shelf.calls.append("finish")
+        self.shelf.held[self.key] = bytearray(b"".join(chunks))
+        return await self.commit(size, etag, fetched)
+
+    async def commit(self, size: int, etag: str | None, fetched: int) -> DownloadResult:
+        self.shelf.calls.append("commit")
+        data = bytes(self.shelf.held[self.key])
+        assert len(data) == size
+        if (cut := bmff_cut(size, lambda pos, n: data[pos : pos + n])) is not None:
+            raise VideoCut(cut)
+        self.shelf.results[self.key] = data
+        await self.discard()
+        return DownloadResult(self.key, size, hashlib.sha256(data).hexdigest(), etag, fetched)
+
+    async def discard(self) -> None:
+        self.shelf.calls.append("discard")
+        self.shelf.held.pop(self.key, None)
+        self.shelf.records.pop(self.key, None)
+
+
+class MemorySinks:
+    def __init__(self) -> None:
+        self.shelf = Shelf()
+
+    async def open(self, url: str, dest: Path) -> MemorySink:
+        return MemorySink(self.shelf, url, dest)
+
+
+# ---- the tests ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def memory(make, tmp_path):
+    sinks = MemorySinks()
+    yield sinks, make(sinks=sinks), tmp_path / "out"
+    assert not (tmp_path / "out").exists()  # the Downloader itself never touches a file
+
+
+def test_both_sinks_implement_the_protocols(tmp_path):
+    sinks = MemorySinks()
+    assert isinstance(sinks, Sinks) and isinstance(LocalSinks(), Sinks)
+    assert isinstance(MemorySink(sinks.shelf, "u", tmp_path / "a"), ResultSink)
+    assert isinstance(LocalSink("u", tmp_path / "a", lambda folder: None), ResultSink)
+
+
+@pytest.mark.parametrize("size", [1800, 5 * MB])  # one call (finish); batches, then commit
+async def test_a_whole_file_lands_in_memory(cdn, memory, size):
+    sinks, dl, out = memory
+    data = blob(size)
+    res = await dl.fetch(cdn.add("w.mp4", data), out / "w.mp4")
+    assert res == DownloadResult(out / "w.mp4", size, sha(data), '"v1"', size)
+    assert sinks.shelf.results == {out / "w.mp4": data}
+    assert sinks.shelf.held == {} and sinks.shelf.records == {}
+    first = "finish" if size < 2 * MB else "begin 0"
+    assert sinks.shelf.calls == [first, "commit", "discard"]
+
+
+@pytest.mark.parametrize(("size", "cut"), [(3 * MB, 1_000_000), (1800, 900)])
+async def test_a_cut_resumes_from_the_bytes_the_sink_holds(cdn, memory, size, cut):
+    sinks, dl, out = memory
+    data = blob(size)
+    res = await dl.fetch(cdn.add("c.mp4", data, Fault(cut=cut)), out / "c.mp4")
+    assert res.sha256 == sha(data) and res.fetched_bytes == size
+    assert sinks.shelf.results[out / "c.mp4"] == data
+    sent = cdn.requests("c.mp4")
+    assert [(r["range"], r["if_range"]) for r in sent] == [(None, None), (f"bytes={cut}-", '"v1"')]
+    assert f"begin {cut}" in sinks.shelf.calls
+
+
+async def test_a_resume_in_a_later_fetch_starts_from_what_the_sink_held(cdn, memory):
+    sinks, dl, out = memory
+    data = blob(3 * MB)
+    url = cdn.add("l.mp4", data)
+    sinks.shelf.held[out / "l.mp4"] = bytearray(data[:700_000])
+    sinks.shelf.records[out / "l.mp4"] = Version(url, '"v1"', None, len(data))
+    res = await dl.fetch(url, out / "l.mp4")
+    assert res.sha256 == sha(data) and res.fetched_bytes == len(data) - 700_000
+    assert cdn.requests("l.mp4")[0]["range"] == "bytes=700000-"
+
+
+async def test_a_page_instead_of_a_video_is_refused_and_never_committed(cdn, memory):
+    sinks, dl, out = memory
+    page = Fault(body=b"<html>Access Denied</html>" * 100, headers={"Content-Type": "text/html"})
+    url = cdn.add("p.mp4", blob(3 * MB), *[page] * 6)
+    with pytest.raises(DownloadRejected) as info:
+        await dl.fetch(url, out / "p.mp4")
+    assert info.value.code == "NOT_A_VIDEO"
+    assert "commit" not in sinks.shelf.calls and "finish" not in sinks.shelf.calls
+    assert sinks.shelf.results == {} and sinks.shelf.held == {}
+
+
+async def test_a_video_cut_short_is_refused_at_commit(cdn, memory):
+    sinks, dl, out = memory
+    short = Fault(body=blob(3 * MB)[: 2 * MB + 5], chunked=True)
+    url = cdn.add("v.mp4", blob(3 * MB), *[short] * 6)
+    with pytest.raises(DownloadRejected) as info:
+        await dl.fetch(url, out / "v.mp4")
+    assert info.value.code == "VIDEO_TRUNCATED"
+    assert sinks.shelf.calls.count("commit") == 6 and sinks.shelf.results == {}
+
+
+async def test_an_expired_url_discards_what_the_sink_held(cdn, memory):
+    sinks, dl, out = memory
+    data = blob(3 * MB)
+    url = cdn.add("e.mp4", data, Fault(status=404))
+    sinks.shelf.held[out / "e.mp4"] = bytearray(data[:100_000])
+    sinks.shelf.records[out / "e.mp4"] = Version(url, '"v1"', None, len(data))
+    with pytest.raises(DownloadExpired):
+        await dl.fetch(url, out / "e.mp4")
+    assert cdn.requests("e.mp4")[0]["range"] == "bytes=100000-"
+    assert sinks.shelf.calls == ["discard"]
+    assert sinks.shelf.held == {} and sinks.shelf.records == {} and sinks.shelf.results == {}
+
+
+def test_the_downloader_defaults_to_the_local_disk(session):
+    assert isinstance(Downloader(session)._sinks, LocalSinks)
