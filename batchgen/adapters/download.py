@@ -53,6 +53,7 @@ from batchgen.errors import (
     DownloadTransient,
     UnsafeUrl,
 )
+from batchgen.settings import DOWNLOAD_CONCURRENCY, DOWNLOAD_STALL_S, MAX_FILE_BYTES
 
 __all__ = ["DownloadResult", "Downloader", "part_path", "sidecar_path"]
 
@@ -69,14 +70,14 @@ class Downloader:
         self,
         session: aiohttp.ClientSession,
         *,
-        concurrency: int = 8,
-        max_bytes: int = 2 * 1024**3,
+        concurrency: int = DOWNLOAD_CONCURRENCY,
+        max_bytes: int = MAX_FILE_BYTES,
         chunk_size: int = 1024 * 1024,
         backoff: tuple[float, float] = (0.5, 30.0),
         max_attempts: int = 6,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        read_timeout: float = 60.0,
+        read_timeout: float = DOWNLOAD_STALL_S,
         public_only: bool = False,
         proxies: Proxies | None = None,
         sinks: Sinks | None = None,
