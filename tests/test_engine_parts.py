@@ -74,6 +74,7 @@ class ScriptedClient:
         answer = next(self._statuses)
         if isinstance(answer, BaseException):
             raise answer
+        self.alive_answers += 1  # an answer in the API's own words
         return answer
 
 
@@ -300,3 +301,28 @@ async def test_every_time_the_state_file_records_follows_the_injected_clock(
     started, ended = store.db.execute("SELECT started_at, ended_at FROM attempts").fetchone()
     assert row.submitted_at == started == START
     assert ended == client.status_times[-1] > START + 60.0
+
+
+async def test_a_doubtful_submit_closes_the_gate_until_a_probe_is_answered(
+    tmp_path: Path,
+) -> None:
+    """A submit cut on the wire leaves its job ambiguous and closes the submit gate: the next
+    submit waits, backing off on the run's clock, and probes a task the state file knows (a
+    GET) until the API answers in its own words; only then does it go."""
+    client = ScriptedClient(
+        ["t-1", ApiConnectionError("cut", sent=True), "t-3"],
+        [ServerError(503, "<html>"), done("processing")],
+    )
+    engine, store = engine_for(tmp_path, client)
+    body = {"model": "kling-2-1", "input": {"mode": "master-text-to-video", "prompt": "q"}}
+    store.sync_jobs([("j2", "kling-2-1", body), ("j3", "kling-2-1", {**body, "x": 1})])
+    submit = engine.submitter.submit
+    assert await on_fake_time(client.clock, submit(store.job("j1"))) == "t-1"
+    assert engine.cap.try_acquire()
+    assert await on_fake_time(client.clock, submit(store.job("j2"))) is None
+    assert store.job("j2").state == st.AMBIGUOUS and engine.submitter.gated.gate.in_doubt
+    assert await on_fake_time(client.clock, submit(store.job("j3"))) == "t-3"
+    assert client.status_calls == 2  # one unreadable probe, then one answered
+    assert client.submit_times[2] >= client.status_times[1] > client.status_times[0]
+    assert client.status_times[0] > client.submit_times[1]  # it backed off first
+    assert not engine.submitter.gated.gate.in_doubt  # t-3 was answered: open again

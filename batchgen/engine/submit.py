@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from batchgen import store as st
-from batchgen.adapters.answers import BadAnswer, SubmitSkipped, UntrackableTaskId
+from batchgen.adapters.answers import UntrackableTaskId
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.taskids import shown
 from batchgen.core import verdicts
@@ -19,14 +18,12 @@ from batchgen.core.policy import (
 from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
-from batchgen.engine.gate import SubmitGate
+from batchgen.engine.gated import GatedSubmits
 from batchgen.engine.track import Tracker
 from batchgen.errors import (
     AccountError,
-    ApiConnectionError,
     ApiError,
     RateLimited,
-    ServerError,
 )
 from batchgen.inputs.prepare import InputRejected, PrepareInputs
 from batchgen.store import ledger
@@ -49,12 +46,12 @@ class Submitter:
         self.client = client
         self.tracker = tracker
         self.inputs = inputs  # images checked, local files presigned (batchgen.inputs)
-        self.gate = SubmitGate()
+        self.gated = GatedSubmits(run, client)  # the submit gate (gated.py)
         self.no_slot: set[int] = set()  # jobs waiting for a slot after a concurrency 429
         self._learned_logged: int | None = None
 
     def __repr__(self) -> str:
-        return f"<Submitter gate={self.gate!r} waiting_for_slot={len(self.no_slot)}>"
+        return f"<Submitter gate={self.gated.gate!r} waiting_for_slot={len(self.no_slot)}>"
 
     # -- one job: submit, then track ----------------------------------------------------------
 
@@ -108,7 +105,7 @@ class Submitter:
                 return None
             intent = False
             try:
-                task_id = await self._gated_submit(body, record_intent, row.model)
+                task_id = await self.gated.submit(body, record_intent, row.model)
             except asyncio.CancelledError:
                 if intent:
                     run.money.sent(row.seq)
@@ -174,121 +171,6 @@ class Submitter:
             body["request_type"] = "callback"
             body["callback_url"] = f"{callback_url.rstrip('/')}/{row.id}"
         return body
-
-    async def _gated_submit(
-        self,
-        body: dict,
-        before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
-        model: str | None = None,
-    ) -> str:
-        """client.submit through the submit gate (batchgen/engine/gate.py): while a submit's fate is
-        in doubt, submits wait for a sign of life and then go single file."""
-        gate = self.gate
-        while True:
-            while gate.in_doubt:
-                await gate.lock.acquire()
-                try:
-                    if gate.in_doubt:
-                        if not await self._sign_of_life():
-                            raise SubmitSkipped()  # stopping: nothing was sent
-                        return await self._judged_submit(body, before_send, model)
-                finally:
-                    gate.lock.release()
-            closed = False
-
-            async def unless_closed() -> bool:
-                # The gate may have closed while this submit queued for the rate limiter:
-                # it must not go out into the outage; it goes back to wait at the gate.
-                nonlocal closed
-                if gate.in_doubt:
-                    closed = True
-                    return False
-                return await before_send()
-
-            try:
-                return await self._judged_submit(body, unless_closed, model)
-            except SubmitSkipped:
-                if not closed:
-                    raise
-
-    async def _judged_submit(
-        self,
-        body: dict,
-        before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
-        model: str | None = None,
-    ) -> str:
-        """One submit; its answer opens or closes the gate."""
-        try:
-            task_id = await self.client.submit(body, before_send=before_send, model=model)
-        except (BadAnswer, ApiConnectionError) as exc:
-            if getattr(exc, "sent", True):
-                self.gate.doubt(self.client.alive_answers)
-                self._api_unreadable(exc)  # with no task to probe, the submits are the probes
-            raise
-        except (RateLimited, SubmitSkipped):
-            raise  # no word on the API behind whoever refused
-        except (ApiError, UntrackableTaskId):
-            self.gate.answered()
-            raise
-        self.gate.answered()
-        return task_id
-
-    async def _sign_of_life(self) -> bool:
-        """Wait, backing off with the run's backoff, until the API has answered in its own
-        words since the doubtful answer; ask it about a task this state file knows (a GET:
-        it creates nothing) when nothing else did. With no task to ask about, the next
-        submit itself goes, alone. A probe that cannot be read counts toward the status
-        outage (batchgen/engine/outage.py): once nothing was readable for --status-outage, submits
-        stop and the run ends 75 instead of probing for ever. False: stop."""
-        run = self.run
-        gate = self.gate
-        while not gate.heard_since_doubt(self.client.alive_answers):
-            if run.stop_submits.is_set():
-                return False
-            if gate.doubts == 1:
-                log.warning(
-                    "a submit's answer left its fate unknown: further submits wait for the "
-                    "API to answer in its own words, then go one at a time"
-                )
-            delay = backoff_delay(gate.doubts - 1, run.config.backoff, run.rng)
-            if not await run.sleep(delay, until=run.stop_submits):
-                return False
-            if gate.heard_since_doubt(self.client.alive_answers):
-                break
-            known = run.store.known_task()
-            if known is None or known.task_id is None:
-                return not run.stop_submits.is_set()
-            await self._probe(known.task_id, known.model)
-            gate.doubts += 1  # heard or not, the next wait (if any) is longer
-        return not run.stop_submits.is_set()
-
-    async def _probe(self, task_id: str, model: str | None) -> None:
-        """One status request as a sign of life; an unreadable answer feeds the outage watch
-        (under no task: the probed task may be long done), and a lasting one stops submits."""
-        run = self.run
-        try:
-            await self.client.status(task_id, model=model)
-        except (ServerError, ApiConnectionError) as exc:
-            self._api_unreadable(exc)
-        except ApiError:
-            run.readable(None)  # its own words: an outage is over
-        else:
-            run.readable(None)
-
-    def _api_unreadable(self, exc: Exception) -> None:
-        """An answer of the submit gate's (a probe, a doubtful submit) that cannot be read
-        counts toward the outage under no task; once nothing was readable for
-        --status-outage, submits stop (exit 75): an API down for good ends the run instead
-        of turning one job after another ambiguous, one per backoff step."""
-        run = self.run
-        now = run.wall()
-        run.outage.unreadable(None, now, str(exc) or type(exc).__name__)
-        if run.outage.over(now) and not run.stop_submits.is_set():
-            log.warning(
-                "no answer from the API readable for %.0f s: no new submits in this run",
-                now - (run.outage.since or now),
-            )
-            run.stop_submits.set()
 
     async def _wait_after_429(self, row: st.JobRow, exc: RateLimited, refusals: int) -> bool:
         """Wait until this job may submit again; False: stop (no task, job still pending).
