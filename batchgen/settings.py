@@ -32,6 +32,7 @@ SANDBOX_TIME_SCALE = 0.02
 RESULT_LIFETIME_S = 15 * 86400.0  # result URLs live 15 days after the task (the reference)
 TRANSIENT_CODES = ("PROCESSING_TIMEOUT", "MODEL_UNAVAILABLE", "GENERATION_FAILED")
 """Fail codes the reference calls transient: resubmitted automatically by default."""
+DEFAULT_FILENAME_TEMPLATE = "{id}.mp4"  # output.filename / a result's file name
 POLL_AFTER_S = 60.0  # the reference: first status check about a minute after the submit
 POLL_EVERY_S = 5.0  # then every 5 seconds
 CONNECT_TIMEOUT_S = 10.0
@@ -78,7 +79,7 @@ class RunOptions:
     base_url: str = DEFAULT_BASE_URL
     api_key: str = field(default="", repr=False)
     model: str = DEFAULT_MODEL
-    filename_template: str = "{id}.mp4"
+    filename_template: str = DEFAULT_FILENAME_TEMPLATE
     page_size: int = 256  # pending jobs read from the state file at a time
     rate_limit: int = 10_000
     rate_period_s: float = 60.0

@@ -18,6 +18,7 @@ import yarl
 
 from batchgen.adapters.taskids import filename_part
 from batchgen.errors import UnsafeUrl
+from batchgen.settings import DEFAULT_FILENAME_TEMPLATE
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -29,7 +30,7 @@ __all__ = [
     "safe_output_path",
 ]
 
-DEFAULT_TEMPLATE = "{id}.mp4"
+DEFAULT_TEMPLATE = DEFAULT_FILENAME_TEMPLATE
 FIELDS = ("id", "index", "task_id", "mode")
 MAX_COMPONENT_BYTES = 255
 # The download writes "<name>.part" and "<name>.part.json" beside the final file: keep room.

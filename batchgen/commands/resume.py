@@ -11,8 +11,9 @@ from batchgen import store as st
 from batchgen.adapters.paths import describe_url
 from batchgen.adapters.sessions import run_proxies
 from batchgen.commands import common, execution, recorded
+from batchgen.models import DEFAULT_MODEL
 from batchgen.runner import load_run_settings
-from batchgen.settings import RunOptions
+from batchgen.settings import DEFAULT_FILENAME_TEMPLATE, RunOptions
 from batchgen.ui.progress import emit_json
 
 
@@ -43,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
         args,
         state_path=state_path,
         output_dir=output_dir,
-        model=saved.get("model", "kling-2-1"),
-        filename_template=saved.get("filename_template", "{id}.mp4"),
+        model=saved.get("model", DEFAULT_MODEL),
+        filename_template=saved.get("filename_template", DEFAULT_FILENAME_TEMPLATE),
     )
     _say_where(args, opts, taken)
     return execution.execute_with_sandbox(args, opts)
