@@ -31,6 +31,7 @@ from typing import Any
 
 from batchgen.adapters.durability import GroupSync, fsync_path
 from batchgen.errors import StateError
+from batchgen.models import DEFAULT_MODEL
 from batchgen.states import STATES, UNSUCCESSFUL, JobState
 from batchgen.store.moves import JobMoves
 from batchgen.store.rows import (
@@ -139,7 +140,7 @@ class Store(JobMoves):
         sure each row names it (rows are the truth from now on), then mark the file as 2. A
         read-only open (status, report) reads version 1 rows as they are."""
         with self.transaction():
-            batch_model = self.get_meta("model") or "kling-2-1"
+            batch_model = self.get_meta("model") or DEFAULT_MODEL
             self.db.execute(
                 "UPDATE jobs SET model=? WHERE model IS NULL OR model=''", (batch_model,)
             )

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from batchgen.models import DEFAULT_MODEL
 from batchgen.states import JobState
 
 EXPIRED = JobState.EXPIRED
@@ -65,7 +66,7 @@ class JobRow:
     mode: str | None
     submitted_at: float | None
     submit_attempts: int
-    model: str = "kling-2-1"  # the model whose endpoints this job is sent to and polled at
+    model: str = DEFAULT_MODEL  # the model whose endpoints this job is sent to and polled at
 
     def body_dict(self) -> dict[str, Any]:
         return json.loads(self.body)
