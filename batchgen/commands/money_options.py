@@ -11,8 +11,8 @@ import argparse
 from typing import Any
 
 from batchgen.errors import UsageError
-from batchgen.money import TRANSIENT_CODES
 from batchgen.money.prices import parse_key, to_micros
+from batchgen.settings import TRANSIENT_CODES
 
 NO_CAP = -1  # --max-spend none: remove a recorded cap
 

@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 
 from batchgen.adapters.answers import TaskStatus
 from batchgen.clock import Clock
-from batchgen.settings import POLL_GRID
-
-__all__ = ["POLL_GRID", "TaskNews", "Wakeup", "confirm_delay"]
 
 
 def confirm_delay(now: float, last_request_at: float | None, guard_s: float) -> float:

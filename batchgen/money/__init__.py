@@ -25,8 +25,6 @@ from batchgen.money.spending import OVER_CAP, Spending
 from batchgen.settings import TRANSIENT_CODES
 from batchgen.store import ledger
 
-__all__ = ["TRANSIENT_CODES", "Money", "ResubmitPolicy"]
-
 log = logging.getLogger("batchgen.money")
 
 """The fail codes APIXO's error pages call transient ("retry the request"). Content, prompt,
