@@ -142,6 +142,14 @@ class RunContext:
         self.stats.failed += 1
         log.info("%s failed: %s %s", row.id, code, message)
 
+    def bug(self, row: st.JobRow, exc: Exception) -> None:
+        """A move the table of states refuses (batchgen/states.py): a bug in batchgen, not in
+        the batch. Logged with the job and noted in the summary; the job stays as the state
+        file has it, and the run goes on."""
+        note = f"{row.id}: {exc} (a bug in batchgen: the job is left as the state file has it)"
+        self.messages.append(note)
+        log.error("%s", note)
+
     def account_stop(self, exc: ApiError) -> None:
         """An account-level error (key, balance): no new submits; tracking goes on."""
         if self.account_error is None:

@@ -34,6 +34,7 @@ from batchgen.engine.outcome import outcome
 from batchgen.engine.submit import Submitter
 from batchgen.engine.track import Tracker
 from batchgen.engine.wakes import Wakeup
+from batchgen.errors import IllegalTransition
 from batchgen.inputs.prepare import PrepareInputs
 from batchgen.money import Money
 from batchgen.store import views
@@ -64,6 +65,11 @@ class Engine:
             client.tasks_in_flight = lambda: run.cap.tasks
         self._lifecycles: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
+        # Jobs whose coroutine lives: a page of pending rows is a snapshot, and a job spawned
+        # by one pass of the submitter may still read `pending` when the next pass pages
+        # (a transient resubmit starts one): it is never given a second coroutine.
+        self._active: set[int] = set()
+        self._passed_over: set[int] = set()  # skipped as active: a new pass when it ends
 
     # What progress displays, signal handlers and the callback receiver read.
     @property
@@ -153,7 +159,7 @@ class Engine:
                 run.downloads.put_nowait(row.seq)
             for row in run.store.jobs_in_state(st.IN_FLIGHT):
                 first = self._recovered_first_delay(row)
-                self._spawn(tg, self.tracker.track(row, first, recovered=True))
+                self._spawn(tg, row, self.tracker.track(row, first, recovered=True))
             if run.config.no_wait:
                 # Cron: finish the one status check of due tasks first, so the slots of tasks
                 # that ended are refilled by this run instead of the next one (issue 7).
@@ -194,10 +200,30 @@ class Engine:
         for task in [*self._lifecycles, *self._workers]:
             task.cancel()
 
-    def _spawn(self, tg: asyncio.TaskGroup, coro: Coroutine[Any, Any, None]) -> None:
-        task = tg.create_task(coro)
+    def _spawn(
+        self, tg: asyncio.TaskGroup, row: st.JobRow, coro: Coroutine[Any, Any, None]
+    ) -> None:
+        self._active.add(row.seq)
+        task = tg.create_task(self._guarded(row, coro))
         self._lifecycles.add(task)
-        task.add_done_callback(self._lifecycles.discard)
+        task.add_done_callback(lambda t: self._ended(t, row.seq))
+
+    def _ended(self, task: asyncio.Task[None], seq: int) -> None:
+        self._lifecycles.discard(task)
+        self._active.discard(seq)
+        if seq in self._passed_over:  # a pass skipped it while it lived: look again
+            self._passed_over.discard(seq)
+            self.context.resubmits.set()
+
+    async def _guarded(self, row: st.JobRow, coro: Coroutine[Any, Any, None]) -> None:
+        """A move the table refuses is a bug in batchgen, never the end of a run: it is
+        logged with the job, the job stays as the state file has it, and the run goes on
+        (the task group would otherwise cancel every other job, leaving submits on the wire
+        ambiguous)."""
+        try:
+            await coro
+        except IllegalTransition as exc:
+            self.context.bug(row, exc)
 
     def _recovered_first_delay(self, row: st.JobRow) -> float:
         if row.submitted_at is None:
@@ -215,9 +241,16 @@ class Engine:
                 return
             for row in page:
                 last_seq = row.seq
+                if row.seq in self._active:
+                    self._passed_over.add(row.seq)
+                    continue
                 if not await run.take_slot():
                     return
-                self._spawn(tg, self.submitter.lifecycle(row))
+                if row.seq in self._active:  # spawned by another pass while this one waited
+                    self._passed_over.add(row.seq)
+                    run.cap.unreserve()
+                    continue
+                self._spawn(tg, row, self.submitter.lifecycle(row))
             # A cron run (--no-wait) stops once the cap is full: the next run continues.
             if run.config.no_wait and run.cap.available == 0:
                 return

@@ -23,6 +23,7 @@ from batchgen.engine.track import Tracker
 from batchgen.errors import (
     AccountError,
     ApiError,
+    IllegalTransition,
     RateLimited,
 )
 from batchgen.inputs.prepare import InputRejected, PrepareInputs
@@ -61,19 +62,28 @@ class Submitter:
         # The first submit of a price class goes alone, to learn its price
         # (batchgen/money/pricing.py).
         async with run.money.turn(row) as ticket:
-            task_id = await self.submit(row)
+            try:
+                task_id = await self.submit(row)
+            except IllegalTransition:
+                self._give_back_slot(row)
+                raise
             if task_id is not None:
                 await run.money.after(ticket, row.seq)
         if task_id is None:
-            if row.seq in self.no_slot:  # stopped while waiting for a slot after a 429
-                self.no_slot.discard(row.seq)
-            else:
-                run.cap.unreserve()
+            self._give_back_slot(row)
             return
         delay = run.first_poll_delay(row)
         if run.config.no_wait:
             return  # tracked by the next cron run
         await self.tracker.track(row, delay, task_id=task_id, submitted_at=run.wall())
+
+    def _give_back_slot(self, row: st.JobRow) -> None:
+        """The submit made no task: its reserved slot goes back (a job refused by a 429 and
+        stopped while waiting for a new slot holds none)."""
+        if row.seq in self.no_slot:
+            self.no_slot.discard(row.seq)
+        else:
+            self.run.cap.unreserve()
 
     async def submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""

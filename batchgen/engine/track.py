@@ -21,6 +21,7 @@ from batchgen.engine.outage import PollVerdict, after_unreadable
 from batchgen.engine.wakes import Wakeup, confirm_delay
 from batchgen.errors import (
     AccountError,
+    IllegalTransition,
 )
 from batchgen.settings import POLL_GRID
 
@@ -119,7 +120,11 @@ class Tracker:
                     run.readable(task_id)
                     attempt = not_found = 0
                     if status.terminal:
-                        self._finish(row, status)
+                        try:
+                            self._finish(row, status)
+                        except IllegalTransition:
+                            run.give_up_for_run()  # its slot stays taken, as for a stuck task
+                            raise
                         released = True
                         return
                     if run.config.no_wait:
