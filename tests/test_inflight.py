@@ -110,3 +110,40 @@ def test_the_rate_pause_starts_at_its_base_and_doubles_to_its_cap() -> None:
         1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0
     ]  # fmt: skip
     assert rate_limit_pause(5, pause, 3.5) == 3.5  # the server's Retry-After wins
+
+
+@pytest.mark.parametrize(
+    ("words", "submit", "tasks", "used", "polls_refused", "kind"),
+    [
+        # APIXO's wording for both limits, on a submit while our tasks hold slots and our own
+        # requests are far under our budget: the cap on tasks (issue 25 item 3).
+        (Limit.RATE, True, 50, 120, False, Limit.CONCURRENCY),
+        (Limit.UNKNOWN, True, 50, 9_000, False, Limit.CONCURRENCY),
+        # Our own budget nearly spent: the words are believed.
+        (Limit.RATE, True, 50, 9_000, False, Limit.RATE),
+        # A poll refused in the window: the account's rate is spent (maybe by others).
+        (Limit.RATE, True, 50, 120, True, Limit.RATE),
+        (Limit.UNKNOWN, True, 50, 120, True, Limit.UNKNOWN),
+        # No task of ours: the words decide.
+        (Limit.RATE, True, 0, 0, False, Limit.RATE),
+        (Limit.UNKNOWN, True, 0, 0, False, Limit.UNKNOWN),
+        (Limit.CONCURRENCY, True, 0, 0, False, Limit.CONCURRENCY),
+        # A poll takes no slot: its 429 is the rate, whatever it says.
+        (Limit.CONCURRENCY, False, 50, 10, False, Limit.RATE),
+        (Limit.UNKNOWN, False, 50, 10, False, Limit.RATE),
+    ],
+)
+def test_a_429_is_judged_from_what_the_client_counted(
+    words: Limit, submit: bool, tasks: int, used: int, polls_refused: bool, kind: Limit
+) -> None:
+    from batchgen.core.policy import judge_429
+
+    got = judge_429(
+        words,
+        submit=submit,
+        tasks_held=tasks,
+        own_in_window=used,
+        own_limit=10_000,
+        polls_refused_lately=polls_refused,
+    )
+    assert got is kind

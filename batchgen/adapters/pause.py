@@ -29,6 +29,8 @@ class ClientPause:
         self.consecutive_429 = 0
         self.until_wall: float | None = None
         self.reason = ""
+        self._warned_at: float | None = None  # limiter clock time of the last warning
+        self._unsaid = 0  # pauses logged below WARNING since then
 
     def __repr__(self) -> str:
         return f"<ClientPause until={self.until_wall} 429s_in_a_row={self.consecutive_429}>"
@@ -55,13 +57,24 @@ class ClientPause:
         why = "Retry-After" if retry_after is not None else "no Retry-After"
         self.reason = f"HTTP 429 ({why}): {_text(message, 120)}"
         self.until_wall = self._wall() + seconds
-        log.warning(
-            "API rate limit: all requests paused for %.3g s, until %s (%s; 429 #%d in a row)",
+        # One warning per rate window at most: a run refused for minutes says so once a
+        # window (with how many pauses it did not repeat), not once per refused request.
+        now = limiter.clock.now()
+        quiet = self._warned_at is not None and now - self._warned_at < limiter.period
+        if quiet:
+            self._unsaid += 1
+        more = f"; {self._unsaid} more pause(s) since the last warning" if self._unsaid else ""
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "API rate limit: all requests paused for %.3g s, until %s (%s; 429 #%d in a row%s)",
             seconds,
             clock_text(self.until_wall),
             self.reason,
             self.consecutive_429,
+            "" if quiet else more,
         )
+        if not quiet:
+            self._warned_at, self._unsaid = now, 0
 
     @property
     def current(self) -> tuple[float, str] | None:

@@ -150,6 +150,44 @@ def rate_limit_kind(message: str) -> Limit:
     return Limit.UNKNOWN
 
 
+OWN_RATE_SHARE = 0.5
+"""A submit's 429 that comes while this client has used less than this share of its own rate
+budget in the window is not read as our rate limit (judge_429)."""
+
+
+def judge_429(
+    words: Limit,
+    *,
+    submit: bool,
+    tasks_held: int,
+    own_in_window: int,
+    own_limit: int,
+    polls_refused_lately: bool,
+) -> Limit:
+    """Which limit a 429 hit, from what this client can see rather than from the words alone:
+    APIXO's reference words both limits "Rate limit exceeded", and a proxy may say "Too Many
+    Requests" for either.
+
+    - A status or balance request takes no task slot: its 429 is the request rate.
+    - Words that name the concurrency cap are believed.
+    - With no task of ours at the provider, our share of the cap says nothing: the words
+      decide (unknown words pause everyone, as for the rate).
+    - A poll refused within the last window says the account's rate is spent (perhaps by
+      other clients): the rate.
+    - Otherwise, with tasks of ours held and our own requests in the window well under our
+      rate budget, the refusal is the cap on tasks, whatever its words.
+    Pure: the caller passes what it counted."""
+    if not submit:
+        return Limit.RATE
+    if words is Limit.CONCURRENCY:
+        return Limit.CONCURRENCY
+    if tasks_held <= 0 or polls_refused_lately:
+        return words
+    if words is Limit.UNKNOWN or own_in_window < OWN_RATE_SHARE * own_limit:
+        return Limit.CONCURRENCY
+    return words
+
+
 @dataclass(frozen=True)
 class PollSchedule:
     """When to poll a task. `jitter` is a fraction: 0.2 spreads delays over +-20%."""

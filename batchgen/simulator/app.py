@@ -218,7 +218,7 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
             request,
             "submit",
             429,
-            f"Too many concurrent tasks (limit {sim.config.max_in_flight})",
+            sim.config.concurrency_message.replace("{limit}", str(sim.config.max_in_flight)),
             _retry_after(sim, sim.store.next_free(now)),
         )
     task = sim.create_task(body, now, model)

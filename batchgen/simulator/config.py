@@ -51,6 +51,11 @@ class SimConfig:
     rate_limit: int = _knob(10_000, "API requests allowed in any sliding window")
     rate_period_s: float = _knob(60.0, "length of the rate window (scaled)")
     max_in_flight: int = _knob(1000, "tasks pending or processing at once; beyond: 429")
+    concurrency_message: str = _knob(
+        "Too many concurrent tasks (limit {limit})",
+        "the 429's message past max_in_flight ({limit} is filled in); APIXO's reference "
+        "words it as any 429: 'Rate limit exceeded'",
+    )
     credits: int | None = _knob(None, "credits; one per accepted submit; None = unlimited")
     balance: float | None = _knob(
         None, "the key's balance in USD; a submit priced above it gets 402; None = unlimited"
