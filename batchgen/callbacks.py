@@ -261,7 +261,9 @@ class CallbackReceiver:
                 # only make the provider retry the same body).
                 status = None
         claimed = normalize_state(str(_first(data, "state", "status") or ""))
-        if self.engine.notify(task_id, status, claims_end=claimed in ("success", "failed")):
+        ended = claimed in ("success", "failed")
+        running = claimed in ("pending", "processing")
+        if self.engine.notify(task_id, status, claims_end=ended, still_running=running):
             return self._answer(200, "accepted", "ok")
         return self._answer(200, "duplicate", "ok")  # known, but already finished
 

@@ -79,20 +79,22 @@ async def post(http: aiohttp.ClientSession, url: str, body: bytes) -> int:
         return r.status
 
 
-async def test_a_processing_notice_does_not_push_the_final_word_out(tmp_path: Path) -> None:
+async def test_a_processing_notice_costs_no_request_and_keeps_the_final_word(
+    tmp_path: Path,
+) -> None:
+    """A `processing` notice claims nothing a request would need to check: it wakes nobody
+    (before issue 25 it cost a confirmation each). The final word still ends the job with
+    one request."""
     async with FakeApi() as api, aiohttp.ClientSession() as http:
         script = Scripted(api)
-        run, _got, state, task_id, url = await start_one(tmp_path, api)
+        run, got, state, task_id, url = await start_one(tmp_path, api)
         assert await post(http, url, envelope(task_id, "processing")) == 200
-        # one confirming request after the notice ...
-        await eventually(lambda: len(script.status_times()) == 1)
-        await asyncio.sleep(0.5)  # the guard window (--poll-every / 10)
+        assert got["receiver"].counts["accepted"] == 1  # taken as news of a known task
         script.end()
         assert await post(http, url, envelope(task_id, "success")) == 200
-        # ... and one after the final word, which ends the job: no fallback poll is due
         outcome = await asyncio.wait_for(run, 30)
     assert outcome.exit_code == 0, outcome
-    assert len(script.status_times()) == 2
+    assert len(script.status_times()) == 1  # the final word's confirmation only
     assert [r["state"] for r in state_rows(state)] == [st.DONE]
 
 
@@ -137,18 +139,50 @@ async def test_a_burst_of_posts_costs_two_requests_and_keeps_the_last_news(
     assert [r["state"] for r in state_rows(state)] == [st.DONE]
 
 
-async def test_an_early_claim_of_the_end_is_followed_at_the_normal_pace(tmp_path: Path) -> None:
-    """A callback says the task ended, its status says it still runs, and the provider does
-    not post again. The task must not wait for the slow fallback (hours here): it is polled at
-    the run's normal pace until the status agrees."""
+async def test_a_plausible_claim_the_status_refutes_is_looked_at_again_briefly(
+    tmp_path: Path,
+) -> None:
+    """A callback says the task ended after it could have (here the earliest finish is
+    10 ms), its status says it still runs (a status that lags its webhook), and the provider
+    does not post again. The task is looked at again after 1, 2 and 4 guard windows, not
+    left for the slow fallback (hours here), and not polled at the normal pace either."""
     async with FakeApi() as api, aiohttp.ClientSession() as http:
         script = Scripted(api)
-        run, _got, state, task_id, url = await start_one(tmp_path, api, poll_every_s=0.05)
+        run, _got, state, task_id, url = await start_one(
+            tmp_path, api, poll_after_s=0.01, callback_guard_s=0.5
+        )
+        await asyncio.sleep(0.05)  # past the earliest finish
         assert await post(http, url, envelope(task_id, "success")) == 200
         await eventually(lambda: len(script.status_times()) == 1)  # confirmed: still running
-        await asyncio.sleep(0.2)
         script.end()  # the end is real now, and no callback says so
         outcome = await asyncio.wait_for(run, 30)
     assert outcome.exit_code == 0, outcome
     assert [r["state"] for r in state_rows(state)] == [st.DONE]
-    assert len(script.status_times()) <= 12  # the normal pace, not a flood
+    times = script.status_times()
+    assert len(times) == 2  # the claim's confirmation, then the first follow-up
+    assert times[1] - times[0] >= 0.5  # one guard window later
+
+
+async def test_forged_claims_cost_one_confirmation_each_then_fewer(tmp_path: Path) -> None:
+    """Issue 25 item 2: whoever knows the callback URL claims the end mid-generation, again
+    and again. Each claim made before the task could end is confirmed (the guard window
+    doubling with each refuted one), and never puts the task on the normal pace: before,
+    one forged claim cost a poll every --poll-every until the end."""
+    async with FakeApi() as api, aiohttp.ClientSession() as http:
+        script = Scripted(api)
+        run, _got, state, task_id, url = await start_one(
+            tmp_path, api, poll_every_s=0.05, callback_guard_s=0.2
+        )
+        for n in range(1, 4):  # a claim, confirmed before the next one is posted
+            assert await post(http, url, envelope(task_id, "success")) == 200
+            await eventually(lambda n=n: len(script.status_times()) == n)
+        await asyncio.sleep(0.5)  # ten normal-pace polls' worth of time: none is sent
+        assert len(script.status_times()) == 3
+        times = script.status_times()
+        assert times[2] - times[1] >= 0.4  # after two refuted claims the guard is doubled
+        script.end()
+        assert await post(http, url, envelope(task_id, "success")) == 200
+        outcome = await asyncio.wait_for(run, 30)
+    assert outcome.exit_code == 0, outcome
+    assert len(script.status_times()) == 4
+    assert [r["state"] for r in state_rows(state)] == [st.DONE]

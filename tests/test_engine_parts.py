@@ -290,6 +290,39 @@ async def test_callback_news_cuts_a_trackers_sleep_short(tmp_path: Path) -> None
     assert store.job("j1").state == st.SUCCEEDED
 
 
+@pytest.mark.parametrize(("claim_at", "follow_ups"), [(90.0, [0.5, 1.0, 2.0]), (30.0, [])])
+async def test_a_refuted_claim_of_the_end_earns_follow_ups_only_when_plausible(
+    tmp_path: Path, claim_at: float, follow_ups: list[float]
+) -> None:
+    """Callback mode (fallback polls every 30 s): a claim of the end that the status refutes.
+    Made after the earliest documented finish (60 s), it is looked at again after 1, 2 and 4
+    guard windows (0.5 s each); made before (a forgery mid-generation, an early notice), it
+    had its one confirmation. Then the slow callback pace, never the normal pace (issue 25)."""
+    statuses = [done("processing")] * 5 + [done("success")]
+    client = ScriptedClient(["t-1"], statuses)
+    engine, store = engine_for(tmp_path, client)
+    engine.receive_callbacks_at("http://127.0.0.1:9/callback/s")
+    clock = client.clock
+    assert clock is not None
+    assert await on_fake_time(clock, engine.submitter.submit(store.job("j1"))) == "t-1"
+    track = asyncio.ensure_future(
+        engine.tracker.track(store.job("j1"), 60.0, task_id="t-1", submitted_at=None)
+    )
+    await clock.run_for(claim_at)
+    assert client.status_calls == 0  # callback mode: the first fallback poll is far off
+    assert engine.notify("t-1", claims_end=True)
+    await clock.run_for(120.0)
+    times = [t - START for t in client.status_times]
+    assert times[0] == claim_at  # confirmed at once
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
+    assert gaps[: len(follow_ups)] == follow_ups
+    rest = gaps[len(follow_ups) :]
+    assert rest and all(24.0 - 0.5 <= gap <= 36.0 + 0.5 for gap in rest[1:]), gaps  # slow pace
+    if not follow_ups:  # the false news moved nothing: the first fallback poll as planned
+        assert times[1] == 1.5 * 60.0 + 60.0  # 1.5 x the first delay + the callback grace
+    track.cancel()
+
+
 async def test_every_time_the_state_file_records_follows_the_injected_clock(
     tmp_path: Path,
 ) -> None:

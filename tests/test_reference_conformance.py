@@ -739,7 +739,7 @@ class StubEngine:
     def knows_task(self, task_id: str) -> bool:
         return task_id in self.known
 
-    def notify(self, task_id: str, status: Any = None, *, claims_end: bool = False) -> bool:
+    def notify(self, task_id: str, status: Any = None, **_: Any) -> bool:
         self.notified.append((task_id, status))
         return True
 

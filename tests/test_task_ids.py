@@ -204,7 +204,7 @@ class _Engine:
     def knows_task(self, task_id: str) -> bool:
         return task_id == self.known
 
-    def notify(self, task_id: str, status: object = None, *, claims_end: bool = False) -> bool:
+    def notify(self, task_id: str, status: object = None, **_: object) -> bool:
         self.notified.append(task_id)
         return True
 

@@ -220,12 +220,39 @@ def first_poll_delay(
     default long_video_factor for 10 s videos), plus up to `jitter` of it. The jitter only
     adds: polling before the earliest possible finish is a wasted request, and tasks
     submitted together still spread out."""
+    return earliest_end(duration_s, sched, factor) * (1.0 + rng.uniform(0.0, sched.jitter))
+
+
+def earliest_end(duration_s: int, sched: PollSchedule, factor: float | None = None) -> float:
+    """Seconds from the submit to the earliest finish the model's documented times allow, at
+    the run's pace (poll_after is that finish for Kling 2.1's 5 s videos). No jitter."""
     base = sched.poll_after
     if factor is not None:
-        base *= factor
-    elif duration_s >= LONG_VIDEO_SECONDS:
-        base *= sched.long_video_factor
-    return base * (1.0 + rng.uniform(0.0, sched.jitter))
+        return base * factor
+    if duration_s >= LONG_VIDEO_SECONDS:
+        return base * sched.long_video_factor
+    return base
+
+
+CLAIM_FOLLOW_UPS = (1.0, 2.0, 4.0)
+"""After a status refutes a plausible callback's claim of the end (a provider whose status
+lags its webhooks), the task is looked at again after these many guard windows, one after
+the other; then the slow callback pace resumes."""
+
+
+def claim_follow_ups(plausible: bool, guard_s: float) -> list[float]:
+    """Waits before the next status requests once a claim of the end was refuted. A claim made
+    before the task could have ended (the model's earliest documented finish) is implausible:
+    an early notice or a forgery, worth the one confirmation it had, not more. Whoever knows
+    the callback URL must not be able to make a task poll at the normal pace."""
+    return [k * guard_s for k in CLAIM_FOLLOW_UPS] if plausible and guard_s > 0 else []
+
+
+def claim_guard(guard_s: float, refuted: int, ceiling: float) -> float:
+    """The guard window for confirming a task's news after `refuted` of its claims of the end
+    were refuted: doubled each time, never past `ceiling` (the slow callback pace), so a flood
+    of forged claims costs fewer requests the longer it lasts."""
+    return min(max(ceiling, guard_s), guard_s * 2.0 ** max(0, refuted))
 
 
 def next_poll_delay(sched: PollSchedule, rng: random.Random) -> float:

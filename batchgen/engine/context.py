@@ -18,7 +18,7 @@ from collections.abc import Callable
 from batchgen import models
 from batchgen import store as st
 from batchgen.clock import LOOP_CLOCK, Clock
-from batchgen.core.policy import first_poll_delay
+from batchgen.core.policy import earliest_end, first_poll_delay
 from batchgen.engine.config import EngineConfig, EngineStats
 from batchgen.engine.inflight import InFlightCap
 from batchgen.engine.outage import OutageWatch
@@ -136,6 +136,13 @@ class RunContext:
         spec = models.find(row.model)
         factor = spec.poll_factor(row.duration) if spec is not None else None
         return first_poll_delay(row.duration or 5, self.config.poll, self.rng, factor)
+
+    def earliest_end(self, row: st.JobRow) -> float:
+        """Seconds from the submit to the earliest finish the job's model documents, at the
+        run's pace (no jitter): a claim of the end before it is implausible."""
+        spec = models.find(row.model)
+        factor = spec.poll_factor(row.duration) if spec is not None else None
+        return earliest_end(row.duration or 5, self.config.poll, factor)
 
     def fail(self, row: st.JobRow, code: str, message: str) -> None:
         self.store.mark_failed(row.seq, code, message)

@@ -116,13 +116,20 @@ class Engine:
         return self.context.stop.is_set()
 
     def notify(
-        self, task_id: str, status: TaskStatus | None = None, *, claims_end: bool = False
+        self,
+        task_id: str,
+        status: TaskStatus | None = None,
+        *,
+        claims_end: bool = False,
+        still_running: bool = False,
     ) -> bool:
         """A callback named this task: wake its tracker, which confirms with one status request
         (or, when `status` is given by a receiver that trusts callbacks, uses it as is).
-        False when the task is not in flight (unknown, or already finished). News that comes
-        before its tracker is ready (between the submit's answer and the first sleep, or for a
-        recovered task not yet picked up) is kept for it, not dropped."""
+        A notice that the task still runs (`still_running`) wakes nobody: it claims nothing a
+        request would need to check, and only says the provider calls this run. False when
+        the task is not in flight (unknown, or already finished). News that comes before its
+        tracker is ready (between the submit's answer and the first sleep, or for a recovered
+        task not yet picked up) is kept for it, not dropped."""
         run = self.context
         news = run.news
         event = news.wakes.get(task_id)
@@ -131,8 +138,10 @@ class Engine:
                 return False
             event = news.wakes[task_id] = Wakeup(run.clock)
         news.seen.add(task_id)
+        if still_running and not claims_end and status is None:
+            return True
         if claims_end:
-            news.claimed_end.add(task_id)
+            news.claimed_end[task_id] = run.wall()
         if status is not None and status.terminal:
             news.delivered[task_id] = status
         event.set()

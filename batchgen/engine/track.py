@@ -12,6 +12,8 @@ from batchgen.adapters.answers import TaskStatus
 from batchgen.adapters.taskids import shown
 from batchgen.core import verdicts
 from batchgen.core.policy import (
+    claim_follow_ups,
+    claim_guard,
     next_poll_delay,
 )
 from batchgen.core.policy import retry_delay as policy_retry_delay
@@ -65,21 +67,29 @@ class Tracker:
         wake = run.news.wakes.setdefault(task_id, Wakeup(run.clock))  # news may have come before us
         last_request: float | None = None  # loop time of this task's last status request
         try:
+            # When the poll planned now is due: news that wakes the tracker earlier and turns
+            # out false does not move it closer (a forged claim costs its confirmation only).
+            due = run.clock.now() + first_delay
             if not await self._sleep_or_wake(wake, first_delay, task_id, last_request):
                 return
             not_found = attempt = 0
+            follow: list[float] = []  # follow-up looks after a refuted claim of the end
             while True:
                 delay: float
+                claim: float | None = None  # the claim of the end this request confirms
                 try:
                     delivered = run.news.delivered.pop(task_id, None)
                     if delivered is not None:
                         status = delivered
                     else:
                         wake.clear()  # news so far is confirmed by this request
+                        claim = run.news.claimed_end.pop(task_id, None)
                         last_request = run.clock.now()
                         status = await self.client.status(task_id, model=row.model)
                         run.stats.polls += 1
                 except Exception as exc:
+                    if claim is not None:  # not confirmed either way: the next request does
+                        run.news.claimed_end.setdefault(task_id, claim)
                     verdict = verdicts.on_status(exc)
                     if verdict is None:
                         raise
@@ -131,7 +141,16 @@ class Tracker:
                         return
                     if self._stuck_now(row, task_id, status.raw_state, submitted_at):
                         return
-                    delay = self._next_delay(callback, recovered, task_id)
+                    if claim is not None:
+                        follow = self._refuted(row, task_id, claim, submitted_at)
+                    if follow:
+                        delay = follow.pop(0)
+                    else:
+                        delay = max(
+                            self._next_delay(callback, recovered, task_id),
+                            due - run.clock.now(),
+                        )
+                due = run.clock.now() + delay
                 if not await self._sleep_or_wake(wake, delay, task_id, last_request):
                     return
         finally:
@@ -211,15 +230,24 @@ class Tracker:
             return True
         return '"request_type":"callback"' in row.body.replace(" ", "")
 
+    def _refuted(
+        self, row: st.JobRow, task_id: str, claim: float, submitted_at: float
+    ) -> list[float]:
+        """A callback claimed the end and the status says the task still runs: an early post,
+        a status that lags, or a forgery. A claim made after the task could have ended earns
+        a few follow-up looks that back off (core/policy.claim_follow_ups); one made before
+        earns none. Either way the task goes back to its own pace after: a forger cannot put
+        it on the normal pace until its end."""
+        run = self.run
+        run.news.refuted[task_id] = run.news.refuted.get(task_id, 0) + 1
+        plausible = claim >= submitted_at + run.earliest_end(row)
+        return claim_follow_ups(plausible, run.config.callback_guard_s)
+
     def _next_delay(self, callback: bool, recovered: bool, task_id: str) -> float:
         """Callback tasks are polled slowly, as a fallback for lost callbacks; after a restart
         a task is polled at the normal pace until its own callback reaches this run (the
-        provider may still be calling an address the last run listened on). A task whose
-        callback claimed an end its status does not show yet is polled at the normal pace:
-        the provider may not post again, and the slow pace would leave it waiting minutes."""
+        provider may still be calling an address the last run listened on)."""
         run = self.run
-        if task_id in run.news.claimed_end:
-            return next_poll_delay(run.config.poll, run.rng)
         if callback and (not recovered or task_id in run.news.seen):
             every = run.config.callback_poll_every_s
             return every * (1 + run.config.poll.jitter * (2 * run.rng.random() - 1))
@@ -236,8 +264,13 @@ class Tracker:
         if run.stop.is_set():
             return False
         news = await wake.sleep(seconds, grid=run.config.poll.poll_every * POLL_GRID)
+        guard = claim_guard(
+            run.config.callback_guard_s,
+            run.news.refuted.get(task_id, 0),
+            run.config.callback_poll_every_s,
+        )
         while news and not run.stop.is_set() and task_id not in run.news.delivered:
-            wait = confirm_delay(run.clock.now(), last_request, run.config.callback_guard_s)
+            wait = confirm_delay(run.clock.now(), last_request, guard)
             if wait <= 0:
                 break
             await wake.sleep(wait)

@@ -84,12 +84,15 @@ class TaskNews:
     wakes: dict[str, Wakeup] = field(default_factory=dict)  # a task's tracker sleeps on it
     delivered: dict[str, TaskStatus] = field(default_factory=dict)  # trusted ends, not polled
     seen: set[str] = field(default_factory=set)  # tasks whose callback reached this run
-    # Tasks a callback said had ended while their status said otherwise (an early or forged
-    # post, or a status that lags): polled at the normal pace until it agrees.
-    claimed_end: set[str] = field(default_factory=set)
+    # Claims of the end not yet confirmed: the wall time of the latest, by task. A claim the
+    # status refutes earns a few follow-up looks if it was plausible (core/policy.py), never
+    # the normal pace until the end.
+    claimed_end: dict[str, float] = field(default_factory=dict)
+    refuted: dict[str, int] = field(default_factory=dict)  # claims the status refuted, by task
 
     def forget(self, task_id: str) -> None:
         """The task's tracker is gone: what is kept for it goes too (`seen` stays)."""
         self.wakes.pop(task_id, None)
         self.delivered.pop(task_id, None)
-        self.claimed_end.discard(task_id)
+        self.claimed_end.pop(task_id, None)
+        self.refuted.pop(task_id, None)

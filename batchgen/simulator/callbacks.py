@@ -6,10 +6,12 @@ retried up to len(callback_retry_delays_s) times (default 3), after 30, 60 and 1
 `p_callback_fail` drops an attempt before sending it; `p_callback_duplicate` sends a delivered
 callback a second time, as the provider's first retry would (it did not see our 200 in time);
 `p_callback_early` sends it `callback_early_s` before the status endpoint shows the end (a
-provider whose status reads lag its webhooks). The reference promises neither a single
-delivery per task nor that the status agrees at once. Only http(s) URLs are used, and only
-loopback hosts unless `callback_allow_remote` is set: the simulator never posts to the
-internet by surprise.
+provider whose status reads lag its webhooks). `p_callback_notice` posts a `processing` notice
+a quarter of the way through the generation; `p_callback_forged` posts a forged `success`
+halfway through, as anyone holding the URL could (each sent once, never retried). The
+reference promises neither a single delivery per task nor that the status agrees at once.
+Only http(s) URLs are used, and only loopback hosts unless `callback_allow_remote` is set: the
+simulator never posts to the internet by surprise.
 
 No timer per task: one sweeper sleeps until the earliest due task, woken when an earlier one
 is scheduled.
@@ -45,7 +47,7 @@ class CallbackDispatcher:
     ) -> None:
         self.config, self.dice, self.envelope, self.now = config, dice, envelope, now
         self.counts: Counter[str] = Counter()
-        self._due: list[tuple[float, int, Task]] = []
+        self._due: list[tuple[float, int, Task, str]] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._active: set[asyncio.Task[None]] = set()
@@ -58,7 +60,15 @@ class CallbackDispatcher:
         when = task.ends
         if self.dice.roll("p_callback_early"):
             when = max(task.created, when - self.config.scaled(self.config.callback_early_s))
-        heapq.heappush(self._due, (when, next(self._seq), task))
+        self._push(when, task, "final")
+        span = task.ends - task.created
+        if self.dice.roll("p_callback_notice"):
+            self._push(task.created + span / 4, task, "notice")
+        if self.dice.roll("p_callback_forged"):
+            self._push(task.created + span / 2, task, "forged")
+
+    def _push(self, when: float, task: Task, kind: str) -> None:
+        heapq.heappush(self._due, (when, next(self._seq), task, kind))
         if self._due[0][2] is task:
             self._wake.set()
 
@@ -88,6 +98,8 @@ class CallbackDispatcher:
             "dropped": self.counts["dropped"],
             "duplicates_sent": self.counts["duplicates_sent"],
             "refused_urls": self.counts["refused_urls"],
+            "forged_sent": self.counts["forged_sent"],
+            "notice_sent": self.counts["notice_sent"],
             "pending": len(self._due) + len(self._active),
         }
 
@@ -95,8 +107,10 @@ class CallbackDispatcher:
         while True:
             now = self.now()
             while self._due and self._due[0][0] <= now:
-                _, _, task = heapq.heappop(self._due)
-                job = asyncio.create_task(self._deliver(task))
+                _, _, task, kind = heapq.heappop(self._due)
+                job = asyncio.create_task(
+                    self._deliver(task) if kind == "final" else self._side_post(task, kind)
+                )
                 self._active.add(job)
                 job.add_done_callback(self._active.discard)
             self._wake.clear()
@@ -127,6 +141,30 @@ class CallbackDispatcher:
                     await self._attempt(task, url, duplicate=True)
                 return
         self.counts["failed"] += 1
+
+    async def _side_post(self, task: Task, kind: str) -> None:
+        """A post that is not the task's final word: a `processing` notice, or a forgery
+        claiming success with a result URL of its own. Sent once; its answer is only counted."""
+        url = task.callback_url or ""
+        if urlsplit(url).scheme not in ("http", "https") or not (
+            self.config.callback_allow_remote or is_loopback_host(urlsplit(url).hostname or "")
+        ):
+            return
+        body = self.envelope(task)
+        data = dict(body.get("data") or {})
+        for key in ("resultJson", "failCode", "failMsg", "completeTime", "costTime"):
+            data.pop(key, None)
+        if kind == "forged":
+            data["state"] = "success"
+            data["resultJson"] = '{"resultUrls": ["http://127.0.0.1:9/forged.mp4"]}'
+        else:
+            data["state"] = "processing"
+        assert self._session is not None
+        timeout = aiohttp.ClientTimeout(total=self.config.scaled(self.config.callback_timeout_s))
+        self.counts[f"{kind}_sent"] += 1
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+            async with self._session.post(url, json={**body, "data": data}, timeout=timeout) as r:
+                await r.read()
 
     async def _attempt(self, task: Task, url: str, duplicate: bool = False) -> bool:
         if not duplicate:

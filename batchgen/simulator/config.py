@@ -27,6 +27,8 @@ FAULT_FIELDS = (
     "p_callback_fail",
     "p_callback_duplicate",
     "p_callback_early",
+    "p_callback_forged",
+    "p_callback_notice",
     "p_content_violation",
     "p_invalid_image",
     "p_transient",
@@ -111,6 +113,14 @@ class SimConfig:
         0.0, "deliver a callback callback_early_s before the status shows the task's end"
     )
     callback_early_s: float = _knob(2.0, "how early an early callback comes (scaled)")
+    p_callback_forged: float = _knob(
+        0.0,
+        "post a forged 'success' for a task halfway through its generation, as anyone holding "
+        "the callback URL could (the status still says processing)",
+    )
+    p_callback_notice: float = _knob(
+        0.0, "post a 'processing' notice a quarter of the way through a task's generation"
+    )
     callback_timeout_s: float = _knob(30.0, "the receiver must answer 200 within this (scaled)")
     callback_retry_delays_s: tuple[float, ...] = _knob(
         (30.0, 60.0, 120.0), "delays before retries 1..3 (scaled)"
