@@ -51,14 +51,41 @@ def _argv(state: Path, base_url: str) -> list[str]:
     return resume_argv(state, base_url, "--quiet", in_flight=25)
 
 
-async def _run_once(argv: list[str], kill_after: float | None) -> int | None:
-    """Run to the end (returns the exit code) or SIGKILL after `kill_after` (returns None if
-    the kill landed on a live process, else its exit code)."""
+async def _until_requests(proc: asyncio.subprocess.Process, sim: Simulator, n: int) -> None:
+    """Return once the simulator has seen `n` more API requests, or the process has ended."""
+    goal = sim.observer.arrived + n
+    while sim.observer.arrived < goal and proc.returncode is None:  # noqa: ASYNC110 (a count, no event)
+        await asyncio.sleep(0.002)
+
+
+async def _run_once(
+    argv: list[str],
+    kill_after: float | None,
+    *,
+    sim: Simulator | None = None,
+    after_requests: int | None = None,
+) -> int | None:
+    """Run to the end (returns the exit code) or SIGKILL after `kill_after` seconds, or once
+    `sim` has seen `after_requests` more requests (a kill point that does not depend on the
+    machine's speed). Returns None if the kill landed on a live process, else its exit code."""
     env = {**os.environ, "APIXO_API_KEY": KEY}
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
     )
     try:
+        if after_requests is not None:
+            assert sim is not None
+            waiter = asyncio.ensure_future(_until_requests(proc, sim, after_requests))
+            ended = asyncio.ensure_future(proc.wait())
+            await asyncio.wait({waiter, ended}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if ended.done():
+                return proc.returncode
+            ended.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+            code = await proc.wait()
+            return None if code == -signal.SIGKILL else code
         if kill_after is None:
             _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
             assert proc.returncode in (0, 1, 75), err.decode()

@@ -23,6 +23,7 @@ class Observer:
         )
         self.arrivals = WindowMax(window_s)
         self.rate_limited = 0
+        self.arrived = 0  # API requests ever (tests kill a client after its n-th)
         self.bodies: Counter[str] = Counter()
         # Submits whose answer cannot tell the client whether a task was made (a reset, a
         # proxy's page), by canonical body: each one should leave its job ambiguous.
@@ -35,6 +36,7 @@ class Observer:
     def arrival(self, now: float) -> None:
         """An API request arrived (counted before auth, limits or faults)."""
         self.arrivals.add(now)
+        self.arrived += 1
 
     def record(
         self,
