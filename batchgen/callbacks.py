@@ -19,7 +19,9 @@ Secrets never reach a log: the access log is off and nothing here prints a URL.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -228,9 +230,15 @@ class CallbackReceiver:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._answer(413, "too_large", "body too large")
-        return self.decide(raw, request.charset)
+        return self.decide(raw, request.charset, request.match_info.get("tail", ""))
 
-    def decide(self, raw: bytes, charset: str | None = None) -> web.Response:
+    def job_key(self, job_id: str) -> str:
+        """The last segment of a job's callback URL: unguessable without the secret, so a
+        callback there was sent for that job's submit (engine/adopt.py)."""
+        digest = hmac.new(self._secret, b"job\0" + job_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+    def decide(self, raw: bytes, charset: str | None = None, tail: str = "") -> web.Response:
         """Everything after the secret check; synchronous, so the answer goes out at once.
 
         The body is read as liberally as a status answer (the reference says it is the same
@@ -248,6 +256,10 @@ class CallbackReceiver:
         if task_id is None:
             return self._answer(400, "bad", "no task id")
         if not self.engine.knows_task(task_id):
+            # A task we never recorded, at a job's own URL: an ambiguous job's submit made it
+            # (the engine confirms it with a status request before taking it on).
+            if tail and self.engine.adopt(tail, task_id):
+                return self._answer(200, "adopting", "ok")
             return self._answer(404, "unknown_task", "unknown task")
         # Whatever the body says (an end, `processing`, a word we do not know) is news: the
         # engine confirms it, at most once per task per guard window.
@@ -294,7 +306,7 @@ async def receiving(
         shutdown_s=opts.drain_s,
     )
     async with receiver:
-        engine.receive_callbacks_at(receiver.url_for(opts.callback_public_url))
+        engine.receive_callbacks_at(receiver.url_for(opts.callback_public_url), receiver.job_key)
         if opts.on_receiver is not None:
             opts.on_receiver(receiver)
         log.info("receiving callbacks on %s:%d", receiver.host, receiver.port)

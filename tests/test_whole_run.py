@@ -63,3 +63,112 @@ async def test_a_move_the_table_refuses_is_logged_with_its_job_and_the_run_goes_
     assert set(states.values()) == {st.DONE}
     assert outcome.exit_code == 75  # work left: the next run judges the submit
     assert any("job-0002" in m and "a bug in batchgen" in m for m in outcome.messages)
+
+
+async def test_callbacks_clear_jobs_whose_submit_answer_was_lost(tmp_path: Path) -> None:
+    """Issue 25 item 5: in callback mode, a submit answered by a proxy's 502 page after the
+    task was made leaves its job ambiguous only until the task's callback reaches the job's
+    own URL: confirmed by status, the task becomes the job's, and its video is saved. Before,
+    each such job stayed ambiguous for the user to decide (and maybe pay twice)."""
+    import dataclasses
+
+    from tests.enginekit import assert_files_verified
+
+    n = 30
+    state = prepare_state(tmp_path, text_jobs(n))
+    sim_kw = {"api_keys": frozenset({KEY}), "time_scale": SCALE, "seed": 9}
+    async with Simulator(**sim_kw, p_502_after_create=0.3) as sim:
+        opts = dataclasses.replace(
+            options(tmp_path, sim.base_url), callback_listen=("127.0.0.1", 0)
+        )
+        outcome = await execute(opts)
+        lost = sum(sim.observer.unknowable.values())
+        created = sum(sim.observer.bodies.values())
+        files = assert_files_verified(sim, state, tmp_path / "out")
+    assert lost >= 3, lost  # the fault fired: answers were lost after the task was made
+    assert created == n  # and nothing was submitted twice
+    assert [r["state"] for r in state_rows(state)] == [st.DONE] * n
+    assert files == n
+    assert outcome.exit_code == 0, outcome
+    assert any(f"{lost} ambiguous job(s) adopted" in m for m in outcome.messages)
+
+
+async def test_a_forged_callback_at_an_ambiguous_jobs_url_adopts_nothing(
+    tmp_path: Path,
+) -> None:
+    """Only a task the API confirms is taken on: a callback at an ambiguous job's own URL
+    naming a task the API does not know leaves the job ambiguous (one status request). A
+    job's URL with its id instead of its key is refused outright."""
+    import asyncio
+    import dataclasses
+    import json
+    from typing import Any
+
+    import aiohttp
+
+    from tests.conftest import eventually
+
+    state = prepare_state(tmp_path, text_jobs(2))
+    store = st.Store(state)
+    try:
+        store.mark_submitting(1)
+        store.mark_ambiguous(1, "lost answer")  # from an earlier run
+    finally:
+        store.close()
+    got: dict[str, Any] = {}
+    forged = json.dumps({"code": 200, "data": {"taskId": "task_forged", "state": "success"}})
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=2) as sim:
+        opts = dataclasses.replace(
+            options(tmp_path, sim.base_url),
+            callback_listen=("127.0.0.1", 0),
+            on_engine=lambda e: got.__setitem__("engine", e),
+            on_receiver=lambda r: got.__setitem__("receiver", r),
+        )
+        run = asyncio.create_task(execute(opts))
+        await eventually(lambda: "engine" in got and got["engine"].stats.submitted == 1)
+        rec = got["receiver"]
+        base = rec.url_for(None)
+        async with aiohttp.ClientSession() as http:
+            answers = []
+            for tail in (rec.job_key("job-0001"), "job-0001"):
+                async with http.post(f"{base}/{tail}", data=forged) as r:
+                    answers.append(r.status)
+        outcome = await asyncio.wait_for(run, 60)
+        asked = sim.stats()["requests"]["status"]
+    assert answers == [200, 404]
+    states = {r["id"]: r["state"] for r in state_rows(state)}
+    assert states == {"job-0001": st.AMBIGUOUS, "job-0002": st.DONE}
+    assert asked.get("404", 0) == 1  # the one confirmation, which the API refused
+    assert outcome.exit_code == 1
+
+
+async def test_an_ambiguous_job_with_no_callback_is_said_probably_not_created(
+    tmp_path: Path,
+) -> None:
+    """A connection reset before the server read the submit: no task, so no callback. After
+    the generation time and the grace the job stays ambiguous (the user decides), and its
+    note in `status` says it was probably not created."""
+    import dataclasses
+
+    from batchgen.commands.status import collect
+
+    state = prepare_state(tmp_path, text_jobs(12))
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=4, p_reset=0.25) as sim:
+        opts = dataclasses.replace(
+            options(tmp_path, sim.base_url), callback_listen=("127.0.0.1", 0)
+        )
+        outcome = await execute(opts)
+        created = sum(sim.observer.bodies.values())
+    rows = state_rows(state)
+    ambiguous = [r for r in rows if r["state"] == st.AMBIGUOUS]
+    assert ambiguous, "the fault never hit a submit: pick another seed"
+    assert created == len(rows) - len(ambiguous)  # a reset before reading made no task
+    store = st.Store(state, readonly=True)
+    try:
+        info = collect(store, state)
+    finally:
+        store.close()
+    notes = [a["note"] for a in info["ambiguous"]]
+    assert len(notes) == len(ambiguous)
+    assert all("probably not created" in n for n in notes), notes
+    assert outcome.exit_code == 1

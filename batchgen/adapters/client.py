@@ -46,9 +46,7 @@ from batchgen.core.policy import (
     Outcome,
     classify_status,
     deciding_code,
-    judge_429,
     parse_retry_after,
-    rate_limit_kind,
     says_out_of_credits,
     submit_error_proves_no_task,
 )
@@ -117,7 +115,6 @@ class ApiClient:
         self._backoff = backoff or Backoff()
         self._pause = ClientPause(limiter, rate_pause or self._backoff, wall_clock)
         self.tasks_in_flight: Callable[[], int] = lambda: 0
-        self._poll_refused_at: float | None = None  # a non-submit request's last 429 (clock)
         """Tasks of ours at the provider (the engine's count): what a 429 that names no limit
         is read against."""
         self.requests_sent = 0
@@ -344,20 +341,7 @@ class ApiClient:
     ) -> ApiError:
         if outcome is Outcome.RATE_LIMITED:
             retry_after = parse_retry_after(retry_after_header, self._wall())
-            now = self._limiter.clock.now()
-            lately = self._poll_refused_at is not None and (
-                now - self._poll_refused_at < self._limiter.period
-            )
-            kind = judge_429(
-                rate_limit_kind(message),
-                submit=submit,
-                tasks_held=self.tasks_in_flight(),
-                own_in_window=self._limiter.in_window,
-                own_limit=self._limiter.limit,
-                polls_refused_lately=lately,
-            )
-            if not submit:
-                self._poll_refused_at = now
+            kind = self._pause.which_limit(message, submit=submit, tasks=self.tasks_in_flight())
             if kind is not Limit.CONCURRENCY:
                 self._pause.after_429(message, retry_after)
             return RateLimited(429, message, retry_after=retry_after, limit=kind.value)

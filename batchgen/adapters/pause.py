@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from batchgen.adapters.answers import _text
 from batchgen.adapters.limits import SlidingWindowLimiter
-from batchgen.core.policy import Backoff, rate_limit_pause
+from batchgen.core.policy import Backoff, Limit, judge_429, rate_limit_kind, rate_limit_pause
 
 log = logging.getLogger("batchgen.adapters.client")
 
@@ -30,10 +30,31 @@ class ClientPause:
         self.until_wall: float | None = None
         self.reason = ""
         self._warned_at: float | None = None  # limiter clock time of the last warning
+        self._poll_refused_at: float | None = None  # a non-submit request's last 429
         self._unsaid = 0  # pauses logged below WARNING since then
 
     def __repr__(self) -> str:
         return f"<ClientPause until={self.until_wall} 429s_in_a_row={self.consecutive_429}>"
+
+    def which_limit(self, message: str, *, submit: bool, tasks: int) -> Limit:
+        """Which of the API's limits a 429 hit, judged from what this client counted (its own
+        requests in the window, the `tasks` it holds, polls refused lately), not from the
+        words alone (core/policy.judge_429)."""
+        limiter = self._limiter
+        now = limiter.clock.now()
+        lately = self._poll_refused_at is not None and (
+            now - self._poll_refused_at < limiter.period
+        )
+        if not submit:
+            self._poll_refused_at = now
+        return judge_429(
+            rate_limit_kind(message),
+            submit=submit,
+            tasks_held=tasks,
+            own_in_window=limiter.in_window,
+            own_limit=limiter.limit,
+            polls_refused_lately=lately,
+        )
 
     def answered(self) -> None:
         """An answer other than a 429: the next 429 starts a new series."""

@@ -72,6 +72,10 @@ class RunContext:
         # Callback mode: submits ask the provider to post to this receiver's secret base;
         # polls are a fallback. Known once the receiver listens (Engine.receive_callbacks_at).
         self.callback_url: str | None = None
+        # The per-job last segment of that URL: a key only this state file can compute, so a
+        # callback there shows the task that job's submit made (engine/adopt.py).
+        self.callback_key_of: Callable[[str], str] | None = None
+        self.on_ambiguous: Callable[[st.JobRow], None] | None = None  # engine/adopt.py
 
     def __repr__(self) -> str:
         return (

@@ -26,6 +26,7 @@ from batchgen.adapters.answers import TaskStatus
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download import Downloader
 from batchgen.clock import LOOP_CLOCK, Clock
+from batchgen.engine.adopt import Adoptions
 from batchgen.engine.config import EngineConfig, EngineStats, RunOutcome
 from batchgen.engine.context import RunContext
 from batchgen.engine.downloads import Downloads
@@ -65,6 +66,9 @@ class Engine:
             client.tasks_in_flight = lambda: run.cap.tasks
         self._lifecycles: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
+        self._tg: asyncio.TaskGroup | None = None
+        self.adoptions = Adoptions(run, client, self.tracker, self._spawn_now)
+        run.on_ambiguous = self.adoptions.turned_ambiguous
         # Jobs whose coroutine lives: a page of pending rows is a snapshot, and a job spawned
         # by one pass of the submitter may still read `pending` when the next pass pages
         # (a transient resubmit starts one): it is never given a second coroutine.
@@ -102,10 +106,21 @@ class Engine:
 
     # -- control ----------------------------------------------------------------------------
 
-    def receive_callbacks_at(self, url: str) -> None:
+    def receive_callbacks_at(self, url: str, key_of: Callable[[str], str] | None = None) -> None:
         """Submits from now on ask the provider to post their news under `url` (the
-        receiver's secret base); polls become a fallback."""
+        receiver's secret base), each job at its own `key_of(job id)` below it; polls become a
+        fallback. With keys, ambiguous jobs can be adopted (engine/adopt.py)."""
         self.context.callback_url = url
+        self.context.callback_key_of = key_of
+        if key_of is not None:
+            self.adoptions.start(key_of)
+
+    def adopt(self, key: str, task_id: str) -> bool:
+        """A callback at a job's own URL named a task this state file does not know: if that
+        job is ambiguous, the task is confirmed and becomes its own. True when taken."""
+        if self._tg is None or self.context.stop.is_set():
+            return False
+        return self.adoptions.offer(key, task_id)
 
     def request_stop(self, how: str = "stopped") -> None:
         """First signal or deadline: no new submits, pollers and downloads wind down."""
@@ -159,6 +174,7 @@ class Engine:
         run = self.context
         run.store.recover_interrupted()
         async with asyncio.TaskGroup() as tg:
+            self._tg = tg
             self._workers = [
                 tg.create_task(self.downloads.worker()) for _ in range(run.config.download_workers)
             ]
@@ -182,6 +198,12 @@ class Engine:
             for _ in self._workers:
                 run.downloads.put_nowait(None)
             watchdog.cancel()
+        self._tg = None
+        if self.adoptions.adopted:
+            run.messages.append(
+                f"{self.adoptions.adopted} ambiguous job(s) adopted their task: its callback "
+                "reached the job's own URL and its status confirmed it"
+            )
         return outcome(run)
 
     async def _until_idle(self, tg: asyncio.TaskGroup) -> None:
@@ -216,6 +238,13 @@ class Engine:
         task = tg.create_task(self._guarded(row, coro))
         self._lifecycles.add(task)
         task.add_done_callback(lambda t: self._ended(t, row.seq))
+
+    def _spawn_now(self, row: st.JobRow, coro: Coroutine[Any, Any, None]) -> None:
+        """Spawn into the running task group (adoptions, watchers of ambiguous jobs)."""
+        if self._tg is None:
+            coro.close()
+            return
+        self._spawn(self._tg, row, coro)
 
     def _ended(self, task: asyncio.Task[None], seq: int) -> None:
         self._lifecycles.discard(task)

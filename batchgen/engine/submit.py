@@ -178,8 +178,11 @@ class Submitter:
         body = row.body_dict()
         callback_url = self.run.callback_url
         if callback_url and body.get("request_type", "async") == "async":
+            key_of = self.run.callback_key_of
             body["request_type"] = "callback"
-            body["callback_url"] = f"{callback_url.rstrip('/')}/{row.id}"
+            body["callback_url"] = (
+                f"{callback_url.rstrip('/')}/{key_of(row.id) if key_of else row.id}"
+            )
         return body
 
     async def _wait_after_429(self, row: st.JobRow, exc: RateLimited, refusals: int) -> bool:
@@ -273,6 +276,8 @@ class Submitter:
         run.store.mark_ambiguous(row.seq, note)
         run.stats.ambiguous += 1
         log.warning("%s is ambiguous: %s", row.id, note)
+        if run.on_ambiguous is not None:
+            run.on_ambiguous(row)  # callback mode: its callback may still show the task
         return None
 
     def _duplicate_task(self, row: st.JobRow, task_id: str) -> None:

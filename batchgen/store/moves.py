@@ -121,6 +121,28 @@ class JobMoves:
     def mark_ambiguous(self, seq: int, note: str) -> bool:
         return self._move(seq, AMBIGUOUS, (SUBMITTING,), note=note)
 
+    def adopt_task(self, seq: int, task_id: str, note: str) -> bool:
+        """An ambiguous job's task, shown to exist by a callback posted to the job's own
+        unguessable URL and confirmed by a status request: it becomes the job's task. Its
+        submit time is when the job turned ambiguous (the submit was then). Refused, like a
+        submit's answer, when another job holds the id."""
+        now = self._now()
+        cur = self._write_one(
+            "UPDATE jobs SET state=?, task_id=?, submitted_at=COALESCE(submitted_at, updated_at),"
+            " note=?, updated_at=? WHERE seq=? AND state=?"
+            " AND NOT EXISTS (SELECT 1 FROM jobs WHERE task_id=? AND seq<>?)",
+            (IN_FLIGHT, task_id, note, now, seq, AMBIGUOUS, task_id, seq),
+        )
+        return cur.rowcount == 1 or self._refused(seq, IN_FLIGHT)
+
+    def annotate(self, seq: int, state: JobState, note: str) -> bool:
+        """Say more about a job without moving it (only while it is in `state`). The time of
+        its last move stays (an ambiguous job's is when its submit was sent)."""
+        cur = self._write_one(
+            "UPDATE jobs SET note=? WHERE seq=? AND state=?", (note, seq, state)
+        )
+        return cur.rowcount == 1
+
     def mark_orphaned(self, seq: int, note: str) -> bool:
         """The submit created a task whose id cannot be used; `note` holds it, escaped."""
         return self._move(seq, ORPHANED, (SUBMITTING,), note=note)
