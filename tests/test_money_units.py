@@ -191,3 +191,30 @@ def test_a_bad_price_name_in_the_manifest_stops_run_before_sending(tmp_path, cap
     path.write_text(BUDGET_MANIFEST.replace("pro-image-to-video:5", "pro"), encoding="utf-8")
     assert main(["run", str(path), "--sandbox", "--output", str(tmp_path / "o")]) == 2
     assert "budget.prices" in capsys.readouterr().err
+
+
+def test_a_budget_note_comes_first_and_keeps_the_note_it_covers(tmp_path) -> None:
+    """Found by tests/test_hazards.py (seed 20261208): a job put back to pending by a
+    transient resubmit and then held by the spend cap kept only its resubmit note, so
+    nothing said why it was not submitted. The cap's reason now comes first; the resubmit
+    note is kept after it and comes back when a new run clears the budget's notes."""
+    from batchgen import store as st
+    from batchgen.store import ledger
+
+    store = st.Store(tmp_path / "s.db")
+    body = {"input": {"mode": "master-text-to-video", "prompt": "p"}}
+    store.sync_jobs([("a", "kling-2-1", body), ("b", "kling-2-1", {**body, "x": 1})])
+    store.db.execute("UPDATE jobs SET note='resubmitted after GENERATION_FAILED' WHERE id='a'")
+    ledger.note_pending(store, "spend cap reached")
+    notes = dict(store.db.execute("SELECT id, note FROM jobs"))
+    assert notes["a"] == (
+        "not submitted: spend cap reached | earlier: resubmitted after GENERATION_FAILED"
+    )
+    assert notes["b"] == "not submitted: spend cap reached"
+    ledger.note_pending(store, "spend cap reached again")  # a later moment of the same run
+    notes = dict(store.db.execute("SELECT id, note FROM jobs"))
+    assert notes["a"].startswith("not submitted: spend cap reached again | earlier: resub")
+    ledger.clear_budget_notes(store)
+    notes = dict(store.db.execute("SELECT id, note FROM jobs"))
+    assert notes == {"a": "resubmitted after GENERATION_FAILED", "b": None}
+    store.close()

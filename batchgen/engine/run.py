@@ -38,7 +38,7 @@ from batchgen.engine.wakes import Wakeup
 from batchgen.errors import IllegalTransition
 from batchgen.inputs.prepare import PrepareInputs
 from batchgen.money import Money
-from batchgen.store import views
+from batchgen.store import ledger, views
 
 
 class Engine:
@@ -199,6 +199,10 @@ class Engine:
                 run.downloads.put_nowait(None)
             watchdog.cancel()
         self._tg = None
+        if run.money.stop_message is not None:
+            # Jobs put back to pending after the cap stopped submits (a transient resubmit)
+            # say why they were not sent either.
+            ledger.note_pending(run.store, run.money.stop_message)
         if self.adoptions.adopted:
             run.messages.append(
                 f"{self.adoptions.adopted} ambiguous job(s) adopted their task: its callback "

@@ -25,6 +25,7 @@ Choices where the reference is silent (documented for clients and tests):
 from __future__ import annotations
 
 import asyncio
+import gzip
 import math
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -307,6 +308,11 @@ async def result(request: web.Request) -> web.StreamResponse:
     if isinstance(wanted, tuple):
         start, end, code = wanted[0], wanted[1], 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{rf.size}"
+    if code == 200 and request.method == "GET" and sim.dice.roll("p_file_gzip"):
+        # A CDN that gzips everything, MP4s included, whatever Accept-Encoding said.
+        sim.observer.record("file", request.method, request.path, code, task.task_id)
+        body = gzip.compress(rf.read(0, rf.size), compresslevel=1)
+        return web.Response(body=body, headers={**headers, "Content-Encoding": "gzip"})
     sim.observer.record("file", request.method, request.path, code, task.task_id)
     resp = web.StreamResponse(status=code, headers=headers)
     resp.content_length = end - start

@@ -23,6 +23,7 @@ FAULT_FIELDS = (
     "p_error_in_200",
     "p_file_cut",
     "p_file_ignore_range",
+    "p_file_gzip",
     "p_file_trickle",
     "p_callback_fail",
     "p_callback_duplicate",
@@ -99,6 +100,7 @@ class SimConfig:
     # result file faults
     p_file_cut: float = _knob(0.0, "close a download part way through its body")
     p_file_ignore_range: float = _knob(0.0, "answer a Range request with the full 200")
+    p_file_gzip: float = _knob(0.0, "gzip a whole-file answer (Content-Encoding: gzip)")
     p_file_trickle: float = _knob(0.0, "send the body in small slow chunks")
     trickle_chunks: int = _knob(20, "chunks of a trickled body")
     trickle_delay_s: float = _knob(0.02, "pause between trickled chunks (real seconds)")

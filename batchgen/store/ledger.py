@@ -173,19 +173,41 @@ def save_learned(store: st.Store, key: str, micros: int) -> None:
 
 
 BUDGET_NOTE = "not submitted: "
+EARLIER = " | earlier: "
 
 
 def note_pending(store: st.Store, note: str) -> int:
-    """Say why jobs still pending were not submitted (the budget), over no other note."""
-    cur = store.db.execute(
-        "UPDATE jobs SET note=? WHERE state=? AND (note IS NULL OR note LIKE ?)",
-        (BUDGET_NOTE + note, st.PENDING, BUDGET_NOTE + "%"),
-    )
+    """Say why jobs still pending were not submitted (the budget), first; a note they held
+    (a transient resubmit's) is kept after it, and given back when the budget note goes."""
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE jobs SET note=? WHERE state=? AND (note IS NULL OR note='')",
+            (BUDGET_NOTE + note, st.PENDING),
+        )
+        db.execute(  # a budget note of an earlier moment: replaced, keeping what it kept
+            "UPDATE jobs SET note=? || CASE WHEN instr(note, ?) > 0"
+            " THEN substr(note, instr(note, ?)) ELSE '' END WHERE state=? AND note LIKE ?"
+            " AND note <> ?",
+            (
+                BUDGET_NOTE + note,
+                EARLIER,
+                EARLIER,
+                st.PENDING,
+                BUDGET_NOTE + "%",
+                BUDGET_NOTE + note,
+            ),
+        )
+        cur = db.execute(
+            "UPDATE jobs SET note=? || ? || note WHERE state=? AND note NOT LIKE ?",
+            (BUDGET_NOTE + note, EARLIER, st.PENDING, BUDGET_NOTE + "%"),
+        )
     return cur.rowcount
 
 
 def clear_budget_notes(store: st.Store) -> None:
-    """A new run: the budget decides again."""
+    """A new run: the budget decides again; a note the budget's covered comes back."""
     store.db.execute(
-        "UPDATE jobs SET note=NULL WHERE state=? AND note LIKE ?", (st.PENDING, BUDGET_NOTE + "%")
+        "UPDATE jobs SET note=CASE WHEN instr(note, ?) > 0"
+        " THEN substr(note, instr(note, ?) + ?) ELSE NULL END WHERE state=? AND note LIKE ?",
+        (EARLIER, EARLIER, len(EARLIER), st.PENDING, BUDGET_NOTE + "%"),
     )
