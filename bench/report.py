@@ -53,6 +53,25 @@ def judge(s: dict[str, Any]) -> list[dict[str, Any]]:
                     lambda v: True,
                 )
                 out[-1]["met"] = None
+        for sub, label, most in (
+            ("callbacks_notice_duplicate", "a notice and a duplicate per task", 2.2),
+            ("callbacks_notice_duplicate_forged", "… and one forged success per task", 3.0),
+        ):
+            r = _get(s, "throughput", sub) or {}
+            check(
+                "1 throughput",
+                f"callback mode, {label}: steady jobs/s ÷ cap bound",
+                r.get("ratio_steady"),
+                "≥ 0.98",
+                lambda v: v >= 0.98,
+            )
+            check(
+                "1 throughput",
+                f"callback mode, {label}: requests/job",
+                r.get("requests_per_job"),
+                f"≤ {most}",
+                lambda v, most=most: v <= most,
+            )
     if "economy" in s:
         e = s["economy"]
         check(
@@ -94,21 +113,29 @@ def judge(s: dict[str, Any]) -> list[dict[str, Any]]:
         )
     if "overhead" in s:
         o = s["overhead"]
+        # The target since issue 15: the engine's CPU against a bare aiohttp client that
+        # keeps its files as durably (writes and fsyncs each), measured in the same process
+        # run; absolute CPU on a shared machine drifts by a third (bench/cpu.py alternates).
+        floor = o.get("floor_write_cpu_s_per_1000_jobs")
+        cpu = o.get("cpu_s_per_1000_jobs")
         check(
             "4 overhead",
-            "client CPU s per 1,000 jobs, polling",
-            o.get("cpu_s_per_1000_jobs"),
-            "≤ 1.0",
-            lambda v: v <= 1.0,
+            "client CPU ÷ the durable floor (bare aiohttp + write + fsync), polling",
+            cpu / floor if cpu is not None and floor else None,
+            "≤ 1.5",
+            lambda v: v <= 1.5,
         )
+        check("4 overhead", "client CPU s per 1,000 jobs, polling", cpu, "(shown)", bool)
+        out[-1]["met"] = None
         if o.get("callback_cpu_s_per_1000_jobs") is not None:
             check(
                 "4 overhead",
                 "client CPU s per 1,000 jobs, callbacks",
                 o.get("callback_cpu_s_per_1000_jobs"),
-                "≤ 1.0",
-                lambda v: v <= 1.0,
+                "(shown)",
+                bool,
             )
+            out[-1]["met"] = None
         for key, label in (
             ("floor_cpu_s_per_1000_jobs", "bare aiohttp, same requests, no engine (floor.py)"),
             ("floor_write_cpu_s_per_1000_jobs", "bare aiohttp + each file written and fsynced"),

@@ -34,6 +34,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "cap_bound": {"jobs": 20_000, "cap": 1000, "scale": 0.1},
         "rate_bound": {"jobs": 20_000, "cap": 1000, "scale": 0.05, "rate": 1800},
+        "cap_bound_callbacks": {"jobs": 5000, "cap": 1000, "scale": 0.1},
         "economy": {"jobs": 2000, "cap": 1000, "scale": 0.05},
         "limits": {"jobs": 1500, "cap": 1000, "scale": 0.05, "rate": 600},
         "overhead": {"jobs": 100_000, "cap": 1000, "scale": 0.02, "callback_jobs": 20_000},
@@ -43,6 +44,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "cap_bound": {"jobs": 2000, "cap": 200, "scale": 0.05},
         "rate_bound": {"jobs": 2000, "cap": 200, "scale": 0.05, "rate": 400},
+        "cap_bound_callbacks": {"jobs": 1000, "cap": 200, "scale": 0.05},
         "economy": {"jobs": 400, "cap": 200, "scale": 0.02},
         "limits": {"jobs": 400, "cap": 200, "scale": 0.02, "rate": 300},
         "overhead": {"jobs": 5000, "cap": 500, "scale": 0.02, "callback_jobs": 5000},
@@ -52,6 +54,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "cap_bound": {"jobs": 60, "cap": 20, "scale": 0.01},
         "rate_bound": {"jobs": 60, "cap": 20, "scale": 0.01, "rate": 150},
+        "cap_bound_callbacks": {"jobs": 60, "cap": 20, "scale": 0.01},
         "economy": {"jobs": 40, "cap": 20, "scale": 0.01},
         "limits": {"jobs": 40, "cap": 20, "scale": 0.01, "rate": 100},
         "overhead": {"jobs": 60, "cap": 20, "scale": 0.01, "callback_jobs": 40},
@@ -75,11 +78,13 @@ async def _batch(
     rate: int | None = None,
     callbacks: bool = False,
     tag: str = "",
+    faults: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """One batch of n mixed jobs through the real engine against a simulator process whose cap
-    (and rate, when given) equal the client's. Returns figures and the 100 ms timeline."""
+    (and rate, when given) equal the client's, with the simulator's `faults`. Returns figures
+    and the 100 ms timeline."""
     kit.make_state(folder, n, tag)
-    sim_knobs: dict[str, Any] = {"max_in_flight": cap}
+    sim_knobs: dict[str, Any] = {"max_in_flight": cap, **(faults or {})}
     opt_knobs: dict[str, Any] = {"max_in_flight": cap}
     if rate is not None:
         sim_knobs.update(rate_limit=rate, rate_period_s=60.0)  # the simulator scales its period
@@ -147,15 +152,42 @@ async def _batch(
     }
 
 
+CALLBACK_HAZARDS = {
+    # Issue 25: a `processing` notice early in each task's generation and every final word
+    # delivered twice; then one forged `success` mid-generation per task on top.
+    "notice_duplicate": {"p_callback_notice": 1.0, "p_callback_duplicate": 1.0},
+    "notice_duplicate_forged": {
+        "p_callback_notice": 1.0,
+        "p_callback_duplicate": 1.0,
+        "p_callback_forged": 1.0,
+    },
+}
+
+
 def throughput(size: str, folder: Path) -> dict[str, Any]:
     cfg = SIZES[size]
-    out = {}
+    out: dict[str, Any] = {}
     for name in ("cap_bound", "rate_bound"):
         c = cfg[name]
         sub = folder / name
         out[name] = asyncio.run(
             _batch(sub, c["jobs"], c["cap"], c["scale"], rate=c.get("rate"), tag=name)
         )
+    c = cfg["cap_bound_callbacks"]
+    for name, faults in CALLBACK_HAZARDS.items():
+        r = asyncio.run(
+            _batch(
+                folder / name,
+                c["jobs"],
+                c["cap"],
+                c["scale"],
+                callbacks=True,
+                tag=name,
+                faults=faults,
+            )
+        )
+        r.pop("timeline")
+        out[f"callbacks_{name}"] = r
     return out
 
 

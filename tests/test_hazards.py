@@ -266,4 +266,5 @@ async def test_every_hazard_at_once_keeps_every_promise(tmp_path: Path, seed: in
     except BaseException:
         print(f"\nhazard example failed: BATCHGEN_HAZARD_SEED={seed}\n{mix}")
         raise
-    print(f"\nseed {seed}: {mix.jobs} jobs, exits {got['codes']}, files {got['files']}")
+    states = Counter(r["state"] for r in state_rows(got["state"]))
+    print(f"\nseed {seed}: {mix.jobs} jobs, exits {got['codes']}, {dict(states)}")
