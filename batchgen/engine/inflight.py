@@ -7,7 +7,10 @@ one of its tries. So the cap keeps a *target* below the ceiling, the way TCP kee
 window (RFC 5681): it starts small and grows by one for each accepted submit (slow start); the
 first 429 that says the concurrency cap is full sets it to the number of tasks that exist at
 that moment, and from then on it grows by one slot per `target` tasks that end with no 429 in
-between (additive increase), and drops back to the tasks that exist at each such 429.
+between (additive increase), and drops back to the tasks that exist at each such 429. A full
+round of accepted submits without a 429 starts slow start again, so a cap learned while other
+clients held most of the account grows back quickly once they let go; each probe that finds the
+same cap again doubles the rounds before the next (up to 16), so a real cap costs little.
 
 `CapTarget` is that decision, pure (the time is passed in). `InFlightCap` is the asyncio gate
 around it: slots for submits still waiting for their answer (reserved) and for tasks that
@@ -39,6 +42,12 @@ class CapTarget:
     learned_at: float | None = None
     lowered: int = 0
     """How many 429s lowered (or set) the target."""
+    quiet: int = 0
+    """Submits accepted since the last 429 that set the target."""
+    rounds: int = 1
+    """Quiet rounds before slow start again: doubled each time a probe finds the same cap
+    (the account's real one: probing it costs a refused submit), back to 1 when it finds
+    more room."""
 
     @classmethod
     def start(cls, ceiling: int, existing: int = 0, *, slow_start: bool = True) -> CapTarget:
@@ -53,9 +62,18 @@ class CapTarget:
         return max(1, min(self.ceiling, math.floor(self.value)))
 
     def accepted(self) -> None:
-        """A submit created a task: in slow start, open one more slot (doubles per round)."""
+        """A submit created a task: in slow start, open one more slot (doubles per round).
+        After a 429 set the target, a full round of accepted submits (as many as the target)
+        with no 429 starts slow start again: the cap was learned while others held part of
+        the account (a colleague's script, a second run), and once they let go it grows back
+        in a few rounds instead of one slot per round (issue 33). At the real cap each probe
+        costs one refused submit, and the rounds between probes double (`rounds`)."""
         if self.slow_start:
             self.value = min(float(self.ceiling), self.value + 1.0)
+            return
+        self.quiet += 1
+        if self.quiet >= self.rounds * self.slots and self.value < self.ceiling:
+            self.slow_start = True
 
     def ended(self) -> None:
         """A task ended with no 429 since the last change: probe upward, one slot per
@@ -74,6 +92,9 @@ class CapTarget:
             return False
         before = self.slots
         self.slow_start = False
+        self.quiet = 0
+        if self.learned is not None:
+            self.rounds = 1 if tasks > self.learned else min(16, self.rounds * 2)
         self.learned = tasks
         self.learned_at = now
         self.lowered += 1

@@ -61,7 +61,12 @@ class Submitter:
         run = self.run
         # The first submit of a price class goes alone, to learn its price
         # (batchgen/money/pricing.py).
+        waits = run.money.turn_would_wait(row)
+        if waits:  # no slot is held while waiting for the turn: the learner may need it
+            run.cap.unreserve()
         async with run.money.turn(row) as ticket:
+            if waits and not await run.take_slot(front=True):
+                return  # stopped while waiting: no slot held, the job still pending
             try:
                 task_id = await self.submit(row)
             except IllegalTransition:

@@ -88,6 +88,9 @@ class Money:
         async with self.pricing.turn(self.spending.key_of(row)) as ticket:
             yield ticket
 
+    def turn_would_wait(self, row: st.JobRow) -> bool:
+        return self.pricing.turn_would_wait(self.spending.key_of(row))
+
     async def reserve(self, row: st.JobRow) -> bool | None:
         """The intent: True (recorded, send), None (the job is not pending), False (over the
         cap: nothing recorded, submits must stop). At the cap, refunds the balance shows may

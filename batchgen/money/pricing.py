@@ -6,8 +6,11 @@ other balance read is at the start and the end of a run, and when the room left 
 gets small (refunds may have freed some). So a batch costs about two reads per price class
 plus a handful, whatever its size.
 
-What it cannot see: another process spending from the same key, or a refund landing, between
-the two reads of a learning submit. A drop of zero or less teaches nothing (the table stays).
+Another client of the account (a colleague's script, a second run) may spend, or a refund may
+land, between the two reads of a learning submit. A drop of zero or less teaches nothing, and
+a drop more than PRICE_SANITY times away from the class's listed price is refused with a
+warning and tried again on the class's next submit (LEARN_TRIES in all); within that bound a
+stranger's charge can still skew a learned price, which the README says.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +27,13 @@ from batchgen.money.prices import MICROS, usd
 from batchgen.money.spending import Spending
 
 log = logging.getLogger("batchgen.money.pricing")
+
+
+PRICE_SANITY = 3.0
+"""A balance drop around a learning submit more than this many times away from the class's
+listed price (the table, or the user's --price) is not taken as its price: other clients of
+the account spent (or were refunded) between the two reads."""
+LEARN_TRIES = 3  # observations of one class refused before learning gives up on it
 
 
 class SubmitGate:
@@ -87,6 +98,7 @@ class Pricing:
         self.reads = 0
         self.last_balance: int | None = None
         self.unreadable: str | None = None  # why the balance could not be read, said once
+        self.refused: Counter[str] = Counter()  # observations too far from the listed price
 
     async def balance(self) -> int | None:
         """Read the balance (micro-dollars) and remember it in the state file; None when it
@@ -110,6 +122,18 @@ class Pricing:
             {"balance_micros": str(micros), "balance_at": str(self.spending.store.now())}
         )
         return micros
+
+    def turn_would_wait(self, key: str) -> bool:
+        """Whether `turn(key)` would wait now (another submit is learning a price, or one of
+        this class is): the engine then gives back the job's in-flight slot while it waits, so
+        the learning submit can always get one (issue 33: a learner refused by a 429 waited
+        for a slot that the jobs waiting for it held)."""
+        if self.learn and self.unreadable is None and key not in self.settled:
+            lock = self._locks.get(key)
+            if lock is not None and lock.locked():
+                return True
+            return self.gate.exclusive_now or self.gate.shared_now > 0
+        return self.gate.exclusive_now or self.gate.wanting > 0
 
     @contextlib.asynccontextmanager
     async def turn(self, key: str) -> AsyncIterator[Ticket | None]:
@@ -146,5 +170,27 @@ class Pricing:
                 usd(after),
                 usd(self.spending.book.price(ticket.key)),
             )
+            return
+        listed = self.spending.book.listed(ticket.key)
+        if listed and not listed / PRICE_SANITY <= drop <= listed * PRICE_SANITY:
+            # Another client of the account (a colleague, another run) spent or was refunded
+            # between the two reads: the drop is not this submit's price.
+            self.refused[ticket.key] += 1
+            again = self.refused[ticket.key] < LEARN_TRIES
+            if again:
+                self.settled.discard(ticket.key)  # the next submit of the class tries again
+            if self.refused[ticket.key] == 1 or not again:
+                log.warning(
+                    "the balance dropped %s around the first submit of %s, more than %g times "
+                    "away from its listed price %s: someone else on the account probably spent "
+                    "meanwhile; not learned%s",
+                    usd(drop),
+                    ticket.key,
+                    PRICE_SANITY,
+                    usd(listed),
+                    " (tried again with the next submit of that class)"
+                    if again
+                    else f" after {LEARN_TRIES} tries: the listed price is used",
+                )
             return
         self.spending.learned(ticket.key, drop, seq)
