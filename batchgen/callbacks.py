@@ -43,7 +43,7 @@ from batchgen.adapters.answers import (
     parse_status,
 )
 from batchgen.adapters.paths import is_loopback_host
-from batchgen.adapters.taskids import task_id_or_none
+from batchgen.core.taskids import task_id_or_none
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:

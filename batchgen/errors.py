@@ -71,12 +71,27 @@ class StateLocked(BatchgenError):
 
 
 class ApiError(BatchgenError):
-    """The API answered with an error (as an HTTP status or as a `code` in a 200 body)."""
+    """The API answered with an error (as an HTTP status or as a `code` in a 200 body).
 
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
+    What the answer proves about a submit rests on two facts kept here (core/verdicts.py
+    judges them): `envelope`, whether the answer was in the API's own JSON envelope (an
+    intermediary's page is not the API's word), and `task_id`, a task the error answer names
+    anyway (a sloppy server that made it, then failed)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        envelope: bool = True,
+        task_id: str | None = None,
+    ) -> None:
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.envelope = envelope
+        self.task_id = task_id
         super().__init__(f"API error {status}: {message}")
 
 
@@ -92,13 +107,42 @@ class RateLimited(ApiError):
         *,
         retry_after: float | None = None,
         limit: str = "unknown",
+        envelope: bool = True,
+        task_id: str | None = None,
     ) -> None:
-        super().__init__(status, message, retry_after=retry_after)
+        super().__init__(
+            status, message, retry_after=retry_after, envelope=envelope, task_id=task_id
+        )
         self.limit = limit
 
 
 class ServerError(ApiError):
     """5xx: transient, retry with backoff."""
+
+
+class BadAnswer(ServerError):
+    """A 2xx answer we cannot read (not JSON, resultJson broken): transient for polls; for a
+    submit, a task may exist."""
+
+
+class NotFound(ApiError):
+    """The provider does not know this task id (the reference is silent on how it says so)."""
+
+
+class SubmitSkipped(Exception):
+    """`before_send` refused at the last moment (the job was cancelled): nothing was sent."""
+
+
+class UntrackableTaskId(Exception):
+    """The submit was answered with a task id that cannot be sent back (empty, control
+    characters, too long): the task exists, but batchgen cannot poll or collect it. `shown`
+    is the id for terminals and logs, `kept` the whole id escaped, for the state file."""
+
+    def __init__(self, reason: str, *, shown: str, kept: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.shown = shown
+        self.kept = kept
 
 
 class InvalidRequest(ApiError):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from batchgen.adapters.answers import BadAnswer, parse_status
+from batchgen.adapters.answers import parse_status
 from batchgen.core.policy import Outcome, classify_status
+from batchgen.errors import BadAnswer
 
 URL = "https://r2.example/video.mp4"
 

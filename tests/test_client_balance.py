@@ -7,10 +7,10 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from batchgen.adapters.answers import BadAnswer, parse_balance
+from batchgen.adapters.answers import parse_balance
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
-from batchgen.errors import AuthError, CreditsExhausted
+from batchgen.errors import AuthError, BadAnswer, CreditsExhausted
 from tests.conftest import API_KEY, make_body
 
 

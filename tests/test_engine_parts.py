@@ -16,14 +16,16 @@ from typing import Any, TypeVar
 import pytest
 
 from batchgen import store as st
-from batchgen.adapters.answers import BadAnswer, NotFound, TaskStatus
+from batchgen.adapters.answers import TaskStatus
 from batchgen.clock import FakeClock
 from batchgen.engine import Engine
 from batchgen.engine.config import engine_config
 from batchgen.errors import (
     ApiConnectionError,
     AuthError,
+    BadAnswer,
     InvalidRequest,
+    NotFound,
     RateLimited,
     ServerError,
 )
@@ -57,7 +59,7 @@ class ScriptedClient:
 
     async def submit(self, body: dict, *, before_send=None, model=None) -> str:
         if before_send is not None and not await before_send():
-            from batchgen.adapters.answers import SubmitSkipped
+            from batchgen.errors import SubmitSkipped
 
             raise SubmitSkipped()
         self.submit_calls += 1

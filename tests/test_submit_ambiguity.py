@@ -17,7 +17,8 @@ from aiohttp import web
 from batchgen import store as st
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
-from batchgen.core.policy import submit_error_proves_no_task
+from batchgen.core import verdicts
+from batchgen.core.verdicts import Act
 from batchgen.errors import ApiConnectionError, RateLimited, ServerError
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
@@ -116,14 +117,18 @@ async def test_submit_answer_verdicts(status, body, content_type, raised) -> Non
                 "k",
                 limiter=SlidingWindowLimiter(100, 1.0),
             )
-            with pytest.raises(raised) as info:
+            with pytest.raises(Exception) as info:
                 await client.submit({"model": "kling-2-1", "input": {"prompt": "x"}})
     finally:
         await runner.cleanup()
-    if raised is ApiConnectionError:
-        assert info.value.sent  # the engine makes the job ambiguous
-        assert "<html" not in str(info.value)
-        assert ("t-9" in str(info.value)) is ("t-9" in body)  # the note names the task
+    # The client raises what came; core/verdicts.py alone judges what it proves.
+    verdict = verdicts.on_submit(info.value)
+    assert verdict is not None
+    want = {ApiConnectionError: Act.AMBIGUOUS, ServerError: Act.RETRY, RateLimited: Act.WAIT}
+    assert verdict.act is want[raised], (info.value, verdict)
+    if raised is ApiConnectionError:  # the job is ambiguous: its note says why, no page
+        assert "<html" not in verdict.note
+        assert ("t-9" in verdict.note) is ("t-9" in body)  # the note names the task
 
 
 @pytest.mark.parametrize(
@@ -143,4 +148,10 @@ async def test_submit_answer_verdicts(status, body, content_type, raised) -> Non
     ],
 )
 def test_submit_error_proves_no_task(deciding: int, envelope: bool, retry: bool) -> None:
-    assert submit_error_proves_no_task(deciding, envelope) is retry
+    from batchgen.core.verdicts import proves_no_task
+    from batchgen.errors import RateLimited, ServerError
+
+    kind = RateLimited if deciding == 429 else ServerError
+    assert proves_no_task(kind(deciding, "x", envelope=envelope)) is retry
+    # An error answer naming a task proves nothing, whatever its code or envelope.
+    assert not proves_no_task(kind(deciding, "x", envelope=envelope, task_id="t-1"))

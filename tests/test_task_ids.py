@@ -17,14 +17,14 @@ import pytest
 
 from batchgen import store as st
 from batchgen.adapters.paths import render_filename, safe_output_path
-from batchgen.adapters.taskids import (
+from batchgen.callbacks import CallbackReceiver
+from batchgen.core.taskids import (
     MAX_TASK_ID_CHARS,
     filename_part,
     refusal,
     shown,
     task_id_or_none,
 )
-from batchgen.callbacks import CallbackReceiver
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, sha256_file, state_rows
 from tests.faultkit import FakeApi, sha_of

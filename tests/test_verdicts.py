@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from batchgen.adapters.answers import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
 from batchgen.core.verdicts import Act, on_download, on_status, on_submit
 from batchgen.errors import (
     ApiConnectionError,
     AuthError,
+    BadAnswer,
     CreditsExhausted,
     DiskFull,
     DownloadError,
@@ -17,9 +17,12 @@ from batchgen.errors import (
     DownloadTooLarge,
     DownloadTransient,
     InvalidRequest,
+    NotFound,
     RateLimited,
     ServerError,
+    SubmitSkipped,
     UnsafeUrl,
+    UntrackableTaskId,
 )
 
 
@@ -28,7 +31,7 @@ from batchgen.errors import (
     [
         (SubmitSkipped(), Act.SKIPPED, None),
         (BadAnswer(200, "not JSON"), Act.AMBIGUOUS, None),
-        (UntrackableTaskId("", "the task id is empty"), Act.ORPHANED, None),
+        (UntrackableTaskId("the task id is empty", shown="", kept=""), Act.ORPHANED, None),
         (ApiConnectionError("reset", sent=True), Act.AMBIGUOUS, None),
         (ApiConnectionError("timed out", sent=True, timeout=True), Act.AMBIGUOUS, None),
         (ApiConnectionError("refused", sent=False), Act.RETRY, "NOT_SENT"),

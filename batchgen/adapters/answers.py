@@ -1,5 +1,5 @@
 """Reading the API's answers, pure: JSON bodies and their envelope, a task's status, the
-balance, and the exceptions that name what an answer meant. Liberal in what it accepts (a
+balance. Liberal in what it accepts (a
 `resultJson` string or object, states in any case, numbers as text), strict in what it
 believes (an answer about another task is not this task's)."""
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import yarl
 
-from batchgen.adapters.taskids import KEPT_CHARS, shown, task_id_or_none
-from batchgen.errors import ApiError, ServerError, WrongEndpoint
+from batchgen.core.taskids import shown, task_id_or_none
+from batchgen.errors import BadAnswer, WrongEndpoint
 
 # Liberal reading of `state`: the documented four, plus names other APIs of this shape use.
 _STATES = {
@@ -41,29 +41,6 @@ _STATES = {
     "cancelled": "failed",
     "canceled": "failed",
 }
-
-
-class SubmitSkipped(Exception):
-    """`before_send` refused at the last moment (the job was cancelled): nothing was sent."""
-
-
-class UntrackableTaskId(Exception):
-    """The submit was answered with a task id that cannot be sent back (empty, control
-    characters, too long): the task exists, but batchgen cannot poll or collect it."""
-
-    def __init__(self, value: object, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.shown = shown(value)  # for terminals and logs
-        self.kept = shown(value, KEPT_CHARS)  # for the state file: the whole id, escaped
-
-
-class NotFound(ApiError):
-    """The provider does not know this task id (the reference is silent on how it says so)."""
-
-
-class BadAnswer(ServerError):
-    """A 2xx answer we cannot read (not JSON, resultJson broken): transient for polls."""
 
 
 @dataclass(frozen=True, slots=True)

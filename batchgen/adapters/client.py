@@ -22,13 +22,8 @@ import aiohttp
 import yarl
 
 from batchgen.adapters.answers import (
-    BadAnswer,
-    NotFound,
-    SubmitSkipped,
     TaskStatus,
-    UntrackableTaskId,
     _first,
-    _text,
     envelope_data,
     parse_balance,
     parse_status,
@@ -38,9 +33,7 @@ from batchgen.adapters.answers import (
 from batchgen.adapters.limits import POLL, SUBMIT, SlidingWindowLimiter
 from batchgen.adapters.pause import ClientPause
 from batchgen.adapters.proxies import Proxies
-from batchgen.adapters.taskids import query_value, refusal, shown, task_id_or_none
 from batchgen.core.policy import (
-    SUBMIT_OUTCOME_UNKNOWN,
     Backoff,
     Limit,
     Outcome,
@@ -48,16 +41,20 @@ from batchgen.core.policy import (
     deciding_code,
     parse_retry_after,
     says_out_of_credits,
-    submit_error_proves_no_task,
 )
+from batchgen.core.taskids import KEPT_CHARS, query_value, refusal, shown, task_id_or_none
 from batchgen.errors import (
     ApiConnectionError,
     ApiError,
     AuthError,
+    BadAnswer,
     CreditsExhausted,
     InvalidRequest,
+    NotFound,
     RateLimited,
     ServerError,
+    SubmitSkipped,
+    UntrackableTaskId,
 )
 from batchgen.models import DEFAULT_MODEL
 from batchgen.models.base import MODEL_ID
@@ -160,8 +157,8 @@ class ApiClient:
                 "the submit was answered as accepted, but the answer names no task id", sent=True
             )
         reason = refusal(value)
-        if reason is not None:
-            raise UntrackableTaskId(value, reason)  # a task exists: never resubmit silently
+        if reason is not None:  # a task exists: never resubmit silently
+            raise UntrackableTaskId(reason, shown=shown(value), kept=shown(value, KEPT_CHARS))
         return str(value)
 
     async def _submit_call(
@@ -170,42 +167,11 @@ class ApiClient:
         before_send: Callable[[], Awaitable[bool]] | None,
         url: yarl.URL,
     ) -> Any:
-        try:
-            return await self._call(
-                "POST",
-                url,
-                priority=SUBMIT,
-                json_body=body,
-                before_send=before_send,
-            )
-        except BadAnswer:
-            raise  # a 2xx we cannot read: the engine makes the job ambiguous
-        except ApiError as exc:
-            named = getattr(exc, "task_id", None)
-            if named is not None:
-                # An error, yet it names a task (a sloppy server that created it, then failed
-                # or refused): it may exist and be billed. "Retry" could pay twice, "refused"
-                # would drop a paid task: the job is ambiguous, whatever the code.
-                raise ApiConnectionError(
-                    f"the submit's error answer (code {exc.status}: {_text(exc.message, 200)}) "
-                    f"names task {shown(named)}",
-                    sent=True,
-                ) from exc
-            if not isinstance(exc, ServerError | RateLimited):
-                raise
-            if not submit_error_proves_no_task(exc.status, getattr(exc, "envelope", False)):
-                # A gateway's timeout, or its own page (HTML, text, nothing) instead of the
-                # API's answer: the API may have created (and billed) the task before it.
-                if exc.status in SUBMIT_OUTCOME_UNKNOWN:
-                    what = f"a gateway timed out on the submit (HTTP {exc.status})"
-                else:
-                    what = f"the submit was answered HTTP {exc.status} without the API's envelope"
-                raise ApiConnectionError(
-                    f"{what}: {exc.message}",
-                    sent=True,
-                    timeout=exc.status in SUBMIT_OUTCOME_UNKNOWN,
-                ) from exc
-            raise
+        """The POST. Its errors come out as they are (what each proves about a task is
+        core/verdicts.on_submit's to judge, from the exception's typed facts)."""
+        return await self._call(
+            "POST", url, priority=SUBMIT, json_body=body, before_send=before_send
+        )
 
     async def status(
         self, task_id: str, *, priority: int = POLL, model: str | None = None
@@ -217,7 +183,7 @@ class ApiClient:
         try:
             data = await self._call("GET", url, priority=priority)
         except NotFound as exc:
-            if getattr(exc, "envelope", True):
+            if exc.envelope:
                 raise  # the API's own word: it does not know the task
             # A gateway's or CDN's own 404 page (HTML, empty, a bare {"message": ...}) says
             # nothing about the task; read as "not found" it would fail a paid task that
@@ -321,11 +287,11 @@ class ApiClient:
             return envelope_data(payload)
         message = message or f"HTTP {status}"
         exc = self._error(outcome, code, message, retry_after_header, submit=submit)
-        exc.envelope = envelope  # type: ignore[attr-defined]
+        exc.envelope = envelope
         # An error answer that still names a task (a sloppy server that created it, then
-        # failed): the submit must not be resent on the word "retry" (see _submit_call).
+        # failed): the submit must not be resent on the word "retry" (core/verdicts.py).
         data = envelope_data(payload)
-        exc.task_id = (  # type: ignore[attr-defined]
+        exc.task_id = (
             task_id_or_none(_first(data, "taskId", "task_id")) if isinstance(data, dict) else None
         )
         raise exc

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 import yarl
 
-from batchgen.adapters.taskids import filename_part
+from batchgen.core.taskids import filename_part
 from batchgen.errors import UnsafeUrl
 from batchgen.settings import DEFAULT_FILENAME_TEMPLATE
 

@@ -297,28 +297,6 @@ def says_out_of_credits(code: int, message: str) -> bool:
     return code == 402 or _says_out_of_credits(message)
 
 
-SUBMIT_OUTCOME_UNKNOWN = frozenset({504, 524, 598, 599})
-"""Gateway timeouts: a proxy in front of the API gave up waiting for it, but the API may still
-have created (and billed) the task, exactly as when our own read times out. A submit answered
-so is ambiguous, never resent, even in the API's envelope (see `submit_error_proves_no_task`)."""
-
-
-def submit_error_proves_no_task(deciding: int, envelope: bool) -> bool:
-    """May a submit answered with this retryable error be sent again (no task was made)?
-
-    Only the API's own word proves that: a 429 (in any form), or an error in the API's JSON
-    envelope (a JSON object with `code` or `message`, whatever the HTTP status, an HTTP 200
-    carrying code 500 included). A 5xx (or 408/425) with any other body, an nginx or load
-    balancer page, plain text, an empty body, comes from an intermediary that may have lost
-    the API's answer after the task was created: the job is ambiguous. Gateway timeouts
-    (SUBMIT_OUTCOME_UNKNOWN) are ambiguous even in an envelope: the gateway wrote it."""
-    if deciding == 429:
-        return True
-    if deciding in SUBMIT_OUTCOME_UNKNOWN:
-        return False
-    return envelope
-
-
 def deciding_code(http_status: int, body_code: int | None) -> int:
     """The code `classify_status` decides on, so an error reports that one (never a body's
     "success" 0 under an HTTP error, nor a body 400 under an HTTP 401)."""
@@ -347,7 +325,7 @@ def classify_status(http_status: int, body_code: int | None, message: str) -> Ou
     - 429 in either place -> RATE_LIMITED; 5xx in either place -> RETRY (a retry is always
       safe to try, a wrong permanent verdict is not);
     - a 504-like gateway timeout is RETRY here; a submit answered so is ambiguous instead
-      (SUBMIT_OUTCOME_UNKNOWN, applied by the client);
+      (core/verdicts.py: SUBMIT_OUTCOME_UNKNOWN);
     - otherwise the HTTP status decides when it is an error (except a generic 400 whose body
       says 401/402/403), else the body code:
       408/425 -> RETRY; 401/402/403/407 -> ACCOUNT; 404/410 -> NOT_FOUND;

@@ -6,10 +6,10 @@ facts a decision needs are passed in, so each table of cases is a plain unit tes
 (tests/test_verdicts.py). How long to wait is batchgen/core/policy.py's (one backoff).
 
 The rules that cost money are these: a submit is sent again only when the answer proves that
-no task was made (nothing was sent, a 429, the API's own error envelope: batchgen/adapters/client.py
-turns every other unclear answer into a sent `ApiConnectionError`); a task that exists is
-never failed because its status could not be read (`UNREADABLE`: batchgen/engine/outage.py decides
-how long to keep asking).
+no task was made (nothing was sent, a 429, the API's own error envelope), judged here alone
+(`on_submit`, from the typed facts batchgen/errors.py keeps: sent or not, the envelope, a task
+named anyway); a task that exists is never failed because its status could not be read
+(`UNREADABLE`: batchgen/engine/outage.py decides how long to keep asking).
 """
 
 from __future__ import annotations
@@ -17,19 +17,24 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from batchgen.adapters.answers import BadAnswer, NotFound, SubmitSkipped, UntrackableTaskId
+from batchgen.core.taskids import shown
 from batchgen.errors import (
     AccountError,
     ApiConnectionError,
+    ApiError,
+    BadAnswer,
     DiskFull,
     DownloadError,
     DownloadExpired,
     DownloadRejected,
     DownloadTooLarge,
     InvalidRequest,
+    NotFound,
     RateLimited,
     ServerError,
+    SubmitSkipped,
     UnsafeUrl,
+    UntrackableTaskId,
 )
 
 
@@ -56,8 +61,33 @@ class Verdict:
     retry_after: float | None = None  # the server's own word on when to come back
 
 
+SUBMIT_OUTCOME_UNKNOWN = frozenset({504, 524, 598, 599})
+"""Gateway timeouts: a proxy in front of the API gave up waiting for it, but the API may still
+have created (and billed) the task, exactly as when our own read times out. A submit answered
+so is ambiguous, never resent, even in the API's envelope."""
+
+
+def proves_no_task(exc: ApiError) -> bool:
+    """May a submit answered with this error be sent again (no task was made)?
+
+    Only the API's own word proves that: a 429 (in any form), or an error in the API's JSON
+    envelope (a JSON object with `code` or `message`, whatever the HTTP status, an HTTP 200
+    carrying code 500 included), naming no task. A 5xx (or 408/425) with any other body, an
+    nginx or load balancer page, plain text, an empty body, comes from an intermediary that
+    may have lost the API's answer after the task was created. Gateway timeouts
+    (SUBMIT_OUTCOME_UNKNOWN) are ambiguous even in an envelope: the gateway wrote it."""
+    if exc.task_id is not None:
+        return False
+    if isinstance(exc, RateLimited) or exc.status == 429:
+        return True
+    if exc.status in SUBMIT_OUTCOME_UNKNOWN:
+        return False
+    return exc.envelope
+
+
 def on_submit(exc: BaseException) -> Verdict | None:
-    """A submit that raised `exc`. None: not an answer to judge (a bug): re-raise it."""
+    """A submit that raised `exc`. None: not an answer to judge (a bug): re-raise it. This is
+    the one place that decides whether a submit may be sent again or its job is ambiguous."""
     if isinstance(exc, SubmitSkipped):
         return Verdict(Act.SKIPPED)
     if isinstance(exc, BadAnswer):  # a 2xx that cannot be read: a task may exist
@@ -68,9 +98,27 @@ def on_submit(exc: BaseException) -> Verdict | None:
         if exc.sent:
             return Verdict(Act.AMBIGUOUS, note=f"no answer to the submit: {exc}")
         return Verdict(Act.RETRY, code="NOT_SENT")
+    if isinstance(exc, ApiError) and exc.task_id is not None:
+        # An error, yet it names a task (a sloppy server that created it, then failed or
+        # refused): it may exist and be billed. "Retry" could pay twice, "refused" would drop
+        # a paid task: the job is ambiguous, whatever the code.
+        return Verdict(
+            Act.AMBIGUOUS,
+            note=f"no answer to the submit: the submit's error answer (code {exc.status}: "
+            f"{exc.message[:200]}) names task {shown(exc.task_id)}",
+        )
     if isinstance(exc, RateLimited):
         return Verdict(Act.WAIT, code=exc.limit, retry_after=exc.retry_after)
-    if isinstance(exc, ServerError):  # the API's own envelope: it made no task
+    if isinstance(exc, ServerError):
+        if not proves_no_task(exc):
+            # A gateway's timeout, or its own page (HTML, text, nothing) instead of the API's
+            # answer: the API may have created (and billed) the task before it.
+            if exc.status in SUBMIT_OUTCOME_UNKNOWN:
+                what = f"a gateway timed out on the submit (HTTP {exc.status})"
+            else:
+                what = f"the submit was answered HTTP {exc.status} without the API's envelope"
+            return Verdict(Act.AMBIGUOUS, note=f"no answer to the submit: {what}: {exc.message}")
+        # the API's own envelope: it made no task
         return Verdict(Act.RETRY, code=f"HTTP_{exc.status}", retry_after=exc.retry_after)
     if isinstance(exc, AccountError):
         return Verdict(Act.STOP_ACCOUNT, code=f"HTTP_{exc.status}", note=exc.message)

@@ -23,9 +23,9 @@ from typing import Any
 
 from batchgen import store as st
 from batchgen.adapters.answers import TaskStatus
-from batchgen.adapters.taskids import shown
 from batchgen.core import verdicts
 from batchgen.core.policy import retry_delay as policy_retry_delay
+from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
 from batchgen.engine.track import StatusClient, Tracker

@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from batchgen.adapters.answers import BadAnswer, SubmitSkipped, UntrackableTaskId
 from batchgen.adapters.client import ApiClient
+from batchgen.core import verdicts
 from batchgen.core.policy import backoff_delay
+from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
 from batchgen.engine.gate import SubmitGate
-from batchgen.errors import ApiConnectionError, ApiError, RateLimited, ServerError
+from batchgen.errors import ApiConnectionError, ApiError, ServerError, SubmitSkipped
 
 log = logging.getLogger("batchgen.engine")
 
@@ -74,15 +75,15 @@ class GatedSubmits:
         """One submit; its answer opens or closes the gate."""
         try:
             task_id = await self.client.submit(body, before_send=before_send, model=model)
-        except (BadAnswer, ApiConnectionError) as exc:
-            if getattr(exc, "sent", True):
+        except Exception as exc:
+            verdict = verdicts.on_submit(exc)
+            if verdict is None or verdict.act in (Act.WAIT, Act.SKIPPED):
+                raise  # a bug; or no word on the API behind whoever refused
+            if verdict.act is Act.AMBIGUOUS:
                 self.gate.doubt(self.client.alive_answers)
                 self._api_unreadable(exc)  # with no task to probe, the submits are the probes
-            raise
-        except (RateLimited, SubmitSkipped):
-            raise  # no word on the API behind whoever refused
-        except (ApiError, UntrackableTaskId):
-            self.gate.answered()
+            elif verdict.act is not Act.RETRY or isinstance(exc, ApiError):
+                self.gate.answered()  # the API's own word (a refused connection says none)
             raise
         self.gate.answered()
         return task_id

@@ -8,14 +8,13 @@ import asyncio
 import logging
 
 from batchgen import store as st
-from batchgen.adapters.answers import UntrackableTaskId
 from batchgen.adapters.client import ApiClient
-from batchgen.adapters.taskids import shown
 from batchgen.core import verdicts
 from batchgen.core.policy import (
     backoff_delay,
 )
 from batchgen.core.policy import retry_delay as policy_retry_delay
+from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
 from batchgen.engine.gated import GatedSubmits
@@ -25,6 +24,7 @@ from batchgen.errors import (
     ApiError,
     IllegalTransition,
     RateLimited,
+    UntrackableTaskId,
 )
 from batchgen.inputs.prepare import InputRejected, PrepareInputs
 from batchgen.store import ledger

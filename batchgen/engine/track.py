@@ -9,7 +9,6 @@ from typing import Protocol
 from batchgen import models
 from batchgen import store as st
 from batchgen.adapters.answers import TaskStatus
-from batchgen.adapters.taskids import shown
 from batchgen.core import verdicts
 from batchgen.core.policy import (
     claim_follow_ups,
@@ -17,6 +16,7 @@ from batchgen.core.policy import (
     next_poll_delay,
 )
 from batchgen.core.policy import retry_delay as policy_retry_delay
+from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
 from batchgen.engine.outage import PollVerdict, after_unreadable
