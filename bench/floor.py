@@ -40,7 +40,7 @@ import aiohttp  # noqa: E402
 import yarl  # noqa: E402
 
 from batchgen.adapters.durability import fsync_folder  # noqa: E402
-from batchgen.core.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
+from batchgen.core.schedule import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from bench import kit  # noqa: E402
 
 MODEL = "kling-2-1"

@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from batchgen import store as st  # noqa: E402
-from batchgen.core.policy import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
+from batchgen.core.schedule import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from batchgen.engine import Engine, RunOutcome  # noqa: E402
 from batchgen.runner import execute  # noqa: E402
 from batchgen.settings import RunOptions  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 
 from batchgen import models
 from batchgen import store as st
-from batchgen.core.policy import PollSchedule, first_poll_delay
+from batchgen.core.schedule import PollSchedule, first_poll_delay
 from batchgen.manifest.schema import known_models, validate_request
 from batchgen.models import ModelSpec, SpecError, spec_from_file
 

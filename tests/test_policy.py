@@ -15,15 +15,13 @@ from batchgen.core.policy import (
     MAX_RETRY_AFTER,
     Backoff,
     Outcome,
-    PollSchedule,
     backoff_delay,
     classify_status,
-    first_poll_delay,
-    next_poll_delay,
     parse_retry_after,
     rate_limit_pause,
     retry_delay,
 )
+from batchgen.core.schedule import PollSchedule, first_poll_delay, next_poll_delay
 
 # -- backoff ------------------------------------------------------------------------------
 

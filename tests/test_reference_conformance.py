@@ -24,12 +24,8 @@ from batchgen.adapters.answers import parse_status
 from batchgen.adapters.client import MAX_ANSWER_BYTES, ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.callbacks import CallbackReceiver
-from batchgen.core.policy import (
-    LONG_VIDEO_SECONDS,
-    Backoff,
-    PollSchedule,
-    first_poll_delay,
-)
+from batchgen.core.policy import Backoff
+from batchgen.core.schedule import LONG_VIDEO_SECONDS, PollSchedule, first_poll_delay
 from batchgen.errors import (
     AuthError,
     BadAnswer,

@@ -8,7 +8,8 @@ import itertools
 import pytest
 
 from batchgen.clock import LOOP_CLOCK
-from batchgen.engine.wakes import Wakeup, confirm_delay
+from batchgen.core.schedule import confirm_delay
+from batchgen.engine.wakes import Wakeup
 
 
 @pytest.mark.parametrize(

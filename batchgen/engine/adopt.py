@@ -25,6 +25,7 @@ from batchgen import store as st
 from batchgen.adapters.answers import TaskStatus
 from batchgen.core import verdicts
 from batchgen.core.policy import retry_delay as policy_retry_delay
+from batchgen.core.schedule import callback_first_delay
 from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
@@ -101,7 +102,7 @@ class Adoptions:
         """Until the task would have ended and its callback come (at the latest generation
         time and the grace), or a callback shows the task."""
         run = self.run
-        wait = run.earliest_end(row) * 1.5 + run.config.callback_grace_s
+        wait = callback_first_delay(run.earliest_end(row), run.config.callback_grace_s)
         wake = self.wakes[row.seq]
         try:
             await run.sleep(wait, until=wake)

@@ -7,10 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen.core.policy import (
-    Backoff,
-    PollSchedule,
-)
+from batchgen.core.policy import Backoff
+from batchgen.core.schedule import PollSchedule
 from batchgen.settings import RunOptions
 
 EXIT_OK = 0

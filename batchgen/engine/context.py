@@ -18,7 +18,7 @@ from collections.abc import Callable
 from batchgen import models
 from batchgen import store as st
 from batchgen.clock import LOOP_CLOCK, Clock
-from batchgen.core.policy import earliest_end, first_poll_delay
+from batchgen.core.schedule import earliest_end, first_poll_delay
 from batchgen.engine.config import EngineConfig, EngineStats
 from batchgen.engine.inflight import InFlightCap
 from batchgen.engine.outage import OutageWatch

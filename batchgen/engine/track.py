@@ -10,17 +10,20 @@ from batchgen import models
 from batchgen import store as st
 from batchgen.adapters.answers import TaskStatus
 from batchgen.core import verdicts
-from batchgen.core.policy import (
+from batchgen.core.policy import retry_delay as policy_retry_delay
+from batchgen.core.schedule import (
+    callback_first_delay,
     claim_follow_ups,
     claim_guard,
+    confirm_delay,
     next_poll_delay,
+    pace,
 )
-from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
 from batchgen.engine.outage import PollVerdict, after_unreadable
-from batchgen.engine.wakes import Wakeup, confirm_delay
+from batchgen.engine.wakes import Wakeup
 from batchgen.errors import (
     AccountError,
     IllegalTransition,
@@ -60,7 +63,7 @@ class Tracker:
         submitted_at = submitted_at or row.submitted_at or run.wall()
         callback = self._is_callback(row)
         if callback and not recovered:
-            first_delay = first_delay * 1.5 + run.config.callback_grace_s
+            first_delay = callback_first_delay(first_delay, run.config.callback_grace_s)
         if run.config.no_wait and recovered and first_delay > 0:
             return  # not due yet: a later cron run will look
         released = False
@@ -244,14 +247,16 @@ class Tracker:
         return claim_follow_ups(plausible, run.config.callback_guard_s)
 
     def _next_delay(self, callback: bool, recovered: bool, task_id: str) -> float:
-        """Callback tasks are polled slowly, as a fallback for lost callbacks; after a restart
-        a task is polled at the normal pace until its own callback reaches this run (the
-        provider may still be calling an address the last run listened on)."""
+        """The task's own pace (core/schedule.pace)."""
         run = self.run
-        if callback and (not recovered or task_id in run.news.seen):
-            every = run.config.callback_poll_every_s
-            return every * (1 + run.config.poll.jitter * (2 * run.rng.random() - 1))
-        return next_poll_delay(run.config.poll, run.rng)
+        return pace(
+            run.config.poll,
+            run.rng,
+            callback=callback,
+            recovered=recovered,
+            seen=task_id in run.news.seen,
+            callback_every_s=run.config.callback_poll_every_s,
+        )
 
     async def _sleep_or_wake(
         self, wake: Wakeup, seconds: float, task_id: str, last_request: float | None

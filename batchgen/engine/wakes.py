@@ -4,27 +4,18 @@ A callback is news about one task: its end, a `processing` notice, a duplicate, 
 forgery by someone holding the URL. News is never dropped. It wakes the task's tracker, which
 confirms it with one status request; the guard only spaces those requests out: at most one per
 task per guard window, and news that comes within the window is confirmed when it ends, all of
-it with one request (the latest news is what that request reads).
+it with one request (the latest news is what that request reads). The timing rules themselves
+are core/schedule.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass, field
 
 from batchgen.adapters.answers import TaskStatus
 from batchgen.clock import Clock
-
-
-def confirm_delay(now: float, last_request_at: float | None, guard_s: float) -> float:
-    """Seconds to wait before confirming news that has just come (`now`): none, unless this
-    task's last status request went out less than `guard_s` ago; then until that window ends.
-    A request that left before the news cannot have seen it, so the news is never dropped,
-    only delayed; everything that comes meanwhile joins the same confirmation."""
-    if last_request_at is None or guard_s <= 0:
-        return 0.0
-    return max(0.0, last_request_at + guard_s - now)
+from batchgen.core.schedule import on_grid
 
 
 class Wakeup:
@@ -58,9 +49,7 @@ class Wakeup:
             self._pending = False
             return True
         future = self._future = asyncio.get_running_loop().create_future()
-        when = self._clock.now() + max(0.0, seconds)
-        if grid > 0:
-            when = math.ceil(when / grid) * grid
+        when = on_grid(self._clock.now() + max(0.0, seconds), grid)
         timer = self._clock.call_at(when, _resolve, future)
         try:
             await future

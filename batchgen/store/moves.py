@@ -138,9 +138,7 @@ class JobMoves:
     def annotate(self, seq: int, state: JobState, note: str) -> bool:
         """Say more about a job without moving it (only while it is in `state`). The time of
         its last move stays (an ambiguous job's is when its submit was sent)."""
-        cur = self._write_one(
-            "UPDATE jobs SET note=? WHERE seq=? AND state=?", (note, seq, state)
-        )
+        cur = self._write_one("UPDATE jobs SET note=? WHERE seq=? AND state=?", (note, seq, state))
         return cur.rowcount == 1
 
     def mark_orphaned(self, seq: int, note: str) -> bool:
