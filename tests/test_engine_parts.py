@@ -361,3 +361,19 @@ async def test_a_doubtful_submit_closes_the_gate_until_a_probe_is_answered(
     assert client.submit_times[2] >= client.status_times[1] > client.status_times[0]
     assert client.status_times[0] > client.submit_times[1]  # it backed off first
     assert not engine.submitter.gated.gate.in_doubt  # t-3 was answered: open again
+
+
+async def test_why_submits_stopped_is_recorded_as_data_when_it_happens(tmp_path: Path) -> None:
+    """Issue 27: submits stop through one act, `stop_submitting(reason)`, which records the
+    reason when it happens (before, seven places set the event and the outcome guessed why)."""
+    from batchgen.engine.context import StopReason
+
+    client = ScriptedClient([AuthError(401, "bad key")])
+    engine, store = engine_for(tmp_path, client)
+    run = engine.context
+    assert await on_fake_time(client.clock, engine.submitter.submit(store.job("j1"))) is None
+    assert run.stopped_for == [(StopReason.ACCOUNT, "bad key")]
+    assert run.stop_submits.is_set() and not run.stop.is_set()  # tracking goes on
+    assert not run.stop_submitting(StopReason.ACCOUNT, "again")  # said once
+    engine.request_stop("stopped at --max-runtime")
+    assert [r for r, _ in run.stopped_for] == [StopReason.ACCOUNT, StopReason.STOPPED]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
 import time
@@ -27,6 +28,18 @@ from batchgen.errors import ApiError
 from batchgen.money import Money
 
 log = logging.getLogger("batchgen.engine")
+
+
+class StopReason(enum.StrEnum):
+    """Why a run stopped creating tasks: recorded as data when it happens (`stop_submitting`),
+    so how the run ends is read off, not guessed afterwards. Tracking and downloads go on for
+    every reason but STOPPED."""
+
+    STOPPED = "stopped"  # a signal or a deadline: everything winds down
+    ACCOUNT = "account"  # a key or balance error: every submit would fail alike
+    BUDGET = "budget"  # the spend cap, or the balance before spending
+    OUTAGE = "outage"  # no answer readable for --status-outage
+    STUCK = "stuck"  # every slot held by a task not polled again in this run
 
 
 class RunContext:
@@ -61,7 +74,8 @@ class RunContext:
         self.outage = OutageWatch(config.status_outage_s)
         self.news = TaskNews()  # what callbacks said, kept for each task's tracker
         self.stop = asyncio.Event()  # stop everything that can wait (signal, deadline)
-        self.stop_submits = asyncio.Event()  # stop creating tasks (also on account errors)
+        self.stop_submits = asyncio.Event()  # stop creating tasks: set by stop_submitting
+        self.stopped_for: list[tuple[StopReason, str]] = []  # why, in the order it came
         self.resubmits = asyncio.Event()  # a job went back to pending after a transient failure
         self.downloads: asyncio.Queue[int | None] = asyncio.Queue()  # seqs of succeeded jobs
         self.how = "finished"
@@ -90,10 +104,22 @@ class RunContext:
         """First signal or deadline: no new submits, pollers and downloads wind down."""
         if not self.stop.is_set():
             self.how = how
-        self.stop_submits.set()
+        self.stop_submitting(StopReason.STOPPED, how)
         self.stop.set()
         for wake in list(self.news.wakes.values()):
             wake.set()
+
+    def stop_submitting(self, reason: StopReason, note: str = "") -> bool:
+        """No new task from now on, for `reason` (each reason is recorded once). True the
+        first time submits stop, so the caller says so once."""
+        first = not self.stop_submits.is_set()
+        if reason not in (r for r, _ in self.stopped_for):
+            self.stopped_for.append((reason, note))
+        self.stop_submits.set()
+        return first
+
+    def stopped_by(self, reason: StopReason) -> bool:
+        return any(r is reason for r, _ in self.stopped_for)
 
     async def sleep(self, seconds: float, *, until: asyncio.Event | None = None) -> bool:
         """Wait `seconds` on the run's clock unless a stop (or `until`) comes first. False
@@ -148,8 +174,9 @@ class RunContext:
         factor = spec.poll_factor(row.duration) if spec is not None else None
         return earliest_end(row.duration or 5, self.config.poll, factor)
 
-    def fail(self, row: st.JobRow, code: str, message: str) -> None:
-        self.store.mark_failed(row.seq, code, message)
+    def fail(self, row: st.JobRow, code: str, message: str, **times: int | None) -> None:
+        """The one way a job fails in a run: the state file, the count, one log line."""
+        self.store.mark_failed(row.seq, code, message, **times)
         self.stats.failed += 1
         log.info("%s failed: %s %s", row.id, code, message)
 
@@ -166,7 +193,7 @@ class RunContext:
         if self.account_error is None:
             self.account_error = exc
             log.error("account-level error, no new submits: %s", exc.message)
-        self.stop_submits.set()
+        self.stop_submitting(StopReason.ACCOUNT, exc.message)
 
     def readable(self, task_id: str | None) -> None:
         """The API answered in its own words: an outage, if any, is over."""
@@ -180,4 +207,4 @@ class RunContext:
         the run ends with exit 75."""
         self.stuck += 1
         if self.cap.in_flight <= self.stuck:
-            self.stop_submits.set()
+            self.stop_submitting(StopReason.STUCK, "every slot is held by a task left for later")

@@ -12,7 +12,7 @@ from batchgen.adapters.client import ApiClient
 from batchgen.core import verdicts
 from batchgen.core.policy import backoff_delay
 from batchgen.core.verdicts import Act
-from batchgen.engine.context import RunContext
+from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.gate import SubmitGate
 from batchgen.errors import ApiConnectionError, ApiError, ServerError, SubmitSkipped
 
@@ -139,8 +139,6 @@ class GatedSubmits:
         now = run.wall()
         run.outage.unreadable(None, now, str(exc) or type(exc).__name__)
         if run.outage.over(now) and not run.stop_submits.is_set():
-            log.warning(
-                "no answer from the API readable for %.0f s: no new submits in this run",
-                now - (run.outage.since or now),
-            )
-            run.stop_submits.set()
+            note = f"no answer from the API readable for {now - (run.outage.since or now):.0f} s"
+            log.warning("%s: no new submits in this run", note)
+            run.stop_submitting(StopReason.OUTAGE, note)

@@ -12,7 +12,7 @@ from batchgen.engine.config import (
     EXIT_WORK_LEFT,
     RunOutcome,
 )
-from batchgen.engine.context import RunContext
+from batchgen.engine.context import RunContext, StopReason
 from batchgen.states import UNSUCCESSFUL, WORK_LEFT
 
 
@@ -28,7 +28,7 @@ def outcome(run: RunContext) -> RunOutcome:
     elif run.money.stop_message is not None and counts[st.PENDING]:
         code, how = EXIT_BUDGET, run.money.stop_message
     elif work_left:
-        code, how = EXIT_WORK_LEFT, run.how if run.stop.is_set() else "work left"
+        code, how = EXIT_WORK_LEFT, run.how if run.stop.is_set() else _left_why(run)
     elif any(counts[s] for s in UNSUCCESSFUL):
         code, how = EXIT_SOME_FAILED, "finished, some jobs did not succeed"
     else:
@@ -50,3 +50,11 @@ def outcome(run: RunContext) -> RunOutcome:
         account_error=run.account_error.message if run.account_error else None,
         messages=([outage] if outage else []) + messages,
     )
+
+
+def _left_why(run: RunContext) -> str:
+    """Work left without a stop: the reason submits stopped, as recorded when it happened."""
+    for reason, note in run.stopped_for:
+        if reason in (StopReason.OUTAGE, StopReason.STUCK):
+            return f"work left: {note}" if note else "work left"
+    return "work left"

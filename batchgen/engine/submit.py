@@ -16,7 +16,7 @@ from batchgen.core.policy import (
 from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
-from batchgen.engine.context import RunContext
+from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.gated import GatedSubmits
 from batchgen.engine.track import Tracker
 from batchgen.errors import (
@@ -140,8 +140,7 @@ class Submitter:
                     return self._orphaned(row, exc)
                 if act is Act.FAIL:
                     run.money.release(row.seq)  # refused: no task was made
-                    run.store.mark_failed(row.seq, verdict.code or "FAILED", verdict.note)
-                    run.stats.failed += 1
+                    run.fail(row, verdict.code or "FAILED", verdict.note)
                     return None
                 self._not_submitted(row)  # the answer proves that no task was made
                 if act is Act.STOP_ACCOUNT:
@@ -236,7 +235,7 @@ class Submitter:
         )
         run.messages.append(note)
         log.warning("%s", note)
-        run.stop_submits.set()
+        run.stop_submitting(StopReason.STUCK, note)
 
     def _saturated(self, exc: RateLimited) -> None:
         """Lower the in-flight target to the tasks that exist; say so when the cap learned
@@ -263,10 +262,10 @@ class Submitter:
         run = self.run
         ok = await run.money.reserve(row)
         if ok is False:  # over the cap: no new submits; tracking and downloads go on
-            if not run.stop_submits.is_set():
-                log.warning("%s", run.money.stop_message)
-                ledger.note_pending(run.store, run.money.stop_message or "")
-            run.stop_submits.set()
+            note = run.money.stop_message or ""
+            if run.stop_submitting(StopReason.BUDGET, note):
+                log.warning("%s", note)
+                ledger.note_pending(run.store, note)
         return bool(ok)
 
     def _not_submitted(self, row: st.JobRow) -> None:

@@ -21,7 +21,7 @@ from batchgen.core.schedule import (
 )
 from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
-from batchgen.engine.context import RunContext
+from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.outage import PollVerdict, after_unreadable
 from batchgen.engine.wakes import Wakeup
 from batchgen.errors import (
@@ -195,11 +195,9 @@ class Tracker:
             run.outage.park(task_id)
             run.give_up_for_run()
         if run.outage.over(now) and not run.stop_submits.is_set():
-            log.warning(
-                "no status answer readable for %.0f s: no new submits in this run",
-                now - (run.outage.since or now),
-            )
-            run.stop_submits.set()
+            note = f"no status answer readable for {now - (run.outage.since or now):.0f} s"
+            log.warning("%s: no new submits in this run", note)
+            run.stop_submitting(StopReason.OUTAGE, note)
         return verdict
 
     def _stuck_now(self, row: st.JobRow, task_id: str, state: str, submitted_at: float) -> bool:
@@ -293,10 +291,7 @@ class Tracker:
             if run.money.finished(row, status.task_id, code, status.fail_msg or ""):
                 run.resubmits.set()  # a transient failure: the job is pending again
                 return
-            run.store.mark_failed(
-                row.seq, status.fail_code or "FAILED", status.fail_msg or "", **times
-            )
-            run.stats.failed += 1
+            run.fail(row, code, status.fail_msg or "", **times)
             return
         completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else run.wall()
         completed = min(completed, run.wall())  # a server clock in the future buys no time
