@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,54 +29,11 @@ from batchgen.errors import (
     ServerError,
 )
 from batchgen.settings import RunOptions
+from batchgen.testing import ScriptedClient, on_fake_time
 
 pytestmark = pytest.mark.timeout(20)
 T = TypeVar("T")
 START = 1_700_000_000.0  # the fake clock is also the run's wall clock
-
-
-class ScriptedClient:
-    """Answers each call with the next item of its script: an exception is raised, anything
-    else returned; past the script's end, `then` is used. Records the fake time of each
-    call."""
-
-    def __init__(
-        self, submits: list[Any], statuses: list[Any] | None = None, clock: FakeClock | None = None
-    ) -> None:
-        self._submits: Iterator[Any] = iter(submits)
-        self._statuses: Iterator[Any] = iter(statuses or [])
-        self.clock = clock
-        self.submit_calls = 0
-        self.status_calls = 0
-        self.alive_answers = 0
-        self.submit_times: list[float] = []
-        self.status_times: list[float] = []
-        self.tasks_in_flight = lambda: 0
-
-    def _now(self) -> float:
-        return self.clock.now() if self.clock is not None else 0.0
-
-    async def submit(self, body: dict, *, before_send=None, model=None) -> str:
-        if before_send is not None and not await before_send():
-            from batchgen.errors import SubmitSkipped
-
-            raise SubmitSkipped()
-        self.submit_calls += 1
-        self.submit_times.append(self._now())
-        answer = next(self._submits)
-        if isinstance(answer, BaseException):
-            raise answer
-        self.alive_answers += 1
-        return answer
-
-    async def status(self, task_id: str, *, model=None, priority: int = 0) -> TaskStatus:
-        self.status_calls += 1
-        self.status_times.append(self._now())
-        answer = next(self._statuses)
-        if isinstance(answer, BaseException):
-            raise answer
-        self.alive_answers += 1  # an answer in the API's own words
-        return answer
 
 
 def engine_for(tmp: Path, client: ScriptedClient, **config: Any) -> tuple[Engine, st.Store]:
@@ -98,24 +54,6 @@ def engine_for(tmp: Path, client: ScriptedClient, **config: Any) -> tuple[Engine
     )
     assert engine.cap.try_acquire()  # the submitter's slot, taken before a job's coroutine
     return engine, store
-
-
-async def on_fake_time(clock: FakeClock, coro: Coroutine[Any, Any, T], steps: int = 5000) -> T:
-    """Run `coro` to its end, moving the clock from one timer to the next whenever every task
-    is waiting on it. With no timer due, something else is awaited (the state file's fsync in
-    a worker thread): a moment of real time is given to it."""
-    task = asyncio.ensure_future(coro)
-    for _ in range(steps):
-        await clock.settle()
-        if task.done():
-            return task.result()
-        due = clock.next_deadline()
-        if due is None:
-            await asyncio.sleep(0.001)
-            continue
-        clock.advance(max(0.0, due - clock.now()))
-    task.cancel()
-    raise AssertionError(f"not finished after {steps} timers")
 
 
 def done(state: str, task_id: str = "t-1") -> TaskStatus:
