@@ -1,6 +1,6 @@
 """The money options of `run` and `resume`: the spend cap, prices, --yes, resubmits.
 
-The cap and price overrides given are recorded in the state file (batchgen/money.py reads
+The cap and price overrides given are recorded in the state file (batchgen/money/ reads
 them back), so a cron rerun or `resume` keeps the same cap until it is raised (or removed
 with `--max-spend none`).
 """

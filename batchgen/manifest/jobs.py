@@ -61,7 +61,7 @@ class Manifest:
     local_images: dict[str, LocalImage] = field(default_factory=dict)
     image_store: str | None = None
     image_url_ttl: str | None = None
-    budget: dict[str, Any] = field(default_factory=dict)  # `budget:` (batchgen/money.py)
+    budget: dict[str, Any] = field(default_factory=dict)  # `budget:` (batchgen/money/)
 
     def __repr__(self) -> str:
         return (

@@ -1,10 +1,10 @@
 """The engine's money hooks in one place: the spend cap, price learning, and automatic
 resubmits of what the provider calls transient.
 
-The engine calls these at fixed points of a job's life (see Engine._lifecycle, _submit and
-_finish), so engine.py only says *when*; what is spent, reserved, learned or resubmitted is
-decided here and in batchgen/money/spending.py, batchgen/money/pricing.py and
-batchgen/money/budget.py.
+The engine calls these at fixed points of a job's life (engine/submit.py's lifecycle and
+submit, engine/track.py's finish), so the engine only says *when*; what is spent, reserved,
+learned or resubmitted is decided here and in batchgen/money/spending.py,
+batchgen/money/pricing.py and batchgen/money/budget.py.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ class JobMoves:
     ) -> bool:
         """A transient provider failure taken again under the spend policy: the job goes back
         to pending without its task, and its spend-ledger row is closed in the same
-        transaction (batchgen/money.py)."""
+        transaction (batchgen/money/)."""
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE jobs SET state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"

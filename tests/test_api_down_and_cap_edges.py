@@ -1,4 +1,4 @@
-"""Issue 20 review: faults found in the engine, the client and the in-flight cap.
+"""An API down for good, a gateway's 404 page, the in-flight cap at its edges: runs end.
 
 The real engine against the scripted fake API (tests/faultkit.py) over loopback, each run
 bounded by `asyncio.wait_for` so a run that never ends fails instead of hanging; the cap's
