@@ -430,3 +430,23 @@ async def test_result_urls_only_over_http_and_within_the_size_cap(tmp_path: Path
         "results.jsonl",
         "batchgen.db.lock",
     }, new
+
+
+def test_an_image_path_with_a_nul_byte_is_a_placed_error_not_a_traceback(tmp_path) -> None:
+    """Found by test_generated_yaml_manifests_never_crash (image_urls: ["\\x00"]): os.stat
+    raised ValueError out of the manifest loader."""
+    from batchgen.errors import ManifestError
+    from batchgen.manifest import load_manifest
+
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        'version: 1\njobs:\n  - {id: a, mode: standard-image-to-video, prompt: p, duration: 5,'
+        ' image_urls: ["\\x00"]}\n',
+        encoding="utf-8",
+    )
+    try:
+        load_manifest(manifest)
+    except ManifestError as exc:
+        assert "not a file name" in str(exc)
+    else:
+        raise AssertionError("a NUL byte in an image path was accepted")

@@ -74,6 +74,8 @@ def inspect(path: Path) -> LocalImage | str:
     """The file's content identity, or why it cannot be sent (a message for the user)."""
     try:
         info = os.stat(path)
+    except ValueError:  # a NUL byte: no file system has such a name
+        return f"not a file name: {str(path)!r}"
     except FileNotFoundError:
         return f"no such file: {path}"
     except OSError as exc:
