@@ -34,6 +34,79 @@ def test_the_library_never_imports_the_cli(edges: dict[str, set[str]]) -> None:
     assert {m: t for m, t in leaks.items() if t} == {}
 
 
+# Type-only cycles and layer breaks the next steps of issue 27 remove: each entry may only
+# go. A new one fails at once.
+TYPE_ONLY_CYCLES_LEFT: list[list[str]] = [
+    [
+        "batchgen.adapters.bodies",
+        "batchgen.adapters.client",
+        "batchgen.adapters.download",
+        "batchgen.adapters.netguard",
+        "batchgen.adapters.paths",
+        "batchgen.adapters.proxies",
+        "batchgen.adapters.ranges",
+        "batchgen.adapters.sinks.local",
+        "batchgen.callbacks",
+        "batchgen.core.schedule",
+        "batchgen.engine",
+        "batchgen.engine.adopt",
+        "batchgen.engine.config",
+        "batchgen.engine.context",
+        "batchgen.engine.downloads",
+        "batchgen.engine.gated",
+        "batchgen.engine.outcome",
+        "batchgen.engine.run",
+        "batchgen.engine.submit",
+        "batchgen.engine.track",
+        "batchgen.engine.wakes",
+        "batchgen.inputs.preflight",
+        "batchgen.inputs.prepare",
+        "batchgen.money",
+        "batchgen.settings",
+        "batchgen.store.images",
+    ],
+    [
+        "batchgen.simulator.app",
+        "batchgen.simulator.server",
+    ],
+]
+LAYER_BREAKS_LEFT: set[tuple[str, str]] = {
+    ("batchgen.settings", "batchgen.callbacks"),
+    ("batchgen.settings", "batchgen.engine"),
+    ("batchgen.store", "batchgen.money.prices"),
+    ("batchgen.store.images", "batchgen.inputs.preflight"),
+    ("batchgen.store.ledger", "batchgen.money.prices"),
+}
+
+
+def test_no_cycle_is_closed_even_by_type_only_imports() -> None:
+    """Imports for type hints never run, but a cycle they close is still a tangle a reader
+    must hold (settings naming Engine for a hook closed one of 25 modules)."""
+    found = imports.cycles(imports.graph(ROOT, type_only=True))
+    assert found == TYPE_ONLY_CYCLES_LEFT
+
+
+def test_imports_never_point_up_the_layers() -> None:
+    """settings < core (pure) < adapters, store < manifest, inputs, money < engine <
+    callbacks, ui < the pipeline and the CLI (README, "Layout")."""
+    assert imports.layer_breaks(imports.graph(ROOT, type_only=True)) == LAYER_BREAKS_LEFT
+
+
+def test_the_layer_check_finds_an_upward_import(tmp_path: Path) -> None:
+    pkg = tmp_path / "batchgen"
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "engine").mkdir()
+    for init in (pkg / "__init__.py", pkg / "core" / "__init__.py", pkg / "engine" / "__init__.py"):
+        init.write_text("")
+    (pkg / "engine" / "run.py").write_text("X = 1\n")
+    (pkg / "core" / "rule.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from batchgen.engine import run\n"
+    )
+    breaks = imports.layer_breaks(imports.graph(tmp_path, type_only=True))
+    assert ("batchgen.core.rule", "batchgen.engine.run") in breaks
+    assert imports.layer_breaks(imports.graph(tmp_path)) == set()
+
+
 def test_settings_are_a_leaf(edges: dict[str, set[str]]) -> None:
     """settings.py holds every default once; components take theirs from it, so it may import
     nothing that imports them (only the exception tree and the model table)."""

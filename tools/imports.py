@@ -1,9 +1,12 @@
 """The import graph of the `batchgen` package, read from the source (no import runs).
 
 Used by tests/test_architecture.py and runnable by hand (`python tools/imports.py`): it
-prints every import cycle and every library module that imports the CLI. Imports under
-`if TYPE_CHECKING:` are left out (they never run); imports inside functions count, since a
-lazy import that breaks a cycle at run time still ties the two modules together.
+prints every import cycle, those closed by type-only imports included. Imports inside
+functions count, since a lazy import that breaks a cycle at run time still ties the two
+modules together; imports under `if TYPE_CHECKING:` count with `type_only` (they never run,
+but a cycle they close is a tangle a reader must hold all the same).
+
+`LAYERS` is the order in which packages may import each other (README, "Layout").
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+def _imports(tree: ast.AST, type_only: bool = False) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import in the tree; those under `if TYPE_CHECKING:` only with `type_only`."""
     stack = [tree]
     while stack:
         node = stack.pop()
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
+            if isinstance(child, ast.If) and _is_type_checking(child) and not type_only:
                 stack.extend(child.orelse)
                 continue
             if isinstance(child, ast.Import | ast.ImportFrom):
@@ -56,14 +60,15 @@ def _resolve(name: str, known: dict[str, Path]) -> str | None:
     return None
 
 
-def graph(root: Path) -> dict[str, set[str]]:
-    """Module -> the batchgen modules it imports."""
+def graph(root: Path, type_only: bool = False) -> dict[str, set[str]]:
+    """Module -> the batchgen modules it imports (with `type_only`, those imported for type
+    hints under TYPE_CHECKING too: a cycle they close still ties the modules together)."""
     known = modules(root)
     edges: dict[str, set[str]] = {m: set() for m in known}
     for mod, path in known.items():
         is_pkg = path.name == "__init__.py"
         base = mod.split(".") if is_pkg else mod.split(".")[:-1]
-        for node in _imports(ast.parse(path.read_text(), str(path))):
+        for node in _imports(ast.parse(path.read_text(), str(path)), type_only):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             else:
@@ -120,12 +125,46 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return sorted(out)
 
 
+LAYERS: dict[str, frozenset[str]] = {
+    # a package -> the packages (first segment under batchgen) it must never import
+    "settings": frozenset({"core", "adapters", "store", "money", "inputs", "manifest",
+                           "engine", "callbacks", "ui", "notify", "accounts", "runner",
+                           "api", "commands", "cli"}),
+    "core": frozenset({"adapters", "store", "money", "inputs", "manifest", "engine",
+                       "callbacks", "ui", "notify", "accounts", "runner", "api", "commands",
+                       "cli"}),
+    "adapters": frozenset({"store", "money", "inputs", "manifest", "engine", "callbacks",
+                           "ui", "notify", "accounts", "runner", "api", "commands", "cli"}),
+    "store": frozenset({"money", "inputs", "manifest", "engine", "callbacks", "ui", "notify",
+                        "accounts", "runner", "api", "commands", "cli"}),
+}  # fmt: skip
+
+
+def layer_breaks(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(importer, imported) pairs that point up the layers."""
+
+    def top(module: str) -> str:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 else ""
+
+    out: set[tuple[str, str]] = set()
+    for mod, targets in edges.items():
+        banned = LAYERS.get(top(mod))
+        if banned is None:
+            continue
+        out |= {(mod, t) for t in targets if top(t) in banned}
+    return out
+
+
 def main() -> int:
     root = Path(__file__).resolve().parents[1]
-    found = cycles(graph(root))
+    found = cycles(graph(root, type_only=True))
     for comp in found:
         print("cycle:", " <-> ".join(comp))
-    return 1 if found else 0
+    breaks = sorted(layer_breaks(graph(root, type_only=True)))
+    for mod, target in breaks:
+        print("layer:", mod, "->", target)
+    return 1 if found or breaks else 0
 
 
 if __name__ == "__main__":
