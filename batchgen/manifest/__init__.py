@@ -25,6 +25,8 @@ from batchgen.manifest.jobs import (  # noqa: F401 (re-exported: the public API 
     Manifest,
     _Build,
 )
+from batchgen.manifest.matrixjobs import DEFAULT_MAX_JOBS, add_matrix_job
+from batchgen.manifest.meta import clean as clean_meta
 from batchgen.manifest.places import YamlSource, line_of
 from batchgen.manifest.plan import (  # noqa: F401 (re-exported: the public API lives here)
     FILENAME_FIELDS,
@@ -99,14 +101,21 @@ def _load_yaml(path: Path, display: str) -> Manifest:
         build.defaults_src = YamlSource(display, lines, ("defaults",), defaults)
         build.defaults = build.split(defaults, build.defaults_src, build.all_aliases)
     jobs = doc.get("jobs")
+    max_jobs = doc.get("max_jobs", DEFAULT_MAX_JOBS)
+    max_jobs = max_jobs if isinstance(max_jobs, int) and max_jobs >= 1 else DEFAULT_MAX_JOBS
     for i, job in enumerate(jobs if isinstance(jobs, list) else []):
         if isinstance(job, dict):
             src = YamlSource(display, lines, ("jobs", i), job)
+            if "matrix" in job:
+                add_matrix_job(build, job, src, max_jobs)
+                continue
             own = job.get("model")
             spec = models.find(model if own is None else own)
             aliases = spec.aliases if spec is not None else build.all_aliases
             top, inp = build.split(job, src, aliases)
-            build.job(RawJob(top, inp, job.get("id"), job.get("repeat"), src, own))
+            meta = clean_meta(job.get("meta"), lambda at, m, s=src: build.add(
+                ManifestProblem(*s.at(("meta", *at)), m)))  # fmt: skip
+            build.job(RawJob(top, inp, job.get("id"), job.get("repeat"), src, own, meta))
     csv_name = doc.get("jobs_csv")
     if isinstance(csv_name, str) and csv_name:
         csv_display = os.path.join(os.path.dirname(display), csv_name)

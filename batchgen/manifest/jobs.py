@@ -37,7 +37,7 @@ MANIFEST_SCHEMA = "manifest.schema.json"
 MAX_REPEAT = 1000  # also in schemas/manifest.schema.json
 
 _ID_RE = re.compile(ID_PATTERN)
-_JOB_META = ("id", "repeat", "input", "model")
+_JOB_META = ("id", "repeat", "input", "model", "matrix", "meta")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,8 @@ class Job:
     where: str  # "manifests/x.yaml:12" or "manifests/x.csv: row 3"
     index: int  # 0-based position in the expanded job list (manifest order)
     model: str = DEFAULT_MODEL  # the job's own, else the manifest's `model`
+    meta: Mapping[str, Any] = field(default_factory=dict)  # `meta:`; a matrix job's variables
+    matrix: str | None = None  # "manifests/x.yaml:12": the matrix job it was expanded from
 
 
 @dataclass
@@ -91,7 +93,7 @@ class _Build:
         self.hidden = 0
         self.defaults: tuple[dict, dict] | None = None
         self.defaults_src: YamlSource | None = None
-        self.pending: list[tuple[dict, Any, Any, Source]] = []
+        self.pending: list[tuple] = []  # (body, id, repeat, source, model, meta, matrix)
         self.local = LocalResolver(Path("."))  # base_dir: the folder of the file being read
 
     def add(self, problem: ManifestProblem) -> None:
@@ -178,7 +180,7 @@ class _Build:
                 column = path_parts(issue.path)[-1]
                 where = f"{raw.src.where}, column {column}"
                 self.add(ManifestProblem(where, str(column), issue.message))
-        self.pending.append((body, raw.id, raw.repeat, raw.src, rules.model))
+        self.pending.append((body, raw.id, raw.repeat, raw.src, rules.model, raw.meta, raw.matrix))
         if rules.valid(body):
             return
         if len(self.problems) >= MAX_PROBLEMS:
@@ -244,7 +246,7 @@ class _Build:
         jobs = manifest.jobs
         seen: dict[str, str] = {}
         copies: dict[str, int] = {}
-        for body, given, repeat, src, model in self.pending:
+        for body, given, repeat, src, model, meta, matrix in self.pending:
             if isinstance(given, str) and _ID_RE.fullmatch(given):
                 base = given
             else:
@@ -257,7 +259,7 @@ class _Build:
                     continue
                 seen[job_id] = src.where
                 copy = body if n == 0 else _copy(body)
-                jobs.append(Job(job_id, copy, src.where, len(jobs), model))
+                jobs.append(Job(job_id, copy, src.where, len(jobs), model, meta or {}, matrix))
         if not jobs and not self.problems:
             self.add(ManifestProblem(self.display, "jobs", "the manifest has no jobs"))
         manifest.local_images = self.local.found

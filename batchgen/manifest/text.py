@@ -84,3 +84,5 @@ class RawJob:
     repeat: Any
     src: Source
     model: Any = None  # the job's own `model` (None: the manifest's)
+    meta: dict[str, Any] | None = None  # `meta:`, and a matrix job's variables
+    matrix: str | None = None  # the place of the matrix job it comes from
