@@ -136,6 +136,7 @@ def _record(m: Manifest, opts: RunOptions, resubmit_changed: bool) -> None:
         store.sync_jobs(
             ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
         )
+        store.record_meta((job.id, job.meta) for job in m.jobs)
         record_files(store, m)
         save_run_settings(store, opts, os.path.abspath(m.path))
     finally:

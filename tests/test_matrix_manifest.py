@@ -329,3 +329,22 @@ def test_ids_unique_and_stable(tmp_path: Path, lists: dict) -> None:
     for job in first.jobs:
         assert job.id == "-".join(["j", *(v.replace(":", "-").replace(" ", "-")
                                           for v in job.meta.values())])  # fmt: skip
+
+
+def test_validate_prints_jobs_and_cost_per_matrix(tmp_path: Path, capsys) -> None:
+    from batchgen.cli import main
+
+    path = _write(tmp_path, FOX)
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"matrix at {path}:3: 6 jobs, $6.00" in out
+
+
+def test_bad_matrix_exits_2_without_traceback(tmp_path: Path, capsys) -> None:
+    from batchgen.cli import main
+
+    path = _write(tmp_path, FOX.replace('{season}"', '{saeson}"'))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: jobs[0].prompt: placeholder {{saeson}} names no matrix variable" in err
+    assert "Traceback" not in err

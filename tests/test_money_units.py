@@ -142,7 +142,7 @@ def test_an_older_state_file_gets_the_ledger_with_what_it_already_spent(tmp_path
     assert ledger.spent(reader) == 0 and ledger.all_attempts(reader) == {}
     reader.close()
     store = st.Store(path)
-    assert store.get_meta("schema_version") == str(st.SCHEMA_VERSION) == "3"
+    assert store.get_meta("schema_version") == str(st.SCHEMA_VERSION)
     with_task = [r for s in st.STATES for r in store.jobs_in_state(s) if r.task_id is not None]
     history = ledger.all_attempts(store)
     assert with_task and {r.seq for r in with_task} <= set(history)

@@ -11,7 +11,9 @@ import functools
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import yarl
@@ -57,6 +59,7 @@ def render_filename(
     mode: str,
     n_results: int,
     job_index: int = 1,
+    meta: Mapping[str, Any] | None = None,
 ) -> str:
     """Fill an `output.filename` template for result `index` (0-based) of a job.
 
@@ -64,7 +67,8 @@ def render_filename(
     optional number format such as `{index:04d}`), `{task_id}`, `{mode}`; `{{` and `}}` are
     literal braces. Anything else in braces is a ValueError (no attribute access, unlike
     `str.format`). Values cannot add folders: `/` and `\\` inside a value become `_`; folders
-    come only from the template itself. A task id comes from the API: only a plain short one is
+    come only from the template itself. A job's `meta` keys are placeholders too (`{season}`),
+    never shadowing the four above. A task id comes from the API: only a plain short one is
     used as it is, any other as a readable prefix and a hash (`taskids.filename_part`), so two
     ids never share a file. Result `index > 0` gets `-{index+1}` before the
     extension: `{id}.mp4` gives `a.mp4`, `a-2.mp4`, `a-3.mp4`.
@@ -74,7 +78,8 @@ def render_filename(
         raise ValueError(f"result index {index} out of range for {n_results} result(s)")
     if task_id is None and "{task_id}" in template:
         raise ValueError("the filename template uses {task_id}, but the job has no task id yet")
-    values: dict[str, str | int] = {
+    values: dict[str, Any] = {
+        **(meta or {}),
         "id": job_id,
         "index": job_index,
         "task_id": filename_part(task_id) if task_id else "",

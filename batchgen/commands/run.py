@@ -76,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
                     ((job.id, job.model, job.body) for job in manifest.jobs),
                     resubmit_changed=args.resubmit_changed,
                 )
+                store.record_meta((job.id, job.meta) for job in manifest.jobs)
             images.record_files(store, manifest)
             save_run_settings(store, opts, os.path.abspath(args.manifest))
             recorded.record(store, args, opts.base_url)

@@ -20,7 +20,14 @@ from batchgen.adapters.proxies import Proxies
 from batchgen.commands.images import warn_without_store
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.manifest import FIRST_POLL_S, POLL_EVERY_S, Manifest, estimate_requests, load_manifest
-from batchgen.money.prices import PriceBook, cost_by_mode, describe_costs, parse_key, to_micros
+from batchgen.money.prices import (
+    PriceBook,
+    cost_by_mode,
+    describe_costs,
+    parse_key,
+    to_micros,
+    usd,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -155,9 +162,25 @@ def summary(manifest: Manifest) -> str:
          _input(job).get("duration"))
         for job in jobs
     ]  # fmt: skip
-    costs = cost_by_mode(classes, _book(manifest))
+    book = _book(manifest)
+    costs = cost_by_mode(classes, book)
     lines += ["  " + line for line in describe_costs(costs)]
+    lines += _matrices(jobs, classes, book)
     return "\n".join(lines)
+
+
+def _matrices(jobs: list, classes: list[tuple], book: PriceBook) -> list[str]:
+    """One line per matrix job: where it is, how many jobs it gave, what they cost."""
+    groups: dict[str, list[tuple]] = {}
+    for job, key in zip(jobs, classes, strict=True):
+        if getattr(job, "matrix", None):
+            groups.setdefault(job.matrix, []).append(key)
+    lines = []
+    for where, keys in groups.items():
+        total = sum(micros for _, micros in cost_by_mode(keys, book).values())
+        n = len(keys)
+        lines.append(f"  matrix at {where}: {n} job{'s' if n != 1 else ''}, {usd(total)}")
+    return lines
 
 
 def _book(manifest: Manifest) -> PriceBook:

@@ -64,6 +64,7 @@ class Downloads:
                     mode=mode,
                     n_results=len(files),
                     job_index=row.seq,
+                    meta=run.store.job_meta(seq),
                 )
                 dest = safe_output_path(run.config.output_dir, rel)
             except ValueError as exc:  # a hostile id or task id, or a symlink pointing out

@@ -76,6 +76,12 @@ def _add_csv(build: _Build, text: str, display: str) -> None:
         build.add(problem)
 
 
+def _common_meta(build: _Build) -> set[str]:
+    """The meta names every job has: the ones a file-name template may use."""
+    metas = [entry[5] or {} for entry in build.pending]
+    return set.intersection(*(set(m) for m in metas)) if metas else set()
+
+
 def _load_yaml(path: Path, display: str) -> Manifest:
     doc, lines = load_yaml(read_text(path, display), display)
     if doc is None:
@@ -130,7 +136,7 @@ def _load_yaml(path: Path, display: str) -> Manifest:
     output = doc.get("output") if isinstance(doc.get("output"), dict) else {}
     template = output.get("filename", DEFAULT_FILENAME)
     if isinstance(template, str):
-        for message in check_filename(template):
+        for message in check_filename(template, _common_meta(build)):
             where = f"{display}:{line_of(lines, 'output.filename')}"
             build.add(ManifestProblem(where, "output.filename", message))
     name = doc.get("name")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -49,21 +49,26 @@ def estimate_requests(jobs: Iterable[Job]) -> int:
     return sum(requests_for(job.body, job.model) for job in jobs)
 
 
-def check_filename(template: str) -> list[str]:
-    """Problems of an `output.filename` template (empty list: fine)."""
+def check_filename(template: str, meta_keys: Collection[str] = ()) -> list[str]:
+    """Problems of an `output.filename` template (empty list: fine). `meta_keys`: the meta
+    names every job has, which the template may use as well (`{season}`)."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         return [f"filename template {template!r} is not valid ({exc}); write '{{{{' for '{{'"]
     out: list[str] = []
     used: set[str] = set()
-    sample = {"id": "job-1", "index": 7, "task_id": "task_1", "mode": "pro-image-to-video"}
+    sample: dict[str, object] = dict.fromkeys(meta_keys, "x")
+    sample.update(id="job-1", index=7, task_id="task_1", mode="pro-image-to-video")
     for _literal, name, spec, conversion in parsed:
         if name is None:
             continue
-        if name not in FILENAME_FIELDS:
+        if name not in sample:
             allowed = ", ".join("{" + f + "}" for f in FILENAME_FIELDS)
-            out.append(f"unknown placeholder {{{name}}} in filename; use {allowed}")
+            out.append(
+                f"unknown placeholder {{{name}}} in filename; use {allowed} or a meta name "
+                "every job has"
+            )
             continue
         if conversion:
             out.append(f"placeholder {{{name}!{conversion}}}: conversions are not allowed")

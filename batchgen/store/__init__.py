@@ -33,6 +33,7 @@ from batchgen.adapters.durability import GroupSync, fsync_path
 from batchgen.errors import StateError
 from batchgen.models import DEFAULT_MODEL
 from batchgen.states import STATES, UNSUCCESSFUL, JobState
+from batchgen.store.jobmeta import JobMeta, add_meta_column
 from batchgen.store.moves import JobMoves
 from batchgen.store.rows import (
     _JOB_COLS,
@@ -72,7 +73,7 @@ CANCELLED = JobState.CANCELLED
 ORPHANED = JobState.ORPHANED
 
 
-class Store(JobMoves):
+class Store(JobMoves, JobMeta):
     """All reads and writes of the state file. Not thread-safe: one event loop owns it."""
 
     def __init__(
@@ -124,6 +125,10 @@ class Store(JobMoves):
                 self._migrate_1_to_2()
             if int(version) < 3 and not readonly:
                 self._migrate_2_to_3()
+            if int(version) < 4 and not readonly:
+                with self.transaction() as db:
+                    add_meta_column(db)
+                    self.set_meta("schema_version", str(SCHEMA_VERSION))
             return
         if tables:
             raise StateError(f"{self.path}: an SQLite file, but not a batchgen state file")
@@ -179,7 +184,7 @@ class Store(JobMoves):
                      code if state == FAILED else None, msg if state == FAILED else None,
                      start, end),
                 )  # fmt: skip
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self.set_meta("schema_version", "3")
 
     def has_table(self, name: str) -> bool:
         """Whether the file has this table (an older file opened read-only may not). A table,

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: every job's `model` is its own (one batch may mix models); files of version 1 held one
 model for the whole batch (meta `model`) and are migrated on open (`_migrate_1_to_2`).
-3: the spend ledger (`attempts`) and learned `prices` (`_migrate_2_to_3`)."""
+3: the spend ledger (`attempts`) and learned `prices` (`_migrate_2_to_3`).
+4: each job's `meta` (a JSON object, NULL: none), added to the rows of older files
+(`jobmeta.add_meta_column`)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     expires_at       REAL,                     -- Unix seconds: when the result URLs die
     changed_body     TEXT,                     -- a newer manifest body under this id, not applied
     note             TEXT,                     -- why the job is ambiguous/expired, for people
-    updated_at       REAL NOT NULL
+    updated_at       REAL NOT NULL,
+    meta             TEXT                      -- the job's meta as a JSON object (jobmeta.py)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_task ON jobs (task_id);

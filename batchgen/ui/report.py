@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen import store as st
-from batchgen.store import ledger, views
+from batchgen.store import jobmeta, ledger, views
 
 # How a state-file state reads in the report: work still at the provider or on its way to disk
 # is `in_flight`; a job never sent (or sent and surely refused) is `pending`.
@@ -56,7 +56,11 @@ FIELDS = (
     "expires_at",
     "note",
     "attempts",
+    "meta",
 )
+META_PREFIX = "meta."
+"""A CSV report has one column per meta name, `meta.<name>`: the spelling a CSV manifest uses
+for meta, and never one of the columns above."""
 
 
 def _iso(ts: float | None) -> str | None:
@@ -74,6 +78,7 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
             return
         last = rows[-1][0]
         tries = ledger.all_attempts(store, rows[0][0], last)
+        metas = jobmeta.meta_between(store.db, rows[0][0], last)
         for (
             seq,
             job_id,
@@ -112,6 +117,7 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
                 "note": note,
                 # every task made for the job: a transient failure resubmitted, then the last
                 "attempts": ledger.shown(tries.get(seq, [])),
+                "meta": metas.get(seq, {}),  # `meta:`; a matrix job's variables
             }
 
 
@@ -138,7 +144,9 @@ def write_jsonl(store: st.Store, path: Path) -> int:
 def to_csv_rows(store: st.Store) -> Iterator[str]:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(FIELDS)
+    keys = jobmeta.meta_keys(store.db)
+    columns = [f for f in FIELDS if f != "meta"]
+    writer.writerow([*columns, *(META_PREFIX + k for k in keys)])
     for rec in records(store):
         files = rec["files"]
         row = dict(rec)
@@ -147,7 +155,10 @@ def to_csv_rows(store: st.Store) -> Iterator[str]:
             f"{a['outcome']}" + (f":{a['fail_code']}" if a["fail_code"] else "")
             for a in rec["attempts"]
         )
-        writer.writerow(["" if row[k] is None else row[k] for k in FIELDS])
+        meta = rec["meta"]
+        writer.writerow(
+            ["" if row[k] is None else row[k] for k in columns] + [meta.get(k, "") for k in keys]
+        )
         yield buf.getvalue()
         buf.seek(0)
         buf.truncate()
