@@ -348,3 +348,40 @@ def test_bad_matrix_exits_2_without_traceback(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert f"{path}:5: jobs[0].prompt: placeholder {{saeson}} names no matrix variable" in err
     assert "Traceback" not in err
+
+
+def test_csv_meta_columns(tmp_path: Path) -> None:
+    path = _write(tmp_path, """\
+        id,mode,prompt,duration,image_url,meta.scene,meta.take
+        a,standard-image-to-video,hi,5,https://x.com/a.jpg,harbor,1
+        b,standard-image-to-video,hi,5,https://x.com/a.jpg,,2
+        """, "m.csv")  # fmt: skip
+    assert [j.meta for j in load_manifest(path).jobs] == [
+        {"scene": "harbor", "take": "1"}, {"take": "2"},
+    ]  # fmt: skip
+
+
+def test_csv_meta_column_with_a_bad_name(tmp_path: Path) -> None:
+    path = _write(tmp_path, "id,prompt,meta.1x\n", "m.csv")
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    assert str(caught.value.problems[0]).endswith(
+        "m.csv: row 1, column meta.1x: column 'meta.1x': '1x' is not a name: use letters, "
+        "digits and '_', not starting with a digit"
+    )
+
+
+def test_yaml_jobs_csv_meta_feeds_the_filename_template(tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text(
+        "id,mode,prompt,duration,image_url,meta.scene\n"
+        "a,standard-image-to-video,hi,5,https://x.com/a.jpg,harbor\n"
+    )
+    path = _write(tmp_path, 'output: {filename: "{scene}/{id}.mp4"}\njobs_csv: rows.csv\n')
+    assert load_manifest(path).jobs[0].meta == {"scene": "harbor"}
+    (tmp_path / "rows.csv").write_text(
+        "id,mode,prompt,duration,image_url,meta.scene\n"
+        "a,standard-image-to-video,hi,5,https://x.com/a.jpg,harbor\n"
+        "b,standard-image-to-video,hi,5,https://x.com/a.jpg,\n"
+    )
+    problems = _problems(tmp_path, 'output: {filename: "{scene}/{id}.mp4"}\njobs_csv: rows.csv\n')
+    assert any("unknown placeholder {scene} in filename" in p for p in problems), problems

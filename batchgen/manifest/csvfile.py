@@ -3,9 +3,10 @@
 Columns are the request fields of the model's schema (`mode`, `prompt`, `duration`, ...,
 `provider`, `request_type`, `callback_url`) of every known model, plus `id`, `repeat`, `model`
 (the row's model; empty: the manifest's), and `image_url` /
-`end_image_url` as a spelling of `image_urls`. Rows are numbered as a spreadsheet shows them:
-the header is row 1. Empty cells mean "not given"; cells of numeric fields become numbers;
-list fields (`image_urls`) are split on `|`.
+`end_image_url` as a spelling of `image_urls`, and `meta.<name>` columns (the row's meta, as
+text: what the report writes back in the same columns). Rows are numbered as a spreadsheet
+shows them: the header is row 1. Empty cells mean "not given"; cells of numeric fields become
+numbers; list fields (`image_urls`) are split on `|`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from batchgen.errors import ManifestProblem
+from batchgen.manifest.meta import name_problem
 from batchgen.manifest.schema import RequestFields, json_path
 from batchgen.manifest.text import RawJob, Source
 
-_ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END, _MODEL = range(7)
+_ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END, _MODEL, _META = range(8)
 LIST_SEPARATOR = "|"
+META_PREFIX = "meta."
+"""A column `meta.<name>` gives each row's meta `<name>`, as text (the report's spelling)."""
 
 
 class CsvSource(Source):
@@ -110,6 +114,15 @@ def read_csv_jobs(
             problems.append(ManifestProblem(where, "", f"column {name!r} appears twice"))
             handlers.append(None)
             continue
+        if name.startswith(META_PREFIX):
+            why = name_problem(name[len(META_PREFIX) :])
+            if why is not None:
+                problems.append(ManifestProblem(where, "", f"column {name!r}: {why}"))
+                handlers.append(None)
+                continue
+            columns[name] = i
+            handlers.append((_META, name[len(META_PREFIX) :], False))
+            continue
         if name not in known:
             close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
@@ -150,12 +163,16 @@ def read_csv_jobs(
         top: dict[str, Any] = {}
         inp: dict[str, Any] = {}
         job_id = repeat = image = end = model = None
+        meta: dict[str, Any] = {}
         bad = False
         for handler, cell in zip(handlers, cells, strict=False):
             cell = cell.strip()
             if not cell:
                 continue
             kind, key, numeric = handler  # type: ignore[misc]
+            if kind == _META:
+                meta[key] = cell
+                continue
             value: Any = cell
             if numeric:
                 number = _number(cell)
@@ -205,4 +222,4 @@ def read_csv_jobs(
             continue  # a blank row
         if not bad:
             src = CsvSource(display, row, cells, columns)
-            yield RawJob(top, inp, job_id, repeat, src, model)
+            yield RawJob(top, inp, job_id, repeat, src, model, meta or None)
