@@ -385,3 +385,15 @@ def test_yaml_jobs_csv_meta_feeds_the_filename_template(tmp_path: Path) -> None:
     )
     problems = _problems(tmp_path, 'output: {filename: "{scene}/{id}.mp4"}\njobs_csv: rows.csv\n')
     assert any("unknown placeholder {scene} in filename" in p for p in problems), problems
+
+
+def test_the_readme_example_gives_what_it_says(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Matrices and meta") :]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    (tmp_path / "m.yaml").write_text(example)
+    jobs = load_manifest(tmp_path / "m.yaml").jobs
+    assert (len(jobs), jobs[0].id, jobs[-1].id) == (6, "fox-spring-16-9", "fox-autumn-1-1")
+    assert jobs[-1].meta == {"project": "fox", "season": "autumn", "aspect_ratio": "1:1"}
