@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from batchgen import store as st
 from batchgen.errors import BatchgenError
+from batchgen.ui import gallery_grid as grid
 from batchgen.ui import gallery_inputs as gi
 from batchgen.ui import report
 from batchgen.ui.gallery_assets import _CSS, _JS, CSP
@@ -162,6 +163,10 @@ def _card(
     dl = "".join(
         f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in facts if v is not None and v != ""
     )
+    meta = rec.get("meta") if isinstance(rec.get("meta"), dict) else {}
+    if meta:
+        pairs = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(grid.text(v))}</dd>" for k, v in meta.items())
+        dl += f'</dl><dl class="metafacts">{pairs}'  # the job's variables, apart
     neg = rec.get("negative_prompt")
     neg_html = f'<p class="neg"><span class="lbl">negative: </span>{_esc(neg)}</p>' if neg else ""
     file_bits = []
@@ -177,7 +182,7 @@ def _card(
     files_html = f'<p class="files">{" · ".join(file_bits)}</p>' if file_bits else ""
     return (
         f'<article class="card {_cls(status)}" data-status="{_esc(status)}" '
-        f'data-mode="{_esc(mode or "")}">{media}'
+        f'data-mode="{_esc(mode or "")}" data-meta="{_esc(grid.meta_attr(meta))}">{media}'
         f'{gi.render(inputs.get(str(rec.get("id"))), prefix)}<div class="body">'
         f'<div class="title"><span class="id">{_esc(rec.get("id"))}</span>'
         f'<span class="badge {_cls(status)}">{_esc(status.replace("_", " "))}</span></div>'
@@ -216,7 +221,9 @@ def render_gallery(
     counts: Counter[str] = Counter()
     modes: set[str] = set()
     cards: list[str] = []
+    kept: list[dict[str, Any]] = []
     for rec in records:
+        kept.append({"meta": rec.get("meta")})
         status = str(rec.get("status") or "unknown")
         counts[status] += 1
         if rec.get("mode"):
@@ -252,12 +259,13 @@ def render_gallery(
         '<label>status <select id="f-status"><option value="">all</option>'
         f"{status_opts}</select></label> "
         '<label>mode <select id="f-mode"><option value="">all</option>'
-        f"{mode_opts}</select></label> "
+        f"{mode_opts}</select></label> {grid.controls(grid.collect(kept))}"
         '<input id="f-text" type="search" placeholder="search prompts and ids" '
         'aria-label="search prompts and ids" autocomplete="off"> '
         f'<span id="shown" aria-live="polite">{total} of {total} shown</span></div>\n'
         "</header>\n"
         f'<main id="cards">\n{chr(10).join(cards)}\n</main>\n'
+        '<div id="grid-wrap" hidden></div>\n'
         '<p id="none" hidden>No job matches these filters.</p>\n'
         f"<script>{_JS}</script>\n</body></html>\n"
     )

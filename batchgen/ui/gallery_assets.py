@@ -7,6 +7,7 @@ import base64
 import hashlib
 
 from batchgen.ui import gallery_inputs as gi
+from batchgen.ui.gallery_grid import GRID_CSS
 
 _CSS = (
     """
@@ -69,6 +70,7 @@ dd{margin:0;overflow-wrap:anywhere}
 #none{padding:40px 20px;text-align:center;color:var(--muted)}
 """
     + gi.CSS
+    + GRID_CSS
 )
 
 # Constant: no job data ever goes in here (so its CSP hash is fixed).
@@ -82,8 +84,27 @@ _JS = """
     var text = "";
     for (var i = 0; i < t.length; i++) { text += " " + t[i].textContent; }
     return {card: card, status: card.getAttribute("data-status") || "",
-            mode: card.getAttribute("data-mode") || "", text: text.toLowerCase()};
+            mode: card.getAttribute("data-mode") || "", text: text.toLowerCase(),
+            meta: parseMeta(card.getAttribute("data-meta"))};
   });
+  function parseMeta(q) {
+    var out = {};
+    if (!q) { return out; }
+    var pairs = q.split("&");
+    for (var i = 0; i < pairs.length; i++) {
+      var at = pairs[i].indexOf("=");
+      out[decodeURIComponent(pairs[i].slice(0, at))] = decodeURIComponent(pairs[i].slice(at + 1));
+    }
+    return out;
+  }
+  var metaSel = Array.prototype.slice.call(document.querySelectorAll("select.f-meta"));
+  var gRow = document.getElementById("g-row");
+  var gCol = document.getElementById("g-col");
+  var wrap = document.getElementById("grid-wrap");
+  var table = document.createElement("table");
+  table.id = "grid";
+  wrap.appendChild(table);
+  var BAD = {failed: 1, expired: 1, ambiguous: 1, orphaned: 1};
   var fStatus = document.getElementById("f-status");
   var fMode = document.getElementById("f-mode");
   var fText = document.getElementById("f-text");
@@ -98,6 +119,10 @@ _JS = """
     for (var i = 0; i < items.length; i++) {
       var it = items[i];
       var ok = (!s || it.status === s) && (!m || it.mode === m);
+      for (var k = 0; ok && k < metaSel.length; k++) {
+        var want = metaSel[k].value;
+        ok = !want || it.meta[metaSel[k].getAttribute("data-key")] === want;
+      }
       for (var w = 0; ok && w < words.length; w++) { ok = it.text.indexOf(words[w]) !== -1; }
       if (it.card.hidden === ok) { it.card.hidden = !ok; }
       if (ok) { n++; }
@@ -108,10 +133,72 @@ _JS = """
       var cs = chips[c].getAttribute("data-status");
       chips[c].setAttribute("aria-pressed", String(cs === s));
     }
+    layout();
+  }
+
+  // The grid: two variables as rows and columns, the shown cards in their cells.
+  function cell(tag, text, cls) {
+    var el = document.createElement(tag);
+    el.textContent = text;
+    if (cls) { el.className = cls; }
+    return el;
+  }
+  function layout() {
+    if (!gRow || !gCol) { return; }
+    var r = gRow.value, c = gCol.value;
+    while (table.firstChild) { table.removeChild(table.firstChild); }
+    if (!r || !c || r === c) {
+      for (var i = 0; i < items.length; i++) { main.appendChild(items[i].card); }
+      wrap.hidden = true;
+      main.hidden = false;
+      return;
+    }
+    var rows = [], cols = [], at = {};
+    for (var j = 0; j < items.length; j++) {
+      var it = items[j];
+      if (it.card.hidden) { continue; }
+      var rv = r in it.meta ? it.meta[r] : "(none)", cv = c in it.meta ? it.meta[c] : "(none)";
+      if (rows.indexOf(rv) < 0) { rows.push(rv); }
+      if (cols.indexOf(cv) < 0) { cols.push(cv); }
+      var key = JSON.stringify([rv, cv]);
+      (at[key] = at[key] || []).push(it);
+    }
+    var head = document.createElement("tr");
+    head.appendChild(cell("th", r + " \u2193  " + c + " \u2192"));
+    for (var h = 0; h < cols.length; h++) { head.appendChild(cell("th", cols[h])); }
+    var thead = document.createElement("thead");
+    thead.appendChild(head);
+    table.appendChild(thead);
+    var body = document.createElement("tbody");
+    for (var y = 0; y < rows.length; y++) {
+      var tr = document.createElement("tr");
+      tr.appendChild(cell("th", rows[y]));
+      for (var x = 0; x < cols.length; x++) {
+        var here = at[JSON.stringify([rows[y], cols[x]])] || [];
+        if (!here.length) { tr.appendChild(cell("td", "no job", "empty")); continue; }
+        var td = cell("td", "", "full");
+        var bad = true;
+        for (var q = 0; q < here.length; q++) {
+          td.appendChild(here[q].card);
+          bad = bad && BAD[here[q].status] === 1;
+        }
+        if (bad) { td.className = "bad"; }
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+    table.appendChild(body);
+    main.hidden = true;
+    wrap.hidden = false;
   }
   var timer = 0;
   fStatus.addEventListener("change", apply);
   fMode.addEventListener("change", apply);
+  for (var ms = 0; ms < metaSel.length; ms++) { metaSel[ms].addEventListener("change", apply); }
+  if (gRow && gCol) {
+    gRow.addEventListener("change", layout);
+    gCol.addEventListener("change", layout);
+  }
   fText.addEventListener("input", function () {
     clearTimeout(timer);
     timer = setTimeout(apply, items.length > 1000 ? 120 : 0);
@@ -153,7 +240,7 @@ _JS = """
   }
 
   // Muted preview on hover; a video the viewer unmuted keeps playing when the pointer leaves.
-  main.addEventListener("mouseover", function (ev) {
+  document.addEventListener("mouseover", function (ev) {
     var v = ev.target;
     if (v.tagName !== "VIDEO" || !v.paused || !v.getAttribute("data-src")) { return; }
     load(v);
@@ -162,13 +249,13 @@ _JS = """
     var p = v.play();
     if (p && p.catch) { p.catch(function () {}); }
   });
-  main.addEventListener("mouseout", function (ev) {
+  document.addEventListener("mouseout", function (ev) {
     var v = ev.target;
     if (v.tagName !== "VIDEO" || !v.getAttribute("data-hover")) { return; }
     v.removeAttribute("data-hover");
     if (v.muted) { v.pause(); }
   });
-  main.addEventListener("error", function (ev) {
+  document.addEventListener("error", function (ev) {
     var v = ev.target;
     if (v.tagName !== "VIDEO" || !v.getAttribute("src")) { return; }
     var box = v.parentNode;
