@@ -120,3 +120,32 @@ def test_page_pieces_escape_and_encode() -> None:
     page = render_gallery(recs, title="t", output_dir=Path("."))
     assert 'data-meta="k=x%22%3C%26&amp;n=5"' in page
     assert "<dt>n</dt><dd>5</dd>" in page
+
+
+async def make_screenshot() -> bytes:
+    """The README's picture of the grid: `python -m tests.test_gallery_grid docs/x.png`."""
+    import base64
+    import tempfile
+
+    from tests.test_gallery_browser import find_chromium
+
+    chromium_path = find_chromium()
+    if chromium_path is None:
+        raise SystemExit("no chromium")
+    with tempfile.TemporaryDirectory(prefix="batchgen-grid-shot-") as tmp_name:
+        page_path = _sandbox_gallery(Path(tmp_name))
+        async with browser(chromium_path) as page:
+            await page.send("Emulation.setDeviceMetricsOverride", width=1280, height=1640,
+                            deviceScaleFactor=1, mobile=False)  # fmt: skip
+            await page.open(page_path.as_uri())
+            await _choose(page, "#g-row", "season")
+            await _choose(page, "#g-col", "aspect_ratio")
+            await asyncio.sleep(1.0)  # the first frames of the visible videos
+            shot = await page.send("Page.captureScreenshot", format="png")
+    return base64.b64decode(shot["data"])
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/gallery-grid.png")
+    target.write_bytes(asyncio.run(make_screenshot()))
+    print(f"wrote {target}")

@@ -17,7 +17,7 @@ GRID_CSS = """
 #grid th{position:sticky;background:var(--bg);padding:6px 8px;text-align:left;
 font-family:ui-monospace,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 #grid thead th{top:0}
-#grid tbody th{left:0;max-width:160px}
+#grid tbody th{left:0;max-width:160px;vertical-align:top}
 #grid td{vertical-align:top;border:1px solid var(--line);padding:6px;min-width:270px}
 #grid td .card{width:270px;margin-bottom:6px}
 #grid td.empty{color:var(--muted);text-align:center;background:repeating-linear-gradient(
