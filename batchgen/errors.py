@@ -214,3 +214,25 @@ class DownloadRejected(DownloadTransient):
     def __init__(self, message: str, code: str = "NOT_A_VIDEO") -> None:
         self.code = code
         super().__init__(message)
+
+
+class OutputConflict(DownloadError):
+    """The result's key in the output bucket already holds other bytes: the job fails with
+    `code` and nothing is overwritten. Not retried: the next try would find the same bytes."""
+
+    def __init__(self, message: str, code: str = "OUTPUT_CONFLICT") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class OutputStoreUnusable(BatchgenError):
+    """The output bucket cannot be used (missing, refused, unreachable): found by the probe
+    before any submit. Exit 3, as for the API's own account-level failures."""
+
+    exit_code = 3
+
+
+class OutputStoreNotConfigured(OutputStoreUnusable):
+    """No credentials for the output bucket anywhere batchgen looks: exit 2, fix the setup."""
+
+    exit_code = 2

@@ -46,6 +46,9 @@ class MemorySink:
         record = shelf.records.get(dest)
         self.recorded = record if record is not None and record.url == url else None
 
+    async def ready(self) -> DownloadResult | None:
+        return None
+
     async def held(self) -> int:
         data = bytes(self.shelf.held.get(self.key, b""))
         opens = len(data) < SNIFF_BYTES or video_container(data[:SNIFF_BYTES]) is not None
@@ -110,6 +113,12 @@ class MemorySinks:
 
     async def open(self, url: str, dest: Path) -> MemorySink:
         return MemorySink(self.shelf, url, dest)
+
+    async def stamp(self, result: DownloadResult) -> int | None:
+        return None
+
+    async def intact(self, files: list) -> list[bool]:
+        return [dest in self.shelf.results for dest, *_ in files]
 
 
 # ---- the tests ------------------------------------------------------------------------------

@@ -137,6 +137,11 @@ class Downloader:
             self._active -= 1
             self._sem.release()
 
+    @property
+    def sinks(self) -> Sinks:
+        """Where this downloader's results land: the engine records and audits through it."""
+        return self._sinks
+
     @staticmethod
     def verify_existing(dest: Path, sha256: str, size: int) -> bool:
         """True if `dest` is a regular file (not a symlink) of `size` bytes whose sha256 is
@@ -147,6 +152,9 @@ class Downloader:
 
     async def _fetch(self, url: str, dest: Path) -> DownloadResult:
         sink = await self._sinks.open(url, dest)
+        published = await sink.ready()
+        if published is not None:
+            return published
         meta = sink.recorded
         tally = Tally()
         failures = restarts = 0

@@ -30,6 +30,7 @@ from batchgen.errors import (
     DownloadTooLarge,
     InvalidRequest,
     NotFound,
+    OutputConflict,
     RateLimited,
     ServerError,
     SubmitSkipped,
@@ -163,6 +164,8 @@ def on_download(
         if last_try:
             return Verdict(Act.LEAVE, note=f"result refused before its expiry: {exc}")
         return Verdict(Act.RETRY, note=f"result refused ({exc}), will retry")
+    if isinstance(exc, OutputConflict):  # the bucket holds other bytes under the key
+        return Verdict(Act.FAIL, code=exc.code, note=str(exc))
     if isinstance(exc, DownloadRejected):  # not a video: an error page, a cut MP4, ...
         if last_try:
             return Verdict(Act.FAIL, code=exc.code, note=str(exc))

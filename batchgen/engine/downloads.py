@@ -3,9 +3,7 @@ and the start-up audit of files recorded as done. One `Downloads` per run, on th
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 from pathlib import Path
 
 from batchgen import store as st
@@ -109,14 +107,14 @@ class Downloads:
                 log.warning("%s: %s", row.id, verdict.note)  # Act.RETRY: back off, again
             else:
                 run.stats.downloaded_bytes += result.fetched_bytes
-                st_ = os.stat(result.path)
+                stamp = await self.downloader.sinks.stamp(result)
                 run.store.mark_file_done(
                     row.seq,
                     idx,
                     path=str(result.path.relative_to(run.config.output_dir)),
                     size=result.bytes,
                     sha256=result.sha256,
-                    mtime_ns=st_.st_mtime_ns,
+                    mtime_ns=stamp,
                     job_done=last,
                 )
                 return True
@@ -137,9 +135,9 @@ class Downloads:
         log.warning("%s: %s", row.id, message)
 
     async def audit(self) -> None:
-        """Files recorded as done must still be on disk as they were: a missing or altered
-        one is fetched again while its URL lives. Size and mtime first; a hash only when the
-        mtime moved, so a resume does not reread gigabytes. One thread hop per page."""
+        """Results recorded as done must still be where they were put, as they were (the
+        sink judges: on a disk size and mtime, in a bucket the object's size and sha256): a
+        missing or altered one is fetched again while its URL lives. One sink call per page."""
         run = self.run
         last = (0, -1)
         while not run.stop.is_set():
@@ -147,12 +145,15 @@ class Downloads:
             if not rows:
                 return
             last = (rows[-1][0], rows[-1][1])
-            intact = await asyncio.to_thread(
-                lambda page=rows: [
-                    rel is None or _file_intact(run.config.output_dir / rel, size, sha, mtime)
-                    for _, _, rel, size, sha, mtime, _, _ in page
+            intact = await self.downloader.sinks.intact(
+                [
+                    (run.config.output_dir / rel, size, sha, mtime)
+                    for _, _, rel, size, sha, mtime, _, _ in rows
+                    if rel is not None
                 ]
             )
+            marks = iter(intact)
+            intact = [rel is None or next(marks) for _, _, rel, *_ in rows]
             requeue: set[int] = set()
             for (seq, idx, rel, _, _, _, expires, job_id), ok in zip(rows, intact, strict=True):
                 if ok:
@@ -167,15 +168,3 @@ class Downloads:
                     )
             for seq in sorted(requeue):
                 run.downloads.put_nowait(seq)
-
-
-def _file_intact(path: Path, size: int | None, sha256: str | None, mtime_ns: int | None) -> bool:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return False
-    if size is not None and info.st_size != size:
-        return False
-    if mtime_ns is not None and info.st_mtime_ns == mtime_ns:
-        return True
-    return sha256 is None or Downloader.verify_existing(path, sha256, info.st_size)

@@ -4,7 +4,9 @@ for and what to refuse, and calls the sink to hold, hash and publish the bytes. 
 results (an object store's multipart upload) is one new module implementing these two
 protocols; the local disk (local.py) is the one today.
 
-The calls come in a fixed order per attempt: `held` (how much to ask for), then either
+A fetch first asks `ready`: a result an earlier process made whole but did not get to publish
+(an object store's upload cut by a crash) is published from what is held, without a request.
+Then the calls come in a fixed order per attempt: `held` (how much to ask for), then either
 `begin`, a `put` per batch of about 2 MiB (never per network chunk), `drain`, and `commit`;
 or, for a body that fits one batch, `finish`, or `keep` when it broke off. `settle` ends
 every attempt that called `begin`, whatever happened; `discard` may come at any time.
@@ -57,6 +59,11 @@ class ResultSink(Protocol):
 
     recorded: Version | None  # the version its held bytes belonged to when opened, if usable
     saved: int  # bytes landed since it was opened: an attempt that saved many resets failures
+
+    async def ready(self) -> DownloadResult | None:
+        """The result, published now from a whole body an earlier process left held (its
+        `fetched_bytes` 0), or None when there is none: then the fetch asks the network."""
+        ...
 
     async def held(self) -> int:
         """How many bytes are held and may be resumed: 0 when none, or when they no longer
@@ -119,4 +126,16 @@ class Sinks(Protocol):
     async def open(self, url: str, dest: Path) -> ResultSink:
         """The sink for `url`'s result at `dest`, with what an earlier attempt left there.
         Raises DiskFull when nothing can be put there at all (before any request)."""
+        ...
+
+    async def stamp(self, result: DownloadResult) -> int | None:
+        """What the state file keeps beside a published result's size and sha256 so that a
+        later audit is cheap (on a disk: its mtime in ns), or None."""
+        ...
+
+    async def intact(
+        self, files: list[tuple[Path, int | None, str | None, int | None]]
+    ) -> list[bool]:
+        """For each published result (dest, size, sha256, stamp): is it still there as it
+        was? The start-up audit fetches again, while its URL lives, each one that is not."""
         ...
