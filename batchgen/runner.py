@@ -26,10 +26,12 @@ from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.paths import is_loopback_host, is_public_address
 from batchgen.adapters.sessions import open_sessions, run_proxies
+from batchgen.adapters.sinks.objectprobe import probe_output
+from batchgen.adapters.sinks.objectstore import ObjectSinks
 from batchgen.core.policy import Backoff, backoff_delay
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
 from batchgen.engine.config import engine_config
-from batchgen.errors import ApiConnectionError, RateLimited, ServerError
+from batchgen.errors import ApiConnectionError, DownloadError, RateLimited, ServerError
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.money import (
     Money,
@@ -116,7 +118,19 @@ async def execute(opts: RunOptions) -> RunOutcome:
             if opts.write_results:
                 with contextlib.suppress(OSError):
                     report.write_jsonl(store, opts.output_dir / "results.jsonl")
+                if opts.result_store and outcome is not None:
+                    await _upload_report(opts)
             store.close()
+
+
+async def _upload_report(opts: RunOptions) -> None:
+    """results.jsonl also goes to PREFIX/results.jsonl, replacing the last run's."""
+    assert opts.result_store is not None
+    sinks = ObjectSinks(opts.result_store, opts.output_dir, proxies=run_proxies(opts))
+    try:
+        await sinks.put_report(opts.output_dir / "results.jsonl")
+    except DownloadError as exc:
+        log.warning("results.jsonl was not uploaded: %s", exc)
 
 
 def default_rate_margin(period_s: float) -> float:
@@ -142,6 +156,10 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
     config = engine_config(opts)
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
+    sinks = None
+    if opts.result_store:  # before anything is spent: a batch must have somewhere to go
+        await probe_output(opts.result_store, proxies=proxies)
+        sinks = ObjectSinks(opts.result_store, opts.output_dir, proxies=proxies)
     api_public = await preflight_by_default(opts.base_url) if opts.preflight is None else True
     if not api_public:
         log.info(
@@ -172,6 +190,7 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             # The downloader's own retries (cut bodies, 5xx) pace with the API's, a bit quicker.
             backoff=(opts.backoff_base_s / 2, opts.backoff_cap_s / 2),
             read_timeout=opts.download_stall_s,
+            sinks=sinks,
         )
         cap, overrides = recorded_settings(store, opts.max_spend_micros, opts.price_overrides)
         money = Money.build(
@@ -242,9 +261,11 @@ def save_run_settings(store: st.Store, opts: RunOptions, manifest_path: str | No
     }
     if manifest_path is not None:
         values["manifest"] = manifest_path
+    if opts.result_store:
+        values["result_store"] = opts.result_store
     store.set_meta_many(values)
 
 
 def load_run_settings(store: st.Store) -> dict[str, str]:
-    keys = ("output_dir", "filename_template", "model", "base_url", "manifest")
+    keys = ("output_dir", "filename_template", "model", "base_url", "manifest", "result_store")
     return {k: v for k in keys if (v := store.get_meta(k)) is not None}

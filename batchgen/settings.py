@@ -136,6 +136,9 @@ class RunOptions:
     image_store: str | None = None  # s3://BUCKET/PREFIX for local image files
     image_url_ttl_s: float = 6 * 3600.0  # presigned GET URLs: the provider may queue, retry
     serve_local_images: bool = False  # --sandbox without a store: the run serves its files
+    # s3://BUCKET/PREFIX: results go to this bucket (adapters/sinks/objectstore.py); then
+    # output_dir is the local folder beside the state file (spool, results.jsonl, gallery)
+    result_store: str | None = None
     # money (batchgen/money/): a cap on what this state file spends, in micro-dollars; price
     # overrides by price key; go ahead when the estimate exceeds the balance (up to it);
     # learn prices from the balance; which fail codes are resubmitted, how many times.

@@ -4,6 +4,11 @@ with signature checks on.
 - Header-signed requests (uploads, HEAD): moto's own IAM auth mode checks their SigV4
   signatures (`INITIAL_NO_AUTH_ACTION_COUNT` 0, the switch behind moto's
   `set_initial_no_auth_action_count`), against an IAM user's access key made on the server.
+- Uploads that carry `x-amz-checksum-sha256` are checked against their body in front, as S3
+  does (moto 5.2 stores them unchecked), and refused with BadDigest on a mismatch; a body cut
+  short (its client gone) is refused as IncompleteBody and never reaches moto.
+- `hold_puts(suffix)` parks each PUT of a key ending in `suffix` until `release()`: a test
+  can kill a client while its upload is on the wire (`held` is set once one waits).
 - Presigned (query-signed) GETs: moto 5.2 cannot check them (in auth mode it fails every one
   with a KeyError on the missing Authorization header; otherwise it checks nothing), so a WSGI
   layer in front recomputes their SigV4 signature and enforces X-Amz-Expires on its own clock
@@ -12,9 +17,11 @@ with signature checks on.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
+import io
 import json
 import secrets
 import threading
@@ -87,6 +94,46 @@ class S3Server:
         self._secrets: dict[str, str] = {}
         self.endpoint = ""
         self.access_key = self.secret_key = ""
+        self.put_headers: list[dict[str, str]] = []  # the headers of each PUT, lower case
+        self._hold_suffix: str | None = None
+        self._gate = threading.Event()
+        self.held = threading.Event()
+
+    def hold_puts(self, suffix: str) -> None:
+        self._hold_suffix, self._gate = suffix, threading.Event()
+        self.held.clear()
+
+    def release(self) -> None:
+        self._hold_suffix = None
+        self._gate.set()
+
+    def _checked_put(self, environ: dict[str, Any], start_response: Any) -> Any | None:
+        """None when the PUT may go on to moto (its body re-wrapped), else the refusal."""
+        path = environ.get("PATH_INFO", "")
+        headers = {
+            k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_")
+        }
+        self.put_headers.append(headers)
+        if self._hold_suffix is not None and path.endswith(self._hold_suffix):
+            self.held.set()
+            self._gate.wait(60)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            body = environ["wsgi.input"].read(length) if length else b""
+        except OSError:
+            body = b""
+        if len(body) != length:
+            return self._refuse(start_response, "400 Bad Request", "IncompleteBody")
+        want = headers.get("x-amz-checksum-sha256")
+        if want and base64.b64encode(hashlib.sha256(body).digest()).decode() != want:
+            return self._refuse(start_response, "400 Bad Request", "BadDigest")
+        environ["wsgi.input"] = io.BytesIO(body)
+        return None
+
+    def _refuse(self, start_response: Any, status: str, code: str) -> Any:
+        self.refused.append(code)
+        start_response(status, [("Content-Type", "application/xml")])
+        return [f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()]
 
     def advance(self, seconds: float) -> None:
         self.clock_offset += seconds
@@ -103,6 +150,10 @@ class S3Server:
                 start_response("403 Forbidden", [("Content-Type", "application/xml")])
                 return [body.encode()]
             environ[_PASS] = self._token
+        if method == "PUT" and "aws-chunked" not in environ.get("HTTP_CONTENT_ENCODING", ""):
+            refused = self._checked_put(environ, start_response)
+            if refused is not None:
+                return refused
         return self._moto(environ, start_response)
 
     def start(self) -> S3Server:
@@ -161,6 +212,7 @@ class S3Server:
         return sum(n for k, n in self.requests.items() if k.startswith("PUT "))
 
     def stop(self) -> None:
+        self.release()
         ActionAuthenticatorMixin._authenticate_and_authorize_action = self._original  # type: ignore[method-assign]
         settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = self._saved
         self._server.shutdown()

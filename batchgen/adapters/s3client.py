@@ -76,6 +76,11 @@ def is_store_url(text: str | None) -> bool:
     return bool(text) and str(text).strip().lower().startswith("s3://")
 
 
+def object_url(bucket: str, prefix: str, rel: str) -> str:
+    """`s3://BUCKET/PREFIX/rel`: what the state file and the report name (no signature)."""
+    return f"s3://{bucket}/{prefix + '/' if prefix else ''}{rel}"
+
+
 def aws_settings(env: dict[str, str] | None = None) -> dict[str, str]:
     """obstore S3 settings from the shared AWS files, for what the environment does not set
     (obstore reads the AWS_* variables itself)."""

@@ -244,6 +244,7 @@ def options_from_args(
     model: str,
     filename_template: str,
     budget: dict[str, Any] | None = None,
+    result_store: str | None = None,
 ) -> RunOptions:
     limit, period = args.rate_limit
     if args.poll_backoff_cap is not None and args.poll_backoff_cap <= 0:
@@ -271,7 +272,10 @@ def options_from_args(
         seed=args.seed,
         preflight=getattr(args, "preflight", None),
         image_store=getattr(args, "image_store", None),
+        result_store=result_store,
     )
+    if result_store and args.max_file_size > 5 * 1024**3:
+        raise UsageError("--max-file-size: a bucket output takes results of at most 5G (one PUT)")
     if getattr(args, "image_url_ttl", None):
         fields["image_url_ttl_s"] = args.image_url_ttl
     if args.backoff:

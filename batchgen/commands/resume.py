@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         output_dir=output_dir,
         model=saved.get("model", DEFAULT_MODEL),
         filename_template=saved.get("filename_template", DEFAULT_FILENAME_TEMPLATE),
+        result_store=saved.get("result_store"),
     )
     _say_where(args, opts, taken)
     return execution.execute_with_sandbox(args, opts)

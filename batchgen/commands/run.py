@@ -9,6 +9,7 @@ from pathlib import Path
 
 from batchgen import store as st
 from batchgen.adapters.lock import StateLock
+from batchgen.adapters.s3client import is_store_url, parse_store_url
 from batchgen.commands import common, execution, images, recorded
 from batchgen.runner import save_run_settings
 from batchgen.ui.progress import ticker
@@ -25,10 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("manifest", metavar="MANIFEST", help="YAML or CSV manifest")
     p.add_argument(
         "--output",
-        metavar="DIR",
-        help="output folder (default: the manifest's output.dir, else output/<name>)",
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="output folder, or a bucket: results go to PREFIX/<file name>, verified and "
+        "never overwritten (default: the manifest's output.dir, else output/<name>)",
     )
-    p.add_argument("--state", metavar="FILE", help="state file (default: <output>/batchgen.db)")
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="state file (default: <output>/batchgen.db; with a bucket output, "
+        "output/<name>/batchgen.db)",
+    )
     p.add_argument(
         "--resubmit-changed",
         action="store_true",
@@ -42,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     # One run per state file: when the state path is known without reading the manifest,
     # a second run exits 4 before it validates anything; otherwise right after.
     early = Path(args.state) if args.state else None
-    if early is None and args.output:
+    if early is None and args.output and not is_store_url(args.output):
         early = Path(args.output) / "batchgen.db"
     if early is not None:
         with StateLock(early):
@@ -58,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     with ticker(sys.stderr, mode, f"validating {args.manifest}", interval=every):
         manifest = load_manifest(args.manifest)
     images.settle_store(args, manifest)  # exit 2 before anything is sent if a store is missing
-    output_dir = Path(args.output or manifest.output_dir or Path("output") / manifest.name)
+    output_dir, result_store = _where(args, manifest.output_dir, manifest.name)
     state_path = Path(args.state) if args.state else output_dir / "batchgen.db"
     opts = common.options_from_args(
         args,
@@ -67,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         model=manifest.model,
         filename_template=manifest.filename_template,
         budget=manifest.budget,
+        result_store=result_store,
     )
     with StateLock(state_path):  # re-entrant: already held when taken early
         store = st.Store(state_path)
@@ -92,7 +100,20 @@ def _run(args: argparse.Namespace) -> int:
         if not args.quiet and args.log_format == "text":
             print(
                 f"{manifest.path}: {len(manifest.jobs)} jobs ({sync.added} new); "
-                f"state {state_path}; output {output_dir}",
+                f"state {state_path}; output {result_store or output_dir}",
                 file=sys.stderr,
             )
         return execution.execute_with_sandbox(args, opts)
+
+
+def _where(args: argparse.Namespace, written: str | None, name: str) -> tuple[Path, str | None]:
+    """The local folder (state file, spool, results.jsonl) and the bucket output, if any.
+    With a bucket the local folder is where the state file goes: --state's folder, else
+    output/<name>, where a local output would have been by default."""
+    chosen = args.output or written
+    if not is_store_url(chosen):
+        return Path(chosen or Path("output") / name), None
+    assert chosen is not None
+    bucket, prefix = parse_store_url(chosen, "--output")
+    local = Path(args.state).parent if args.state else Path("output") / name
+    return local, f"s3://{bucket}/{prefix}".rstrip("/")

@@ -70,8 +70,10 @@ def _iso(ts: float | None) -> str | None:
 
 
 def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every job in manifest order, with its files, as plain JSON-ready dicts."""
+    """Every job in manifest order, with its files, as plain JSON-ready dicts. With a bucket
+    output each file also names its object: `s3://BUCKET/PREFIX/<path>`."""
     last = 0
+    bucket = store.get_meta("result_store")
     while True:
         rows, files = views.report_page(store.db, last, page)
         if not rows:
@@ -95,6 +97,10 @@ def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
             model,
         ) in rows:
             inp = json.loads(body).get("input", {})
+            if bucket:
+                for f in files.get(seq, []):
+                    if f.get("path"):
+                        f["object"] = f"{bucket.rstrip('/')}/{f['path']}"
             yield {
                 "id": job_id,
                 "status": REPORT_STATUS.get(state, state),

@@ -1,0 +1,214 @@
+"""Results straight into a bucket (issue 28), through the real CLI against a real S3-protocol
+server (moto, signatures checked, upload checksums verified: tests/s3kit.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batchgen import store as st
+from batchgen.cli import main
+from batchgen.simulator import Simulator
+from tests.enginekit import KEY, SCALE, pace_args
+from tests.s3kit import S3Server
+
+pytestmark = pytest.mark.timeout(120)
+
+BUCKET = "batchgen-results"
+OUT = f"s3://{BUCKET}/runs/b1"
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    server = S3Server(BUCKET).start()
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("APIXO_API_KEY", KEY)
+    monkeypatch.setenv("HOME", "/nonexistent")  # no ~/.aws of the machine's user
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def manifest(folder: Path, n: int, *, name: str = "m.yaml", output: str | None = None) -> Path:
+    lines = ["name: bucketed", "defaults: {duration: 5, mode: master-text-to-video,"]
+    lines.append("  aspect_ratio: '16:9'}")
+    if output:
+        lines.append(f"output: {{dir: '{output}', filename: 'clips/{{id}}.mp4'}}")
+    lines.append("jobs:")
+    lines += [f"  - {{id: job-{i}, prompt: 'a calm sea number {i}'}}" for i in range(n)]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def argv(sim: Simulator, path: Path, state: Path, *extra: str) -> list[str]:
+    return [
+        "run", str(path), "--state", str(state), *pace_args(sim.base_url),
+        "--allow-private-result-hosts", "--progress-every", "0.2", *extra,
+    ]  # fmt: skip
+
+
+def objects(s3: S3Server, prefix: str = "runs/b1/") -> dict[str, dict]:
+    client = s3.client()
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return {o["Key"]: o for o in listed}
+
+
+def head(s3: S3Server, key: str) -> dict:
+    return s3.client().head_object(Bucket=BUCKET, Key=key)
+
+
+def file_gets(sim: Simulator) -> int:
+    return sum(n for ep, c in sim.stats()["requests"].items() if "file" in ep for n in c.values())
+
+
+async def test_a_whole_batch_lands_in_the_bucket_verified(s3, tmp_path, capsys) -> None:
+    path = manifest(tmp_path, 4, output=OUT)
+    state = tmp_path / "local" / "batchgen.db"
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
+        code = await asyncio.to_thread(main, argv(sim, path, state, "--gallery"))
+        expected = {t: sim.expected_sha256(t) for t in sim.task_ids()}
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    found = objects(s3)
+    assert sorted(found) == [*(f"runs/b1/clips/job-{i}.mp4" for i in range(4)), "runs/b1/results.jsonl"]
+    for i in range(4):
+        meta = head(s3, f"runs/b1/clips/job-{i}.mp4")
+        assert meta["Metadata"]["batchgen-sha256"] in expected.values()
+        assert meta["ContentType"] == "video/mp4"
+    # Every result PUT was conditional and carried a checksum the server checked.
+    puts = [h for h in s3.put_headers if "x-amz-meta-batchgen-sha256" in h]
+    assert len(puts) == 4
+    assert all(h.get("if-none-match") == "*" and h.get("x-amz-checksum-sha256") for h in puts)
+    # What stays local: the state file, results.jsonl, the gallery; the spool is empty.
+    local = state.parent
+    assert sorted(p.name for p in local.iterdir() if not p.name.startswith("batchgen.db")) == [
+        ".spool", "gallery.html", "results.jsonl",
+    ]  # fmt: skip
+    assert [p for p in (local / ".spool").rglob("*") if p.is_file()] == []
+    uploaded = s3.client().get_object(Bucket=BUCKET, Key="runs/b1/results.jsonl")["Body"].read()
+    assert uploaded == (local / "results.jsonl").read_bytes()
+    records = [json.loads(line) for line in uploaded.splitlines()]
+    assert {f["object"] for r in records for f in r["files"]} == {
+        f"{OUT}/clips/job-{i}.mp4" for i in range(4)
+    }
+    assert f"output {OUT}" in out.err
+    assert s3.refused == []
+
+
+async def test_same_bytes_count_as_done_other_bytes_fail_and_are_kept(s3, tmp_path) -> None:
+    path = manifest(tmp_path, 3)
+    state = tmp_path / "local" / "batchgen.db"
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
+        # The first run fills the bucket; a second state file, same bucket and names: the
+        # simulator's files for new tasks differ, so every key holds other bytes.
+        assert await asyncio.to_thread(main, argv(sim, path, state, "--output", OUT)) == 0
+        first = {k: head(s3, k)["ETag"] for k in objects(s3) if k.endswith(".mp4")}
+        other = tmp_path / "other" / "batchgen.db"
+        code = await asyncio.to_thread(main, argv(sim, path, other, "--output", OUT))
+        assert code == 1
+        assert {k: head(s3, k)["ETag"] for k in first} == first  # nothing overwritten
+        db = st.Store(other, readonly=True)
+        codes = [r[0] for r in db.db.execute("SELECT fail_code FROM jobs")]
+        db.close()
+        assert codes == ["OUTPUT_CONFLICT"] * 3
+        kept = [p for p in (other.parent / ".spool").rglob("*.mp4")]
+        assert len(kept) == 3  # the results are kept locally, as the message says
+
+        # A key that already holds the very bytes counts as done, without a new upload.
+        s3.client().delete_object(Bucket=BUCKET, Key="runs/b1/job-0.mp4")
+        s3.client().put_object(
+            Bucket=BUCKET, Key="runs/b1/job-0.mp4", Body=kept[0].read_bytes(),
+            Metadata={"batchgen-sha256": hashlib.sha256(kept[0].read_bytes()).hexdigest()},
+        )  # fmt: skip
+        puts = len(s3.put_headers)
+        assert await asyncio.to_thread(main, ["retry", str(other), "--codes", "OUTPUT_CONFLICT"]) == 0
+        code = await asyncio.to_thread(main, argv(sim, path, other, "--output", OUT))
+    assert code == 1  # job-1 and job-2 still conflict
+    db = st.Store(other, readonly=True)
+    states = dict(db.db.execute("SELECT id, state FROM jobs").fetchall())
+    db.close()
+    assert states["job-0"] == "done"
+    assert {states["job-1"], states["job-2"]} == {"failed"}
+    results = [h for h in s3.put_headers[puts:] if "x-amz-meta-batchgen-sha256" in h]
+    assert results == []  # job-0 was already there; the others are never overwritten
+
+
+async def test_a_missing_bucket_or_credentials_stop_before_any_submit(
+    s3, tmp_path, capsys, monkeypatch
+) -> None:
+    path = manifest(tmp_path, 2)
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
+        missing = ["--output", "s3://no-such-bucket/x"]
+        code = await asyncio.to_thread(main, argv(sim, path, tmp_path / "a" / "b.db", *missing))
+        err = capsys.readouterr().err
+        assert code == 3
+        assert "s3://no-such-bucket" in err and "does not exist" in err
+        assert "Traceback" not in err
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        code = await asyncio.to_thread(
+            main, argv(sim, path, tmp_path / "c" / "b.db", "--output", OUT)
+        )
+        err = capsys.readouterr().err
+        assert code == 2
+        assert f"s3://{BUCKET}" in err and "no credentials" in err and "AWS_ACCESS_KEY_ID" in err
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-" + "x" * 27)
+        code = await asyncio.to_thread(
+            main, argv(sim, path, tmp_path / "d" / "b.db", "--output", OUT)
+        )
+        err = capsys.readouterr().err
+        assert code == 3 and "refused the credentials" in err
+        assert sim.stats()["tasks"]["total"] == 0  # nothing was submitted
+    assert "wrong-secret" not in err and s3.secret_key not in err
+
+
+async def test_a_sigkill_during_the_upload_then_a_rerun(s3, tmp_path) -> None:
+    """The CLI is killed while its upload is parked in the server (a 32 MB body: more than
+    the socket buffers hold, so the kill cuts it): no object, no multipart upload; the rerun
+    publishes what the spool holds, with no new task and no new download."""
+    path = manifest(tmp_path, 1)
+    state = tmp_path / "local" / "batchgen.db"
+    big = 32 * 1024 * 1024
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, result_size=big) as sim:
+        s3.hold_puts("/job-0.mp4")
+        args = [sys.executable, "-m", "batchgen", *argv(sim, path, state, "--output", OUT)]
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            assert await asyncio.to_thread(s3.held.wait, 60)
+            proc.send_signal(signal.SIGKILL)
+            assert await proc.wait() == -signal.SIGKILL
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        s3.release()
+        await asyncio.sleep(0.2)  # lets the server thread see the cut body (not a timing check)
+        assert objects(s3) == {}
+        assert s3.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+        assert "IncompleteBody" in s3.refused
+        tasks, gets = sim.stats()["tasks"]["total"], file_gets(sim)
+        assert [p for p in (state.parent / ".spool").rglob("job-0.mp4")]
+        code = await asyncio.to_thread(main, argv(sim, path, state, "--output", OUT))
+        assert code == 0
+        assert sim.stats()["tasks"]["total"] == tasks == 1
+        assert file_gets(sim) == gets  # published from the spool, not downloaded again
+        sha = sim.expected_sha256(sim.task_ids()[0])
+    assert head(s3, "runs/b1/job-0.mp4")["Metadata"]["batchgen-sha256"] == sha
+    assert [p for p in (state.parent / ".spool").rglob("*") if p.is_file()] == []
