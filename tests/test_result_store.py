@@ -84,7 +84,10 @@ async def test_a_whole_batch_lands_in_the_bucket_verified(s3, tmp_path, capsys) 
     out = capsys.readouterr()
     assert code == 0, out.err
     found = objects(s3)
-    assert sorted(found) == [*(f"runs/b1/clips/job-{i}.mp4" for i in range(4)), "runs/b1/results.jsonl"]
+    assert sorted(found) == [
+        *(f"runs/b1/clips/job-{i}.mp4" for i in range(4)),
+        "runs/b1/results.jsonl",
+    ]
     for i in range(4):
         meta = head(s3, f"runs/b1/clips/job-{i}.mp4")
         assert meta["Metadata"]["batchgen-sha256"] in expected.values()
@@ -135,7 +138,9 @@ async def test_same_bytes_count_as_done_other_bytes_fail_and_are_kept(s3, tmp_pa
             Metadata={"batchgen-sha256": hashlib.sha256(kept[0].read_bytes()).hexdigest()},
         )  # fmt: skip
         puts = len(s3.put_headers)
-        assert await asyncio.to_thread(main, ["retry", str(other), "--codes", "OUTPUT_CONFLICT"]) == 0
+        assert (
+            await asyncio.to_thread(main, ["retry", str(other), "--codes", "OUTPUT_CONFLICT"]) == 0
+        )
         code = await asyncio.to_thread(main, argv(sim, path, other, "--output", OUT))
     assert code == 1  # job-1 and job-2 still conflict
     db = st.Store(other, readonly=True)
