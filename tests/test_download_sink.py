@@ -233,7 +233,7 @@ def memory(request, make, tmp_path):
 def test_both_sinks_implement_the_protocols(tmp_path):
     sinks = MemorySinks()
     assert isinstance(sinks, Sinks) and isinstance(LocalSinks(), Sinks)
-    assert isinstance(ObjectSinks("s3://b/p", tmp_path, env={}), Sinks)
+    assert isinstance(ObjectSinks("s3://bucket/p", tmp_path, env={}), Sinks)
     assert isinstance(MemorySink(sinks.shelf, "u", tmp_path / "a"), ResultSink)
     assert isinstance(LocalSink("u", tmp_path / "a", lambda folder: None), ResultSink)
 
