@@ -217,3 +217,96 @@ async def test_a_sigkill_during_the_upload_then_a_rerun(s3, tmp_path) -> None:
         sha = sim.expected_sha256(sim.task_ids()[0])
     assert head(s3, "runs/b1/job-0.mp4")["Metadata"]["batchgen-sha256"] == sha
     assert [p for p in (state.parent / ".spool").rglob("*") if p.is_file()] == []
+
+
+async def test_report_gallery_and_nothing_secret_anywhere(s3, tmp_path, capsys) -> None:
+    """The report names each object; --presign adds working links with their expiry; the
+    gallery plays through such links and says when they expire. The store's secret is in no
+    output and no file; a signature appears only in the links the user asked for."""
+    path = manifest(tmp_path, 2)
+    state = tmp_path / "local" / "batchgen.db"
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
+        code = await asyncio.to_thread(main, argv(sim, path, state, "--output", OUT))
+        expected = {sim.expected_sha256(t) for t in sim.task_ids()}
+    assert code == 0
+    run_out = capsys.readouterr()
+    assert await asyncio.to_thread(main, ["report", str(state)]) == 0
+    plain = capsys.readouterr().out
+    objs = {f["object"] for line in plain.splitlines() for f in json.loads(line)["files"]}
+    assert objs == {f"{OUT}/job-0.mp4", f"{OUT}/job-1.mp4"}
+    assert await asyncio.to_thread(main, ["report", str(state), "--presign", "1h"]) == 0
+    signed = capsys.readouterr().out
+    files = [f for line in signed.splitlines() for f in json.loads(line)["files"]]
+    assert all(f["presigned_url"].startswith(s3.endpoint) for f in files)
+    assert all(f["presigned_expires_at"].endswith("Z") for f in files)
+    got = [await asyncio.to_thread(_fetch, f["presigned_url"]) for f in files]
+    assert {hashlib.sha256(b).hexdigest() for b in got} == expected
+    assert await asyncio.to_thread(main, ["report", str(state), "--format", "csv"]) == 0
+    assert f"{OUT}/job-0.mp4" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["gallery", str(state), "--link-ttl", "2h"]) == 0
+    gallery_out = capsys.readouterr()
+    page = (state.parent / "gallery.html").read_text()
+    assert page.count(f'data-src="{s3.endpoint}/') == 2 and "stop working at" in page
+    assert f"file: {s3.endpoint};" in page  # the CSP lets the page play them
+
+    # Secrets: the secret key nowhere; signatures only in what was asked (--presign, gallery).
+    unasked = [run_out.out, run_out.err, plain, gallery_out.out, gallery_out.err]
+    local_files = [p for p in state.parent.rglob("*") if p.is_file() and p.name != "gallery.html"]
+    texts = unasked + [p.read_bytes().decode("latin-1") for p in local_files]
+    texts.append(
+        s3.client().get_object(Bucket=BUCKET, Key="runs/b1/results.jsonl")["Body"].read().decode()
+    )
+    for text in [*texts, signed, page]:
+        assert s3.secret_key not in text
+    for text in texts:
+        assert "X-Amz-Signature" not in text and "X-Amz-Credential" not in text
+        assert s3.access_key not in text
+
+
+def _fetch(url: str) -> bytes:
+    import urllib.request
+
+    with urllib.request.urlopen(url) as resp:
+        return resp.read()
+
+
+async def test_the_store_follows_the_runs_proxy_rule(s3, tmp_path, capsys, monkeypatch) -> None:
+    """The probe (and so every upload) goes through the proxy the run's rule picks for the
+    endpoint, and not at all with --no-proxy-env."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
+                conn.sendall(b"HTTP/1.1 403 no\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{srv.getsockname()[1]}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.store.test:9000")  # does not resolve
+    path = manifest(tmp_path, 1)
+    try:
+        async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
+            code = await asyncio.to_thread(
+                main, argv(sim, path, tmp_path / "a" / "b.db", "--output", OUT)
+            )
+            assert code == 3
+            assert seen and all(b"s3.store.test:9000" in line for line in seen)
+            seen.clear()
+            code = await asyncio.to_thread(
+                main, argv(sim, path, tmp_path / "b" / "b.db", "--output", OUT, "--no-proxy-env")
+            )
+            assert code == 3 and seen == []
+            assert sim.stats()["tasks"]["total"] == 0
+    finally:
+        srv.close()
+    err = capsys.readouterr().err
+    assert "s3.store.test" in err and "Traceback" not in err

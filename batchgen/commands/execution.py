@@ -148,11 +148,15 @@ def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
 
 
 def write_run_gallery(args: argparse.Namespace, opts: RunOptions) -> None:
+    from batchgen.commands.gallery import LINK_TTL_S, bucket_links
     from batchgen.ui.gallery import write_gallery
 
     store = Store(opts.state_path, readonly=True)
     try:
-        page = write_gallery(store, opts.output_dir / "gallery.html", output_dir=opts.output_dir)
+        links = bucket_links(store, LINK_TTL_S)
+        page = write_gallery(
+            store, opts.output_dir / "gallery.html", output_dir=opts.output_dir, links=links
+        )
     finally:
         store.close()
     if not args.quiet:

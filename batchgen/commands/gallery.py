@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
+from typing import Any
 
 from batchgen import store as st
+from batchgen.commands.argtypes import seconds
 from batchgen.errors import UsageError
+from batchgen.ui import report
 from batchgen.ui.gallery import DEFAULT_NAME, write_gallery
+
+LINK_TTL_S = 24 * 3600.0  # a bucket output's presigned links in the page: a day by default
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not extract poster frames with ffmpeg (they are made only where it exists)",
     )
+    p.add_argument(
+        "--link-ttl",
+        type=seconds,
+        default=LINK_TTL_S,
+        metavar="DURATION",
+        help="with a bucket output: how long the page's presigned video links work "
+        "(default 24h, at most 7d); the page says when they expire",
+    )
     p.set_defaults(handler=run)
 
 
@@ -43,8 +57,25 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{out}: not a regular file")
     store = st.Store(state_path, readonly=True)
     try:
-        path = write_gallery(store, out, title=args.title, posters=not args.no_posters)
+        path = write_gallery(
+            store,
+            out,
+            title=args.title,
+            posters=not args.no_posters,
+            links=bucket_links(store, args.link_ttl),
+        )
     finally:
         store.close()
     print(f"gallery: {path}")
     return 0
+
+
+def bucket_links(store: st.Store, ttl_s: float) -> Any:
+    """Presigned links to every done video when the batch's output is a bucket, else None."""
+    bucket = store.get_meta("result_store")
+    if not bucket:
+        return None
+    from batchgen.adapters.sinks.objectlinks import presign
+
+    rels = [f["path"] for r in report.records(store) for f in r["files"] if f.get("path")]
+    return asyncio.run(presign(bucket, rels, ttl_s))

@@ -23,11 +23,13 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
 from batchgen import store as st
+from batchgen.adapters.sinks.objectlinks import Links
 from batchgen.errors import BatchgenError
 from batchgen.ui import gallery_grid as grid
 from batchgen.ui import gallery_inputs as gi
@@ -106,6 +108,7 @@ def _card(
     posters: dict[str, str],
     prefix: tuple[str, ...],
     inputs: dict[str, list[gi.InputImage]],
+    remote: dict[str, str] | None = None,
 ) -> str:
     status = str(rec.get("status") or "unknown")
     mode = rec.get("mode")
@@ -117,13 +120,14 @@ def _card(
 
     # The media box: the video for done jobs, the reason for problems, a plain word otherwise.
     video = next((clean for clean, _ in links if clean is not None), None)
+    link = (remote or {}).get(video.as_posix()) if video is not None else None
     if status == "done" and video is not None:
-        attrs = [f'data-src="{_esc(_href(video, prefix))}"']
+        attrs = [f'data-src="{_esc(link or _href(video, prefix))}"']
         poster = posters.get(video.as_posix())
         clean_poster = safe_relpath(poster, output_dir) if poster else None
         if clean_poster is not None:
             attrs.append(f'data-poster="{_esc(_href(clean_poster, prefix))}"')
-        missing = not Path(output_dir).joinpath(*video.parts).is_file()
+        missing = link is None and not Path(output_dir).joinpath(*video.parts).is_file()
         note = '<span class="note">file not found in the folder</span>' if missing else ""
         media = (
             '<div class="media"><video controls playsinline preload="none" '
@@ -208,6 +212,7 @@ def render_gallery(
     posters: dict[str, str] | None = None,
     page_dir: Path | None = None,
     inputs: dict[str, list[gi.InputImage]] | None = None,
+    links: Links | None = None,
 ) -> str:
     """The whole page as one string.
 
@@ -215,7 +220,8 @@ def render_gallery(
     `posters` maps a video's relative path to its poster's relative path (both inside
     `output_dir`). `page_dir` is the folder the page will be saved in (default: `output_dir`);
     links are made relative to it. `inputs` maps a job id to its input images
-    (`gallery_inputs.collect`)."""
+    (`gallery_inputs.collect`). `links`: the videos of a bucket output, played through
+    presigned links (the page says when they expire, and allows their origin)."""
     output_dir = Path(output_dir)
     prefix = _link_prefix(output_dir, page_dir)
     counts: Counter[str] = Counter()
@@ -228,7 +234,8 @@ def render_gallery(
         counts[status] += 1
         if rec.get("mode"):
             modes.add(str(rec["mode"]))
-        cards.append(_card(rec, output_dir, posters or {}, prefix, inputs or {}))
+        urls = links.urls if links is not None else None
+        cards.append(_card(rec, output_dir, posters or {}, prefix, inputs or {}, urls))
 
     total = sum(counts.values())
     order = [s for s in STATUS_ORDER if counts[s]] + sorted(
@@ -247,7 +254,7 @@ def render_gallery(
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{_esc(CSP)}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_esc(_csp(links))}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="generator" content="batchgen">\n'
@@ -263,11 +270,28 @@ def render_gallery(
         '<input id="f-text" type="search" placeholder="search prompts and ids" '
         'aria-label="search prompts and ids" autocomplete="off"> '
         f'<span id="shown" aria-live="polite">{total} of {total} shown</span></div>\n'
-        "</header>\n"
+        f"{_expiry(links)}</header>\n"
         f'<main id="cards">\n{chr(10).join(cards)}\n</main>\n'
         '<div id="grid-wrap" hidden></div>\n'
         '<p id="none" hidden>No job matches these filters.</p>\n'
         f"<script>{_JS}</script>\n</body></html>\n"
+    )
+
+
+def _csp(links: Links | None) -> str:
+    origin = links.origin if links is not None else None
+    if not origin:
+        return CSP
+    return CSP.replace("media-src 'self' file:;", f"media-src 'self' file: {origin};")
+
+
+def _expiry(links: Links | None) -> str:
+    if links is None:
+        return ""
+    when = datetime.fromtimestamp(links.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f'<p class="expiry">Videos play from the bucket through presigned links that stop '
+        f"working at {_esc(when)}; run <code>batchgen gallery</code> again for fresh ones.</p>\n"
     )
 
 
@@ -299,6 +323,7 @@ def write_gallery(
     title: str | None = None,
     posters: bool = True,
     output_dir: Path | None = None,
+    links: Links | None = None,
 ) -> Path:
     """Render the gallery of `store` and atomically replace `out_path` (default
     `<output folder>/gallery.html`). Returns the path written.
@@ -319,6 +344,7 @@ def write_gallery(
         posters=poster_map,
         page_dir=out.resolve().parent,
         inputs=inputs,
+        links=links,
     )
     tmp = None
     try:

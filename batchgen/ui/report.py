@@ -12,7 +12,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,16 +147,20 @@ def write_jsonl(store: st.Store, path: Path) -> int:
     return n
 
 
-def to_csv_rows(store: st.Store) -> Iterator[str]:
+def to_csv_rows(store: st.Store, recs: Iterable[dict[str, Any]] | None = None) -> Iterator[str]:
+    """CSV of `recs` (default: every record): a file shows as its object, presigned link
+    (when asked) or path."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     keys = jobmeta.meta_keys(store.db)
     columns = [f for f in FIELDS if f != "meta"]
     writer.writerow([*columns, *(META_PREFIX + k for k in keys)])
-    for rec in records(store):
+    for rec in records(store) if recs is None else recs:
         files = rec["files"]
         row = dict(rec)
-        row["files"] = "|".join(f["path"] or "" for f in files)
+        row["files"] = "|".join(
+            f.get("presigned_url") or f.get("object") or f["path"] or "" for f in files
+        )
         row["attempts"] = "|".join(
             f"{a['outcome']}" + (f":{a['fail_code']}" if a["fail_code"] else "")
             for a in rec["attempts"]
