@@ -1,3 +1,3 @@
-"""Where result files land: the protocols a download calls (base.py) and the local disk as
-their one implementation today (local.py, localfs.py). An object-store sink is one new module
-beside them, handed to the Downloader as `sinks=`."""
+"""Where result files land: the protocols a download calls (base.py), the local disk
+(local.py, localfs.py), and an S3-compatible bucket (objectstore.py, spooling through the
+local sink; objectprobe.py checks the bucket first, objectlinks.py presigns links to it)."""
