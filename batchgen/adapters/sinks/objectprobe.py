@@ -77,10 +77,14 @@ async def _step(
     store: Any, step: str, name: str, body: bytes, where: str, source: str | None
 ) -> bytes:
     import obstore
+    from obstore.exceptions import NotSupportedError
 
     try:
         if step == "write":
-            await obstore.put_async(store, name, body, mode="create", use_multipart=False)
+            try:
+                await obstore.put_async(store, name, body, mode="create", use_multipart=False)
+            except NotSupportedError:  # no conditional writes: the sink says so, and checks
+                await obstore.put_async(store, name, body, use_multipart=False)
         elif step == "read":
             got = await obstore.get_async(store, name)
             return bytes(await got.bytes_async())

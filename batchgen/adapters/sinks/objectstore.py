@@ -291,7 +291,7 @@ class ObjectSink:
         if size > MAX_SINGLE_PUT:
             raise OutputConflict(
                 f"{self._sinks.url_of(self.dest)}: {size} bytes is over the 5 GiB a single "
-                "upload may carry; the result is kept at {spooled}",
+                f"upload may carry; the result is kept at {spooled}",
                 code="OUTPUT_TOO_LARGE",
             )
         await self._sinks.publish(self.rel, spooled, size, sha)
