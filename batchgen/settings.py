@@ -66,6 +66,30 @@ POLL_BACKOFF_CAP_PER_POLL_AFTER = 5.0  # 5 min between polls of an unreadable st
 STATUS_OUTAGE_PER_POLL_AFTER = 30.0  # 30 min unreadable: left for the next run
 BACKOFF_BASE_PER_POLL_EVERY = 0.2  # retries start about 1 s apart
 BACKOFF_CAP_PER_POLL_AFTER = 1.0  # and grow to 60 s at most
+METRICS_EVERY_PER_POLL_AFTER = 1.0  # --metrics-file rewritten every minute while a run goes on
+
+NOTIFY_WHEN = ("success", "failure", "incomplete")  # --notify-on: exit 0, any other, exit 75
+NOTIFY_TRIES = 3  # a receiver down or erroring gets this many tries, within the deadline
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Who hears how a run ended (batchgen/notify). Never recorded in the state file, and
+    kept out of reprs: notifier URLs often hold tokens."""
+
+    apprise_urls: tuple[str, ...] = field(default=(), repr=False)  # --notify
+    json_urls: tuple[str, ...] = field(default=(), repr=False)  # --notify-json
+    on: frozenset[str] = frozenset({"failure"})  # --notify-on
+    ping_url: str | None = field(default=None, repr=False)  # --ping (healthchecks)
+    metrics_file: Path | None = None  # --metrics-file (Prometheus textfile)
+    tries: int = NOTIFY_TRIES
+    # All sends at the end of a run share one deadline; None: the run's drain_s (5 s).
+    deadline_s: float | None = None
+    # None: METRICS_EVERY_PER_POLL_AFTER x poll_after_s, so it scales with the run's clock.
+    metrics_every_s: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.apprise_urls or self.json_urls or self.ping_url or self.metrics_file)
 
 
 @dataclass(frozen=True)
@@ -148,6 +172,7 @@ class RunOptions:
     learn_prices: bool = True
     resubmit_codes: tuple[str, ...] = TRANSIENT_CODES
     max_resubmits: int = 2
+    notify: NotifySettings | None = None  # notifications, pings, metrics (batchgen/notify)
 
     def paced(self) -> RunOptions:
         """A copy with every duration left as None filled in from the poll schedule."""

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from batchgen.states import RETRYABLE, JobState
+from batchgen.states import RETRYABLE, UNSUCCESSFUL, JobState
 
 _REPORT_COLS = (
     "seq, id, body, state, task_id, submitted_at, completed_at, cost_time_ms,"
@@ -154,3 +154,17 @@ def local_image_files(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
 
 def runs_count(db: sqlite3.Connection) -> int:
     return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def unsuccessful(db: sqlite3.Connection, limit: int) -> tuple[int, list[tuple[str, str, str]]]:
+    """How many jobs ended without a video (failed, expired, ambiguous, orphaned), and the
+    first `limit` of them as (id, fail code or state, message), for a run's notifications."""
+    states = tuple(UNSUCCESSFUL)
+    marks = ",".join("?" * len(states))
+    (total,) = db.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})", states).fetchone()
+    rows = db.execute(
+        f"SELECT id, COALESCE(fail_code, UPPER(state)), COALESCE(fail_msg, note, '')"
+        f" FROM jobs WHERE state IN ({marks}) ORDER BY seq LIMIT ?",
+        (*states, limit),
+    ).fetchall()
+    return int(total), [(str(a), str(b), str(c)) for a, b, c in rows]
