@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -40,6 +41,7 @@ from batchgen.money import (
     recorded_settings,
 )
 from batchgen.money.prices import usd
+from batchgen.notify.run import CRASHED, RunNotices
 from batchgen.settings import DEFAULT_BASE_URL, RunOptions
 from batchgen.ui import report
 
@@ -98,17 +100,20 @@ async def _addresses_of(host: str) -> list[str]:
 
 
 async def execute(opts: RunOptions) -> RunOutcome:
-    """One run over an already-populated state file; holds the state lock throughout."""
+    """One run over an already-populated state file; holds the state lock throughout. The one
+    place every run ends (CLI and Python API), so notifications are sent from here."""
     with StateLock(opts.state_path):
         store = st.Store(opts.state_path)
         run_id = store.start_run(os.getpid())
+        notices = RunNotices(opts, store, run_id)
         outcome: RunOutcome | None = None
         try:
+            await notices.started()
             if opts.resubmit_ambiguous:
                 n = store.requeue_ambiguous()
                 if n:
                     log.warning("resubmitting %d ambiguous job(s), as asked", n)
-            outcome = await _run_engine(store, opts)
+            outcome = await _run_engine(store, notices.watching(opts))
             return outcome
         finally:
             if outcome is not None:
@@ -120,7 +125,24 @@ async def execute(opts: RunOptions) -> RunOutcome:
                     report.write_jsonl(store, opts.output_dir / "results.jsonl")
                 if opts.result_store and outcome is not None:
                     await _upload_report(opts)
-            store.close()
+            try:
+                await _tell(notices, outcome, sys.exc_info()[1])
+            finally:
+                store.close()
+
+
+async def _tell(
+    notices: RunNotices, outcome: RunOutcome | None, error: BaseException | None
+) -> None:
+    """The end of the run, told: its outcome, or the error that ends it with that error's
+    exit code (a cancel or Ctrl-C only updates the metrics file: nothing waits on the wire)."""
+    if outcome is not None:
+        await notices.ended(outcome.exit_code, outcome.how)
+    elif isinstance(error, Exception):
+        code = getattr(error, "exit_code", CRASHED)
+        await notices.ended(code, f"stopped by an error: {type(error).__name__}")
+    else:
+        notices.abandoned(CRASHED)
 
 
 async def _upload_report(opts: RunOptions) -> None:

@@ -1,0 +1,87 @@
+"""One HTTP request to a notifier, tried a bounded number of times within a shared deadline.
+
+A notifier never changes a run's outcome: a receiver that is down, slow or erroring costs at
+most the deadline (the run's options: NotifySettings.deadline_s, else --drain), then one
+warning that names its scheme and host only (its path and query often hold a token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from batchgen.notify.config import redact
+
+log = logging.getLogger("batchgen.notify")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How hard to try: `tries` per request, pauses from `pause_s` doubling, and everything
+    over by `deadline` (the event loop's clock)."""
+
+    tries: int
+    pause_s: float
+    deadline: float
+
+    def left(self) -> float:
+        return self.deadline - asyncio.get_running_loop().time()
+
+
+def session(proxy_env: bool, connect_timeout_s: float) -> aiohttp.ClientSession:
+    """A session of its own: notifiers are not the API, and must not share its pace."""
+    return aiohttp.ClientSession(
+        trust_env=proxy_env, timeout=aiohttp.ClientTimeout(sock_connect=connect_timeout_s)
+    )
+
+
+async def send(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    budget: Budget,
+    *,
+    what: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bool:
+    """True once a 2xx answers. A 4xx other than 408/429 is not tried again (the receiver
+    refuses this request as such); errors, 5xx and timeouts are, while tries and time last."""
+    last = "no time left"
+    tries = 0
+    for attempt in range(budget.tries):
+        left = budget.left()
+        if left <= 0:
+            break
+        tries += 1
+        try:
+            # Each try gets its share of what is left, so a slow first one leaves room for more.
+            async with asyncio.timeout(left / (budget.tries - attempt)):
+                async with http.request(method, url, data=body, headers=headers) as resp:
+                    await resp.read()
+            if 200 <= resp.status < 300:
+                return True
+            last = f"HTTP {resp.status}"
+            if 400 <= resp.status < 500 and resp.status not in (408, 429):
+                break
+        except TimeoutError:
+            last = "no answer in time"
+        except (aiohttp.ClientError, OSError) as exc:
+            last = type(exc).__name__  # never str(exc): it may quote the URL
+        if attempt + 1 < budget.tries:
+            pause = min(budget.pause_s * 2**attempt, budget.left())
+            if pause > 0:
+                await asyncio.sleep(pause)
+    log.warning(
+        "%s to %s not delivered (%d %s, %s); the run's exit code is unchanged",
+        what,
+        redact(url),
+        tries,
+        "try" if tries == 1 else "tries",
+        last,
+    )
+    return False
