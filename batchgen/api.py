@@ -29,10 +29,17 @@ from batchgen.adapters.lock import StateLock
 from batchgen.durations import parse_duration
 from batchgen.engine import RunOutcome
 from batchgen.errors import UsageError
-from batchgen.manifest import Manifest, load_manifest
+from batchgen.manifest import Manifest, load_manifest, notify_block
 from batchgen.money.prices import parse_key, to_micros
+from batchgen.notify import config as notify_config
 from batchgen.runner import execute, save_run_settings
-from batchgen.settings import SANDBOX_KEY, SANDBOX_TIME_SCALE, RunOptions, read_api_key
+from batchgen.settings import (
+    SANDBOX_KEY,
+    SANDBOX_TIME_SCALE,
+    NotifySettings,
+    RunOptions,
+    read_api_key,
+)
 from batchgen.store import Store
 
 __all__ = ["load", "outcome", "run", "run_async"]
@@ -69,6 +76,7 @@ def run(
     state: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
     resubmit_changed: bool = False,
+    notify: dict[str, Any] | NotifySettings | None = None,
     **settings: Any,
 ) -> RunOutcome:
     """Run a manifest to completion (or until `max_runtime_s`): see `run_async`."""
@@ -79,6 +87,7 @@ def run(
             state=state,
             sandbox=sandbox,
             resubmit_changed=resubmit_changed,
+            notify=notify,
             **settings,
         )
     )
@@ -91,15 +100,18 @@ async def run_async(
     state: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
     resubmit_changed: bool = False,
+    notify: dict[str, Any] | NotifySettings | None = None,
     **settings: Any,
 ) -> RunOutcome:
     """`batchgen run` as a coroutine. `settings` are RunOptions fields; the API key comes
     from `api_key=` or APIXO_API_KEY. `sandbox=True` runs against the built-in simulator at
-    its usual time scale (no key, no network)."""
+    its usual time scale (no key, no network). `notify` takes the manifest's `notify:` keys
+    (urls, json, on, ping, metrics_file), each replacing the manifest's, or NotifySettings."""
     m = manifest if isinstance(manifest, Manifest) else load(manifest)
     output_dir = Path(output or m.output_dir or Path("output") / m.name)
     state_path = Path(state) if state else output_dir / "batchgen.db"
     fields = {**budget_settings(m.budget, m.model), **_image_settings(m), **settings}
+    fields |= _notify_settings(m, notify)
     unknown = sorted(set(fields) - set(RunOptions.__dataclass_fields__))
     if unknown:
         raise UsageError(f"not a run setting: {', '.join(unknown)}")
@@ -138,9 +150,19 @@ def _record(m: Manifest, opts: RunOptions, resubmit_changed: bool) -> None:
         )
         store.record_meta((job.id, job.meta) for job in m.jobs)
         record_files(store, m)
-        save_run_settings(store, opts, os.path.abspath(m.path))
+        save_run_settings(store, opts, os.path.abspath(m.path), m.name)
     finally:
         store.close()
+
+
+def _notify_settings(m: Manifest, given: dict[str, Any] | NotifySettings | None) -> dict[str, Any]:
+    """notify= over the manifest's `notify:` block, key by key (a NotifySettings: as is)."""
+    if isinstance(given, NotifySettings):
+        return {"notify": given}
+    if given is not None and not isinstance(given, dict):
+        raise UsageError("notify= takes a dict (urls, json, on, ping, metrics_file)")
+    chosen = notify_config.combine(given or {}, notify_block(m), "notify")
+    return {"notify": chosen} if chosen else {}
 
 
 def _image_settings(m: Manifest) -> dict[str, Any]:

@@ -272,8 +272,11 @@ def retried(
     return again
 
 
-def save_run_settings(store: st.Store, opts: RunOptions, manifest_path: str | None) -> None:
-    """What `batchgen resume STATE` needs to continue without the manifest (never the key)."""
+def save_run_settings(
+    store: st.Store, opts: RunOptions, manifest_path: str | None, batch: str | None = None
+) -> None:
+    """What `batchgen resume STATE` needs to continue without the manifest (never the key,
+    nor a notifier's URL); `batch` names it in notifications and metrics."""
     values = {
         "output_dir": str(opts.output_dir),
         "filename_template": opts.filename_template,
@@ -285,6 +288,8 @@ def save_run_settings(store: st.Store, opts: RunOptions, manifest_path: str | No
         values["manifest"] = manifest_path
     if opts.result_store:
         values["result_store"] = opts.result_store
+    if batch:
+        values["batch"] = batch
     store.set_meta_many(values)
 
 

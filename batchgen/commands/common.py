@@ -11,7 +11,7 @@ from typing import Any
 
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.proxies import Proxies
-from batchgen.commands import callback_options, money_options
+from batchgen.commands import callback_options, money_options, notify_options
 from batchgen.commands.argtypes import backoff as _backoff
 from batchgen.commands.argtypes import pause as _pause
 from batchgen.commands.argtypes import positive_int as _positive_int
@@ -218,6 +218,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--time-scale", type=float, default=SANDBOX_TIME_SCALE, help=argparse.SUPPRESS)
     callback_options.add_cli_options(p)
     money_options.add_options(p)
+    notify_options.add_options(p)
     g = p.add_argument_group("output")
     g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     g.add_argument(
@@ -245,6 +246,7 @@ def options_from_args(
     filename_template: str,
     budget: dict[str, Any] | None = None,
     result_store: str | None = None,
+    notify: dict[str, Any] | None = None,
 ) -> RunOptions:
     limit, period = args.rate_limit
     if args.poll_backoff_cap is not None and args.poll_backoff_cap <= 0:
@@ -302,6 +304,7 @@ def options_from_args(
         fields["api_key"] = read_api_key(args.api_key_file)
     fields |= callback_options.fields(args)
     fields |= money_options.fields(args, model, budget)
+    fields |= notify_options.fields(args, notify)  # never recorded: URLs hold tokens
     opts = RunOptions(**fields)  # built once, frozen: nothing changes it afterwards
     Proxies(enabled=opts.proxy_env)  # a proxy variable batchgen cannot use: exit 2 before work
     return opts.scaled(args.time_scale) if args.sandbox else opts

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from batchgen.manifest import load_manifest
+    from batchgen.manifest import load_manifest, notify_block
 
     mode = execution.progress_mode(args)
     every = getattr(args, "progress_every", None)
@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         filename_template=manifest.filename_template,
         budget=manifest.budget,
         result_store=result_store,
+        notify=notify_block(manifest),
     )
     with StateLock(state_path):  # re-entrant: already held when taken early
         store = st.Store(state_path)
@@ -86,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 store.record_meta((job.id, job.meta) for job in manifest.jobs)
             images.record_files(store, manifest)
-            save_run_settings(store, opts, os.path.abspath(args.manifest))
+            save_run_settings(store, opts, os.path.abspath(args.manifest), manifest.name)
             recorded.record(store, args, opts.base_url)
         finally:
             store.close()
