@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Awaitable
@@ -51,6 +52,9 @@ class RunNotices:
         self._start: asyncio.Task[bool] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._base: dict[str, float] = {}
+        # A ticker write still in its thread must never land after the final one.
+        self._write_lock = threading.Lock()
+        self._final = False
         paced = opts.paced()
         self._pause_s = paced.backoff_base_s or 0.0
         self._deadline_s = self.settings.deadline_s or opts.drain_s
@@ -107,11 +111,19 @@ class RunNotices:
         metrics.write(path, self.batch, ours)
 
     def _write_while_running(self) -> None:
-        reader = st.Store(self.opts.state_path, readonly=True)  # this thread's own connection
-        try:
-            self._write_metrics(reader, None)
-        finally:
-            reader.close()
+        with self._write_lock:
+            if self._final:
+                return
+            reader = st.Store(self.opts.state_path, readonly=True)  # this thread's own
+            try:
+                self._write_metrics(reader, None)
+            finally:
+                reader.close()
+
+    def _write_final(self, end: metrics.RunEnd) -> None:
+        with self._write_lock:
+            self._final = True
+            self._write_metrics(self.store, end)
 
     async def _tick(self) -> None:
         while True:
@@ -165,7 +177,7 @@ class RunNotices:
         if s.metrics_file:
             end = metrics.RunEnd(exit_code, ended_at, ended_at - self.started_at)
             try:
-                self._write_metrics(self.store, end)
+                self._write_final(end)
             except OSError as exc:
                 log.warning("cannot write the metrics file: %s", type(exc).__name__)
         title, text = message(facts)
@@ -196,6 +208,4 @@ class RunNotices:
         if self.settings.metrics_file:
             now = time.time()
             with contextlib.suppress(Exception):
-                self._write_metrics(
-                    self.store, metrics.RunEnd(exit_code, now, now - self.started_at)
-                )
+                self._write_final(metrics.RunEnd(exit_code, now, now - self.started_at))
