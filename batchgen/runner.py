@@ -105,15 +105,17 @@ async def execute(opts: RunOptions) -> RunOutcome:
     with StateLock(opts.state_path):
         store = st.Store(opts.state_path)
         run_id = store.start_run(os.getpid())
-        notices = RunNotices(opts, store, run_id)
+        notices = RunNotices(opts, store, run_id) if opts.notify else None
         outcome: RunOutcome | None = None
         try:
-            await notices.started()
+            if notices is not None:
+                await notices.started()
+                opts = notices.watching(opts)
             if opts.resubmit_ambiguous:
                 n = store.requeue_ambiguous()
                 if n:
                     log.warning("resubmitting %d ambiguous job(s), as asked", n)
-            outcome = await _run_engine(store, notices.watching(opts))
+            outcome = await _run_engine(store, opts)
             return outcome
         finally:
             if outcome is not None:
@@ -126,7 +128,8 @@ async def execute(opts: RunOptions) -> RunOutcome:
                 if opts.result_store and outcome is not None:
                     await _upload_report(opts)
             try:
-                await _tell(notices, outcome, sys.exc_info()[1])
+                if notices is not None:
+                    await _tell(notices, outcome, sys.exc_info()[1])
             finally:
                 store.close()
 
