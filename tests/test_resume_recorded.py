@@ -132,6 +132,12 @@ PER_INVOCATION = {
     "resubmit_ambiguous",
     "seed",
     "state",
+    # notifications (issue 30): their URLs often hold tokens, so never stored; given each time
+    "notify",
+    "notify_json",
+    "notify_on",
+    "ping",
+    "metrics_file",
 }
 
 
