@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODEL_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-"""A model id is one path segment of the API's URL: nothing a server could read otherwise."""
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A model id is one path segment of the API's URL: nothing a server could read otherwise.
+Capitals are allowed because APIXO spells some ids in camelCase (`happyHorse`)."""
 
 REFERENCE_GENERATION_S = (60.0, 120.0)
 """Kling 2.1's documented fastest and slowest generation (5 s video: 60 s, 10 s video: 120 s).
@@ -51,7 +52,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not MODEL_ID.fullmatch(self.id):
-            raise SpecError(f"model id {self.id!r} must be 1 to 64 of a-z, 0-9, '.', '_', '-'")
+            raise SpecError(f"model id {self.id!r} must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'")
         if not self.generation_s:
             raise SpecError(f"model {self.id}: generation_s needs at least one duration")
         for duration, span in self.generation_s.items():
