@@ -56,10 +56,14 @@ def test_a_slower_model_polls_later_and_is_stuck_later():
     assert fast.stuck_factor(5) == 1.0  # never shorter than Kling 2.1's
 
 
-@pytest.mark.parametrize("bad", ["", "Kling", "a/b", "x" * 65, "../etc", "a b"])
+@pytest.mark.parametrize("bad", ["", "_kling", "a/b", "x" * 65, "../etc", "a b", "é"])
 def test_a_model_id_is_one_safe_path_segment(bad):
     with pytest.raises(SpecError):
         ModelSpec(id=bad, schema="x.json")
+
+
+def test_a_model_id_may_be_camel_case_as_apixo_spells_it():
+    assert ModelSpec(id="happyHorse", schema="x.json").submit_path == "/generateTask/happyHorse"
 
 
 def test_register_refuses_to_replace_a_built_in_by_accident():

@@ -38,7 +38,7 @@ from batchgen.manifest.plan import (  # noqa: F401 (re-exported: the public API 
     estimate_requests,
     requests_for,
 )
-from batchgen.manifest.schema import DEFAULT_MODEL, known_models, validate_document
+from batchgen.manifest.schema import DEFAULT_MODEL, validate_document
 from batchgen.manifest.text import RawJob, fail, read_text
 from batchgen.manifest.yamlfile import load_yaml
 
@@ -94,11 +94,13 @@ def _load_yaml(path: Path, display: str) -> Manifest:
     if not isinstance(doc, dict):
         raise ManifestError(shape)
     model = doc.get("model", DEFAULT_MODEL)
-    if isinstance(model, str) and model not in known_models():
-        message = f"unknown model {model!r}; known: {', '.join(known_models())}"
+    spec = models.find(model) if isinstance(model, str) else None
+    if isinstance(model, str) and spec is None:
+        message = models.refusal(model)
         shape.append(ManifestProblem(f"{display}:{line_of(lines, 'model')}", "model", message))
-    if not isinstance(model, str) or model not in known_models():
+    if spec is None:
         raise ManifestError(shape)
+    model = spec.id  # a former id (wan-2-5) is sent as today's (wan-2-5-video)
     build = _Build(display, model)
     build.local.base_dir = path.parent
     for problem in shape:

@@ -24,8 +24,10 @@ class Rules:
 
 
 def model_rules(model: str) -> Rules:
+    """The rules of `model`, named by its current id: a job written with a former id
+    (`wan-2-5`) is built, stored and sent as the model's id today (`wan-2-5-video`)."""
     spec = models.get(model)
-    return Rules(model, request_fields(model), fast_check(model), spec.aliases)
+    return Rules(spec.id, request_fields(spec.id), fast_check(spec.id), spec.aliases)
 
 
 def union_fields(names: list[str]) -> RequestFields:

@@ -114,8 +114,7 @@ class _Build:
             where, path = src.at(("model",))
         else:
             where, path = f"{src.where}, column model", "model"
-        known = ", ".join(known_models())
-        self.add(ManifestProblem(where, path, f"unknown model {model!r}; known: {known}"))
+        self.add(ManifestProblem(where, path, models.refusal(model)))
         return None
 
     def split(

@@ -9,18 +9,23 @@ schedule, the simulator and the report all ask `get(model_id)`. A user adds a mo
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from batchgen.models import kling_2_1, kling_2_5_turbo_pro
-from batchgen.models.base import ModelSpec, SpecError, spec_from_file
+from batchgen.models.base import ModelSpec, SpecError
+from batchgen.models.specfile import spec_from_file
 
 __all__ = [
     "DEFAULT_MODEL",
     "ENV_VAR",
+    "NOT_YET",
     "ModelSpec",
     "SpecError",
     "find",
+    "former_used",
     "get",
     "known",
+    "refusal",
     "register",
     "spec_from_file",
     "unregister",
@@ -29,9 +34,36 @@ __all__ = [
 DEFAULT_MODEL = kling_2_1.SPEC.id
 ENV_VAR = "BATCHGEN_MODEL_SPECS"
 
-_BUILT_IN = (kling_2_1.SPEC, kling_2_5_turbo_pro.SPEC)
+NOT_YET: dict[str, str] = {
+    "wan-2-7-video": (
+        "its archived page shows no example request, its two copies disagree on whether "
+        "video-edit needs a prompt, and the media counts of reference-to-video and video-edit "
+        "are cut off (../shared/apixo-video-models.md)"
+    ),
+    "kling-3-0-pro": "APIXO has no page for a Kling 3.0 Pro model in the archive",
+}
+"""APIXO models batchgen lists but cannot yet send, with why: validate refuses them by name."""
+
+
+def _schema_dir() -> Path:
+    """`schemas/` beside the package in a checkout, or `batchgen/_schemas` in a wheel (as
+    batchgen.manifest.schema.schema_dir, which imports this package)."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_schemas", package.parent / "schemas"):
+        if candidate.is_dir():
+            return candidate
+    return package.parent / "schemas"
+
+
+def _family() -> tuple[ModelSpec, ...]:
+    """APIXO's other video models: one `<id>.spec.json` beside its request schema each."""
+    return tuple(spec_from_file(p) for p in sorted(_schema_dir().glob("*.spec.json")))
+
+
+_BUILT_IN = (kling_2_1.SPEC, kling_2_5_turbo_pro.SPEC, *_family())
 _specs: dict[str, ModelSpec] = {spec.id: spec for spec in _BUILT_IN}
 _env_loaded: str | None = None
+_former_used: dict[str, str] = {}
 
 
 def _load_env() -> None:
@@ -70,12 +102,29 @@ def known() -> list[str]:
 
 
 def get(model_id: str) -> ModelSpec:
-    """The spec of `model_id`; KeyError (naming the known ones) if there is none."""
+    """The spec of `model_id` (or of the model a former id now names: `wan-2-5`); KeyError
+    with the sentence a user sees (`refusal`) if there is none."""
     _load_env()
     spec = _specs.get(model_id) if isinstance(model_id, str) else None
+    if spec is None and isinstance(model_id, str):
+        spec = next((s for s in _specs.values() if model_id in s.former_ids), None)
+        if spec is not None:
+            _former_used[model_id] = spec.id
     if spec is None:
-        raise KeyError(f"unknown model {model_id!r}; known: {', '.join(sorted(_specs))}")
+        raise KeyError(refusal(model_id))
     return spec
+
+
+def refusal(model_id: object) -> str:
+    """Why `model_id` cannot be used: not yet supported (and why), or unknown."""
+    if isinstance(model_id, str) and model_id in NOT_YET:
+        return f"model {model_id!r} is not supported yet: {NOT_YET[model_id]}"
+    return f"unknown model {model_id!r}; known: {', '.join(sorted(_specs))}"
+
+
+def former_used() -> dict[str, str]:
+    """Former ids met so far in this process, with the id each was sent as (for a note)."""
+    return dict(_former_used)
 
 
 def find(model_id: str) -> ModelSpec | None:

@@ -9,10 +9,10 @@ one schema file; engine, store and client never name a model.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,22 +43,58 @@ class ModelSpec:
     id: str
     schema: str
     title: str = ""
-    generation_s: Mapping[int, tuple[float, float]] = field(
+    generation_s: Mapping[int | str, tuple[float, float]] = field(
         default_factory=lambda: {5: (60.0, 90.0), 10: (90.0, 120.0)}
     )
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     display: tuple[str, ...] = ("mode", "duration", "aspect_ratio")
     prices: Mapping[str, Any] | None = None
+    # Where the rules come from, so they can be checked again: the page(s) and the version
+    # of the page built to (../shared/apixo-video-models.md labels them A to E).
+    source: str = ""
+    doc_version: str = ""
+    # Ids APIXO used before (wan-2-5 -> wan-2-5-video): accepted in manifests, and said so.
+    former_ids: tuple[str, ...] = ()
+    # The input field `generation_s` is keyed by: "duration" (seconds), "resolution" ("720p"),
+    # or "" for one row ("*") whatever the job asks.
+    generation_key: str = "duration"
+    generation_note: str = ""  # where the times come from, or "not documented: assumed ..."
+    # Prices: "video" (a "MODE:DURATION" or "MODE" key is the price of one task) or "second"
+    # ("MODE" is USD per second of video). `durations` lists each mode's (or "*"'s) durations,
+    # written [5, 10] or "3-15", so per-mode and per-second prices expand to price classes.
+    price_unit: str = "video"
+    price_note: str = ""
+    durations: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not MODEL_ID.fullmatch(self.id):
             raise SpecError(f"model id {self.id!r} must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'")
         if not self.generation_s:
-            raise SpecError(f"model {self.id}: generation_s needs at least one duration")
-        for duration, span in self.generation_s.items():
+            raise SpecError(f"model {self.id}: generation_s needs at least one row")
+        for key, span in self.generation_s.items():
             lo, hi = span
-            if not (isinstance(duration, int) and 0 < lo <= hi):
-                raise SpecError(f"model {self.id}: generation_s[{duration!r}] must be 0 < lo <= hi")
+            if not (isinstance(key, int | str) and 0 < lo <= hi):
+                raise SpecError(f"model {self.id}: generation_s[{key!r}] must be 0 < lo <= hi")
+        if self.price_unit not in ("video", "second"):
+            raise SpecError(f"model {self.id}: price_unit must be 'video' or 'second'")
+
+    def price_table(self) -> dict[str, str]:
+        """The prices as "MODE:DURATION" -> USD text, per-mode and per-second entries expanded
+        over the mode's durations. A model without durations (veo-3-1) is priced under 5 s,
+        the class a job without a duration falls in (batchgen/money/prices.py: price_key)."""
+        out: dict[str, str] = {}
+        for name, usd in (self.prices or {}).items():
+            mode, sep, duration = str(name).rpartition(":")
+            if sep and duration.isdigit():
+                out[str(name)] = str(usd)
+                continue
+            mode = str(name)
+            for seconds in self.durations.get(mode, self.durations.get("*", ())) or (5,):
+                if self.price_unit == "second":
+                    out[f"{mode}:{seconds}"] = str(Decimal(str(usd)) * seconds)
+                else:
+                    out[f"{mode}:{seconds}"] = str(usd)
+        return out
 
     @property
     def submit_path(self) -> str:
@@ -75,13 +111,28 @@ class ModelSpec:
     def generation(self, duration: Any) -> tuple[float, float]:
         """The expected (fastest, slowest) generation time of a video of `duration` seconds:
         its row, else the nearest shorter one, else the shortest (an odd duration is the
-        schema's business, not the scheduler's)."""
+        schema's business, not the scheduler's). A table keyed by another field answers with
+        its whole span: the engine knows a job's duration only."""
         table = self.generation_s
+        if self.generation_key != "duration" or not all(isinstance(k, int) for k in table):
+            return self._span()
         if isinstance(duration, int) and duration in table:
             return table[duration]
-        keys = sorted(table)
+        keys = sorted(table)  # type: ignore[type-var]
         shorter = [k for k in keys if isinstance(duration, int | float) and k <= duration]
         return table[shorter[-1] if shorter else keys[0]]
+
+    def generation_for(self, inp: Mapping[str, Any]) -> tuple[float, float]:
+        """The expected generation time of a job with these `input` fields: by the field the
+        table is keyed by (the simulator and the estimate know the whole body)."""
+        if self.generation_key == "duration" or not self.generation_key:
+            return self.generation(inp.get("duration"))
+        row = self.generation_s.get(inp.get(self.generation_key))  # type: ignore[arg-type]
+        return row if row is not None else self._span()
+
+    def _span(self) -> tuple[float, float]:
+        rows = list(self.generation_s.values())
+        return (min(lo for lo, _ in rows), max(hi for _, hi in rows))
 
     def poll_factor(self, duration: Any) -> float:
         """The first poll's delay as a multiple of `--poll-after` (Kling 2.1: 1 for 5 s
@@ -96,41 +147,3 @@ class ModelSpec:
     def schema_path(self, schema_dir: Path) -> Path:
         path = Path(self.schema)
         return path if path.is_absolute() else schema_dir / path
-
-
-def spec_from_file(path: str | Path) -> ModelSpec:
-    """A spec written as JSON: {"id", "schema" (relative to the spec file), "title",
-    "generation_s": {"5": [60, 90]}, "aliases": {"image_urls": ["image_url"]}, "display"}."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SpecError(f"{path}: cannot read the model spec ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("schema"), str):
-        raise SpecError(f"{path}: a model spec is a JSON object with 'id' and 'schema'")
-    known = {"id", "schema", "title", "generation_s", "aliases", "display", "prices"}
-    extra = sorted(set(doc) - known)
-    if extra:
-        raise SpecError(f"{path}: unknown key(s) {', '.join(extra)}; known: {', '.join(known)}")
-    schema = Path(doc["schema"])
-    if not schema.is_absolute():
-        schema = (path.parent / schema).resolve()
-    if not schema.is_file():
-        raise SpecError(f"{path}: its schema {schema} does not exist")
-    kwargs: dict[str, Any] = {"id": doc.get("id"), "schema": str(schema)}
-    try:
-        if "title" in doc:
-            kwargs["title"] = str(doc["title"])
-        if "generation_s" in doc:
-            kwargs["generation_s"] = {
-                int(k): (float(v[0]), float(v[1])) for k, v in doc["generation_s"].items()
-            }
-        if "aliases" in doc:
-            kwargs["aliases"] = {str(k): tuple(map(str, v)) for k, v in doc["aliases"].items()}
-        if "display" in doc:
-            kwargs["display"] = tuple(map(str, doc["display"]))
-        if "prices" in doc:
-            kwargs["prices"] = dict(doc["prices"])
-    except (TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise SpecError(f"{path}: a field has the wrong shape ({exc})") from None
-    return ModelSpec(**kwargs)
