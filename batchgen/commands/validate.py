@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
             problems.extend(exc.problems)
     if problems:
         raise ManifestError(problems)
+    for old, new in models.former_used().items():
+        note = f"note: model {old!r} is now {new!r} (APIXO renamed it): sent as {new}"
+        print(note, file=sys.stderr)
     if args.check_images:
         _check_images(
             manifests,

@@ -166,6 +166,9 @@ def _sentences(error: jsonschema.ValidationError, body: Any) -> list[tuple[str, 
         missing = _missing_name(error)
         where = f"{path}.{missing}" if path else missing
         mode = _mode_of(body)
+        custom = schema.get("x-required")
+        if isinstance(custom, dict) and isinstance(custom.get(missing), str):
+            return [(where, custom[missing].format(mode=mode))]  # the rule in the schema's words
         if missing == "callback_url":
             return [(where, "is required when request_type is 'callback'")]
         if isinstance(mode, str) and missing in ("image_urls", "aspect_ratio"):
