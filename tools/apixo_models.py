@@ -623,7 +623,7 @@ def ltx_2_19b() -> tuple[dict, dict]:
         "loras": {
             "type": "array",
             "maxItems": 3,
-            "x-error": "loras must be a list of at most 3 {path, scale}, got {got}",
+            "x-error": "loras must be a list of at most 3 {{path, scale}}, got {got}",
             "items": {
                 "type": "object",
                 "additionalProperties": False,
@@ -635,7 +635,7 @@ def ltx_2_19b() -> tuple[dict, dict]:
                         "x-error": "a LoRA's scale must be a number, got {value}",
                     },
                 },
-                "x-error": "a LoRA is {path: URL, scale: number}, got {got}",
+                "x-error": "a LoRA is {{path: URL, scale: number}}, got {got}",
             },
         },
     }

@@ -16,6 +16,8 @@ import heapq
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from batchgen import models
+
 UNLIMITED_USD = Decimal("1000000")
 DEFAULT_MODEL = "kling-2-1"
 
@@ -63,6 +65,16 @@ def body_class(body: dict[str, Any], model: str = DEFAULT_MODEL) -> tuple[str, s
     return (model, str(inp.get("mode") or "standard-image-to-video"), duration)
 
 
+def documented_price(cls: tuple[str, str, int]) -> Decimal | None:
+    """The price APIXO's pages state for a class (veo-3-1: per video), if they state one: a
+    faithful simulator charges it. Estimates in a spec (Kling) are batchgen's, not APIXO's."""
+    spec = models.find(cls[0])
+    if spec is None or not spec.price_note.startswith("documented"):
+        return None
+    usd = spec.price_table().get(f"{cls[1]}:{cls[2]}")
+    return Decimal(usd) if usd is not None else None
+
+
 class Billing:
     def __init__(self, balance: float | None, prices: str, refund_failed: bool) -> None:
         self.balance = UNLIMITED_USD if balance is None else Decimal(str(balance))
@@ -74,7 +86,8 @@ class Billing:
         self._refunds: list[tuple[float, str, Decimal]] = []  # (fails at, task id, price)
 
     def price(self, body: dict[str, Any], model: str = DEFAULT_MODEL) -> Decimal:
-        return self.prices.get(body_class(body, model), FALLBACK_PRICE)
+        cls = body_class(body, model)
+        return self.prices.get(cls) or documented_price(cls) or FALLBACK_PRICE
 
     def can_pay(self, body: dict[str, Any], now: float, model: str = DEFAULT_MODEL) -> bool:
         self.settle(now)

@@ -133,7 +133,7 @@ def draw_task(
     prompt = str(inp.get("prompt", ""))
     spec = models.find(model)
     if spec is not None:
-        lo, hi = spec.generation(inp.get("duration"))
+        lo, hi = spec.generation_for(inp)  # by duration, or resolution (wan, ltx), or one row
     else:
         lo, hi = GENERATION_RANGE_S.get(inp.get("duration"), GENERATION_RANGE_S[5])
     total = hi if "[sim:slow]" in prompt else rng.uniform(lo, hi)
