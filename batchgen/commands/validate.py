@@ -26,6 +26,7 @@ from batchgen.money.prices import (
     describe_costs,
     parse_key,
     to_micros,
+    unknown_prices,
     usd,
 )
 
@@ -150,7 +151,10 @@ def summary(manifest: Manifest) -> str:
         ),
         "  by mode:     " + ", ".join(f"{m} {n}" for m, n in sorted(modes.items())),
         "  by duration: "
-        + ", ".join(f"{d} s: {n}" for d, n in sorted(durations.items(), key=_numbers_first)),
+        + ", ".join(
+            f"{d} s: {n}" if d is not None else f"none (the model's own length): {n}"
+            for d, n in sorted(durations.items(), key=_numbers_first)
+        ),
         f"  API requests at the advised polling (first poll at {FIRST_POLL_S} s, then every "
         f"{POLL_EVERY_S} s): about {estimate_requests(jobs)}"
         + (
@@ -167,7 +171,7 @@ def summary(manifest: Manifest) -> str:
     ]  # fmt: skip
     book = _book(manifest)
     costs = cost_by_mode(classes, book)
-    lines += ["  " + line for line in describe_costs(costs)]
+    lines += ["  " + line for line in describe_costs(costs, unknown_prices(classes, book))]
     lines += _matrices(jobs, classes, book)
     return "\n".join(lines)
 

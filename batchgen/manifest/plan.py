@@ -38,7 +38,7 @@ def requests_for(body: dict, model: str | None = None) -> int:
     duration = inp.get("duration") if isinstance(inp, dict) else None
     spec = models.find(model) if model is not None else None
     if spec is not None:
-        mean = sum(spec.generation(duration)) / 2
+        mean = sum(spec.generation_for(inp if isinstance(inp, dict) else {})) / 2
     else:
         mean = MEAN_GENERATION_S.get(duration, MEAN_GENERATION_S[10])  # type: ignore[arg-type]
     polls = 1 + max(0, math.ceil((mean - FIRST_POLL_S) / POLL_EVERY_S))

@@ -208,6 +208,13 @@ async def before_spending(money: Money, go_ahead: bool) -> None:
         usd(s.total),
         f"; cap {usd(s.cap)}" if s.cap is not None else "",
     )
+    unknown = s.unknown_pending()
+    if unknown:
+        log.info(
+            "prices unknown for %s: estimated at the dearest known price until the balance "
+            "shows them",
+            ", ".join(unknown),
+        )
     if balance is None or estimate <= balance:
         return
     allowed = s.total + balance

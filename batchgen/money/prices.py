@@ -20,11 +20,12 @@ MICROS = 1_000_000
 
 
 def table_prices(model: str) -> dict[tuple[str, int], int]:
-    """The model spec's price table (batchgen/models: `prices`, "MODE:DURATION" -> USD), as
-    micro-dollars by (mode, duration). A model without one has an empty table."""
+    """The model spec's price table (batchgen/models: `prices`, "MODE:DURATION" -> USD, with
+    per-mode and per-second prices expanded by ModelSpec.price_table), as micro-dollars by
+    (mode, duration). A model without one has an empty table."""
     spec = models.find(model)
     out: dict[tuple[str, int], int] = {}
-    for name, usd_text in ((spec.prices or {}) if spec is not None else {}).items():
+    for name, usd_text in (spec.price_table() if spec is not None else {}).items():
         mode, _, duration = str(name).rpartition(":")
         try:
             out[(mode, int(duration))] = to_micros(usd_text)
@@ -128,10 +129,31 @@ def cost_by_mode(
     return out
 
 
-def describe_costs(costs: dict[tuple[str, str], tuple[int, int]]) -> list[str]:
-    """Lines for people: the total, then one line per model and mode."""
+def describe_costs(
+    costs: dict[tuple[str, str], tuple[int, int]], unknown: Iterable[str] = ()
+) -> list[str]:
+    """Lines for people: the total, then one line per model and mode, then the models whose
+    prices are not known (priced at the dearest known until a run learns them)."""
     total = sum(c for _, c in costs.values())
     lines = [f"estimated cost: {usd(total)} (price table; a run learns the real prices)"]
     for (model, mode), (n, micros) in sorted(costs.items()):
         lines.append(f"  {model} {mode}: {n} job{'s' if n != 1 else ''}, {usd(micros)}")
+    unknown = sorted(set(unknown))
+    if unknown:
+        lines.append(
+            f"  prices unknown for {', '.join(unknown)}: counted at the dearest known price; "
+            "a run learns them from the balance"
+        )
     return lines
+
+
+def unknown_prices(
+    jobs: Iterable[tuple[str, str | None, int | None]], book: PriceBook | None = None
+) -> list[str]:
+    """The models of these (model, mode, duration) classes whose price is neither in a table,
+    nor given, nor learned: the estimate names them."""
+    book = book or PriceBook()
+    return sorted(
+        {model for model, mode, duration in jobs
+         if book.source(price_key(model, mode, duration)).startswith("unknown")}
+    )  # fmt: skip

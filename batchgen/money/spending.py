@@ -127,6 +127,16 @@ class Spending:
         log.info("refunds seen in the balance: %s for %d failed task(s)", usd(amount), len(chosen))
         return amount
 
+    def unknown_pending(self) -> list[str]:
+        """The models of pending jobs with no known price (estimated at the dearest known
+        until the balance teaches it): the run start names them."""
+        out = set()
+        for model, mode, duration, _ in views.pending_by_price(self.store.db):
+            key = price_key(model or self.model, mode, duration)
+            if self.book.source(key).startswith("unknown"):
+                out.add(model or self.model)
+        return sorted(out)
+
     def estimate_pending(self) -> int:
         """What the jobs still pending would cost at today's prices."""
         total = 0
