@@ -25,6 +25,7 @@ COMMANDS = (
     "retry",
     "cancel",
     "gallery",
+    "models",
 )
 
 
