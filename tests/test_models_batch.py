@@ -110,7 +110,7 @@ INVALID = [
     ({**{k: v for k, v in I2V.items() if k != "image_url"}, "end_image_url": "https://x.io/b.jpg"},
      "end_image_url", "jobs[0].end_image_url", "end_image_url needs image_url (the start frame)"),
     ({**T2V, "model": "kling-3"}, "model", "jobs[0].model",
-     "unknown model 'kling-3'; known: kling-2-1, kling-2-5-turbo-pro"),
+     "unknown model 'kling-3'; known: grok-video, hailuo-2-3"),
 ]  # fmt: skip
 
 
@@ -138,15 +138,15 @@ def test_an_unknown_model_is_exit_2_at_its_place_listing_the_known_ones(tmp_path
     csv_path = tmp_path / "m.csv"
     csv_path.write_text(
         "model,mode,prompt,duration\nkling-2-5-turbo-pro,text-to-video,a fox,5\n"
-        "kling-2-6,text-to-video,a fox,5\n",
+        "kling-9-9,text-to-video,a fox,5\n",
         encoding="utf-8",
     )
     top = tmp_path / "top.yaml"
     top.write_text("name: x\nmodel: veo-3\njobs:\n  - {prompt: a, duration: 5}\n", encoding="utf-8")
     assert main(["validate", str(csv_path), str(top)]) == 2
     err = capsys.readouterr().err
-    known = "known: kling-2-1, kling-2-5-turbo-pro"
-    assert f"{csv_path}: row 3, column model: model: unknown model 'kling-2-6'; {known}" in err
+    known = "known: grok-video, hailuo-2-3, hailuo-2-3-fast, happyHorse, kling-2-1, kling-2-5-"
+    assert f"{csv_path}: row 3, column model: model: unknown model 'kling-9-9'; {known}" in err
     assert f"{top}:2: model: unknown model 'veo-3'; {known}" in err
     assert "Traceback" not in err
 

@@ -6,7 +6,8 @@ Columns are the request fields of the model's schema (`mode`, `prompt`, `duratio
 `end_image_url` as a spelling of `image_urls`, and `meta.<name>` columns (the row's meta, as
 text: what the report writes back in the same columns). Rows are numbered as a spreadsheet
 shows them: the header is row 1. Empty cells mean "not given"; cells of numeric fields become
-numbers; list fields (`image_urls`) are split on `|`.
+numbers, `true`/`false` in boolean fields (`sound`) become booleans; list fields
+(`image_urls`) are split on `|`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END, _MODEL, _META = range(8)
 LIST_SEPARATOR = "|"
 META_PREFIX = "meta."
 """A column `meta.<name>` gives each row's meta `<name>`, as text (the report's spelling)."""
+_BOOLEANS = {"true": True, "false": False}
 
 
 class CsvSource(Source):
@@ -184,6 +186,8 @@ def read_csv_jobs(
                     bad = True
                     continue
                 # otherwise the text stays, and the request schema says what it should be
+            elif key in fields.booleans and cell.lower() in _BOOLEANS:
+                value = _BOOLEANS[cell.lower()]  # `sound`: true/false; other text stays text
             if kind == _INPUT:
                 if key in arrays:
                     value = [p.strip() for p in cell.split(LIST_SEPARATOR) if p.strip()]

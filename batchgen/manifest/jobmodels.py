@@ -48,4 +48,5 @@ def union_fields(names: list[str]) -> RequestFields:
         arrays=union("arrays"),
         filled=(),
         integers=union("integers"),
+        booleans=union("booleans"),
     )

@@ -244,6 +244,7 @@ class RequestFields:
     arrays: frozenset[str]
     filled: tuple[tuple[str, Any], ...]
     integers: frozenset[str] = frozenset()  # sent as JSON integers: 5.0 in a manifest goes as 5
+    booleans: frozenset[str] = frozenset()  # a CSV cell `true`/`false` becomes a JSON boolean
 
 
 def _types_of(sub: Any) -> set[str]:
@@ -264,6 +265,7 @@ def request_fields(model: str = DEFAULT_MODEL) -> RequestFields:
         numeric=frozenset(k for k, v in both.items() if _types_of(v) & {"integer", "number"}),
         arrays=frozenset(k for k, v in both.items() if "array" in _types_of(v)),
         integers=frozenset(k for k, v in both.items() if _types_of(v) == {"integer"}),
+        booleans=frozenset(k for k, v in both.items() if _types_of(v) == {"boolean"}),
         filled=tuple(
             (k, input_props[k]["default"])
             for k in input_schema.get("required", [])
