@@ -61,3 +61,9 @@ def test_a_user_added_model_is_listed(monkeypatch, capsys) -> None:
         assert "toy-clip" in ids
     finally:
         models.unregister("toy-clip")
+
+
+def test_the_readme_lists_every_model_and_every_not_yet_one() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for model_id in [*models.known(), *models.NOT_YET]:
+        assert f"`{model_id}`" in readme, model_id
