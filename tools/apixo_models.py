@@ -294,13 +294,14 @@ def veo_3_1_extend() -> tuple[dict, dict]:
         [],
         x_required=x_req,
     )
-    return body, spec(
+    out = spec(
         "veo-3-1-extend",
         "Veo 3.1 Extend",
         f"{PAGE}veo-3-1-extend (C; E at /it/, /tr/)",
         "E",
         display=["mode", "taskId"],
     )
+    return body, {**out, "parent_field": "taskId", "parent_model": "veo-3-1"}
 
 
 def sora(model: str, title: str, longest: int) -> tuple[dict, dict]:

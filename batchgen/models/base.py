@@ -65,6 +65,10 @@ class ModelSpec:
     price_unit: str = "video"
     price_note: str = ""
     durations: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # A model that builds on another model's task (veo-3-1-extend): the input field holding
+    # the parent's APIXO task id, and the parent's model.
+    parent_field: str = ""
+    parent_model: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not MODEL_ID.fullmatch(self.id):

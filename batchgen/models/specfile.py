@@ -13,7 +13,7 @@ KEYS = frozenset(
     {
         "id", "schema", "title", "generation_s", "aliases", "display", "prices", "source",
         "doc_version", "former_ids", "generation_key", "generation_note", "price_unit",
-        "price_note", "durations",
+        "price_note", "durations", "parent_field", "parent_model",
     }
 )  # fmt: skip
 
@@ -56,7 +56,7 @@ def spec_from_file(path: str | Path) -> ModelSpec:
     kwargs: dict[str, Any] = {"id": doc.get("id"), "schema": str(schema)}
     try:
         for name in ("title", "source", "doc_version", "generation_key", "generation_note",
-                     "price_unit", "price_note"):  # fmt: skip
+                     "price_unit", "price_note", "parent_field", "parent_model"):  # fmt: skip
             if name in doc:
                 kwargs[name] = str(doc[name])
         if "generation_s" in doc:

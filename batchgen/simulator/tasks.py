@@ -44,6 +44,7 @@ FAIL_MESSAGES = {
     "PROCESSING_TIMEOUT": "Task processing exceeded time limit",
     "MODEL_UNAVAILABLE": "Model temporarily unavailable",
     "GENERATION_FAILED": "Video generation failed, please retry",
+    "TASKID_ERROR": "taskId is invalid, expired, not finished or not from the parent model",
 }
 TRANSIENT_CODES = ("PROCESSING_TIMEOUT", "MODEL_UNAVAILABLE", "GENERATION_FAILED")
 _TRANSIENT_N = re.compile(r"\[sim:transient:(\d+)\]")
@@ -218,11 +219,24 @@ class TaskStore:
         earlier = self._prompts[prompt]
         self._prompts[prompt] += 1
         task = draw_task(self.config, task_id, body, created, create_ms, earlier, model)
+        self._check_parent(task, inp, created)
         self.tasks[task.task_id] = task
         self.by_token[task.token] = task
         heapq.heappush(self._live, task.ends)
         self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight(created))
         return task
+
+    def _check_parent(self, task: Task, inp: dict[str, Any], now: float) -> None:
+        """A task that builds on another (veo-3-1-extend's taskId) fails soon with TASKID_ERROR
+        unless its parent is a task of the parent model that had succeeded when it was made
+        (apixo-video-models.md: "the source task must be completed")."""
+        spec = models.find(task.model)
+        if spec is None or not spec.parent_field:
+            return
+        parent = self.tasks.get(str(inp.get(spec.parent_field)))
+        if parent is None or parent.model != spec.parent_model or parent.state_at(now) != "success":
+            task.fail_code, task.n_results = "TASKID_ERROR", 0
+            task.end_s = min(task.end_s, task.pending_s + self.config.scaled(1.0))
 
     def in_flight(self, now: float) -> int:
         live = self._live
