@@ -72,6 +72,8 @@ def local_path(entry: object, base_dir: Path) -> Path | None:
 
 def inspect(path: Path) -> LocalImage | str:
     """The file's content identity, or why it cannot be sent (a message for the user)."""
+    if "\x00" in str(path):  # os.stat raises ValueError, not OSError, on a NUL byte
+        return f"not a file name (it holds a NUL character): {str(path)!r}"
     try:
         info = os.stat(path)
     except ValueError:  # a NUL byte: no file system has such a name
