@@ -447,6 +447,6 @@ def test_an_image_path_with_a_nul_byte_is_a_placed_error_not_a_traceback(tmp_pat
     try:
         load_manifest(manifest)
     except ManifestError as exc:
-        assert "not a file name" in str(exc)
+        assert "not a file name" in str(exc)  # the NUL check before os.stat
     else:
         raise AssertionError("a NUL byte in an image path was accepted")

@@ -76,8 +76,6 @@ def inspect(path: Path) -> LocalImage | str:
         return f"not a file name (it holds a NUL character): {str(path)!r}"
     try:
         info = os.stat(path)
-    except ValueError:  # a NUL byte: no file system has such a name
-        return f"not a file name: {str(path)!r}"
     except FileNotFoundError:
         return f"no such file: {path}"
     except OSError as exc:
