@@ -27,7 +27,7 @@ import ipaddress
 import logging
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -285,9 +285,13 @@ class CallbackReceiver:
 
 @contextlib.asynccontextmanager
 async def receiving(
-    engine: Engine, store: st.Store, opts: RunOptions
+    engine: Engine,
+    store: st.Store,
+    opts: RunOptions,
+    on_receiver: Callable[[CallbackReceiver], None] | None = None,
 ) -> AsyncIterator[CallbackReceiver | None]:
-    """Start the receiver (when asked) and point the engine's submits at it; stop it after."""
+    """Start the receiver (when asked) and point the engine's submits at it; stop it after.
+    `on_receiver` sees it once it listens (tests, benchmarks)."""
     if opts.callback_listen is None:
         yield None
         return
@@ -307,7 +311,7 @@ async def receiving(
     )
     async with receiver:
         engine.receive_callbacks_at(receiver.url_for(opts.callback_public_url), receiver.job_key)
-        if opts.on_receiver is not None:
-            opts.on_receiver(receiver)
+        if on_receiver is not None:
+            on_receiver(receiver)
         log.info("receiving callbacks on %s:%d", receiver.host, receiver.port)
         yield receiver

@@ -33,6 +33,7 @@ from batchgen.core.policy import Backoff, backoff_delay
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
 from batchgen.engine.config import engine_config
 from batchgen.errors import ApiConnectionError, DownloadError, RateLimited, ServerError
+from batchgen.hooks import RunHooks
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.money import (
     Money,
@@ -99,9 +100,11 @@ async def _addresses_of(host: str) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-async def execute(opts: RunOptions) -> RunOutcome:
+async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome:
     """One run over an already-populated state file; holds the state lock throughout. The one
-    place every run ends (CLI and Python API), so notifications are sent from here."""
+    place every run ends (CLI and Python API), so notifications are sent from here. `hooks`
+    are this process's attachments (a display, signal handlers, a test's probe)."""
+    hooks = hooks or RunHooks()
     with StateLock(opts.state_path):
         store = st.Store(opts.state_path)
         run_id = store.start_run(os.getpid())
@@ -110,12 +113,12 @@ async def execute(opts: RunOptions) -> RunOutcome:
         try:
             if notices is not None:
                 await notices.started()
-                opts = notices.watching(opts)
+                hooks = notices.watching(hooks)
             if opts.resubmit_ambiguous:
                 n = store.requeue_ambiguous()
                 if n:
                     log.warning("resubmitting %d ambiguous job(s), as asked", n)
-            outcome = await _run_engine(store, opts)
+            outcome = await _run_engine(store, opts, hooks)
             return outcome
         finally:
             if outcome is not None:
@@ -167,7 +170,7 @@ def default_rate_margin(period_s: float) -> float:
     return max(0.02 * period_s, 0.05) + 0.01
 
 
-async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
+async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> RunOutcome:
     opts = opts.paced()
     assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
     assert opts.rate_pause_base_s is not None and opts.rate_pause_cap_s is not None
@@ -236,15 +239,14 @@ async def _run_engine(store: st.Store, opts: RunOptions) -> RunOutcome:
             preflight=opts.preflight if opts.preflight is not None else api_public,
         )
         engine = Engine(store, client, downloader, config, rng=rng, inputs=inputs, money=money)
-        if opts.on_engine is not None:
-            opts.on_engine(engine)
+        hooks.engine(engine)
         deadline = None
         if opts.max_runtime_s is not None:
             deadline = asyncio.get_running_loop().call_later(
                 opts.max_runtime_s, engine.request_stop, "stopped at --max-runtime"
             )
         try:
-            async with callbacks.receiving(engine, store, opts):
+            async with callbacks.receiving(engine, store, opts, hooks.receiver):
                 outcome = await engine.run()
             balance = await money.finish_run()  # refunds seen, the balance as the run leaves it
             if outcome.account_error is not None and balance is not None:

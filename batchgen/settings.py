@@ -13,18 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from batchgen.errors import UsageError
 from batchgen.models import DEFAULT_MODEL
-
-if TYPE_CHECKING:
-    from batchgen.callbacks import CallbackReceiver
-    from batchgen.engine import Engine
-
 
 DEFAULT_BASE_URL = "https://api.apixo.ai/api/v1"
 SANDBOX_KEY = "sk-sim-demo"
@@ -144,7 +137,6 @@ class RunOptions:
     allow_private_result_hosts: bool | None = None
     # honour HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (batchgen/adapters/proxies.py)
     proxy_env: bool = True
-    on_engine: Callable[[Engine], None] | None = None  # progress displays, signal handlers
     # callback mode (batchgen/callbacks.py)
     callback_listen: tuple[str, int] | None = None  # run the receiver on (host, port)
     callback_public_url: str | None = None  # public base forwarding to it; None: its own address
@@ -152,7 +144,6 @@ class RunOptions:
     callback_grace_s: float | None = None
     callback_poll_every_s: float | None = None
     callback_guard_s: float | None = None  # see batchgen.engine.wakes
-    on_receiver: Callable[[CallbackReceiver], None] | None = None  # tests, benchmarks
     api_keepalive_s: float = API_KEEPALIVE_S  # see API_KEEPALIVE_S
     # Input images (batchgen/inputs). preflight None: check remote image URLs before paying
     # unless the API itself is local (a test bed, whose image URLs are often placeholders).

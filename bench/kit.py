@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
 from batchgen import store as st  # noqa: E402
 from batchgen.core.schedule import PollSchedule, first_poll_delay, next_poll_delay  # noqa: E402
 from batchgen.engine import Engine, RunOutcome  # noqa: E402
+from batchgen.hooks import RunHooks  # noqa: E402
 from batchgen.runner import execute  # noqa: E402
 from batchgen.settings import RunOptions  # noqa: E402
 from batchgen.simulator.samples import MODES, sample_body  # noqa: E402
@@ -192,17 +193,16 @@ def _finished(engine: Engine) -> int:
     return s.done + s.failed + s.ambiguous + s.expired
 
 
-async def run_engine(opts: RunOptions, *, every: float = 0.1) -> EngineRun:
+async def run_engine(
+    opts: RunOptions, *, every: float = 0.1, hooks: RunHooks | None = None
+) -> EngineRun:
     """`execute(opts)` in this process, with a task sampling the engine every `every` s."""
     holder: dict[str, Engine] = {}
-    previous = opts.on_engine
 
     def grab(engine: Engine) -> None:
         holder["engine"] = engine
-        if previous is not None:
-            previous(engine)
 
-    opts = dataclasses.replace(opts, on_engine=grab)
+    hooks = (hooks or RunHooks()).with_engine(grab)
     samples: list[Sample] = []
     t0 = time.perf_counter()
 
@@ -223,7 +223,7 @@ async def run_engine(opts: RunOptions, *, every: float = 0.1) -> EngineRun:
     cpu0 = time.process_time()
     task = asyncio.create_task(sampler())
     try:
-        outcome = await execute(opts)
+        outcome = await execute(opts, hooks)
     finally:
         task.cancel()
     elapsed = time.perf_counter() - t0

@@ -124,3 +124,21 @@ async def make_receiver() -> AsyncIterator[Callable[..., Awaitable[Receiver]]]:
     yield make
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _cli_logging_undone():
+    """A CLI run in this process (commands/execution.setup_logging) sets batchgen's loggers'
+    levels, handlers and propagation for that process's life; a later test's caplog would miss
+    records (a quiet run left the pricing logger at ERROR). Undo it after every test."""
+    yield
+    import logging
+
+    root = logging.getLogger("batchgen")
+    for handler in list(root.handlers):
+        if getattr(handler, "batchgen_cli", False):
+            root.removeHandler(handler)
+    root.setLevel(logging.NOTSET)
+    root.propagate = True
+    for name in ("batchgen.money", "batchgen.money.spending", "batchgen.money.pricing"):
+        logging.getLogger(name).setLevel(logging.NOTSET)

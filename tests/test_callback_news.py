@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from batchgen import store as st
+from batchgen.hooks import RunHooks
 from batchgen.runner import execute
 from batchgen.settings import RunOptions
 from tests.conftest import eventually
@@ -50,8 +51,6 @@ def one_job_options(tmp: Path, api: FakeApi, got: dict[str, Any], **kw: Any) -> 
         callback_listen=("127.0.0.1", 0),
         callback_grace_s=HOURS,
         callback_poll_every_s=HOURS,
-        on_engine=lambda e: got.__setitem__("engine", e),
-        on_receiver=lambda r: got.__setitem__("receiver", r),
         seed=3,
     )
     return dataclasses.replace(opts, **kw)
@@ -67,7 +66,11 @@ def envelope(task_id: str, state: str) -> bytes:
 async def start_one(tmp_path: Path, api: FakeApi, **kw: Any):
     state = prepare_state(tmp_path, mixed_jobs(1))
     got: dict[str, Any] = {}
-    run = asyncio.create_task(execute(one_job_options(tmp_path, api, got, **kw)))
+    hooks = RunHooks(
+        on_engine=lambda e: got.__setitem__("engine", e),
+        on_receiver=lambda r: got.__setitem__("receiver", r),
+    )
+    run = asyncio.create_task(execute(one_job_options(tmp_path, api, got, **kw), hooks))
     await eventually(lambda: "engine" in got and got["engine"].stats.submitted == 1)
     (row,) = state_rows(state)
     return run, got, state, row["task_id"], got["receiver"].url_for(None)

@@ -20,6 +20,7 @@ from batchgen.callbacks import CallbackReceiver
 from batchgen.commands import callback_options
 from batchgen.engine import Engine
 from batchgen.errors import UsageError
+from batchgen.hooks import RunHooks
 from batchgen.runner import execute
 from batchgen.settings import RunOptions
 from batchgen.simulator import Simulator
@@ -324,17 +325,21 @@ class Captured:
 
 
 def cb_options(tmp: Path, sim: Simulator, got: Captured | None = None, **kw: Any):
+    """(options, hooks) for `execute(*cb_options(...))`; the hooks fill `got`."""
     got = got or Captured()
-    return options(
+    opts = options(
         tmp,
         sim.base_url,
         callback_listen=LOOPBACK,
         callback_grace_s=kw.pop("grace", 60 * SCALE),
         callback_poll_every_s=kw.pop("every", 30 * SCALE),
-        on_engine=lambda e: setattr(got, "engine", e),
-        on_receiver=lambda r: setattr(got, "receiver", r),
         **kw,
     )
+    hooks = RunHooks(
+        on_engine=lambda e: setattr(got, "engine", e),
+        on_receiver=lambda r: setattr(got, "receiver", r),
+    )
+    return opts, hooks
 
 
 def api_requests(stats: dict[str, Any]) -> int:
@@ -348,7 +353,7 @@ async def test_batch_completes_on_callbacks_alone(tmp_path: Path, caplog) -> Non
     got = Captured()
     async with Simulator(**sim_config()) as sim:
         # No fallback poll can come before 30 s: only callbacks can finish this batch.
-        outcome = await execute(cb_options(tmp_path, sim, got, grace=30.0, every=30.0))
+        outcome = await execute(*cb_options(tmp_path, sim, got, grace=30.0, every=30.0))
         await eventually(lambda: sim.stats()["callbacks"]["pending"] == 0)
         stats = sim.stats()
         assert assert_files_verified(sim, state, tmp_path / "out") == n - 1
@@ -378,7 +383,7 @@ async def test_duplicate_and_delayed_deliveries_change_nothing(tmp_path: Path) -
     async with Simulator(**sim_config(**faults)) as sim:
         # A task whose 4 attempts are all dropped (1 in 16) is polled after 3 s, once its
         # last retry is long over: every task costs exactly one status request either way.
-        outcome = await execute(cb_options(tmp_path, sim, got, grace=3.0, every=3.0))
+        outcome = await execute(*cb_options(tmp_path, sim, got, grace=3.0, every=3.0))
         # the simulator counts a delivery once it has read our answer: maybe after the run
         await eventually(lambda: sim.stats()["callbacks"]["pending"] == 0)
         stats = sim.stats()
@@ -408,9 +413,9 @@ async def test_forged_callbacks_change_nothing(tmp_path: Path) -> None:
     state = prepare_state(tmp_path, mixed_jobs(n))
     got = Captured()
     async with Simulator(**sim_config(time_scale=scale)) as sim:
-        opts = cb_options(tmp_path, sim, got, grace=60 * scale, every=30 * scale)
+        opts, hooks = cb_options(tmp_path, sim, got, grace=60 * scale, every=30 * scale)
         opts = dataclasses.replace(opts, callback_guard_s=0.0)
-        run = asyncio.create_task(execute(opts))
+        run = asyncio.create_task(execute(opts, hooks))
         await eventually(lambda: hasattr(got, "engine") and hasattr(got, "receiver"))
         await eventually(lambda: got.engine.stats.submitted == n)
         rows = state_rows(state)
@@ -450,7 +455,7 @@ async def test_dropped_callbacks_are_recovered_by_the_fallback_poll(tmp_path: Pa
     state = prepare_state(tmp_path, mixed_jobs(n))
     got = Captured()
     async with Simulator(**sim_config(p_callback_fail=1.0)) as sim:
-        outcome = await execute(cb_options(tmp_path, sim, got))
+        outcome = await execute(*cb_options(tmp_path, sim, got))
         stats = sim.stats()
         assert assert_files_verified(sim, state, tmp_path / "out") == n
     assert outcome.exit_code == 0, outcome
@@ -465,13 +470,13 @@ async def test_restart_polls_callback_tasks_until_callbacks_resume(tmp_path: Pat
     first, second = Captured(), Captured()
     async with Simulator(**sim_config()) as sim:
         # The first run stops before any task ends; its listener goes away with it.
-        stopped = await execute(cb_options(tmp_path, sim, first, max_runtime_s=0.2))
+        stopped = await execute(*cb_options(tmp_path, sim, first, max_runtime_s=0.2))
         assert stopped.exit_code == 75, stopped
         assert any(r["state"] == st.IN_FLIGHT for r in state_rows(state))
         # The second run listens elsewhere (the provider still has the old URL) and waits
         # 30 s before any slow poll: only polling recovered tasks at the normal pace can
         # finish it within the test's timeout.
-        outcome = await execute(cb_options(tmp_path, sim, second, grace=30.0, every=30.0))
+        outcome = await execute(*cb_options(tmp_path, sim, second, grace=30.0, every=30.0))
         assert assert_files_verified(sim, state, tmp_path / "out") == n
     assert outcome.exit_code == 0, outcome
     assert first.receiver.secret == second.receiver.secret
@@ -494,9 +499,8 @@ async def test_manifest_with_its_own_callback_url_is_polled_slowly(
             sim.base_url,
             callback_grace_s=60 * SCALE,
             callback_poll_every_s=30 * SCALE,
-            on_engine=lambda e: setattr(got, "engine", e),
         )
-        outcome = await execute(opts)
+        outcome = await execute(opts, RunHooks(on_engine=lambda e: setattr(got, "engine", e)))
         assert assert_files_verified(sim, state, tmp_path / "out") == n
         await eventually(lambda: len(user_server.posts) == n)
     assert outcome.exit_code == 0, outcome

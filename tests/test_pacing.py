@@ -14,6 +14,7 @@ import pytest
 
 from batchgen import store as st
 from batchgen.engine import Engine
+from batchgen.hooks import RunHooks
 from batchgen.runner import execute
 from batchgen.ui.snapshot import Readings, Snapshot, read_engine, render_line, render_live
 from tests.capkit import CappedApi
@@ -47,7 +48,7 @@ async def test_a_server_capped_below_the_client_finishes_near_one_submit_per_job
     caplog.set_level(logging.INFO, logger="batchgen")
     async with CappedApi(cap=cap, task_s=0.1, message=message, retry_after=retry_after) as api:
         started = time.monotonic()
-        outcome = await execute(_opts(tmp_path, api, on_engine=lambda e: got.update(e=e)))
+        outcome = await execute(_opts(tmp_path, api), RunHooks(on_engine=lambda e: got.update(e=e)))
         wall = time.monotonic() - started
     rows = state_rows(state)
     print(f"\nsubmits/job {api.submits / n:.3f}, 429s {api.refused}, wall {wall:.1f}s")
@@ -100,8 +101,8 @@ async def test_429s_without_retry_after_pause_briefly_then_longer_and_say_so(
                 api,
                 rate_pause_base_s=base,
                 rate_pause_cap_s=cap,
-                on_engine=lambda e: (got.update(e=e), started.set()),
-            )
+            ),
+            RunHooks(on_engine=lambda e: (got.update(e=e), started.set())),
         )
         await watcher
     assert outcome.exit_code == 0, outcome

@@ -41,6 +41,7 @@ from batchgen import store as st
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download import Downloader
 from batchgen.engine import Engine
+from batchgen.hooks import RunHooks
 from batchgen.runner import execute
 from tests.enginekit import mixed_jobs, options, prepare_state, state_rows
 from tests.faultkit import FakeApi, canonical, per_key, sha_of
@@ -120,7 +121,9 @@ async def test_429_storm_with_retry_after_pauses_the_whole_client(tmp_path: Path
             return "processing"
 
         api.hooks["status"] = status_hook
-        outcome = await execute(fast(tmp_path, api, on_engine=lambda e: got.__setitem__("e", e)))
+        outcome = await execute(
+            fast(tmp_path, api), RunHooks(on_engine=lambda e: got.__setitem__("e", e))
+        )
     starts = storm["starts"]
     in_pause = [[h for h in api.hits if t0 < h.t < t0 + 0.9 * ra] for t0 in starts]
     n429 = api.count("status", f"http429ra={ra}")
@@ -144,7 +147,9 @@ async def test_429_storm_without_retry_after_completes(tmp_path: Path) -> None:
     async with FakeApi() as api:
         api.hooks["submit"] = per_key(each=["http429"] * 5 + ["env429"])
         api.hooks["status"] = per_key(each=["http429", "env429", "http429", "processing"])
-        outcome = await execute(fast(tmp_path, api, on_engine=lambda e: got.__setitem__("e", e)))
+        outcome = await execute(
+            fast(tmp_path, api), RunHooks(on_engine=lambda e: got.__setitem__("e", e))
+        )
     assert outcome.exit_code == 0, outcome
     assert_done_and_verified(state, tmp_path / "out", n)
     assert api.count("submit", "http429") + api.count("submit", "env429") == 6 * n
@@ -405,10 +410,10 @@ async def test_forged_and_duplicated_callbacks_change_nothing(tmp_path: Path) ->
             callback_listen=("127.0.0.1", 0),
             callback_grace_s=60 * SCALE * 3,
             callback_poll_every_s=30 * SCALE * 3,
-            on_engine=on_engine,
-            on_receiver=on_receiver,
         )
-        run = asyncio.create_task(execute(opts))
+        run = asyncio.create_task(
+            execute(opts, RunHooks(on_engine=on_engine, on_receiver=on_receiver))
+        )
         from tests.conftest import eventually
 
         await eventually(lambda: "engine" in got and got["engine"].stats.submitted == n)

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from batchgen import store as st
+from batchgen.hooks import RunHooks
 from batchgen.money.prices import MICROS, PriceBook
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
@@ -76,12 +77,8 @@ async def test_a_run_never_freezes_behind_another_clients_tasks(tmp_path: Path, 
             await asyncio.sleep(0.005)
         run = asyncio.create_task(
             execute(
-                options(
-                    tmp_path,
-                    sim.base_url,
-                    max_in_flight=40,
-                    on_engine=lambda e: got.__setitem__("engine", e),
-                )
+                options(tmp_path, sim.base_url, max_in_flight=40),
+                RunHooks(on_engine=lambda e: got.__setitem__("engine", e)),
             )
         )
         for _ in range(20_000):  # until the run holds tasks of its own, and a 429 came

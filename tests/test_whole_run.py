@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from batchgen import store as st
+from batchgen.hooks import RunHooks
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, body, options, prepare_state, state_rows
@@ -121,10 +122,12 @@ async def test_a_forged_callback_at_an_ambiguous_jobs_url_adopts_nothing(
         opts = dataclasses.replace(
             options(tmp_path, sim.base_url),
             callback_listen=("127.0.0.1", 0),
+        )
+        hooks = RunHooks(
             on_engine=lambda e: got.__setitem__("engine", e),
             on_receiver=lambda r: got.__setitem__("receiver", r),
         )
-        run = asyncio.create_task(execute(opts))
+        run = asyncio.create_task(execute(opts, hooks))
         await eventually(lambda: "engine" in got and got["engine"].stats.submitted == 1)
         rec = got["receiver"]
         base = rec.url_for(None)

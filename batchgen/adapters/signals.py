@@ -58,7 +58,7 @@ class StopOnSignal:
         return f"interrupted by {self.received[0]}" if self.received else None
 
     def attach(self, engine: Stoppable) -> None:
-        """Called with the engine before it runs (RunOptions.on_engine)."""
+        """Called with the engine before it runs (RunHooks.on_engine)."""
         self._engine = engine
         if self.how is not None:
             engine.request_stop(self.how)

@@ -18,6 +18,7 @@ from typing import TextIO
 from batchgen.adapters.signals import StopOnSignal
 from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
+from batchgen.hooks import RunHooks
 from batchgen.runner import execute
 from batchgen.settings import (
     SANDBOX_KEY,
@@ -124,18 +125,14 @@ def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
     async def main() -> RunOutcome:
         loop = asyncio.get_running_loop()
         with StopOnSignal(loop, drain_s=opts.drain_s) as stopper:
-            outer = opts.on_engine
-
             def on_engine(engine: Engine) -> None:
                 stopper.attach(engine)
                 progress.attach(engine)
-                if outer is not None:
-                    outer(engine)
 
             outcome: RunOutcome | None = None
             try:
                 async with _maybe_sandbox(args, opts) as run_opts:
-                    outcome = await execute(dataclasses.replace(run_opts, on_engine=on_engine))
+                    outcome = await execute(run_opts, RunHooks(on_engine=on_engine))
             finally:
                 progress.close(outcome.counts if outcome is not None else None)
             return outcome

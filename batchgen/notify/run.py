@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
@@ -19,6 +18,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from batchgen import store as st
+from batchgen.hooks import RunHooks
 from batchgen.notify import apprise_send, deliver, json_post, metrics, ping
 from batchgen.notify.summary import RunFacts, message, outcome_of, summary
 from batchgen.settings import METRICS_EVERY_PER_POLL_AFTER, NotifySettings, RunOptions
@@ -62,18 +62,15 @@ class RunNotices:
             METRICS_EVERY_PER_POLL_AFTER * opts.poll_after_s
         )
 
-    def watching(self, opts: RunOptions) -> RunOptions:
-        """`opts` with an engine hook that lets the metrics count the run's API requests."""
+    def watching(self, hooks: RunHooks) -> RunHooks:
+        """`hooks` and one that lets the metrics count the run's API requests."""
         if not self.settings.metrics_file:
-            return opts
-        outer = opts.on_engine
+            return hooks
 
-        def on_engine(engine: Engine) -> None:
+        def keep(engine: Engine) -> None:
             self.engine = engine
-            if outer is not None:
-                outer(engine)
 
-        return dataclasses.replace(opts, on_engine=on_engine)
+        return hooks.with_engine(keep)
 
     def _budget(self) -> deliver.Budget:
         deadline = asyncio.get_running_loop().time() + self._deadline_s

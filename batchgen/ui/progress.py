@@ -42,7 +42,7 @@ LINES_INTERVAL_S = 10.0
 
 
 class Progress:
-    """Attach to an engine (`RunOptions.on_engine = progress.attach`), `close()` at the end."""
+    """Attach to an engine (`RunHooks(on_engine=progress.attach)`), `close()` at the end."""
 
     def __init__(
         self,
