@@ -33,6 +33,7 @@ from batchgen.manifest import Manifest, load_manifest, notify_block
 from batchgen.money.prices import parse_key, to_micros
 from batchgen.notify import config as notify_config
 from batchgen.runner import execute, save_run_settings
+from batchgen.sandbox import sandbox
 from batchgen.settings import (
     SANDBOX_KEY,
     SANDBOX_TIME_SCALE,
@@ -191,19 +192,13 @@ def record_files(store: Store, m: Manifest) -> None:
 
 @contextlib.asynccontextmanager
 async def _simulator(opts: RunOptions, on: bool) -> AsyncIterator[RunOptions]:
-    """The run's settings, pointed at an in-process simulator when `on`."""
+    """The run's settings, pointed at the sandbox's simulator when `on` (sandbox.py: the same
+    journal as the CLI's --sandbox, so a second run meets the first run's tasks)."""
     if not on:
         yield opts
         return
-    from batchgen.simulator import SimConfig, Simulator
-
-    config = SimConfig(
-        time_scale=SANDBOX_TIME_SCALE,
-        api_keys=frozenset({SANDBOX_KEY}),
-        fetch_images="loopback",  # the sandbox proves its image URLs work, with no network
-    )
-    async with Simulator(config) as sim:
-        yield dataclasses.replace(opts, base_url=sim.base_url)
+    async with sandbox(opts, time_scale=SANDBOX_TIME_SCALE) as run_opts:
+        yield run_opts
 
 
 def outcome(state: str | os.PathLike[str]) -> dict[str, int]:

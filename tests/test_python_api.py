@@ -58,3 +58,33 @@ def test_the_api_refuses_what_the_cli_refuses(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(UsageError, match="no API key"):
         batchgen.run(good, output=tmp_path / "o")
     assert "load" in dir(batchgen) or batchgen.load  # lazily there
+
+
+def test_a_second_sandbox_run_meets_the_first_runs_world(tmp_path) -> None:
+    """Two `batchgen.run(sandbox=True)` on one state file, the manifest grown in between.
+    Before, each run started a simulator with the same seed, which handed the new job a task
+    id an old job already held: the new job ended ambiguous. Both front doors now share the
+    CLI's sandbox (batchgen/sandbox.py): the journal keeps the world, its seed and its tasks."""
+    import batchgen
+    from batchgen import store as st
+
+    def manifest(n: int):
+        path = tmp_path / "m.yaml"
+        jobs = "".join(
+            f"  - {{id: j{i}, mode: master-text-to-video, prompt: 'take {i}', duration: 5,"
+            " aspect_ratio: '16:9'}\n"
+            for i in range(n)
+        )
+        path.write_text(f"version: 1\nname: grow\njobs:\n{jobs}", encoding="utf-8")
+        return path
+
+    first = batchgen.run(manifest(2), output=tmp_path / "out", sandbox=True)
+    second = batchgen.run(manifest(3), output=tmp_path / "out", sandbox=True)
+    assert first.exit_code == 0 and second.exit_code == 0, second
+    store = st.Store(tmp_path / "out" / "batchgen.db", readonly=True)
+    try:
+        states = [r.state for r in store.jobs_in_state(st.DONE)]
+        tasks = [r.task_id for r in store.jobs_in_state(st.DONE)]
+    finally:
+        store.close()
+    assert len(states) == 3 and len(set(tasks)) == 3

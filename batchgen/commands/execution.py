@@ -7,10 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from typing import TextIO
@@ -20,8 +18,8 @@ from batchgen.engine import Engine, RunOutcome, describe
 from batchgen.errors import UsageError
 from batchgen.hooks import RunHooks
 from batchgen.runner import execute
+from batchgen.sandbox import sandbox
 from batchgen.settings import (
-    SANDBOX_KEY,
     RunOptions,
 )
 from batchgen.store import Store
@@ -72,43 +70,12 @@ def setup_logging(args: argparse.Namespace, progress: Progress | None = None) ->
 
 @contextlib.asynccontextmanager
 async def _maybe_sandbox(args: argparse.Namespace, opts: RunOptions) -> AsyncIterator[RunOptions]:
-    """The run's settings, pointed at an in-process simulator with --sandbox."""
+    """The run's settings, pointed at an in-process simulator with --sandbox (sandbox.py)."""
     if not args.sandbox:
         yield opts
         return
-    from batchgen.simulator import SimConfig, Simulator
-    from batchgen.simulator.journal import TaskJournal, journal_path
-
-    # The tasks of an earlier sandbox run on this state file live on: same seed, same port.
-    journal = TaskJournal(journal_path(opts.state_path))
-    header = journal.load(args.time_scale)
-    if header is not None and args.seed is not None and header["seed"] != args.seed:
-        journal = TaskJournal(journal.path)  # another --seed: another simulated world
-        header = None
-    config = SimConfig(
-        time_scale=args.time_scale,
-        seed=header["seed"] if header else _sandbox_seed(args),
-        api_keys=frozenset({SANDBOX_KEY}),
-        fetch_images="loopback",  # the sandbox proves its image URLs work, with no network
-    )
-    sim = Simulator(config, port=int(header.get("port", 0))) if header else Simulator(config)
-    try:
-        await sim.start()
-    except OSError:  # the old port is taken: any port will do (recorded URLs may then fail)
-        sim = Simulator(config)
-        await sim.start()
-    try:
-        journal.attach(sim)
-        yield dataclasses.replace(opts, base_url=sim.base_url)
-    finally:
-        journal.close()
-        await sim.close()
-
-
-def _sandbox_seed(args: argparse.Namespace) -> int:
-    """A fresh seed for a new sandbox unless --seed: task ids must not repeat those of another
-    sandbox's tasks recorded in some other state file."""
-    return args.seed if args.seed is not None else secrets.randbits(31)
+    async with sandbox(opts, time_scale=args.time_scale, seed=args.seed) as run_opts:
+        yield run_opts
 
 
 def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
