@@ -32,7 +32,7 @@ from batchgen.errors import UsageError
 from batchgen.manifest import Manifest, load_manifest, notify_block
 from batchgen.money.prices import parse_key, to_micros
 from batchgen.notify import config as notify_config
-from batchgen.runner import execute, save_run_settings
+from batchgen.runner import execute, record_manifest
 from batchgen.sandbox import sandbox
 from batchgen.settings import (
     SANDBOX_KEY,
@@ -137,23 +137,9 @@ async def run_async(
     elif not opts.api_key:
         opts = dataclasses.replace(opts, api_key=read_api_key(None))
     with StateLock(state_path):
-        _record(m, opts, resubmit_changed)
+        record_manifest(m, opts, resubmit_changed=resubmit_changed)
         async with _simulator(opts, sandbox) as run_opts:
             return await execute(run_opts)
-
-
-def _record(m: Manifest, opts: RunOptions, resubmit_changed: bool) -> None:
-    """The jobs, their image files and the run's settings, in the state file before a run."""
-    store = Store(opts.state_path)
-    try:
-        store.sync_jobs(
-            ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
-        )
-        store.record_meta((job.id, job.meta) for job in m.jobs)
-        record_files(store, m)
-        save_run_settings(store, opts, os.path.abspath(m.path), m.name)
-    finally:
-        store.close()
 
 
 def _notify_settings(m: Manifest, given: dict[str, Any] | NotifySettings | None) -> dict[str, Any]:
@@ -176,18 +162,6 @@ def _image_settings(m: Manifest) -> dict[str, Any]:
         except ValueError as exc:
             raise UsageError(f"images.url_ttl: {exc}") from None
     return out
-
-
-def record_files(store: Store, m: Manifest) -> None:
-    """Each local image's hash and place: what this run (and a resume) uploads or serves."""
-    if not m.local_images:
-        return
-    from batchgen.store.images import ImageRecords
-
-    records = ImageRecords(store.db)
-    with store.transaction():
-        for image in m.local_images.values():
-            records.add_local(image.sha256, image.ext, image.path, image.size)
 
 
 @contextlib.asynccontextmanager

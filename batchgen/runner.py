@@ -35,6 +35,7 @@ from batchgen.engine.config import engine_config
 from batchgen.errors import ApiConnectionError, DownloadError, RateLimited, ServerError
 from batchgen.hooks import RunHooks
 from batchgen.inputs.setup import prepare_inputs
+from batchgen.manifest import Manifest
 from batchgen.money import (
     Money,
     ResubmitPolicy,
@@ -275,6 +276,43 @@ def retried(
         return await call()
 
     return again
+
+
+def record_manifest(
+    m: Manifest,
+    opts: RunOptions,
+    *,
+    resubmit_changed: bool = False,
+    also: Callable[[st.Store], None] | None = None,
+) -> st.SyncResult:
+    """A manifest's jobs, their meta, their local image files and the run's settings, in the
+    state file before a run: the one way both front doors (the CLI's `run`, `batchgen.run`)
+    record a manifest. `also` adds what one door records besides (the CLI's options)."""
+    store = st.Store(opts.state_path)
+    try:
+        sync = store.sync_jobs(
+            ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
+        )
+        store.record_meta((job.id, job.meta) for job in m.jobs)
+        record_files(store, m)
+        save_run_settings(store, opts, os.path.abspath(m.path), m.name)
+        if also is not None:
+            also(store)
+        return sync
+    finally:
+        store.close()
+
+
+def record_files(store: st.Store, m: Manifest) -> None:
+    """Each local image's hash and place: what this run (and a resume) uploads or serves."""
+    if not m.local_images:
+        return
+    from batchgen.store.images import ImageRecords
+
+    records = ImageRecords(store.db)
+    with store.transaction():
+        for image in m.local_images.values():
+            records.add_local(image.sha256, image.ext, image.path, image.size)
 
 
 def save_run_settings(

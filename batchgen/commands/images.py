@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from batchgen import store as st
 from batchgen.errors import UsageError
 from batchgen.manifest import Manifest
 
@@ -27,13 +26,6 @@ def settle_store(args: argparse.Namespace, manifest: Manifest) -> None:
     if manifest.local_images and not args.image_store and not args.sandbox:
         n = len(manifest.local_images)
         raise UsageError(f"{manifest.path}: {n} local image file(s) {NEEDS_STORE}")
-
-
-def record_files(store: st.Store, manifest: Manifest) -> None:
-    """Each file's hash and where it was found: what a resume needs to upload it."""
-    from batchgen.api import record_files as record
-
-    record(store, manifest)
 
 
 def warn_without_store(manifest: Manifest) -> None:

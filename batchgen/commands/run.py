@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from batchgen import store as st
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.s3client import is_store_url, parse_store_url
 from batchgen.commands import common, execution, images, recorded
-from batchgen.runner import save_run_settings
+from batchgen.runner import record_manifest
 from batchgen.ui.progress import ticker
 
 
@@ -78,19 +76,13 @@ def _run(args: argparse.Namespace) -> int:
         notify=notify_block(manifest),
     )
     with StateLock(state_path):  # re-entrant: already held when taken early
-        store = st.Store(state_path)
-        try:
-            with ticker(sys.stderr, mode, f"recording {len(manifest.jobs)} jobs", interval=every):
-                sync = store.sync_jobs(
-                    ((job.id, job.model, job.body) for job in manifest.jobs),
-                    resubmit_changed=args.resubmit_changed,
-                )
-                store.record_meta((job.id, job.meta) for job in manifest.jobs)
-            images.record_files(store, manifest)
-            save_run_settings(store, opts, os.path.abspath(args.manifest), manifest.name)
-            recorded.record(store, args, opts.base_url)
-        finally:
-            store.close()
+        with ticker(sys.stderr, mode, f"recording {len(manifest.jobs)} jobs", interval=every):
+            sync = record_manifest(
+                manifest,
+                opts,
+                resubmit_changed=args.resubmit_changed,
+                also=lambda store: recorded.record(store, args, opts.base_url),
+            )
         if sync.changed:
             shown = ", ".join(sync.changed[:5]) + (" ..." if len(sync.changed) > 5 else "")
             print(
