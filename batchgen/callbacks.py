@@ -42,8 +42,8 @@ from batchgen.adapters.answers import (
     normalize_state,
     parse_status,
 )
-from batchgen.adapters.paths import is_loopback_host
 from batchgen.core.taskids import task_id_or_none
+from batchgen.core.urls import is_loopback_host
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:

@@ -25,11 +25,11 @@ from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download import Downloader
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.lock import StateLock
-from batchgen.adapters.paths import is_loopback_host, is_public_address
 from batchgen.adapters.sessions import open_sessions, run_proxies
 from batchgen.adapters.sinks.objectprobe import probe_output
 from batchgen.adapters.sinks.objectstore import ObjectSinks
 from batchgen.core.policy import Backoff, backoff_delay
+from batchgen.core.urls import is_loopback_host, is_public_address
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
 from batchgen.engine.config import engine_config
 from batchgen.errors import ApiConnectionError, DownloadError, RateLimited, ServerError

@@ -26,7 +26,7 @@ from batchgen.adapters.containers import (
     video_container,
 )
 from batchgen.adapters.download import Downloader, part_path, sidecar_path
-from batchgen.adapters.paths import exact_url
+from batchgen.core.urls import exact_url
 from batchgen.errors import DownloadRejected, UnsafeUrl
 from batchgen.runner import execute
 from batchgen.simulator import Simulator

@@ -13,7 +13,7 @@ from batchgen import runner
 from batchgen import store as st
 from batchgen.adapters.download import Downloader
 from batchgen.adapters.netguard import PublicOnlyResolver
-from batchgen.adapters.paths import check_public_host, is_public_address
+from batchgen.core.urls import check_public_host, is_public_address
 from batchgen.errors import UnsafeUrl
 from batchgen.runner import execute, results_public_only
 from batchgen.settings import RunOptions

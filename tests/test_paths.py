@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from batchgen.adapters.paths import check_url, render_filename, safe_output_path
+from batchgen.adapters.paths import render_filename, safe_output_path
+from batchgen.core.urls import check_url
 from batchgen.errors import UnsafeUrl
 
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]
@@ -268,7 +269,7 @@ def test_describe_error_keeps_no_signed_query() -> None:
     import aiohttp
     import yarl
 
-    from batchgen.adapters.paths import describe_error
+    from batchgen.core.urls import describe_error
 
     signed = "https://cdn.example.com/v/1.mp4?X-Amz-Signature=SECRETSIG&token=SECRET2"
     info = aiohttp.RequestInfo(

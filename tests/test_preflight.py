@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 
 from batchgen import store as st
-from batchgen.adapters import netguard, paths
+from batchgen.adapters import netguard
+from batchgen.core import urls
 from batchgen.core.policy import Backoff
 from batchgen.inputs.preflight import Preflight
 from batchgen.inputs.sniff import MAX_IMAGE_BYTES, size_warnings, sniff
@@ -152,13 +153,13 @@ async def test_a_redirect_to_a_private_address_is_refused(
     """Loopback stands in for the public image host; the redirect leads to the cloud
     metadata address, which is never requested."""
 
-    real = paths.is_public_address
+    real = urls.is_public_address
 
     def public_but_loopback(address: str) -> bool:
         return address.strip("[]") in ("127.0.0.1", "::1") or real(address)
 
     monkeypatch.setattr(netguard, "is_public_address", public_but_loopback)
-    monkeypatch.setattr(paths, "is_public_address", public_but_loopback)
+    monkeypatch.setattr(urls, "is_public_address", public_but_loopback)
 
     async def moved(request: web.Request) -> web.Response:
         raise web.HTTPFound("http://169.254.169.254/latest/meta-data/iam")

@@ -16,9 +16,9 @@ import aiohttp
 from batchgen.adapters.codings import BadCoding, Decoder
 from batchgen.adapters.containers import SNIFF_BYTES, bmff_cut, chunks_reader, head_of
 from batchgen.adapters.fetch import _salvage, _StallWatch
-from batchgen.adapters.paths import describe_error, describe_url
 from batchgen.adapters.ranges import Restart, ShortRange, cut_video, require_video, transient
 from batchgen.adapters.sinks.base import DownloadResult, ResultSink, Version, VideoCut
+from batchgen.core.urls import describe_error, describe_url
 from batchgen.errors import DownloadRejected, DownloadTooLarge
 
 

@@ -11,7 +11,7 @@ What is kept must be a video (batchgen.adapters.containers): a document Content-
 without a video container's signature fail the attempt with DownloadRejected before more of the
 body is read, and an ISO-BMFF file whose top-level boxes overrun it is refused at the end. A
 body compressed against `Accept-Encoding: identity` is decoded (batchgen.adapters.codings), never
-resumed. Result URLs and redirect targets are requested byte for byte (paths.exact_url).
+resumed. Result URLs and redirect targets are requested byte for byte (core/urls.exact_url).
 
 What an answer's head means is decided in ranges.py, its body is read into the sink in
 bodies.py; this module holds the requests, the redirects and the attempts with their backoff.
@@ -29,7 +29,6 @@ import yarl
 
 from batchgen.adapters.bodies import Body, Reading, Tally
 from batchgen.adapters.netguard import check_fetchable
-from batchgen.adapters.paths import describe_error, describe_url, exact_url
 from batchgen.adapters.proxies import Proxies
 from batchgen.adapters.ranges import (
     Restart,
@@ -45,6 +44,7 @@ from batchgen.adapters.sinks.base import DownloadResult, ResultSink, Sinks, Vers
 from batchgen.adapters.sinks.local import LocalSinks
 from batchgen.adapters.sinks.localfs import part_path, sidecar_path, verify_existing
 from batchgen.core.policy import Backoff, backoff_delay
+from batchgen.core.urls import describe_error, describe_url, exact_url
 from batchgen.errors import (
     DownloadError,
     DownloadExpired,

@@ -7,7 +7,7 @@ resolver is what aiohttp connects with, so the check and the connection see the 
 
 Through a proxy this resolver only ever sees the proxy's own name (`trusted`: the user chose
 it, and it usually sits on the user's network); the result host's name is resolved by the
-proxy. Then batchgen refuses private IP literals before the request (paths.check_public_host)
+proxy. Then batchgen refuses private IP literals before the request (core/urls.check_public_host)
 and gives up the rest: a name that leads to a private address, or rebinds to one, is the
 proxy's to refuse (see README, "Proxies").
 """
@@ -22,7 +22,7 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from batchgen.adapters.paths import check_public_host, check_url, describe_url, is_public_address
+from batchgen.core.urls import check_public_host, check_url, describe_url, is_public_address
 from batchgen.errors import UnsafeUrl
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from typing import Any
 
 import yarl
 
-from batchgen.adapters.paths import is_loopback_host
+from batchgen.core.urls import is_loopback_host
 from batchgen.errors import UsageError
 
 __all__ = ["Proxies", "Proxy"]

@@ -21,8 +21,8 @@ from batchgen.adapters.containers import (
     video_container,
 )
 from batchgen.adapters.fetch import _header_int, _retry_after
-from batchgen.adapters.paths import describe_url
 from batchgen.adapters.sinks.base import Version
+from batchgen.core.urls import describe_url
 from batchgen.errors import (
     DownloadError,
     DownloadExpired,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from batchgen.adapters.paths import is_loopback_host
 from batchgen.callbacks import check_public_base, parse_listen
 from batchgen.commands.argtypes import seconds as _seconds
+from batchgen.core.urls import is_loopback_host
 from batchgen.errors import UsageError
 
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.adapters.paths import describe_url
 from batchgen.adapters.sessions import run_proxies
 from batchgen.commands import common, execution, recorded
+from batchgen.core.urls import describe_url
 from batchgen.models import DEFAULT_MODEL
 from batchgen.runner import load_run_settings
 from batchgen.settings import DEFAULT_FILENAME_TEMPLATE, RunOptions

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 import aiohttp
 
 from batchgen.adapters.netguard import PublicOnlyResolver
-from batchgen.adapters.paths import describe_url
 from batchgen.adapters.proxies import Proxies
 from batchgen.adapters.sessions import USER_AGENT
+from batchgen.core.urls import describe_url
 from batchgen.errors import ManifestProblem
 from batchgen.inputs.preflight import Preflight
 from batchgen.manifest import Manifest

@@ -23,9 +23,9 @@ import aiohttp
 import yarl
 
 from batchgen.adapters.netguard import check_fetchable
-from batchgen.adapters.paths import describe_url, exact_url
 from batchgen.adapters.proxies import Proxies
 from batchgen.core.policy import Backoff, backoff_delay, parse_retry_after
+from batchgen.core.urls import describe_url, exact_url
 from batchgen.errors import UnsafeUrl
 from batchgen.inputs.sniff import (
     HEAD_BYTES,

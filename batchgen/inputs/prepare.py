@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from batchgen.adapters.paths import describe_url
+from batchgen.core.urls import describe_url
 from batchgen.inputs.preflight import FAIL_CODE, Preflight
 from batchgen.store.images import ImageRecords
 

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from batchgen.adapters.paths import is_loopback_host
+from batchgen.core.urls import is_loopback_host
 from batchgen.simulator.config import SimConfig
 from batchgen.simulator.faults import FaultDice
 from batchgen.simulator.tasks import Task

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import yarl
 
-from batchgen.adapters.paths import is_loopback_host
+from batchgen.core.urls import is_loopback_host
 from batchgen.inputs.sniff import HEAD_BYTES, MAX_IMAGE_BYTES, image_kind
 
 MODES = ("off", "loopback", "all")

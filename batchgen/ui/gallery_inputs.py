@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from batchgen.adapters.paths import describe_url
+from batchgen.core.urls import describe_url
 from batchgen.inputs.local import parse_ref, read_verified
 from batchgen.store import views
 

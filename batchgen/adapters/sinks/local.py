@@ -18,7 +18,6 @@ import aiofiles
 
 from batchgen.adapters.containers import file_cut, file_head, part_is_video
 from batchgen.adapters.durability import GroupSync, fsync_folder
-from batchgen.adapters.paths import describe_url
 from batchgen.adapters.sinks.base import DownloadResult, Version, VideoCut
 from batchgen.adapters.sinks.localfs import (
     _disk,
@@ -36,6 +35,7 @@ from batchgen.adapters.sinks.localfs import (
     sidecar_path,
     verify_existing,
 )
+from batchgen.core.urls import describe_url
 from batchgen.errors import DownloadTransient
 
 __all__ = ["LocalSink", "LocalSinks"]
