@@ -22,7 +22,7 @@ import yarl
 from batchgen import callbacks
 from batchgen import store as st
 from batchgen.adapters.client import ApiClient
-from batchgen.adapters.download import Downloader
+from batchgen.adapters.download.attempt import Downloader
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.sessions import open_sessions, run_proxies

@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from batchgen.adapters.download import Downloader  # noqa: E402
+from batchgen.adapters.download.attempt import Downloader  # noqa: E402
 from batchgen.runner import RunOptions  # noqa: E402
 
 MB = 1024 * 1024

@@ -22,8 +22,8 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchgen.adapters import download as download_mod
-from batchgen.adapters.download import Downloader, DownloadResult, part_path, sidecar_path
+from batchgen.adapters.download import attempt as download_mod
+from batchgen.adapters.download.attempt import Downloader, DownloadResult, part_path, sidecar_path
 from batchgen.adapters.sinks import local as sink_mod
 from batchgen.adapters.sinks import localfs as files_mod
 from batchgen.adapters.sinks.local import LocalSink

@@ -16,16 +16,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from batchgen import store as st
-from batchgen.adapters import download as download_mod
-from batchgen.adapters.codings import BadCoding, Decoder
-from batchgen.adapters.containers import (
+from batchgen.adapters.download import attempt as download_mod
+from batchgen.adapters.download.attempt import Downloader, part_path, sidecar_path
+from batchgen.adapters.download.codings import BadCoding, Decoder
+from batchgen.adapters.download.video import (
     bmff_cut,
     describe_body,
     non_video_type,
     query_secrets,
     video_container,
 )
-from batchgen.adapters.download import Downloader, part_path, sidecar_path
 from batchgen.core.urls import exact_url
 from batchgen.errors import DownloadRejected, UnsafeUrl
 from batchgen.runner import execute

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.adapters.containers import SNIFF_BYTES, bmff_cut, video_container
-from batchgen.adapters.download import Downloader, DownloadResult
+from batchgen.adapters.download.attempt import Downloader, DownloadResult
+from batchgen.adapters.download.video import SNIFF_BYTES, bmff_cut, video_container
 from batchgen.adapters.sinks.base import ResultSink, Sinks, Version, VideoCut
 from batchgen.adapters.sinks.local import LocalSink, LocalSinks
 from batchgen.adapters.sinks.localfs import _sidecar_json, part_path, sidecar_path

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.adapters.download import Downloader
+from batchgen.adapters.download.attempt import Downloader
 from batchgen.cli import main
 from batchgen.errors import DiskFull
 from batchgen.runner import execute

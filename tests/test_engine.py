@@ -144,7 +144,7 @@ async def test_missing_or_altered_files_are_fetched_again(tmp_path: Path) -> Non
 async def test_full_disk_stops_cleanly_with_75_and_a_later_run_finishes(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from batchgen.adapters.download import Downloader
+    from batchgen.adapters.download.attempt import Downloader
     from batchgen.errors import DiskFull
 
     state = prepare_state(tmp_path, mixed_jobs(6))

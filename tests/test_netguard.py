@@ -11,7 +11,7 @@ import pytest
 
 from batchgen import runner
 from batchgen import store as st
-from batchgen.adapters.download import Downloader
+from batchgen.adapters.download.attempt import Downloader
 from batchgen.adapters.netguard import PublicOnlyResolver
 from batchgen.core.urls import check_public_host, is_public_address
 from batchgen.errors import UnsafeUrl

@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from batchgen import store as st
 from batchgen.adapters.client import ApiClient
-from batchgen.adapters.download import Downloader
+from batchgen.adapters.download.attempt import Downloader
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.proxies import Proxies
 from batchgen.adapters.sessions import run_proxies

@@ -39,7 +39,7 @@ import pytest
 from batchgen import runner
 from batchgen import store as st
 from batchgen.adapters.client import ApiClient
-from batchgen.adapters.download import Downloader
+from batchgen.adapters.download.attempt import Downloader
 from batchgen.engine import Engine
 from batchgen.hooks import RunHooks
 from batchgen.runner import execute

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from batchgen import store as st
-from batchgen.adapters.download import Downloader
+from batchgen.adapters.download.attempt import Downloader
 from batchgen.adapters.paths import render_filename, safe_output_path
 from batchgen.core import verdicts
 from batchgen.core.policy import (

@@ -24,7 +24,7 @@ from typing import Any
 from batchgen import store as st
 from batchgen.adapters.answers import TaskStatus
 from batchgen.adapters.client import ApiClient
-from batchgen.adapters.download import Downloader
+from batchgen.adapters.download.attempt import Downloader
 from batchgen.clock import LOOP_CLOCK, Clock
 from batchgen.engine.adopt import Adoptions
 from batchgen.engine.config import EngineConfig, EngineStats, RunOutcome

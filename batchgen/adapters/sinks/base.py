@@ -1,5 +1,5 @@
 """Where a result's bytes land, as the download sees it. `Sinks.open` gives one `ResultSink`
-per fetch; the download (batchgen/adapters/download.py) speaks HTTP and decides what to ask
+per fetch; the download (batchgen/adapters/download/) speaks HTTP and decides what to ask
 for and what to refuse, and calls the sink to hold, hash and publish the bytes. A new place for
 results (an object store's multipart upload) is one new module implementing these two
 protocols; the local disk (local.py) is the one today.

@@ -1,6 +1,6 @@
 """The local disk as a result sink: `<dest>.part` written off the event loop and hashed as it
 is written, a sidecar (`<dest>.part.json`) that lets another process resume, and the final
-fsync, rename and folder sync. Nothing here speaks HTTP (batchgen/adapters/download.py does);
+fsync, rename and folder sync. Nothing here speaks HTTP (batchgen/adapters/download/ does);
 the blocking file work is in localfs.py."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import aiofiles
 
-from batchgen.adapters.containers import file_cut, file_head, part_is_video
+from batchgen.adapters.download.video import file_cut, file_head, part_is_video
 from batchgen.adapters.durability import GroupSync, fsync_folder
 from batchgen.adapters.sinks.base import DownloadResult, Version, VideoCut
 from batchgen.adapters.sinks.localfs import (

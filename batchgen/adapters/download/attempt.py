@@ -7,14 +7,14 @@ process resume). It keeps what it has across cuts and across processes, resumes 
 announced has arrived. The engine owns retries across runs and the state file; this module
 owns the attempts of one download and translates aiohttp's failures into `batchgen.errors`.
 
-What is kept must be a video (batchgen.adapters.containers): a document Content-Type or first bytes
-without a video container's signature fail the attempt with DownloadRejected before more of the
-body is read, and an ISO-BMFF file whose top-level boxes overrun it is refused at the end. A
-body compressed against `Accept-Encoding: identity` is decoded (batchgen.adapters.codings), never
-resumed. Result URLs and redirect targets are requested byte for byte (core/urls.exact_url).
+What is kept must be a video (video.py): a document Content-Type or first bytes without a
+video container's signature fail the attempt with DownloadRejected before more of the body is
+read, and an ISO-BMFF file whose top-level boxes overrun it is refused at the end. A body
+compressed against `Accept-Encoding: identity` is decoded (codings.py), never resumed. Result
+URLs and redirect targets are requested byte for byte (core/urls.exact_url).
 
-What an answer's head means is decided in ranges.py, its body is read into the sink in
-bodies.py; this module holds the requests, the redirects and the attempts with their backoff.
+What an answer's head means is decided in head.py, its body is read into the sink in
+stream.py; this module holds the requests, the redirects and the attempts with their backoff.
 """
 
 from __future__ import annotations
@@ -27,10 +27,7 @@ from pathlib import Path
 import aiohttp
 import yarl
 
-from batchgen.adapters.bodies import Body, Reading, Tally
-from batchgen.adapters.netguard import check_fetchable
-from batchgen.adapters.proxies import Proxies
-from batchgen.adapters.ranges import (
+from batchgen.adapters.download.head import (
     Restart,
     ShortRange,
     answer_range,
@@ -40,6 +37,9 @@ from batchgen.adapters.ranges import (
     request_headers,
     transient,
 )
+from batchgen.adapters.download.stream import Body, Reading, Tally
+from batchgen.adapters.netguard import check_fetchable
+from batchgen.adapters.proxies import Proxies
 from batchgen.adapters.sinks.base import DownloadResult, ResultSink, Sinks, Version
 from batchgen.adapters.sinks.local import LocalSinks
 from batchgen.adapters.sinks.localfs import part_path, sidecar_path, verify_existing

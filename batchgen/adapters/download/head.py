@@ -11,8 +11,8 @@ import re
 
 import aiohttp
 
-from batchgen.adapters.codings import DECODABLE
-from batchgen.adapters.containers import (
+from batchgen.adapters.download.codings import DECODABLE
+from batchgen.adapters.download.video import (
     SNIFF_BYTES,
     describe_body,
     non_video_type,
@@ -20,7 +20,6 @@ from batchgen.adapters.containers import (
     query_secrets,
     video_container,
 )
-from batchgen.adapters.fetch import _header_int, _retry_after
 from batchgen.adapters.sinks.base import Version
 from batchgen.core.urls import describe_url
 from batchgen.errors import (
@@ -199,3 +198,14 @@ async def _preview(resp: aiohttp.ClientResponse, within: float) -> bytes:
             return await resp.content.read(SNIFF_BYTES)
     except (TimeoutError, aiohttp.ClientError):
         return b""
+
+
+def _header_int(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
+    value = _header_int(resp.headers.get("Retry-After"))
+    return float(value) if value is not None else None
