@@ -26,6 +26,7 @@ from batchgen.adapters.download.attempt import Downloader
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.sessions import open_sessions, run_proxies
+from batchgen.adapters.sinks.local import LocalSinks
 from batchgen.adapters.sinks.objectprobe import probe_output
 from batchgen.adapters.sinks.objectstore import ObjectSinks
 from batchgen.core.policy import Backoff, backoff_delay
@@ -219,7 +220,7 @@ async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> Run
             # The downloader's own retries (cut bodies, 5xx) pace with the API's, a bit quicker.
             backoff=(opts.backoff_base_s / 2, opts.backoff_cap_s / 2),
             read_timeout=opts.download_stall_s,
-            sinks=sinks,
+            sinks=sinks if sinks is not None else LocalSinks(),
         )
         cap, overrides = recorded_settings(store, opts.max_spend_micros, opts.price_overrides)
         money = Money.build(

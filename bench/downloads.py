@@ -47,6 +47,7 @@ import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from batchgen.adapters.download.attempt import Downloader  # noqa: E402
+from batchgen.adapters.sinks.local import LocalSinks  # noqa: E402
 from batchgen.runner import RunOptions  # noqa: E402
 
 MB = 1024 * 1024
@@ -160,7 +161,9 @@ def free_port() -> int:
 async def run_batchgen(urls: list[str], out: Path, concurrency: int) -> float:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        dl = Downloader(session, concurrency=concurrency, max_bytes=64 * 1024 * MB)
+        dl = Downloader(
+            session, sinks=LocalSinks(), concurrency=concurrency, max_bytes=64 * 1024 * MB
+        )
         start = time.perf_counter()
         results = await asyncio.gather(*(dl.fetch(u, out / u.rsplit("/", 1)[1]) for u in urls))
         elapsed = time.perf_counter() - start

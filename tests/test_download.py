@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchgen.adapters.download import attempt as download_mod
-from batchgen.adapters.download.attempt import Downloader, DownloadResult, part_path, sidecar_path
+from batchgen.adapters.download.attempt import Downloader, DownloadResult
 from batchgen.adapters.sinks import local as sink_mod
 from batchgen.adapters.sinks import localfs as files_mod
-from batchgen.adapters.sinks.local import LocalSink
+from batchgen.adapters.sinks.local import LocalSink, LocalSinks
+from batchgen.adapters.sinks.localfs import part_path, sidecar_path, verify_existing
 from batchgen.errors import (
     DiskFull,
     DownloadError,
@@ -243,6 +244,7 @@ def make(session, sleeps):
         kw.setdefault("sleep", sleeps)
         kw.setdefault("rng", random.Random(7))
         kw.setdefault("read_timeout", 10.0)
+        kw.setdefault("sinks", LocalSinks())
         return Downloader(session, **kw)
 
     return factory
@@ -292,10 +294,10 @@ async def test_existing_altered_final_file_is_replaced(cdn, make, tmp_path):
     data = blob(50_000)
     dest = tmp_path / "x.mp4"
     dest.write_bytes(b"tampered")
-    assert not Downloader.verify_existing(dest, sha(data), len(data))
+    assert not verify_existing(dest, sha(data), len(data))
     res = await make().fetch(cdn.add("x.mp4", data), dest)
     assert_finished(res, dest, data)
-    assert Downloader.verify_existing(dest, res.sha256, res.bytes)
+    assert verify_existing(dest, res.sha256, res.bytes)
 
 
 # ---- cuts and resume ------------------------------------------------------------------------
@@ -332,7 +334,7 @@ async def test_a_new_process_resumes_from_the_sidecar(cdn, session, tmp_path, sl
     data = blob(1_000_000)
     url = cdn.add("p.mp4", data, Fault(cut=400_000))
     dest = tmp_path / "p.mp4"
-    first = Downloader(session, max_attempts=1, sleep=sleeps)
+    first = Downloader(session, sinks=LocalSinks(), max_attempts=1, sleep=sleeps)
     with pytest.raises(DownloadTransient):
         await first.fetch(url, dest)
     assert not dest.exists()  # a short body is never promoted
@@ -341,7 +343,7 @@ async def test_a_new_process_resumes_from_the_sidecar(cdn, session, tmp_path, sl
     assert side["url"] == url and side["etag"] == '"v1"' and side["total"] == len(data)
 
     async with aiohttp.ClientSession() as other:  # as if in another process
-        res = await Downloader(other, sleep=sleeps).fetch(url, dest)
+        res = await Downloader(other, sinks=LocalSinks(), sleep=sleeps).fetch(url, dest)
     assert_finished(res, dest, data)
     assert res.fetched_bytes == len(data) - 400_000
     assert cdn.requests("p.mp4")[-1]["range"] == "bytes=400000-"
@@ -741,17 +743,17 @@ def test_verify_existing(tmp_path):
     data = blob(3 * 1024 * 1024 + 5)
     f = tmp_path / "v.mp4"
     f.write_bytes(data)
-    assert Downloader.verify_existing(f, sha(data), len(data))
-    assert Downloader.verify_existing(f, sha(data).upper(), len(data))
-    assert not Downloader.verify_existing(f, sha(data), len(data) + 1)
-    assert not Downloader.verify_existing(f, sha(b"other"), len(data))
-    assert not Downloader.verify_existing(tmp_path / "missing.mp4", sha(data), len(data))
-    assert not Downloader.verify_existing(tmp_path, sha(data), len(data))
+    assert verify_existing(f, sha(data), len(data))
+    assert verify_existing(f, sha(data).upper(), len(data))
+    assert not verify_existing(f, sha(data), len(data) + 1)
+    assert not verify_existing(f, sha(b"other"), len(data))
+    assert not verify_existing(tmp_path / "missing.mp4", sha(data), len(data))
+    assert not verify_existing(tmp_path, sha(data), len(data))
     link = tmp_path / "link.mp4"
     link.symlink_to(f)
-    assert not Downloader.verify_existing(link, sha(data), len(data))
+    assert not verify_existing(link, sha(data), len(data))
     f.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped
-    assert not Downloader.verify_existing(f, sha(data), len(data))
+    assert not verify_existing(f, sha(data), len(data))
 
 
 # ---- any sequence of faults ends in the right file ----------------------------------------
@@ -787,7 +789,9 @@ def test_any_fault_sequence_ends_in_the_current_file(plan, size, tmp_path_factor
         dest = tmp_path_factory.mktemp("prop") / "p.mp4"
         try:
             async with aiohttp.ClientSession() as session:
-                dl = Downloader(session, max_attempts=len(plan) + 2, sleep=Sleeps())
+                dl = Downloader(
+                    session, sinks=LocalSinks(), max_attempts=len(plan) + 2, sleep=Sleeps()
+                )
                 res = await dl.fetch(url, dest)
         finally:
             cdn.release.set()

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from batchgen import store as st
 from batchgen.adapters.download import attempt as download_mod
-from batchgen.adapters.download.attempt import Downloader, part_path, sidecar_path
+from batchgen.adapters.download.attempt import Downloader
 from batchgen.adapters.download.codings import BadCoding, Decoder
 from batchgen.adapters.download.video import (
     bmff_cut,
@@ -26,6 +26,7 @@ from batchgen.adapters.download.video import (
     query_secrets,
     video_container,
 )
+from batchgen.adapters.sinks.localfs import part_path, sidecar_path
 from batchgen.core.urls import exact_url
 from batchgen.errors import DownloadRejected, UnsafeUrl
 from batchgen.runner import execute

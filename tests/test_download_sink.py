@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.adapters.download.attempt import Downloader, DownloadResult
+from batchgen.adapters.download.attempt import DownloadResult
 from batchgen.adapters.download.video import SNIFF_BYTES, bmff_cut, video_container
 from batchgen.adapters.sinks.base import ResultSink, Sinks, Version, VideoCut
 from batchgen.adapters.sinks.local import LocalSink, LocalSinks
@@ -306,5 +306,20 @@ async def test_an_expired_url_discards_what_the_sink_held(cdn, memory):
     assert sinks.shelf.held == {} and sinks.shelf.records == {} and sinks.shelf.results == {}
 
 
-def test_the_downloader_defaults_to_the_local_disk(session):
-    assert isinstance(Downloader(session)._sinks, LocalSinks)
+def test_the_downloader_knows_no_sink_of_its_own() -> None:
+    """The sink is the only way to a file: the Downloader takes one and names no local
+    disk itself (the runner chooses the local disk or a bucket)."""
+    import ast
+    import inspect
+
+    from batchgen.adapters.download import attempt
+
+    source = inspect.getsource(attempt)
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not {m for m in imported if m.startswith("batchgen.adapters.sinks.local")}
+    with pytest.raises(TypeError):
+        attempt.Downloader(object())  # type: ignore[arg-type, call-arg]

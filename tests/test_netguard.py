@@ -13,6 +13,7 @@ from batchgen import runner
 from batchgen import store as st
 from batchgen.adapters.download.attempt import Downloader
 from batchgen.adapters.netguard import PublicOnlyResolver
+from batchgen.adapters.sinks.local import LocalSinks
 from batchgen.core.urls import check_public_host, is_public_address
 from batchgen.errors import UnsafeUrl
 from batchgen.runner import execute, results_public_only
@@ -107,7 +108,7 @@ async def test_resolver_drops_private_answers_and_refuses_when_none_is_left() ->
 
 async def test_downloader_refuses_a_name_that_resolves_to_loopback(tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as session:
-        guarded = Downloader(session, public_only=True)
+        guarded = Downloader(session, sinks=LocalSinks(), public_only=True)
         with pytest.raises(UnsafeUrl, match="private or local"):
             await guarded.fetch("http://localhost:9/x.mp4", tmp_path / "x.mp4")
     assert not os.listdir(tmp_path)

@@ -23,6 +23,7 @@ from batchgen.adapters.download.attempt import Downloader
 from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.proxies import Proxies
 from batchgen.adapters.sessions import run_proxies
+from batchgen.adapters.sinks.local import LocalSinks
 from batchgen.cli import build_parser
 from batchgen.commands.common import options_from_args
 from batchgen.errors import AuthError, UnsafeUrl, UsageError
@@ -202,7 +203,9 @@ async def test_no_proxy_and_the_off_switch_send_downloads_and_api_calls_direct(
             env = {**env, "HTTP_PROXY": proxy.url}
             proxies = Proxies(env, enabled=enabled)
             url = f"http://cdn.direct.test:{port}/r/a.mp4"
-            result = await Downloader(s, proxies=proxies).fetch(url, tmp_path / "a.mp4")
+            result = await Downloader(s, sinks=LocalSinks(), proxies=proxies).fetch(
+                url, tmp_path / "a.mp4"
+            )
             assert result.bytes == len(VIDEO)
             assert (proxy.targets() == [url]) == through_proxy, proxy.targets()
 
@@ -228,7 +231,7 @@ async def test_a_private_result_address_is_refused_before_any_request_with_a_pro
 ) -> None:
     async with ForwardProxy() as proxy, aiohttp.ClientSession() as s:
         proxies = Proxies({"HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url})
-        downloader = Downloader(s, public_only=True, proxies=proxies)
+        downloader = Downloader(s, sinks=LocalSinks(), public_only=True, proxies=proxies)
         for url in (
             "http://10.0.0.1/x.mp4",
             "https://169.254.169.254/latest/meta-data",
@@ -315,7 +318,9 @@ async def test_an_https_download_is_tunnelled_with_the_proxys_credentials_on_con
         ):
             env = {"HTTPS_PROXY": proxy.url.replace("://", "://bob:pw9@")}
             url = f"https://cdn.tls.test:{port}/r/a.mp4"
-            result = await Downloader(s, proxies=Proxies(env)).fetch(url, tmp_path / "a.mp4")
+            result = await Downloader(s, sinks=LocalSinks(), proxies=Proxies(env)).fetch(
+                url, tmp_path / "a.mp4"
+            )
     finally:
         await runner.cleanup()
     assert result.bytes == len(VIDEO)

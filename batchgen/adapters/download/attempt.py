@@ -41,8 +41,6 @@ from batchgen.adapters.download.stream import Body, Reading, Tally
 from batchgen.adapters.netguard import check_fetchable
 from batchgen.adapters.proxies import Proxies
 from batchgen.adapters.sinks.base import DownloadResult, ResultSink, Sinks, Version
-from batchgen.adapters.sinks.local import LocalSinks
-from batchgen.adapters.sinks.localfs import part_path, sidecar_path, verify_existing
 from batchgen.core.policy import Backoff, backoff_delay
 from batchgen.core.urls import describe_error, describe_url, exact_url
 from batchgen.errors import (
@@ -55,7 +53,7 @@ from batchgen.errors import (
 )
 from batchgen.settings import DOWNLOAD_CONCURRENCY, DOWNLOAD_STALL_S, MAX_FILE_BYTES
 
-__all__ = ["DownloadResult", "Downloader", "part_path", "sidecar_path"]
+__all__ = ["DownloadResult", "Downloader"]
 
 MAX_REDIRECTS = 5
 WRITE_BUFFER = 2 * 1024 * 1024  # bytes gathered before one sink call (a threaded write on disk)
@@ -80,12 +78,12 @@ class Downloader:
         read_timeout: float = DOWNLOAD_STALL_S,
         public_only: bool = False,
         proxies: Proxies | None = None,
-        sinks: Sinks | None = None,
+        sinks: Sinks,
     ) -> None:
         if concurrency < 1 or max_attempts < 1 or chunk_size < 1 or max_bytes < 0:
             raise ValueError("concurrency, max_attempts and chunk_size must be >= 1")
         self._session = session
-        self._sinks: Sinks = sinks if sinks is not None else LocalSinks()
+        self._sinks: Sinks = sinks  # the only way to a file or an object (adapters/sinks/)
         self._concurrency = concurrency
         self._sem = asyncio.Semaphore(concurrency)
         self._max_bytes = max_bytes
@@ -141,12 +139,6 @@ class Downloader:
     def sinks(self) -> Sinks:
         """Where this downloader's results land: the engine records and audits through it."""
         return self._sinks
-
-    @staticmethod
-    def verify_existing(dest: Path, sha256: str, size: int) -> bool:
-        """True if `dest` is a regular file (not a symlink) of `size` bytes whose sha256 is
-        `sha256`. Reads the whole file: call it through `asyncio.to_thread` from async code."""
-        return verify_existing(dest, sha256, size)
 
     # ---- one fetch: attempts and backoff --------------------------------------------------
 
