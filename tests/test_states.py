@@ -69,7 +69,7 @@ MOVES: dict[str, tuple[JobState, set[JobState], Callable[[st.Store, int], Any]]]
     "resubmit": (
         S.PENDING,
         {S.IN_FLIGHT},
-        lambda s, q: s.resubmit(q, "n", ledger_sql="SELECT 1", ledger_args=()),
+        lambda s, q: s.resubmit(q, "n"),
     ),
 }
 

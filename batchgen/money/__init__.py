@@ -182,14 +182,7 @@ def resubmit_job(
 ) -> bool:
     """One transaction: the attempt ends `resubmitted`, the job goes back to pending without
     its task (a new intent, a new reservation, the same no-double-charge rules)."""
-    return store.resubmit(
-        seq,
-        note,
-        ledger_sql="UPDATE attempts SET outcome=?, task_id=COALESCE(?, task_id), fail_code=?,"
-        " fail_msg=?, ended_at=? WHERE job_seq=? AND n=(SELECT MAX(n) FROM attempts"
-        " WHERE job_seq=?)",
-        ledger_args=(ledger.RESUBMITTED, task_id, code, message, store.now(), seq, seq),
-    )
+    return store.resubmit(seq, note, task_id=task_id, code=code, message=message)
 
 
 async def before_spending(money: Money, go_ahead: bool) -> None:

@@ -246,11 +246,17 @@ class JobMoves:
         return self._move(seq, FAILED, (SUCCEEDED,), fail_code=code, fail_msg=message)
 
     def resubmit(
-        self, seq: int, note: str, *, ledger_sql: str, ledger_args: tuple[Any, ...]
+        self,
+        seq: int,
+        note: str,
+        *,
+        task_id: str | None = None,
+        code: str = "",
+        message: str = "",
     ) -> bool:
-        """A transient provider failure taken again under the spend policy: the job goes back
-        to pending without its task, and its spend-ledger row is closed in the same
-        transaction (batchgen/money/)."""
+        """A transient provider failure taken again under the spend policy (batchgen/money/):
+        the job goes back to pending without its task, and its last spend-ledger attempt ends
+        `resubmitted` with the task's fail code, in the same transaction."""
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE jobs SET state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
@@ -261,7 +267,12 @@ class JobMoves:
             )
             if cur.rowcount != 1:
                 return self._refused(seq, PENDING)
-            db.execute(ledger_sql, ledger_args)
+            db.execute(
+                "UPDATE attempts SET outcome='resubmitted', task_id=COALESCE(?, task_id),"
+                " fail_code=?, fail_msg=?, ended_at=? WHERE job_seq=?"
+                " AND n=(SELECT MAX(n) FROM attempts WHERE job_seq=?)",
+                (task_id, code, message, self._now(), seq, seq),
+            )
         return True
 
     # -- operator commands ------------------------------------------------------------------
