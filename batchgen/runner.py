@@ -33,7 +33,7 @@ from batchgen.core.policy import Backoff, backoff_delay
 from batchgen.core.urls import is_loopback_host, is_public_address
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
 from batchgen.engine.config import engine_config
-from batchgen.errors import ApiConnectionError, DownloadError, RateLimited, ServerError
+from batchgen.errors import ApiConnectionError, DownloadError, RateLimited, ServerError, UsageError
 from batchgen.hooks import RunHooks
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.manifest import Manifest
@@ -120,6 +120,7 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
                 n = store.requeue_ambiguous()
                 if n:
                     log.warning("resubmitting %d ambiguous job(s), as asked", n)
+            _check_only(store, opts)
             outcome = await _run_engine(store, opts, hooks)
             return outcome
         finally:
@@ -277,6 +278,17 @@ def retried(
         return await call()
 
     return again
+
+
+def _check_only(store: st.Store, opts: RunOptions) -> None:
+    """--only names jobs of this state file: a typo is an error (exit 2), never a run that
+    quietly submits nothing."""
+    if not opts.only_ids:
+        return
+    unknown = [job_id for job_id in opts.only_ids if store.job(job_id) is None]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise UsageError(f"--only names no job of this state file: {shown}")
 
 
 def record_manifest(

@@ -163,6 +163,10 @@ class RunOptions:
     learn_prices: bool = True
     resubmit_codes: tuple[str, ...] = TRANSIENT_CODES
     max_resubmits: int = 2
+    # A partial run: submit at most `submit_limit` jobs in this run, and only those named in
+    # `only_ids` (None: every job). The rest stay pending for the next run.
+    submit_limit: int | None = None
+    only_ids: tuple[str, ...] | None = None
     notify: NotifySettings | None = None  # notifications, pings, metrics (batchgen/notify)
 
     def paced(self) -> RunOptions:

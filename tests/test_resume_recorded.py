@@ -122,6 +122,8 @@ PER_INVOCATION = {
     "handler",
     "log_format",
     "max_runtime",
+    "limit",  # a partial run: this invocation only
+    "only",
     "max_spend",  # the cap and prices persist in the state file itself (money.recorded_settings)
     "price",
     "yes",  # consent to spend past the balance: given each time

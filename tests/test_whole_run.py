@@ -175,3 +175,33 @@ async def test_an_ambiguous_job_with_no_callback_is_said_probably_not_created(
     assert len(notes) == len(ambiguous)
     assert all("probably not created" in n for n in notes), notes
     assert outcome.exit_code == 1
+
+
+def test_limit_and_only_submit_a_few_and_leave_the_rest_for_the_next_run(tmp_path: Path) -> None:
+    """`--limit 3` on an 8-job batch submits 3 (the rest stay pending, exit 75 says why) and
+    the next run continues; `--only` submits just the jobs named; an unknown id is exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    state = prepare_state(tmp_path, text_jobs(8))
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "batchgen", "resume", str(state), "--sandbox", *extra]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+
+    first = run("--limit", "3")
+    assert first.returncode == 75, first.stderr
+    assert "--limit 3" in first.stderr
+    states = [r["state"] for r in state_rows(state)]
+    assert states.count(st.DONE) == 3 and states.count(st.PENDING) == 5
+    second = run("--only", "job-0007,job-0008")
+    assert second.returncode == 75, second.stderr
+    done = {r["id"] for r in state_rows(state) if r["state"] == st.DONE}
+    assert {"job-0007", "job-0008"} <= done and len(done) == 5
+    typo = run("--only", "job-9999")
+    assert typo.returncode == 2 and "job-9999" in typo.stderr
+    last = run()
+    assert last.returncode == 0, last.stderr
+    assert [r["state"] for r in state_rows(state)] == [st.DONE] * 8

@@ -151,6 +151,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="cron mode: submit what fits, collect what is finished, exit (75 if work remains)",
     )
     g.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="submit at most N jobs in this run (the rest stay pending): try a few first",
+    )
+    g.add_argument(
+        "--only",
+        type=_ids,
+        metavar="ID,...",
+        help="submit only these jobs in this run (the rest stay pending)",
+    )
+    g.add_argument(
         "--max-runtime",
         type=_seconds,
         metavar="DURATION",
@@ -268,6 +280,8 @@ def options_from_args(
         resubmit_ambiguous=args.resubmit_ambiguous,
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
+        submit_limit=getattr(args, "limit", None),
+        only_ids=getattr(args, "only", None),
         stuck_after_s=args.stuck_after,  # None: follows --poll-after; 0: never
         status_outage_s=args.status_outage,  # None: follows --poll-after; 0: never
         poll_backoff_cap_s=args.poll_backoff_cap,
@@ -330,3 +344,10 @@ def id_list(text: str) -> list[str]:
     if not items:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
     return items
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    ids = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not ids:
+        raise argparse.ArgumentTypeError("names no job id")
+    return ids

@@ -48,6 +48,8 @@ class EngineConfig:
     # generation time) stops being polled in this run, so the run can end; it stays in flight
     # and keeps its slot, and the next run polls it again. None: poll for as long as it takes.
     stuck_after_s: float | None
+    submit_limit: int | None = None  # jobs submitted in this run at most (--limit)
+    only_ids: frozenset[str] | None = None  # submit only these jobs (--only)
     max_submit_tries: int = 8  # per job per run, for answers that prove no task was made
     max_not_found: int = 5  # "unknown task" answers in a row before failing the job
     download_tries: int = 3  # per file per run, beyond the downloader's own retries
@@ -80,6 +82,8 @@ def engine_config(opts: RunOptions, **engine_limits: int) -> EngineConfig:
             base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
         ),
         status_outage_s=opts.status_outage_s or None,  # 0: never
+        submit_limit=opts.submit_limit,
+        only_ids=frozenset(opts.only_ids) if opts.only_ids is not None else None,
         **engine_limits,
     )
 

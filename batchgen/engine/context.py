@@ -76,6 +76,7 @@ class RunContext:
         self.stop = asyncio.Event()  # stop everything that can wait (signal, deadline)
         self.stop_submits = asyncio.Event()  # stop creating tasks: set by stop_submitting
         self.stopped_for: list[tuple[StopReason, str]] = []  # why, in the order it came
+        self.held_back: str | None = None  # a partial run (--limit) left jobs pending: why
         self.resubmits = asyncio.Event()  # a job went back to pending after a transient failure
         self.downloads: asyncio.Queue[int | None] = asyncio.Queue()  # seqs of succeeded jobs
         self.how = "finished"

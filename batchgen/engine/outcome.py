@@ -53,7 +53,10 @@ def outcome(run: RunContext) -> RunOutcome:
 
 
 def _left_why(run: RunContext) -> str:
-    """Work left without a stop: the reason submits stopped, as recorded when it happened."""
+    """Work left without a stop: the reason submits stopped, as recorded when it happened, or
+    the partial run's limit."""
+    if run.held_back is not None:
+        return f"work left: {run.held_back}"
     for reason, note in run.stopped_for:
         if reason in (StopReason.OUTAGE, StopReason.STUCK):
             return f"work left: {note}" if note else "work left"

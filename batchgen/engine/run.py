@@ -74,6 +74,7 @@ class Engine:
         # (a transient resubmit starts one): it is never given a second coroutine.
         self._active: set[int] = set()
         self._passed_over: set[int] = set()  # skipped as active: a new pass when it ends
+        self._chosen: set[int] = set()  # jobs this run submits (--limit counts these)
 
     # What progress displays, signal handlers and the callback receiver read.
     @property
@@ -243,6 +244,23 @@ class Engine:
         self._lifecycles.add(task)
         task.add_done_callback(lambda t: self._ended(t, row.seq))
 
+    def _may_submit(self, row: st.JobRow) -> bool:
+        """A partial run (--only, --limit) submits only the jobs it was asked for; a job it
+        submitted may go again after a transient failure. The rest stay pending, and the
+        run's outcome says so."""
+        cfg = self.context.config
+        if cfg.only_ids is not None and row.id not in cfg.only_ids:
+            self.context.held_back = "--only: the jobs not named stay pending for the next run"
+            return False
+        limit = cfg.submit_limit
+        if limit is None or row.seq in self._chosen or len(self._chosen) < limit:
+            return True
+        self.context.held_back = (
+            f"--limit {limit}: {limit} job(s) submitted in this run; the rest stay pending for "
+            "the next run"
+        )
+        return False
+
     def _spawn_now(self, row: st.JobRow, coro: Coroutine[Any, Any, None]) -> None:
         """Spawn into the running task group (adoptions, watchers of ambiguous jobs)."""
         if self._tg is None:
@@ -283,6 +301,8 @@ class Engine:
                 return
             for row in page:
                 last_seq = row.seq
+                if not self._may_submit(row):
+                    continue
                 if row.seq in self._active:
                     self._passed_over.add(row.seq)
                     continue
@@ -292,6 +312,7 @@ class Engine:
                     self._passed_over.add(row.seq)
                     run.cap.unreserve()
                     continue
+                self._chosen.add(row.seq)
                 self._spawn(tg, row, self.submitter.lifecycle(row))
             # A cron run (--no-wait) stops once the cap is full: the next run continues.
             if run.config.no_wait and run.cap.available == 0:
