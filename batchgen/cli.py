@@ -26,6 +26,7 @@ COMMANDS = (
     "cancel",
     "gallery",
     "models",
+    "doctor",
 )
 
 
