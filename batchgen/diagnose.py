@@ -120,7 +120,8 @@ def check_proxy_for_results(proxies: Proxies) -> Check:
 async def check_store(name: str, url: str, proxies: Proxies) -> Check:
     """A small object written, read back and deleted under the store's prefix."""
     try:
-        done = await probe_output(url, proxies=proxies)
+        option = "--image-store" if name == "images" else "--output"
+        done = await probe_output(url, proxies=proxies, option=option)
     except BatchgenError as exc:
         return Check(name, False, str(exc))
     return Check(name, True, f"{url}: " + "; ".join(done))

@@ -188,6 +188,10 @@ async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> Run
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
     sinks = None
+    if opts.image_store and not opts.serve_local_images:
+        # Before anything is spent: a store that cannot take a write would fail every job
+        # with an image file, one paid submit at a time (issue 26).
+        await probe_output(opts.image_store, proxies=proxies, option="--image-store")
     if opts.result_store:  # before anything is spent: a batch must have somewhere to go
         await probe_output(opts.result_store, proxies=proxies)
         sinks = ObjectSinks(opts.result_store, opts.output_dir, proxies=proxies)

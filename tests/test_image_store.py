@@ -64,7 +64,8 @@ async def test_each_file_is_uploaded_once_and_the_provider_fetches_it(
     first = _manifest(tmp_path, [("one", "a.png"), ("two", "a.png"), ("three", "b.png")])
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, fetch_images="all") as sim:
         assert await _run(sim, first, tmp_path / "out1") == 0
-        assert s3.puts() == 1 + 2  # the bucket, then two distinct files
+        # the bucket, the run's probe of the store, then two distinct files
+        assert s3.puts() == 1 + 1 + 2
         fetched = [u for u, status in sim.images.fetched if status == 200]
         assert len(fetched) == 3 and all("X-Amz-Signature=" in u for u in fetched)
 
@@ -72,7 +73,7 @@ async def test_each_file_is_uploaded_once_and_the_provider_fetches_it(
         (tmp_path / "imgs" / "c.png").write_bytes(png(500, 500))
         second = _manifest(tmp_path, [("four", "b.png"), ("five", "c.png")], "n.yaml")
         assert await _run(sim, second, tmp_path / "out2") == 0
-        assert s3.puts() == 1 + 3
+        assert s3.puts() == 1 + 2 + 3  # another probe, one new file
     assert s3.refused == []
     out = capsys.readouterr()
     state = (tmp_path / "out1" / "batchgen.db").read_bytes()
@@ -111,7 +112,8 @@ async def test_an_expired_url_is_signed_afresh_on_retry(s3: S3Server, tmp_path: 
         fetched = sim.images.fetched[len(first) :]
     assert code == 0
     assert fetched and fetched[-1][0] != first[0] and fetched[-1][1] == 200
-    assert s3.puts() == old_puts(old)  # already in the store: not uploaded again
+    # Already in the store: not uploaded again (the one new PUT is the resume's probe).
+    assert s3.puts() == old_puts(old) + 1
     assert any("expired" in r for r in s3.refused)
 
 
@@ -193,3 +195,21 @@ def test_the_shipped_example_runs_in_the_sandbox(tmp_path: Path) -> None:
     states = [r[0] for r in db.db.execute("SELECT state FROM jobs")]
     db.close()
     assert states == ["done", "done"]
+
+
+async def test_a_store_that_cannot_take_a_write_stops_the_run_before_any_submit(
+    s3: S3Server, tmp_path: Path, capsys
+) -> None:
+    """Issue 26 item 4: a missing bucket used to fail every job IMAGE_UPLOAD with obstore's
+    raw text (and missing credentials tried 169.254.169.254), each after its job was
+    reserved. The store is probed first: exit 3 naming the bucket, nothing submitted."""
+    _images(tmp_path)
+    manifest = _manifest(tmp_path, [("one", "a.png"), ("two", "b.png")])
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
+        argv = ["run", str(manifest), "--output", str(tmp_path / "out")]
+        argv += ["--image-store", "s3://no-such-bucket/runs", *pace_args(sim.base_url)]
+        code = await asyncio.to_thread(main, argv)
+        assert sim.stats()["tasks"]["total"] == 0
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "no-such-bucket" in err and "Traceback" not in err

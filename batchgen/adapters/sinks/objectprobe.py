@@ -34,10 +34,11 @@ async def probe_output(
     proxies: Proxies | None = None,
     timeout_s: float = PROBE_TIMEOUT_S,
     store: Any = None,
+    option: str = "--output",
 ) -> list[str]:
     """Write, read back and delete a small object under `url`'s prefix. Returns what was
     checked, one line each (for `doctor`); raises OutputStoreUnusable when a step fails."""
-    bucket, prefix = s3client.parse_store_url(url, "--output")
+    bucket, prefix = s3client.parse_store_url(url, option)
     settings = s3client.store_settings(env)
     endpoint = settings.get("endpoint") or "AWS S3"
     where = f"s3://{bucket} at {endpoint}"
