@@ -27,6 +27,7 @@ COMMANDS = (
     "gallery",
     "models",
     "doctor",
+    "balance",
 )
 
 

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,20 @@ def check_key(key: str | None, problem: str | None) -> Check:
     )
 
 
-async def check_api(base_url: str, key: str, proxies: Proxies) -> list[Check]:
-    """One GET of the balance: the base URL and its proxy, the key, the balance, the clock."""
+@dataclass(frozen=True)
+class BalanceAnswer:
+    """One GET of the balance, as it came: where it went, the HTTP status, the amount (None:
+    unreadable), the API's Date header; `error` when nothing answered."""
+
+    route: str
+    status: int = 0
+    amount: Decimal | None = None
+    date: str | None = None
+    error: str | None = None
+
+
+async def fetch_balance(base_url: str, key: str, proxies: Proxies) -> BalanceAnswer:
+    """GET /apikeys/current-balance with the key, through the proxy rule."""
     url = yarl.URL(f"{base_url.rstrip('/')}/apikeys/current-balance")
     proxy = proxies.for_url(url)
     route = f"through {proxy.describe()}" if proxy is not None else "directly"
@@ -77,23 +90,32 @@ async def check_api(base_url: str, key: str, proxies: Proxies) -> list[Check]:
             status, date = r.status, r.headers.get("Date")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         reason = str(exc).split(":")[0] if str(exc) else type(exc).__name__
-        return [Check("api", False, f"{describe_url(base_url)} ({route}): no answer: {reason}")]
-    out = [Check("api", status < 500, f"{describe_url(base_url)} ({route}): HTTP {status}")]
+        return BalanceAnswer(route, error=reason)
+    try:
+        amount = parse_balance(envelope_data(decode_answer(raw, None)))
+    except ValueError:
+        amount = None
+    return BalanceAnswer(route, status, amount if 200 <= status < 300 else None, date)
+
+
+async def check_api(base_url: str, key: str, proxies: Proxies) -> list[Check]:
+    """One GET of the balance: the base URL and its proxy, the key, the balance, the clock."""
+    got = await fetch_balance(base_url, key, proxies)
+    where = f"{describe_url(base_url)} ({got.route})"
+    if got.error is not None:
+        return [Check("api", False, f"{where}: no answer: {got.error}")]
+    status = got.status
+    out = [Check("api", status < 500, f"{where}: HTTP {status}")]
     if status in (401, 403):
         out.append(Check("balance", False, f"the API refused the key (HTTP {status})"))
     elif 300 <= status < 400:
         out.append(Check("balance", False, "the base URL redirects: check --base-url"))
+    elif got.amount is None:
+        out.append(Check("balance", False, f"HTTP {status}: no balance in the answer"))
     else:
-        try:
-            amount = parse_balance(envelope_data(decode_answer(raw, None)))
-        except ValueError:
-            amount = None
-        if amount is None:
-            out.append(Check("balance", False, f"HTTP {status}: no balance in the answer"))
-        else:
-            micros = int(amount * 1_000_000)
-            out.append(Check("balance", micros > 0, f"{usd(micros)} on this key"))
-    out.append(_clock(date))
+        micros = int(got.amount * 1_000_000)
+        out.append(Check("balance", micros > 0, f"{usd(micros)} on this key"))
+    out.append(_clock(got.date))
     return out
 
 

@@ -109,3 +109,27 @@ def test_a_callback_url_on_a_private_address_fails() -> None:
     got = doctor("--sandbox", "--callback-url", "https://127.0.0.1/hooks")
     assert got.returncode == 1
     assert "FAIL callback" in got.stdout and "private or local" in got.stdout
+
+
+def test_balance_says_the_keys_balance_and_what_a_state_file_spent(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ran = subprocess.run(
+        [sys.executable, "-m", "batchgen", "run", str(ROOT / "manifests" / "example.yaml"),
+         "--sandbox", "--output", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    got = subprocess.run(
+        [sys.executable, "-m", "batchgen", "balance", str(out / "batchgen.db"), "--sandbox",
+         "--json"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    info = json.loads(got.stdout)
+    assert info["balance_usd"] > 0
+    assert info["state"]["spent_usd"] > 0 and info["state"]["estimate_left_usd"] == 0
+    text = subprocess.run(
+        [sys.executable, "-m", "batchgen", "balance", str(tmp_path / "nope.db"), "--sandbox"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert text.returncode == 2 and "no state file" in text.stderr
