@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from batchgen import __version__
+from batchgen import __version__, exitcodes
 from batchgen.errors import BatchgenError, ManifestError
 
 COMMANDS = (
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exitcodes.INTERRUPTED
     except BrokenPipeError:
         return 0
 

@@ -6,23 +6,25 @@ that boundary; everything above it sees only these.
 
 from __future__ import annotations
 
+from batchgen import exitcodes
+
 
 class BatchgenError(Exception):
     """Base of every error batchgen raises on purpose. `exit_code` is what the CLI returns."""
 
-    exit_code = 1
+    exit_code = exitcodes.SOME_FAILED
 
 
 class UsageError(BatchgenError):
     """Bad command-line usage or configuration."""
 
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
 
 class ManifestError(BatchgenError):
     """A manifest that cannot be used. Carries every problem found, each with its place."""
 
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
     def __init__(self, problems: list[ManifestProblem]) -> None:
         self.problems = problems
@@ -50,7 +52,7 @@ class ManifestProblem:
 class StateError(BatchgenError):
     """The state file is unusable (corrupt, newer schema, not a batchgen state file)."""
 
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
 
 class IllegalTransition(StateError):
@@ -61,13 +63,13 @@ class IllegalTransition(StateError):
 class StateDiskFull(StateError):
     """The disk under the state file is full: stop cleanly, a later run continues."""
 
-    exit_code = 75
+    exit_code = exitcodes.WORK_LEFT
 
 
 class StateLocked(BatchgenError):
     """Another run holds this state file."""
 
-    exit_code = 4
+    exit_code = exitcodes.LOCKED
 
 
 class ApiError(BatchgenError):
@@ -152,7 +154,7 @@ class InvalidRequest(ApiError):
 class AccountError(ApiError):
     """Account-level: stop all new submits. Exit code 3."""
 
-    exit_code = 3
+    exit_code = exitcodes.ACCOUNT
 
 
 class AuthError(AccountError):
@@ -199,7 +201,7 @@ class DownloadTooLarge(DownloadError):
 class DiskFull(DownloadError):
     """No space left (or the output folder is not writable): stop the run cleanly, exit 75."""
 
-    exit_code = 75
+    exit_code = exitcodes.WORK_LEFT
 
 
 class UnsafeUrl(DownloadError):
@@ -229,10 +231,10 @@ class OutputStoreUnusable(BatchgenError):
     """The output bucket cannot be used (missing, refused, unreachable): found by the probe
     before any submit. Exit 3, as for the API's own account-level failures."""
 
-    exit_code = 3
+    exit_code = exitcodes.ACCOUNT
 
 
 class OutputStoreNotConfigured(OutputStoreUnusable):
     """No credentials for the output bucket anywhere batchgen looks: exit 2, fix the setup."""
 
-    exit_code = 2
+    exit_code = exitcodes.USAGE

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import yarl
 
-from batchgen import callbacks
+from batchgen import callbacks, exitcodes
 from batchgen import store as st
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download.attempt import Downloader
@@ -127,7 +127,7 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
             if outcome is not None:
                 store.end_run(run_id, outcome.exit_code, outcome.how)
             else:
-                store.end_run(run_id, 70, "crashed or interrupted")
+                store.end_run(run_id, exitcodes.CRASHED, "crashed or interrupted")
             if opts.write_results:
                 with contextlib.suppress(OSError):
                     report.write_jsonl(store, opts.output_dir / "results.jsonl")

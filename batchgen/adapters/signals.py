@@ -21,9 +21,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from batchgen import exitcodes
+
 log = logging.getLogger("batchgen.adapters.signals")
 
-EXIT_AT_ONCE = 130
+EXIT_AT_ONCE = exitcodes.INTERRUPTED
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

@@ -7,15 +7,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchgen import exitcodes
 from batchgen.core.policy import Backoff
 from batchgen.core.schedule import PollSchedule
 from batchgen.settings import RunOptions
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_ACCOUNT = 3
-EXIT_BUDGET = 5  # submits stopped at the spend cap (or the balance): raise it, run again
-EXIT_WORK_LEFT = 75
+# The exit codes a run ends with; their one definition, with meanings, is batchgen/exitcodes.py.
+EXIT_OK = exitcodes.OK
+EXIT_SOME_FAILED = exitcodes.SOME_FAILED
+EXIT_ACCOUNT = exitcodes.ACCOUNT
+EXIT_BUDGET = exitcodes.BUDGET  # submits stopped at the spend cap (or the balance)
+EXIT_WORK_LEFT = exitcodes.WORK_LEFT
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from batchgen import exitcodes
 from batchgen import store as st
 from batchgen.hooks import RunHooks
 from batchgen.notify import apprise_send, deliver, json_post, metrics, ping
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from batchgen.engine import Engine
 
 log = logging.getLogger("batchgen.notify")
-CRASHED = 70  # an exit without an outcome (EX_SOFTWARE), as the runs table records it
+CRASHED = exitcodes.CRASHED  # an exit without an outcome, as the runs table records it
 
 
 def batch_name(store: st.Store, opts: RunOptions) -> str:

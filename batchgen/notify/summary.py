@@ -11,34 +11,26 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from batchgen import exitcodes
+
 MAX_FAILURES = 50  # failures listed in a summary; `failures_total` counts them all
 SHOWN_IN_MESSAGE = 5  # failed jobs named in a chat message before "and N more"
 
-EXIT_WORDS = {
-    0: "every job is done",
-    1: "finished, but some jobs failed",
-    2: "bad usage or an unusable state file",
-    3: "account-level failure",
-    4: "another process holds the state file",
-    5: "stopped at the spend cap",
-    70: "crashed",
-    75: "stopped with work left",
-    130: "interrupted",
-}
+EXIT_WORDS = {e.code: e.words for e in exitcodes.TABLE}
 
 
 def outcome_of(exit_code: int) -> str:
     """--notify-on's words: success is exit 0, incomplete is 75 (work left, normal under
     --no-wait), anything else is a failure."""
-    if exit_code == 0:
+    if exit_code == exitcodes.OK:
         return "success"
-    if exit_code == 75:
+    if exit_code == exitcodes.WORK_LEFT:
         return "incomplete"
     return "failure"
 
 
 def exit_words(exit_code: int) -> str:
-    return EXIT_WORDS.get(exit_code, f"exit {exit_code}")
+    return exitcodes.words(exit_code)
 
 
 @dataclass(frozen=True)
