@@ -100,7 +100,7 @@ def test_the_benchmark_table_is_the_last_run() -> None:
     assert results["targets"], "bench/results/latest.json has no targets"
     for target in results["targets"]:
         assert f"| {target['scenario']} | {target['figure']} |" in page
-    assert docs_hooks.BENCH_PLOT_URI in page
+    assert f"]({docs_hooks.BENCH_PLOT_URI})" in (ROOT / "docs" / "performance.md").read_text()
 
 
 def test_an_unknown_marker_is_an_error() -> None:
