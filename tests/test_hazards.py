@@ -10,7 +10,7 @@ cap; result files cut, gzipped or sent whole for a Range; and SIGKILLs after the
 request (a kill point that does not depend on the machine's speed), each followed by a rerun.
 The real CLI runs against the real simulator over loopback.
 
-After every example: no traceback and no exit code outside the README's table for the
+After every example: no traceback and no exit code outside batchgen/exitcodes.py's table for the
 situation; no task made twice for a job beyond its transient resubmits; the simulator never
 charged past the cap; every job done, failed with a code, ambiguous, or pending with the spend
 cap's note; every done file hashes to the bytes served; the server never held more of our tasks
