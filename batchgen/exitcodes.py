@@ -33,8 +33,9 @@ TABLE: tuple[ExitCode, ...] = (
     ExitCode(
         SOME_FAILED,
         "finished, but some jobs failed",
-        "finished, but some jobs failed, expired, are ambiguous or orphaned",
-        "`batchgen status`, then `batchgen retry` if wanted",
+        "finished, but some jobs failed, expired, are ambiguous or orphaned; for "
+        "`batchgen doctor`, a check failed",
+        "`batchgen status`, then `batchgen retry` if wanted; for `doctor`, fix what it names",
     ),
     ExitCode(
         USAGE,
@@ -46,7 +47,8 @@ TABLE: tuple[ExitCode, ...] = (
         ACCOUNT,
         "account-level failure",
         "account-level failure (invalid API key, credits exhausted, or a base URL that "
-        "redirects or has no API): submits stopped, tasks already created were still collected",
+        "redirects or has no API): submits stopped, tasks already created were still "
+        "collected; for `batchgen balance`, the balance could not be read",
         "fix the account or `--base-url`, run again",
     ),
     ExitCode(
@@ -73,8 +75,8 @@ TABLE: tuple[ExitCode, ...] = (
     ExitCode(
         WORK_LEFT,
         "stopped with work left",
-        "stopped with work left (`--no-wait`, `--max-runtime`, first SIGINT/SIGTERM, disk "
-        "full, a status outage longer than `--status-outage`, stuck tasks)",
+        "stopped with work left (`--no-wait`, `--max-runtime`, `--limit`/`--only`, first "
+        "SIGINT/SIGTERM, disk full, a status outage longer than `--status-outage`, stuck tasks)",
         "run again; cron does this",
     ),
     ExitCode(

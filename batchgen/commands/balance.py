@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from batchgen import diagnose
+from batchgen import diagnose, exitcodes
 from batchgen import store as st
 from batchgen.adapters.proxies import Proxies
 from batchgen.errors import UsageError
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{usd(spent['estimate_left_micros'])}"
                 + (f"; cap {usd(spent['cap_micros'])}" if spent["cap_micros"] is not None else "")
             )
-    return 0 if micros is not None else 3
+    return exitcodes.OK if micros is not None else exitcodes.ACCOUNT
 
 
 async def _balance(args: argparse.Namespace) -> diagnose.BalanceAnswer:

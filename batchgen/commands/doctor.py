@@ -16,7 +16,7 @@ import socket
 import sys
 from pathlib import Path
 
-from batchgen import diagnose
+from batchgen import diagnose, exitcodes
 from batchgen.adapters.proxies import Proxies
 from batchgen.diagnose import Check
 from batchgen.errors import UsageError
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             print(check.line())
         failed = [c.name for c in checks if not c.ok]
         print("all checks passed" if not failed else f"failed: {', '.join(failed)}")
-    return 0 if all(c.ok for c in checks) else 1
+    return exitcodes.OK if all(c.ok for c in checks) else exitcodes.SOME_FAILED
 
 
 async def _checks(args: argparse.Namespace) -> list[Check]:
