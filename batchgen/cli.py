@@ -2,7 +2,8 @@
 
 Each subcommand lives in `batchgen/commands/<name>.py` with `add_parser(subparsers)` and
 `run(args) -> int`. This module is the only place that maps exceptions to exit codes; nothing
-below it prints a traceback to a user.
+below it prints a traceback to a user, and nothing it prints shows a word of the command line
+that may be a secret (batchgen/redact.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from batchgen import __version__, exitcodes
+from batchgen.commands.argtypes import SECRET_WORDS, SafeParser, refuse_secret_values
 from batchgen.errors import BatchgenError, ManifestError
+from batchgen.redact import redact, secret_words
 
 COMMANDS = (
     "validate",
@@ -32,12 +35,17 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SafeParser(
         prog="batchgen",
+        allow_abbrev=False,
         description="Turn a manifest of video jobs into MP4 files through APIXO's video API.",
     )
     parser.add_argument("--version", action="version", version=f"batchgen {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # parser_class: every subcommand's parser is a SafeParser too (no abbreviations, redacted
+    # errors), whatever its module passes.
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=SafeParser
+    )
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"batchgen.commands.{name}")
@@ -50,21 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    secrets = secret_words(words)
+    SECRET_WORDS.set(frozenset(secrets))  # argparse's own errors redact them too
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     try:
         try:
+            refuse_secret_values(args)
             return int(args.handler(args) or 0)
         except BaseExceptionGroup as group:
             raise _first_batchgen_error(group) from group
     except ManifestError as exc:
         for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {redact(str(problem), secrets)}", file=sys.stderr)
         n = len(exc.problems)
         print(f"{n} problem{'s' if n != 1 else ''} found; nothing was sent.", file=sys.stderr)
         return exc.exit_code
     except BatchgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc), secrets)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,12 +1,18 @@
 """argparse types for durations, sizes, rates and backoff pairs: each turns a command-line
-word into a value or an ArgumentTypeError whose text argparse shows as it is."""
+word into a value or an ArgumentTypeError whose text argparse shows (redacted); and the
+parser every command uses, which takes no abbreviations and never echoes a secret."""
 
 from __future__ import annotations
 
 import argparse
+import contextvars
+import sys
+from typing import Any, NoReturn
 
 from batchgen.adapters.limits import parse_rate
 from batchgen.durations import parse_duration
+from batchgen.errors import UsageError
+from batchgen.redact import looks_secret, redact
 
 
 def seconds(text: str) -> float:
@@ -69,3 +75,38 @@ def rate(text: str) -> tuple[int, float]:
         return parse_rate(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# The words of the command line being parsed that must never be shown (redact.secret_words).
+SECRET_WORDS: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "batchgen_secret_words", default=frozenset()
+)
+
+
+class SafeParser(argparse.ArgumentParser):
+    """An ArgumentParser for batchgen's commands: no abbreviations (`--api-key` must not
+    silently mean `--api-key-file`), and errors that never echo a secret (they end up in cron
+    mail and CI logs). Subparsers made from it are SafeParsers too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {redact(message, SECRET_WORDS.get())}\n")
+
+
+def refuse_secret_values(args: argparse.Namespace) -> None:
+    """A parsed value with a secret's shape (a key pasted into --output, a URL carrying a
+    password) would be used, printed and recorded: refuse it, naming the option only."""
+    for dest, value in sorted(vars(args).items()):
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            items = item if isinstance(item, tuple) else (item,)
+            if any(isinstance(x, str) and looks_secret(x) for x in items):
+                raise UsageError(
+                    f"the value given for {dest.replace('_', '-')} looks like a secret (an API "
+                    "key, or a URL with a password or a signature); it was not used and is not "
+                    "shown. Give the key through $APIXO_API_KEY or --api-key-file FILE."
+                )

@@ -16,6 +16,7 @@ from batchgen.commands.retry import explain_ids
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "cancel",
+        allow_abbrev=False,
         help="stop submitting jobs (tasks already created still finish and are downloaded)",
         description=__doc__,
     )

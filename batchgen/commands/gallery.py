@@ -19,6 +19,7 @@ LINK_TTL_S = 24 * 3600.0  # a bucket output's presigned links in the page: a day
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "gallery",
+        allow_abbrev=False,
         help="write gallery.html: every job's video, prompt and outcome on one page",
         description=(
             "Write a single self-contained HTML page (no server, no network) into the output "

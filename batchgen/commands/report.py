@@ -17,7 +17,9 @@ from batchgen.ui import report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="print one line per job (the same as results.jsonl)")
+    p = sub.add_parser(
+        "report", allow_abbrev=False, help="print one line per job (the same as results.jsonl)"
+    )
     p.add_argument("state", metavar="STATE", help="the state file (batchgen.db)")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     p.add_argument(

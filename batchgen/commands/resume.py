@@ -20,6 +20,7 @@ from batchgen.ui.progress import emit_json
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "resume",
+        allow_abbrev=False,
         help="continue a batch from its state file (no manifest needed)",
         description="Continue a batch from its state file, against the API and with the "
         "settings its run recorded; a flag given here replaces the recorded one.",

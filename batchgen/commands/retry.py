@@ -28,6 +28,7 @@ RETRYABLE = (st.FAILED, st.AMBIGUOUS, st.ORPHANED, st.EXPIRED, st.CANCELLED)
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "retry",
+        allow_abbrev=False,
         help="queue failed, ambiguous, orphaned, expired or cancelled jobs again for the next run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

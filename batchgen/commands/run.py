@@ -16,6 +16,7 @@ from batchgen.ui.progress import ticker
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
+        allow_abbrev=False,
         help="run a manifest to finished MP4 files (resumes where the last run stopped)",
         description="Submit every job of MANIFEST, poll, download the results, write a report. "
         "Running it again continues from the state file: nothing done is redone, nothing is "

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from batchgen.commands.argtypes import SafeParser
 from batchgen.errors import UsageError
 from batchgen.simulator import SimConfig, Simulator
 
@@ -31,6 +32,7 @@ def _floats(text: str) -> tuple[float, ...]:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "simulate",
+        allow_abbrev=False,
         help="run a local fake of the APIXO video API (for trying batchgen without a key)",
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -143,8 +145,8 @@ def _write_ready(path: str, base_url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m batchgen.commands.simulate ...`: the same command without the other ones."""
-    parser = argparse.ArgumentParser(prog="batchgen")
-    add_parser(parser.add_subparsers(dest="command", required=True))
+    parser = SafeParser(prog="batchgen")
+    add_parser(parser.add_subparsers(dest="command", required=True, parser_class=SafeParser))
     args = parser.parse_args(["simulate", *(sys.argv[1:] if argv is None else argv)])
     try:
         return run(args)

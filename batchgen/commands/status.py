@@ -29,6 +29,7 @@ EXPIRY_WARNING_S = 48 * 3600.0
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status",
+        allow_abbrev=False,
         help="show where a batch stands: counts, failures, ambiguous jobs, expiring results",
         description="Show where a batch stands, from its state file. Safe during a run.",
     )

@@ -34,6 +34,7 @@ from batchgen.money.prices import (
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "validate",
+        allow_abbrev=False,
         help="check manifests and show what would be sent",
         description="Check manifests (YAML or CSV) and report every problem with its place.",
     )
