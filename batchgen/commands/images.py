@@ -28,8 +28,17 @@ def settle_store(args: argparse.Namespace, manifest: Manifest) -> None:
         raise UsageError(f"{manifest.path}: {n} local image file(s) {NEEDS_STORE}")
 
 
+def warn_small_files(manifest: Manifest) -> None:
+    """Kling's size rules for each local file, as `validate --check-images` says them for
+    URLs: warnings, never a refusal."""
+    for image in manifest.local_images.values():
+        for warning in image.warnings:
+            print(f"warning: image {image.path}: {warning}", file=sys.stderr)
+
+
 def warn_without_store(manifest: Manifest) -> None:
     """validate: said once per manifest, as a warning (the files themselves were checked)."""
+    warn_small_files(manifest)
     if manifest.local_images and not manifest.image_store:
         n = len(manifest.local_images)
         print(

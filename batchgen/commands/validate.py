@@ -49,7 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--check-images",
         action="store_true",
         help="also fetch the first bytes of every distinct remote image URL, as a run's "
-        "preflight does (JPG, PNG or WebP, at most 10 MB, reachable); submits nothing",
+        "preflight does (JPG, PNG or WebP, at most 10 MB, reachable); submits nothing. "
+        "Local image files are always checked on disk, whole",
     )
     parser.add_argument(
         "--allow-private-result-hosts",
@@ -97,18 +98,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_images(manifests: list[Manifest], *, public_only: bool, proxies: Proxies) -> None:
-    """Every image problem at once (exit 2); Kling's size rules as warnings on stderr."""
+    """Every image problem at once (exit 2); Kling's size rules as warnings on stderr. Local
+    files were read and decoded when the manifest loaded: only remote URLs go on the wire
+    (a local file's reference, https://local.batchgen.invalid/..., resolves nowhere)."""
     import asyncio
 
     from batchgen.inputs.check_manifest import check_images, remote_urls
+    from batchgen.inputs.local import is_ref
 
-    urls = remote_urls(manifests)
-    problems, warnings = asyncio.run(check_images(urls, public_only=public_only, proxies=proxies))
+    urls = remote_urls(manifests, is_local=is_ref)
+    problems, warnings = [], []
+    if urls:
+        problems, warnings = asyncio.run(
+            check_images(urls, public_only=public_only, proxies=proxies)
+        )
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if problems:
         raise ManifestError(problems)
-    print(f"images: {len(urls)} distinct URL(s) checked, all usable", file=sys.stderr)
+    files = sum(len(m.local_images) for m in manifests)
+    local = f", {files} local file(s) read and decoded" if files else ""
+    print(f"images: {len(urls)} distinct URL(s) checked{local}, all usable", file=sys.stderr)
 
 
 def print_requests(manifest: Manifest, out: TextIO) -> None:

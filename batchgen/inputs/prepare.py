@@ -73,6 +73,9 @@ class Inputs:
                         "IMAGE_UPLOAD",
                     )
                 ready.append(await self.resolve_local(url))
+                local_warnings = getattr(self.resolve_local, "warnings", None)
+                if local_warnings is not None:
+                    warnings.extend(f"image {n + 1}: {w}" for w in local_warnings(url))
             else:
                 if self.preflight is not None:
                     check = await self.preflight.check(url)

@@ -23,6 +23,8 @@ CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 MIN_SIDE_PX = 300
 MAX_ASPECT = 2.5
 
+NOT_AN_IMAGE = "not a JPG, PNG or WebP image"
+
 _OTHER = (
     (b"GIF87a", "a GIF"),
     (b"GIF89a", "a GIF"),
@@ -69,7 +71,7 @@ def describe_other(head: bytes) -> str:
         return "JSON"
     if text.startswith(b"<?xml") or text.startswith(b"<svg"):
         return "XML or SVG"
-    return "not a JPG, PNG or WebP image"
+    return NOT_AN_IMAGE
 
 
 def sniff(head: bytes) -> Sniffed:

@@ -10,14 +10,17 @@ a store, `localserve.LocalServer` serves the files itself.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Protocol
 
 from batchgen.inputs.local import parse_ref
 from batchgen.inputs.objectstore import ImageStore, StoreError
 from batchgen.inputs.prepare import InputRejected
+from batchgen.inputs.sniff import HEAD_BYTES, size_warnings, sniff
 from batchgen.store.images import ImageRecords
 
 FAIL_CODE = "IMAGE_UPLOAD"
+log = logging.getLogger("batchgen.images")
 
 
 class Server(Protocol):
@@ -36,6 +39,7 @@ class LocalUploads:
         self.store = store
         self.server = server
         self._uploads: dict[str, asyncio.Future[str]] = {}
+        self._warnings: dict[str, list[str]] = {}  # sha256 -> Kling's size rules it breaks
 
     def __repr__(self) -> str:
         return f"<LocalUploads store={self.store!r} files={len(self._uploads)}>"
@@ -66,6 +70,26 @@ class LocalUploads:
             return await self.store.presign(name)
         except StoreError as exc:
             raise InputRejected(str(exc), FAIL_CODE) from None
+
+    def warnings(self, ref: str) -> list[str]:
+        """Kling's size rules for a local file, as the preflight says them for a URL: read
+        from the file's header once per file, logged once, then noted on each job."""
+        parsed = parse_ref(ref)
+        known = self.records.local(parsed[0]) if parsed else None
+        if parsed is None or known is None:
+            return []
+        sha256 = parsed[0]
+        if sha256 not in self._warnings:
+            path = known[1]
+            try:
+                with open(path, "rb") as f:
+                    found = sniff(f.read(HEAD_BYTES))
+            except OSError:
+                found = sniff(b"")
+            self._warnings[sha256] = size_warnings(found.width, found.height)
+            for warning in self._warnings[sha256]:
+                log.warning("image %s: %s", path, warning)
+        return self._warnings[sha256]
 
     async def _upload(self, name: str, path: str, sha256: str) -> str:
         assert self.store is not None
