@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from batchgen.errors import UsageError
-from batchgen.money.prices import parse_key, to_micros
+from batchgen.money.prices import PRICE_FORM, parse_key, to_micros
 from batchgen.settings import TRANSIENT_CODES
 
 NO_CAP = -1  # --max-spend none: remove a recorded cap
@@ -29,7 +29,7 @@ def _usd_or_none(text: str) -> int:
 def _price(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep:
-        raise argparse.ArgumentTypeError(f"expected MODE:DURATION=USD, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {PRICE_FORM}; got {text!r}")
     return key, value
 
 
@@ -58,9 +58,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--price",
         type=_price,
         action="append",
-        metavar="MODE:DURATION=USD",
-        help="the price of a class of jobs, over the built-in table (repeatable); a price "
-        "learned from the balance still wins",
+        metavar="MODEL/MODE:DURATION=USD",
+        help="the price of a class of jobs, over the built-in table (repeatable), e.g. "
+        "kling-2-5-turbo-pro/text-to-video:5=0.5; a price learned from the balance still wins",
     )
     g.add_argument(
         "--no-learn-prices",
@@ -99,7 +99,7 @@ def fields(args: argparse.Namespace, model: str, budget: dict[str, Any] | None) 
     for key, value in (budget.get("prices") or {}).items():
         overrides[_key(key, model, "budget.prices")] = _money(value, f"budget.prices.{key}")
     for key, value in getattr(args, "price", None) or []:
-        overrides[_key(key, model, "--price")] = _money(value, f"--price {key}")
+        overrides[_key(key, None, "--price")] = _money(value, f"--price {key}")
     out["price_overrides"] = overrides
     out["learn_prices"] = not getattr(args, "no_learn_prices", False)
     if getattr(args, "resubmit_codes", None) is not None:
@@ -111,7 +111,7 @@ def fields(args: argparse.Namespace, model: str, budget: dict[str, Any] | None) 
     return out
 
 
-def _key(text: Any, model: str, where: str) -> str:
+def _key(text: Any, model: str | None, where: str) -> str:
     try:
         return parse_key(str(text), model)
     except ValueError as exc:

@@ -62,16 +62,61 @@ def price_key(model: str, mode: str | None, duration: int | None) -> str:
     return f"{model}/{mode or 'standard-image-to-video'}/{duration or 5}s"
 
 
-def parse_key(text: str, model: str = DEFAULT_MODEL) -> str:
-    """A manifest's price name, `MODE:DURATION` or `MODEL/MODE:DURATION` (or a full key)."""
+PRICE_FORM = "MODEL/MODE:DURATION=USD, e.g. kling-2-5-turbo-pro/text-to-video:5=0.5"
+
+
+def parse_key(text: str, model: str | None = DEFAULT_MODEL) -> str:
+    """A price name, `MODEL/MODE:DURATION` (or a full key), or `MODE:DURATION` under `model`
+    (a manifest's own model); `model` None: the model must be named. ValueError when the
+    name is malformed or names no model, mode or duration batchgen knows: a price for no
+    job's class would be ignored without a word."""
     text = text.strip()
     if text.endswith("s") and text.count("/") == 2:
-        return text
-    head, sep, duration = text.rpartition(":")
-    if not sep or not duration.strip().isdigit():
-        raise ValueError(f"price name {text!r}: expected MODE:DURATION, e.g. pro-image-to-video:10")
-    owner, _, mode = head.rpartition("/")
-    return price_key(owner.strip() or model, mode.strip(), int(duration))
+        key = text
+    else:
+        head, sep, duration = text.rpartition(":")
+        if not sep or not duration.strip().isdigit():
+            raise ValueError(f"price name {text!r}: expected {PRICE_FORM}")
+        owner, _, mode = head.rpartition("/")
+        if not owner.strip() and model is None:
+            raise ValueError(f"price name {text!r} needs its model: {PRICE_FORM}")
+        key = price_key(owner.strip() or str(model), mode.strip(), int(duration))
+    try:
+        check_class(key)
+    except ValueError as exc:
+        raise ValueError(f"price name {text!r}: {exc} (the form: {PRICE_FORM})") from None
+    return key
+
+
+def check_class(key: str) -> None:
+    """ValueError unless `key`'s model, mode and duration are ones a job can have."""
+    model, mode, duration = _split(key)
+    if models.find(model) is None:
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(models.known())}")
+    modes, durations = job_classes(model)
+    if modes and mode not in modes:
+        raise ValueError(f"{model} has no mode {mode!r}; its modes: {', '.join(modes)}")
+    if durations and duration not in durations:
+        raise ValueError(
+            f"{model} has no duration {duration}; its durations: "
+            + ", ".join(str(d) for d in durations)
+        )
+
+
+def job_classes(model: str) -> tuple[list[str], list[int]]:
+    """The modes and durations `model`'s request schema allows (its price table's when the
+    schema does not list them)."""
+    from batchgen.manifest.schema import request_schema
+
+    try:
+        fields = request_schema(model)["properties"]["input"]["properties"]
+        modes = [str(m) for m in fields["mode"]["enum"]]
+        durations = [int(d) for d in fields["duration"]["enum"]]
+    except (KeyError, TypeError, ValueError, OSError):
+        table = table_prices(model)
+        modes = sorted({m for m, _ in table})
+        durations = sorted({d for _, d in table})
+    return modes, durations
 
 
 @dataclass
