@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shlex
 import sys
 from collections.abc import AsyncIterator
 from typing import TextIO
@@ -22,7 +23,7 @@ from batchgen.sandbox import sandbox
 from batchgen.settings import (
     RunOptions,
 )
-from batchgen.store import Store
+from batchgen.store import Store, views
 from batchgen.ui.progress import DisplayAwareHandler, JsonFormatter, Progress, emit_json
 
 
@@ -61,7 +62,13 @@ def setup_logging(args: argparse.Namespace, progress: Progress | None = None) ->
     logger.addHandler(handler)
     logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.WARNING)
     # What is spent is said at the start and end of every run (balance, estimate, prices).
-    for name in ("batchgen.money", "batchgen.money.spending", "batchgen.money.pricing"):
+    # ... and each job that fails, as it fails (batchgen/store/moves.py).
+    for name in (
+        "batchgen.money",
+        "batchgen.money.spending",
+        "batchgen.money.pricing",
+        "batchgen.jobs",
+    ):
         logging.getLogger(name).setLevel(
             logging.ERROR if getattr(args, "quiet", False) else logging.INFO
         )
@@ -127,8 +134,36 @@ def write_run_gallery(args: argparse.Namespace, opts: RunOptions) -> None:
         print(f"gallery: {page}", file=sys.stderr)
 
 
+SHOWN_JOBS = 20  # jobs named at the end of a run; `batchgen status` lists the rest
+REASON_CHARS = 120
+
+
+def unfinished_jobs(opts: RunOptions) -> tuple[int, list[dict[str, str]]]:
+    """The failed, ambiguous and orphaned jobs the summary names (the first SHOWN_JOBS), with
+    their total: a user must see which jobs did not succeed and why, not only how many."""
+    if not opts.state_path.exists():
+        return 0, []
+    store = Store(opts.state_path, readonly=True)
+    try:
+        total, rows = views.unfinished(store.db, SHOWN_JOBS)
+    finally:
+        store.close()
+    jobs = [
+        {"id": job_id, "state": str(state), "code": code, "reason": _short(reason)}
+        for job_id, state, code, reason in rows
+    ]
+    return total, jobs
+
+
+def _short(text: str) -> str:
+    one_line = " ".join(str(text).split())
+    return one_line if len(one_line) <= REASON_CHARS else one_line[: REASON_CHARS - 3] + "..."
+
+
 def print_summary(args: argparse.Namespace, opts: RunOptions, outcome: RunOutcome) -> None:
     results = opts.output_dir / "results.jsonl"
+    total, jobs = unfinished_jobs(opts) if outcome.exit_code != 0 else (0, [])
+    status_cmd = f"batchgen status {shlex.quote(str(opts.state_path))}"
     if getattr(args, "log_format", "text") == "json":
         if not args.quiet or outcome.exit_code not in (0, 75):
             emit_json(
@@ -138,6 +173,8 @@ def print_summary(args: argparse.Namespace, opts: RunOptions, outcome: RunOutcom
                 how=outcome.how,
                 counts=outcome.counts,
                 messages=outcome.messages[:20],
+                not_done=jobs,
+                not_done_total=total,
                 results=str(results),
             )
         return
@@ -146,6 +183,15 @@ def print_summary(args: argparse.Namespace, opts: RunOptions, outcome: RunOutcom
     print(describe(outcome), file=sys.stderr)
     for message in outcome.messages[:20]:
         print(f"  {message}", file=sys.stderr)
+    if jobs:
+        print(f"  jobs not done ({total}):", file=sys.stderr)
+        width = max(len(job["id"]) for job in jobs)
+        for job in jobs:
+            what = " ".join(x for x in (job["state"], job["code"]) if x)
+            reason = f": {job['reason']}" if job["reason"] else ""
+            print(f"    {job['id']:<{width}}  {what}{reason}", file=sys.stderr)
+        if total > len(jobs):
+            print(f"    ... and {total - len(jobs)} more: {status_cmd}", file=sys.stderr)
     if outcome.counts.get("ambiguous"):
         print(
             f"  {outcome.counts['ambiguous']} ambiguous job(s): their submit may have "

@@ -61,6 +61,20 @@ def noted(db: sqlite3.Connection, state: JobState, limit: int) -> list[tuple[str
     ).fetchall()
 
 
+def unfinished(db: sqlite3.Connection, limit: int) -> tuple[int, list[tuple[str, str, str, str]]]:
+    """How many jobs are failed, ambiguous or orphaned, and (id, state, fail code, reason:
+    the fail message, else the note) of the first `limit` of them, in manifest order."""
+    states = (JobState.FAILED, JobState.AMBIGUOUS, JobState.ORPHANED)
+    where = "FROM jobs WHERE state IN (?, ?, ?)"
+    total = db.execute(f"SELECT COUNT(*) {where}", states).fetchone()[0]
+    rows = db.execute(
+        f"SELECT id, state, COALESCE(fail_code, ''), COALESCE(NULLIF(fail_msg, ''), note, '')"
+        f" {where} ORDER BY seq LIMIT ?",
+        (*states, limit),
+    ).fetchall()
+    return total, rows
+
+
 def expiring(db: sqlite3.Connection, before: float, limit: int) -> tuple[int, list[tuple]]:
     """How many downloaded-not-yet results die before `before`, and (id, expires_at) of the
     first `limit` of them (-1: all)."""
