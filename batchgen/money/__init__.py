@@ -15,11 +15,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from batchgen import store as st
 from batchgen.models import DEFAULT_MODEL
-from batchgen.money.prices import usd
+from batchgen.money.prices import MICROS, usd
 from batchgen.money.pricing import Pricing, Ticket
 from batchgen.money.spending import OVER_CAP, Spending
 from batchgen.settings import TRANSIENT_CODES
@@ -168,8 +169,10 @@ class Money:
     def summary(self) -> str:
         s = self.spending
         parts = [f"spent by this state file: {usd(s.total)}"]
-        if s.cap is not None:
-            parts.append(f"cap {usd(s.cap)}")
+        if s.user_cap is not None:  # no cap given: none shown (not "cap $0.00")
+            parts.append(f"cap {usd(s.user_cap)}")
+        if s.balance_limits and s.cap is not None:
+            parts.append(f"limited by the balance to {usd(s.cap)}")
         if self.pricing.last_balance is not None:
             parts.append(f"balance {usd(self.pricing.last_balance)}")
         elif self.pricing.unreadable is not None:
@@ -268,23 +271,38 @@ def status_info(store: st.Store) -> dict[str, object]:
     if isinstance(saved, dict):
         spending.book.overrides.update({str(k): int(v) for k, v in saved.items()})
     return {
-        "balance_usd": usd(int(balance)) if balance and balance.lstrip("-").isdigit() else None,
-        "balance_seen_at": float(seen) if seen else None,
-        "spent_usd": usd(spending.total),
-        "estimate_left_usd": usd(spending.estimate_pending()),
-        "cap_usd": usd(spending.cap) if spending.cap is not None else None,
-        "learned_prices": {k: usd(v) for k, v in sorted(spending.book.learned.items())},
+        "balance_usd": dollars(int(balance)) if balance and balance.lstrip("-").isdigit() else None,
+        "balance_seen_at": _iso(float(seen)) if seen else None,
+        "spent_usd": dollars(spending.total),
+        "estimate_left_usd": dollars(spending.estimate_pending()),
+        "cap_usd": dollars(spending.cap) if spending.cap is not None else None,
+        "learned_prices_usd": {k: dollars(v) for k, v in sorted(spending.book.learned.items())},
     }
 
 
+def dollars(micros: int) -> float:
+    """USD as a JSON number (status --json): 6.3, not "$6.30"; exact to the micro-dollar."""
+    return round(micros / MICROS, 6)
+
+
+def _iso(ts: float) -> str:
+    """A Unix time as ISO 8601 in UTC, as `status --json` gives every other time."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def render_status(info: dict[str, object]) -> list[str]:
-    cap = f", cap {info['cap_usd']}" if info["cap_usd"] else ""
-    balance = info["balance_usd"] or "not read yet"
+    def shown(value: object) -> str:
+        return usd(round(float(value) * MICROS)) if isinstance(value, int | float) else "?"
+
+    cap = f", cap {shown(info['cap_usd'])}" if info["cap_usd"] is not None else ""
+    balance = shown(info["balance_usd"]) if info["balance_usd"] is not None else "not read yet"
     lines = [
-        f"money: spent {info['spent_usd']}{cap}; estimate for the jobs left "
-        f"{info['estimate_left_usd']}; balance seen last {balance}"
+        f"money: spent {shown(info['spent_usd'])}{cap}; estimate for the jobs left "
+        f"{shown(info['estimate_left_usd'])}; balance seen last {balance}"
     ]
-    learned = info["learned_prices"]
+    learned = info["learned_prices_usd"]
     if isinstance(learned, dict) and learned:
-        lines.append("  learned prices: " + ", ".join(f"{k} {v}" for k, v in learned.items()))
+        lines.append(
+            "  learned prices: " + ", ".join(f"{k} {shown(v)}" for k, v in learned.items())
+        )
     return lines

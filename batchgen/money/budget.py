@@ -63,3 +63,13 @@ def cap_stop_message(spent: int, cap: int, next_price: int) -> str:
         f"still collected). Raise it with --max-spend (or budget: max_spend: in the manifest) "
         f"and run again"
     )
+
+
+def balance_stop_message(spent: int, allowed: int, next_price: int) -> str:
+    """At the limit the balance sets (not a cap the user chose): the fix is to add funds."""
+    return (
+        f"the balance allows no more: {usd(spent)} spent or reserved by this state file, up "
+        f"to {usd(allowed)} the balance allows, and the next job costs {usd(next_price)}; no "
+        f"new submits (tasks already created are still collected). Add funds to the account "
+        f"and run again"
+    )

@@ -31,10 +31,19 @@ class Spending:
     total: int = 0  # spent or reserved by this state file, all runs, less refunds seen
     stop_message: str | None = None
     _on_wire: dict[int, tuple[int, int]] = field(default_factory=dict)  # seq -> (n, price)
+    # The user's cap (--max-spend), as `cap` was given; `cap` may then be lowered to what the
+    # balance allows (money.before_spending), and a stop there is not the user's cap's doing.
+    user_cap: int | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.book.learned.update(ledger.learned_prices(self.store))
         self.total = ledger.spent(self.store)
+        self.user_cap = self.cap
+
+    @property
+    def balance_limits(self) -> bool:
+        """True when the balance, not the user's cap, sets how much may be spent."""
+        return self.cap is not None and (self.user_cap is None or self.cap < self.user_cap)
 
     def __repr__(self) -> str:
         cap = usd(self.cap) if self.cap is not None else "none"
@@ -53,7 +62,10 @@ class Spending:
         if not budget.fits(self.total, price, self.cap):
             if self.stop_message is None:
                 assert self.cap is not None
-                self.stop_message = budget.cap_stop_message(self.total, self.cap, price)
+                stop = (
+                    budget.balance_stop_message if self.balance_limits else budget.cap_stop_message
+                )
+                self.stop_message = stop(self.total, self.cap, price)
             return OVER_CAP
         n = ledger.next_n(self.store, row.seq)
         if not self.store.mark_submitting(row.seq, (n, self.key_of(row), price)):
