@@ -60,6 +60,11 @@ def looks_secret(text: str) -> bool:
     return high_entropy(text)
 
 
+def secret_option(name: str) -> bool:
+    """An option (or argparse dest) whose name says its value is a secret."""
+    return _SECRET_OPTION.search(name) is not None
+
+
 def secret_words(argv: Iterable[str]) -> set[str]:
     """The words of a command line that must never be shown: the value of any option named
     like a secret (`--api-key X`, `--token=X`), and any word with a secret's shape."""

@@ -145,3 +145,12 @@ def test_shapes() -> None:
     assert redact(f"bad {KEY!r} and https://u:pw@h/x?a=1&X-Amz-Signature=zz") == (
         "bad '[redacted]' and https://[redacted]@h/x?a=1&X-Amz-Signature=[redacted]"
     )
+
+
+def test_an_option_made_for_a_secret_still_takes_one() -> None:
+    """`simulate --api-key KEY` sets the fake service's key: not refused for its shape."""
+    from batchgen.commands.argtypes import refuse_secret_values
+
+    args = cli.build_parser().parse_args(["simulate", "--api-key", KEY])
+    refuse_secret_values(args)  # no UsageError
+    assert KEY in args.api_keys

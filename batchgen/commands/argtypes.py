@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from batchgen.adapters.limits import parse_rate
 from batchgen.durations import parse_duration
 from batchgen.errors import UsageError
-from batchgen.redact import looks_secret, redact
+from batchgen.redact import looks_secret, redact, secret_option
 
 
 def seconds(text: str) -> float:
@@ -99,8 +99,11 @@ class SafeParser(argparse.ArgumentParser):
 
 def refuse_secret_values(args: argparse.Namespace) -> None:
     """A parsed value with a secret's shape (a key pasted into --output, a URL carrying a
-    password) would be used, printed and recorded: refuse it, naming the option only."""
+    password) would be used, printed and recorded: refuse it, naming the option only. An
+    option made for a secret (`simulate --api-key`) takes it, of course."""
     for dest, value in sorted(vars(args).items()):
+        if secret_option(dest):
+            continue
         values = value if isinstance(value, list | tuple) else [value]
         for item in values:
             items = item if isinstance(item, tuple) else (item,)
