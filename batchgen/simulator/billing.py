@@ -21,18 +21,27 @@ from batchgen import models
 UNLIMITED_USD = Decimal("1000000")
 DEFAULT_MODEL = "kling-2-1"
 
-# USD per task by (model, mode, duration). Prices are not in the API; these are the
-# simulator's own (batchgen learns the real ones from the balance).
-DEFAULT_PRICES: dict[tuple[str, str, int], Decimal] = {
-    (DEFAULT_MODEL, "standard-image-to-video", 5): Decimal("0.25"),
-    (DEFAULT_MODEL, "standard-image-to-video", 10): Decimal("0.50"),
-    (DEFAULT_MODEL, "pro-image-to-video", 5): Decimal("0.45"),
-    (DEFAULT_MODEL, "pro-image-to-video", 10): Decimal("0.90"),
-    (DEFAULT_MODEL, "master-image-to-video", 5): Decimal("1.00"),
-    (DEFAULT_MODEL, "master-image-to-video", 10): Decimal("2.00"),
-    (DEFAULT_MODEL, "master-text-to-video", 5): Decimal("1.00"),
-    (DEFAULT_MODEL, "master-text-to-video", 10): Decimal("2.00"),
-}
+# USD per task by (model, mode, duration). Prices are not in the API: the simulator's are
+# batchgen's own table (each model spec's `prices`, batchgen/models), for every model it
+# serves, so a sandbox run learns exactly what batchgen lists and warns of no mismatch.
+
+
+def default_prices() -> dict[tuple[str, str, int], Decimal]:
+    """Every known model's price table (read when a Billing is made: a model registered at
+    run time, BATCHGEN_MODEL_SPECS, has its prices too)."""
+    out: dict[tuple[str, str, int], Decimal] = {}
+    for model in models.known():
+        spec = models.find(model)
+        for name, usd in ((spec.prices or {}) if spec is not None else {}).items():
+            mode, _, duration = str(name).rpartition(":")
+            try:
+                out[(model, mode, int(duration))] = Decimal(str(usd))
+            except (ValueError, InvalidOperation):
+                continue  # a user's spec with a bad entry: that class gets FALLBACK_PRICE
+    return out
+
+
+DEFAULT_PRICES: dict[tuple[str, str, int], Decimal] = default_prices()  # the built-in models'
 FALLBACK_PRICE = Decimal("0.50")  # a mode or duration the table does not name
 
 
@@ -78,7 +87,7 @@ def documented_price(cls: tuple[str, str, int]) -> Decimal | None:
 class Billing:
     def __init__(self, balance: float | None, prices: str, refund_failed: bool) -> None:
         self.balance = UNLIMITED_USD if balance is None else Decimal(str(balance))
-        self.prices = {**DEFAULT_PRICES, **parse_prices(prices)}
+        self.prices = {**default_prices(), **parse_prices(prices)}
         self.refund_failed = refund_failed
         self.charged = Decimal(0)
         self.refunded = Decimal(0)
