@@ -18,10 +18,23 @@ from batchgen.ui import report
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "report", allow_abbrev=False, help="print one line per job (the same as results.jsonl)"
+        "report",
+        allow_abbrev=False,
+        help="print one line per job (the same as results.jsonl)",
+        description="Print every job of STATE in manifest order, on stdout, from the state "
+        "file alone (safe during a run). Each job has: " + ", ".join(report.FIELDS) + ". "
+        "Times are ISO 8601 in UTC.",
     )
     p.add_argument("state", metavar="STATE", help="the state file (batchgen.db)")
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="jsonl (default): one JSON object per line, the same as <output>/results.jsonl, "
+        "with `files` a list of {path, sha256, bytes...} and `attempts` a list of each "
+        "submit's outcome; csv: a header row then one row per job, for spreadsheets, with "
+        "`files` as paths joined by | and `attempts` as OUTCOME[:FAIL_CODE] joined by |",
+    )
     p.add_argument(
         "--presign",
         type=seconds,

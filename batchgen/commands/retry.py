@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--codes",
         type=id_list,
         metavar="CODE,...",
-        help="failed jobs with these fail codes (e.g. CONTENT_VIOLATION,INVALID_IMAGE_URL)",
+        help="failed jobs with these fail codes, any case (e.g. CONTENT_VIOLATION,"
+        "INVALID_IMAGE_URL); a code no failed job has is an error",
     )
     p.add_argument(
         "--ambiguous",
@@ -77,12 +78,28 @@ def select(store: st.Store, args: argparse.Namespace) -> tuple[list[tuple[int, s
             "--expired, "
             "--cancelled and/or --ids ID,... (see `batchgen status STATE`)"
         )
-    rows = views.retry_candidates(store.db, states, args.codes or ())
+    codes = _known_codes(store, args.codes) if args.codes else ()
+    rows = views.retry_candidates(store.db, states, codes)
     where = ", ".join(states) if states else "any retryable state"
     if args.ids:
         wanted = set(args.ids)
         rows = [r for r in rows if r[1] in wanted]
     return rows, where
+
+
+def _known_codes(store: st.Store, given: list[str]) -> list[str]:
+    """The --codes, upper-cased (fail codes are CONTENT_VIOLATION, never content_violation),
+    each held by some failed job here: a typo must not retry nothing without a word."""
+    failures = [(code, n) for code, n, _, _ in views.failures(store.db) if code]
+    stored = {code.upper(): code for code, _ in failures}  # as the state file spells them
+    unknown = [code for code in given if code.strip().upper() not in stored]
+    if unknown:
+        here = ", ".join(f"{code} ({n})" for code, n in sorted(failures)) or "none"
+        raise UsageError(
+            f"--codes: no failed job has fail code {', '.join(unknown)}; the failed jobs' codes "
+            f"in this state file: {here} (see `batchgen status STATE`)"
+        )
+    return [stored[code.strip().upper()] for code in given]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,6 +84,10 @@ class Store(JobMoves, JobMeta):
         self._wal = False
         self._group_sync = GroupSync(self._fsync_log)
         self._tables: set[str] = set()  # tables known to exist (has_table)
+        if self.path.is_dir():  # `batchgen status output/demo`: say which file is meant
+            inside = self.path / "batchgen.db"
+            hint = f"; its state file is {inside}" if inside.is_file() else ""
+            raise StateError(f"{self.path} is a folder, not a state file{hint}")
         try:
             if readonly:
                 if not self.path.exists():
