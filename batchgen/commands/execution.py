@@ -62,12 +62,13 @@ def setup_logging(args: argparse.Namespace, progress: Progress | None = None) ->
     logger.addHandler(handler)
     logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.WARNING)
     # What is spent is said at the start and end of every run (balance, estimate, prices).
-    # ... and each job that fails, as it fails (batchgen/store/moves.py).
+    # ... and each job that fails, as it fails (RunContext.fail: one INFO line; the engine's
+    # only other INFO line says an ambiguous job was found made).
     for name in (
         "batchgen.money",
         "batchgen.money.spending",
         "batchgen.money.pricing",
-        "batchgen.jobs",
+        "batchgen.engine",
     ):
         logging.getLogger(name).setLevel(
             logging.ERROR if getattr(args, "quiet", False) else logging.INFO

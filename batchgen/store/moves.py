@@ -4,7 +4,6 @@ row as it was; a legal move this caller did not expect (the job moved on) return
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,10 +23,6 @@ AMBIGUOUS = JobState.AMBIGUOUS
 ORPHANED = JobState.ORPHANED
 EXPIRED = JobState.EXPIRED
 CANCELLED = JobState.CANCELLED
-
-# One INFO line per job that fails, as it fails: every failure passes through mark_failed,
-# whichever part of the engine decided it (the CLI shows this logger at INFO).
-job_log = logging.getLogger("batchgen.jobs")
 
 
 class JobMoves:
@@ -151,7 +146,7 @@ class JobMoves:
         return self._move(seq, ORPHANED, (SUBMITTING,), note=note)
 
     def mark_failed(self, seq: int, code: str, message: str, **times: Any) -> bool:
-        moved = self._move(
+        return self._move(
             seq,
             FAILED,
             (SUBMITTING, IN_FLIGHT, PENDING),
@@ -160,13 +155,6 @@ class JobMoves:
             completed_at=self._now(),
             **times,
         )
-        if moved and job_log.isEnabledFor(logging.INFO):
-            row = self.db.execute("SELECT id FROM jobs WHERE seq=?", (seq,)).fetchone()
-            reason = " ".join(str(message).split())[:200]
-            job_log.info(
-                "%s failed: %s%s", row[0] if row else seq, code, f" ({reason})" * bool(reason)
-            )
-        return moved
 
     def mark_succeeded(
         self,
