@@ -97,12 +97,18 @@ class SafeParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {redact(message, SECRET_WORDS.get())}\n")
 
 
+# Options whose values carry their own credentials by design (a webhook or ping URL with its
+# token, an apprise URL with user:password@): the notify code keeps them out of every output
+# and file. Errors still redact them; they are not refused for their shape.
+SECRET_CARRIERS = frozenset({"notify", "notify_json", "ping"})
+
+
 def refuse_secret_values(args: argparse.Namespace) -> None:
     """A parsed value with a secret's shape (a key pasted into --output, a URL carrying a
     password) would be used, printed and recorded: refuse it, naming the option only. An
-    option made for a secret (`simulate --api-key`) takes it, of course."""
+    option made for a secret (`simulate --api-key`, SECRET_CARRIERS) takes it, of course."""
     for dest, value in sorted(vars(args).items()):
-        if secret_option(dest):
+        if secret_option(dest) or dest in SECRET_CARRIERS:
             continue
         values = value if isinstance(value, list | tuple) else [value]
         for item in values:
