@@ -56,6 +56,6 @@ def test_the_documented_form_is_taken() -> None:
         parse_key("text-to-video:5", "kling-2-1")
 
 
-def test_the_readme_documents_the_form() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert "--price kling-2-5-turbo-pro/text-to-video:5=0.5" in readme
+def test_the_docs_document_the_form() -> None:
+    money = (ROOT / "docs" / "money.md").read_text()
+    assert "--price kling-2-5-turbo-pro/text-to-video:5=0.5" in money
