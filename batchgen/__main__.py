@@ -1,5 +1,3 @@
-import sys
+from batchgen.cli import run
 
-from batchgen.cli import main
-
-sys.exit(main())
+run()

@@ -56,15 +56,15 @@ async def probe_output(
     done: list[str] = [f"credentials: {source or 'instance metadata (none named)'}"]
     try:
         async with asyncio.timeout(timeout_s):
-            await _step(store, "write", name, body, where, source)
+            await _step(store, "write", name, body, where, source, option)
             done.append(f"write: {s3client.object_url(bucket, prefix, name)}")
-            back = await _step(store, "read", name, body, where, source)
+            back = await _step(store, "read", name, body, where, source, option)
             if back != body:
                 raise OutputStoreUnusable(
                     f"{where}: the probe object read back differs from what was written"
                 )
             done.append("read back: same bytes")
-            await _step(store, "delete", name, body, where, source)
+            await _step(store, "delete", name, body, where, source, option)
             done.append("delete: done")
     except TimeoutError:
         raise OutputStoreUnusable(
@@ -75,7 +75,13 @@ async def probe_output(
 
 
 async def _step(
-    store: Any, step: str, name: str, body: bytes, where: str, source: str | None
+    store: Any,
+    step: str,
+    name: str,
+    body: bytes,
+    where: str,
+    source: str | None,
+    option: str = "--output",
 ) -> bytes:
     import obstore
     from obstore.exceptions import NotSupportedError
@@ -92,11 +98,19 @@ async def _step(
         else:
             await obstore.delete_async(store, name)
     except Exception as exc:
-        raise _explain(exc, step, where, source) from None
+        raise _explain(exc, step, where, source, option) from None
     return b""
 
 
-def _explain(exc: BaseException, step: str, where: str, source: str | None) -> Exception:
+_WHERE_SET = {
+    "--output": "--output / output.dir",
+    "--image-store": "--image-store / images.store",
+}
+
+
+def _explain(
+    exc: BaseException, step: str, where: str, source: str | None, option: str = "--output"
+) -> Exception:
     """The store's refusal in words a person can act on (never its secrets)."""
     text = str(exc)
     codes = ("NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied")
@@ -104,7 +118,7 @@ def _explain(exc: BaseException, step: str, where: str, source: str | None) -> E
     if code == "NoSuchBucket":
         return OutputStoreUnusable(
             f"{where}: the bucket does not exist. Create it, or fix the bucket name in "
-            "--output / output.dir, or AWS_ENDPOINT_URL if it lives elsewhere"
+            f"{_WHERE_SET.get(option, option)}, or AWS_ENDPOINT_URL if it lives elsewhere"
         )
     if source is None and ("169.254.169.254" in text or "credential" in text.lower()):
         return OutputStoreNotConfigured(f"{where}: no credentials found; {_NO_CREDENTIALS}")
