@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["load", "outcome", "run", "run_async"]
+__all__ = ["load", "outcome", "results", "run", "run_async"]
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from batchgen.adapters.lock import StateLock
 from batchgen.durations import parse_duration
 from batchgen.engine import RunOutcome
 from batchgen.errors import UsageError
+from batchgen.hooks import RunHooks
 from batchgen.manifest import Manifest, load_manifest, notify_block
 from batchgen.money.prices import parse_key, to_micros
 from batchgen.notify import config as notify_config
@@ -78,6 +79,7 @@ def run(
     sandbox: bool = False,
     resubmit_changed: bool = False,
     notify: dict[str, Any] | NotifySettings | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
     **settings: Any,
 ) -> RunOutcome:
     """Run a manifest to completion (or until `max_runtime_s`): see `run_async`."""
@@ -89,6 +91,7 @@ def run(
             sandbox=sandbox,
             resubmit_changed=resubmit_changed,
             notify=notify,
+            on_result=on_result,
             **settings,
         )
     )
@@ -102,12 +105,15 @@ async def run_async(
     sandbox: bool = False,
     resubmit_changed: bool = False,
     notify: dict[str, Any] | NotifySettings | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
     **settings: Any,
 ) -> RunOutcome:
     """`batchgen run` as a coroutine. `settings` are RunOptions fields; the API key comes
     from `api_key=` or APIXO_API_KEY. `sandbox=True` runs against the built-in simulator at
     its usual time scale (no key, no network). `notify` takes the manifest's `notify:` keys
-    (urls, json, on, ping, metrics_file), each replacing the manifest's, or NotifySettings."""
+    (urls, json, on, ping, metrics_file), each replacing the manifest's, or NotifySettings.
+    `on_result` is called with each job's record (`batchgen report`'s fields) as the job
+    finishes (done, failed, ambiguous, ...); one that raises never changes the run."""
     m = manifest if isinstance(manifest, Manifest) else load(manifest)
     output_dir = Path(output or m.output_dir or Path("output") / m.name)
     state_path = Path(state) if state else output_dir / "batchgen.db"
@@ -139,7 +145,30 @@ async def run_async(
     with StateLock(state_path):
         record_manifest(m, opts, resubmit_changed=resubmit_changed)
         async with _simulator(opts, sandbox) as run_opts:
-            return await execute(run_opts)
+            return await execute(run_opts, RunHooks(on_result=on_result))
+
+
+async def results(
+    manifest: Manifest | str | os.PathLike[str], **kwargs: Any
+) -> AsyncIterator[dict[str, Any]]:
+    """Run a manifest and yield each job's record as the job finishes, for notebooks and
+    schedulers: `async for job in batchgen.results("m.yaml", sandbox=True): ...`. Takes
+    `run_async`'s arguments; the run's own exception, if any, comes out of the loop. The
+    outcome is in `batchgen.outcome(state)` after it."""
+    if "on_result" in kwargs:
+        raise UsageError("results() yields the records itself: drop on_result=")
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    task = asyncio.ensure_future(run_async(manifest, on_result=queue.put_nowait, **kwargs))
+    task.add_done_callback(lambda _: queue.put_nowait(None))
+    try:
+        while (record := await queue.get()) is not None:
+            yield record
+        task.result()  # the run's exception, if it raised
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _notify_settings(m: Manifest, given: dict[str, Any] | NotifySettings | None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from batchgen.callbacks import CallbackReceiver
@@ -21,6 +21,8 @@ class RunHooks:
 
     on_engine: Callable[[Engine], None] | None = None
     on_receiver: Callable[[CallbackReceiver], None] | None = None
+    on_result: Callable[[dict[str, Any]], None] | None = None
+    """Called with each job's report record (`batchgen report`'s fields) as it finishes."""
 
     def with_engine(self, hook: Callable[[Engine], None]) -> RunHooks:
         """These hooks, and `hook` on the engine after any already here."""
@@ -31,7 +33,7 @@ class RunHooks:
                 first(engine)
             hook(engine)
 
-        return RunHooks(on_engine=both, on_receiver=self.on_receiver)
+        return RunHooks(on_engine=both, on_receiver=self.on_receiver, on_result=self.on_result)
 
     def engine(self, engine: Engine) -> None:
         if self.on_engine is not None:

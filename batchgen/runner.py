@@ -121,6 +121,8 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
                 if n:
                     log.warning("resubmitting %d ambiguous job(s), as asked", n)
             _check_only(store, opts)
+            if hooks.on_result is not None:
+                store.on_finished = report.telling(store, hooks.on_result)
             outcome = await _run_engine(store, opts, hooks)
             return outcome
         finally:

@@ -87,3 +87,40 @@ def test_a_second_sandbox_run_meets_the_first_runs_world(tmp_path) -> None:
     finally:
         store.close()
     assert len(states) == 3 and len(set(tasks)) == 3
+
+
+def test_on_result_and_results_hand_over_each_job_as_it_finishes(tmp_path) -> None:
+    """Issue 30: `on_result` is called once per job with its report record as the job
+    finishes; `batchgen.results()` yields the same records; a callback that raises never
+    changes the run."""
+    import asyncio
+
+    import batchgen
+
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\nname: told\njobs:\n"
+        "  - {id: ok, mode: master-text-to-video, prompt: calm, duration: 5,"
+        " aspect_ratio: '16:9'}\n"
+        "  - {id: bad, mode: master-text-to-video, prompt: 'no [sim:content_violation]',"
+        " duration: 5, aspect_ratio: '16:9'}\n",
+        encoding="utf-8",
+    )
+    seen: list[dict] = []
+    outcome = batchgen.run(path, output=tmp_path / "a", sandbox=True, on_result=seen.append)
+    assert outcome.exit_code == 1
+    by_id = {r["id"]: r for r in seen}
+    assert len(seen) == 2 and set(by_id) == {"ok", "bad"}
+    assert by_id["ok"]["status"] == "done" and by_id["ok"]["files"][0]["sha256"]
+    assert by_id["bad"]["fail_code"] == "CONTENT_VIOLATION"
+
+    def boom(record: dict) -> None:
+        raise RuntimeError("a user's bug")
+
+    again = batchgen.run(path, output=tmp_path / "b", sandbox=True, on_result=boom)
+    assert again.exit_code == 1  # the run's own outcome, not the callback's
+
+    async def collect() -> list[str]:
+        return [r["id"] async for r in batchgen.results(path, output=tmp_path / "c", sandbox=True)]
+
+    assert sorted(asyncio.run(collect())) == ["bad", "ok"]

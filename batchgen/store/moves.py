@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from batchgen.errors import IllegalTransition
-from batchgen.states import RETRYABLE, JobState, allowed
+from batchgen.states import FINISHED, RETRYABLE, JobState, allowed
 from batchgen.store.rows import retry_keeps_task
 from batchgen.store.sqlite import Tx, write_error
 
@@ -30,6 +30,9 @@ class JobMoves:
 
     db: sqlite3.Connection
     _now: Callable[[], float]
+    on_finished: Callable[[int], None] | None = None
+    """Called with a job's seq once a move has committed it to a finished state (done,
+    failed, ambiguous, orphaned, expired, cancelled): the Python API's on_result."""
 
     def transaction(self) -> Tx:
         raise NotImplementedError
@@ -43,7 +46,14 @@ class JobMoves:
         marks = ", ".join("?" * len(expect))
         sql = f"UPDATE jobs SET state=?, {sets} WHERE seq=? AND state IN ({marks})"
         args = (dst, *fields.values(), seq, *expect)
-        return self._write_one(sql, args).rowcount == 1 or self._refused(seq, dst)
+        if self._write_one(sql, args).rowcount == 1:
+            self._finished(seq, dst)
+            return True
+        return self._refused(seq, dst)
+
+    def _finished(self, seq: int, dst: JobState) -> None:
+        if self.on_finished is not None and dst in FINISHED:
+            self.on_finished(seq)
 
     def _refused(self, seq: int, dst: JobState) -> bool:
         """After a move that changed no row: False when the job is already in `dst`, gone, or
@@ -221,6 +231,7 @@ class JobMoves:
             )
             if cur.rowcount != 1:
                 return self._refused(seq, DONE)
+        self._finished(seq, DONE)
         return True
 
     def mark_file_missing(self, seq: int, idx: int) -> None:

@@ -10,15 +10,18 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from batchgen import store as st
 from batchgen.store import jobmeta, ledger, views
+
+log = logging.getLogger("batchgen.report")
 
 # How a state-file state reads in the report: work still at the provider or on its way to disk
 # is `in_flight`; a job never sent (or sent and surely refused) is `pending`.
@@ -69,10 +72,36 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def records(store: st.Store, *, page: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every job in manifest order, with its files, as plain JSON-ready dicts. With a bucket
-    output each file also names its object: `s3://BUCKET/PREFIX/<path>`."""
-    last = 0
+def telling(store: st.Store, on_result: Callable[[dict[str, Any]], None]) -> Callable[[int], None]:
+    """A store's finished hook that calls `on_result` with the job's record. A callback that
+    raises never changes the run: it is logged (once) and the run goes on."""
+    said = False
+
+    def tell(seq: int) -> None:
+        nonlocal said
+        try:
+            record = record_of(store, seq)
+            if record is not None:
+                on_result(record)
+        except Exception as exc:
+            if not said:
+                said = True
+                log.warning("on_result raised %s: the run goes on", type(exc).__name__)
+
+    return tell
+
+
+def record_of(store: st.Store, seq: int) -> dict[str, Any] | None:
+    """One job's record, as `records` gives it (the Python API's on_result)."""
+    row = store.job_by_seq(seq)
+    got = next(records(store, page=1, after=seq - 1), None)
+    return got if got is not None and row is not None and got["id"] == row.id else None
+
+
+def records(store: st.Store, *, page: int = 1000, after: int = 0) -> Iterator[dict[str, Any]]:
+    """Every job in manifest order (after seq `after`), with its files, as plain JSON-ready
+    dicts. With a bucket output each file also names its object: `s3://BUCKET/PREFIX/<path>`."""
+    last = after
     bucket = store.get_meta("result_store")
     while True:
         rows, files = views.report_page(store.db, last, page)
