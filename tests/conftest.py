@@ -39,6 +39,16 @@ EXAMPLE_BODIES: list[dict[str, Any]] = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _account_db_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """No test writes the real ~/.local/state: each test's runs (and the subprocesses they
+    start, which inherit os.environ) keep their account database in a folder of their own."""
+    state = tmp_path_factory.mktemp("xdg-state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.delenv("BATCHGEN_ACCOUNT_DB", raising=False)
+    return state
+
+
 def make_body(prompt: str = "a calm lake at dawn", duration: int = 5, **top: Any) -> dict:
     """A valid text-to-video body; `top` sets top-level fields (request_type, callback_url)."""
     body = copy.deepcopy(EXAMPLE_BODIES[2])
