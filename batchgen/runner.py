@@ -21,9 +21,9 @@ import yarl
 
 from batchgen import callbacks, exitcodes
 from batchgen import store as st
+from batchgen.accounts.session import AccountLink, join
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download.attempt import Downloader
-from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.sessions import open_sessions, run_proxies
 from batchgen.adapters.sinks.local import LocalSinks
@@ -33,7 +33,15 @@ from batchgen.core.policy import Backoff, backoff_delay
 from batchgen.core.urls import is_loopback_host, is_public_address
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
 from batchgen.engine.config import engine_config
-from batchgen.errors import ApiConnectionError, DownloadError, RateLimited, ServerError, UsageError
+from batchgen.engine.context import StopReason
+from batchgen.errors import (
+    AccountError,
+    ApiConnectionError,
+    DownloadError,
+    RateLimited,
+    ServerError,
+    UsageError,
+)
 from batchgen.hooks import RunHooks
 from batchgen.inputs.setup import prepare_inputs
 from batchgen.manifest import Manifest
@@ -183,7 +191,24 @@ async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> Run
     assert opts.callback_guard_s is not None
     period = opts.rate_period_s
     margin = opts.rate_margin_s if opts.rate_margin_s is not None else default_rate_margin(period)
-    limiter = SlidingWindowLimiter(opts.rate_limit, period, margin=margin)
+    link = await join(opts, store, period + margin)  # the account's limits, shared (accounts/)
+    try:
+        return await _run_linked(store, opts, hooks, link, period, margin)
+    finally:
+        await link.leave()
+
+
+async def _run_linked(
+    store: st.Store,
+    opts: RunOptions,
+    hooks: RunHooks,
+    link: AccountLink,
+    period: float,
+    margin: float,
+) -> RunOutcome:
+    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
+    assert opts.rate_pause_base_s is not None and opts.rate_pause_cap_s is not None
+    limiter = link.limiter(period, margin)
     rng = random.Random(opts.seed)
     backoff = Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
     config = engine_config(opts)
@@ -247,13 +272,27 @@ async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> Run
             public_only=public_only,
             preflight=opts.preflight if opts.preflight is not None else api_public,
         )
-        engine = Engine(store, client, downloader, config, rng=rng, inputs=inputs, money=money)
+        cap = link.make_cap(store.counts()[st.IN_FLIGHT])
+        engine = Engine(
+            store, client, downloader, config, rng=rng, inputs=inputs, money=money, cap=cap
+        )
         hooks.engine(engine)
+        run = engine.context
+
+        def fail_closed(why: str) -> None:
+            first = not run.stopped_by(StopReason.ACCOUNT_DB)
+            run.stop_submitting(StopReason.ACCOUNT_DB, why)
+            if first:
+                log.error("%s", why)
+
+        link.bind(fail_closed, lambda why: run.account_stop(AccountError(402, why)))
+        keeper = link.keeper(lambda task_id, model: _ended(client, task_id, model))
         deadline = None
         if opts.max_runtime_s is not None:
             deadline = asyncio.get_running_loop().call_later(
                 opts.max_runtime_s, engine.request_stop, "stopped at --max-runtime"
             )
+        keeping = asyncio.ensure_future(keeper.run()) if keeper is not None else None
         try:
             async with callbacks.receiving(engine, store, opts, hooks.receiver):
                 outcome = await engine.run()
@@ -264,9 +303,19 @@ async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> Run
                 outcome.messages.append(money.summary())
             return outcome
         finally:
+            if keeping is not None:
+                keeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeping
             if deadline is not None:
                 deadline.cancel()
             await inputs.aclose()
+
+
+async def _ended(client: ApiClient, task_id: str, model: str) -> bool:
+    """Whether a task (of a dead run of the account) has ended: polled, never resubmitted."""
+    status = await client.status(task_id, model=model or None)
+    return status.terminal
 
 
 def retried(

@@ -168,6 +168,12 @@ class RunOptions:
     submit_limit: int | None = None
     only_ids: tuple[str, ...] | None = None
     notify: NotifySettings | None = None  # notifications, pings, metrics (batchgen/notify)
+    # The account database (batchgen/accounts): runs of one account share its limits. None:
+    # $BATCHGEN_ACCOUNT_DB or ~/.local/state/batchgen/accounts.db; "none": off (the sandbox).
+    account_db: str | None = None
+    account_name: str | None = None  # --account NAME: several keys of one account
+    account_every_s: float | None = None  # heartbeat and dead-run check; None: the polls'
+    account_clock_offset_s: float = 0.0  # tests: this process's clock is off by this much
 
     def paced(self) -> RunOptions:
         """A copy with every duration left as None filled in from the poll schedule."""

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from batchgen.accounts.identity import account_of
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.proxies import Proxies
 from batchgen.commands import callback_options, money_options, notify_options
@@ -54,6 +55,19 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="connect directly: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY "
         "(honoured by default for API calls and downloads)",
+    )
+    g.add_argument(
+        "--account-db",
+        metavar="PATH|URL|none",
+        help="the account database that runs of one account share its limits through: an "
+        "SQLite file, a postgresql:// URL (several machines), or none (default: "
+        "$BATCHGEN_ACCOUNT_DB or ~/.local/state/batchgen/accounts.db; none with --sandbox)",
+    )
+    g.add_argument(
+        "--account",
+        metavar="NAME",
+        help="the account's name, for several keys of one account (they share its limits); "
+        "default: the key itself (by a fingerprint, never stored)",
     )
     g = p.add_argument_group("pace")
     g.add_argument(
@@ -315,7 +329,9 @@ def options_from_args(
             fields[attr] = getattr(args, name)
     if args.rate_pause:
         fields["rate_pause_base_s"], fields["rate_pause_cap_s"] = args.rate_pause
+    fields |= _account_fields(args)
     if args.sandbox:
+        fields["account_db"] = "none"  # the run's own simulator: no other run shares it
         fields["api_key"] = SANDBOX_KEY
         fields["serve_local_images"] = True  # image files without a store: served on loopback
         fields["proxy_env"] = False  # the simulator and its files are on loopback
@@ -330,6 +346,23 @@ def options_from_args(
     opts = RunOptions(**fields)  # built once, frozen: nothing changes it afterwards
     Proxies(enabled=opts.proxy_env)  # a proxy variable batchgen cannot use: exit 2 before work
     return opts.scaled(args.time_scale) if args.sandbox else opts
+
+
+def _account_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """--account-db and --account, checked before any work (exit 2 on a bad name)."""
+    fields: dict[str, Any] = {}
+    if getattr(args, "account_db", None) is not None:
+        if not args.account_db.strip():
+            raise UsageError("--account-db needs a path, a postgresql:// URL or none")
+        fields["account_db"] = args.account_db
+    name = getattr(args, "account", None)
+    if name is not None:
+        try:
+            account_of("http://x", "", name)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        fields["account_name"] = name
+    return fields
 
 
 @contextlib.contextmanager

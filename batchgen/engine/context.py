@@ -40,6 +40,7 @@ class StopReason(enum.StrEnum):
     BUDGET = "budget"  # the spend cap, or the balance before spending
     OUTAGE = "outage"  # no answer readable for --status-outage
     STUCK = "stuck"  # every slot held by a task not polled again in this run
+    ACCOUNT_DB = "account-db"  # the account database cannot be reached: fail closed
 
 
 class RunContext:
@@ -56,6 +57,7 @@ class RunContext:
         rng: random.Random | None = None,
         clock: Clock = LOOP_CLOCK,
         wall: Callable[[], float] = time.time,
+        cap: InFlightCap | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -66,7 +68,8 @@ class RunContext:
         self.wall = wall
         self.stats = EngineStats()
         # A cron run (--no-wait) sees no task end, so it cannot grow a window: it opens them all.
-        self.cap = InFlightCap(
+        # (An account database's shared cap comes built: accounts/shared.py.)
+        self.cap = cap or InFlightCap(
             config.max_in_flight,
             recovered=store.counts()[st.IN_FLIGHT],
             slow_start=not config.no_wait,
@@ -194,6 +197,7 @@ class RunContext:
         if self.account_error is None:
             self.account_error = exc
             log.error("account-level error, no new submits: %s", exc.message)
+            self.cap.account_stopped(exc.status, exc.message)
         self.stop_submitting(StopReason.ACCOUNT, exc.message)
 
     def readable(self, task_id: str | None) -> None:

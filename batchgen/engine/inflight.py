@@ -183,8 +183,8 @@ class InFlightCap:
                 self.unreserve()
             raise
 
-    def created(self) -> None:
-        """The reserved submit created a task."""
+    def created(self, task_id: str | None = None, model: str | None = None) -> None:
+        """The reserved submit created a task (named for an account database's cap)."""
         if self._reserved <= 0:
             raise RuntimeError("InFlightCap.created() without a reserved slot")
         self._reserved -= 1
@@ -199,7 +199,7 @@ class InFlightCap:
         self._reserved -= 1
         self._wake()
 
-    def release(self) -> None:
+    def release(self, task_id: str | None = None) -> None:
         """One task is terminal. Wakes the next waiter, if any."""
         if self._tasks <= 0:
             raise RuntimeError("InFlightCap.release() called more often than created()")
@@ -211,6 +211,10 @@ class InFlightCap:
         """A 429 says the server's concurrency cap is full: hold the tasks that exist now.
         True when the target changed."""
         return self.target.saturated(self._tasks, now)
+
+    def account_stopped(self, status: int, message: str) -> None:
+        """An account-level error stopped this run's submits: a cap shared with other runs
+        tells them (accounts/shared.py); a run's own cap has no one to tell."""
 
     def adopt(self, n: int = 1) -> None:
         """Count `n` tasks that exist whatever the cap says (recovered after start-up)."""

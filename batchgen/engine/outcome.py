@@ -58,6 +58,6 @@ def _left_why(run: RunContext) -> str:
     if run.held_back is not None:
         return f"work left: {run.held_back}"
     for reason, note in run.stopped_for:
-        if reason in (StopReason.OUTAGE, StopReason.STUCK):
+        if reason in (StopReason.OUTAGE, StopReason.STUCK, StopReason.ACCOUNT_DB):
             return f"work left: {note}" if note else "work left"
     return "work left"

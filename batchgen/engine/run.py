@@ -56,8 +56,11 @@ class Engine:
         money: Money | None = None,
         clock: Clock = LOOP_CLOCK,
         wall: Callable[[], float] = time.time,
+        cap: InFlightCap | None = None,
     ) -> None:
-        self.context = run = RunContext(store, config, money=money, rng=rng, clock=clock, wall=wall)
+        self.context = run = RunContext(
+            store, config, money=money, rng=rng, clock=clock, wall=wall, cap=cap
+        )
         self.client = client
         self.tracker = Tracker(run, client)
         self.submitter = Submitter(run, client, self.tracker, inputs)

@@ -165,7 +165,7 @@ class Submitter:
                     run.money.sent(row.seq)
                     return self._duplicate_task(row, task_id)
                 run.money.created(row.seq)
-                run.cap.created()
+                run.cap.created(task_id, row.model)
                 run.stats.submitted += 1
                 await run.store.synced()
                 return task_id

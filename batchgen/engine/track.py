@@ -159,7 +159,7 @@ class Tracker:
         finally:
             run.news.forget(task_id)
             if released:
-                run.cap.release()
+                run.cap.release(task_id)
 
     def _unreadable(
         self, row: st.JobRow, task_id: str, submitted_at: float, exc: Exception
