@@ -31,8 +31,10 @@ class AsyncAccountDb:
         return f"<AsyncAccountDb {self.db!r} run={self.info.run} calls={self.calls}>"
 
     def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """`fn` is a method of the protocol (`AccountDb.reserve_slot`): this database's own
+        is called, with this run, on the database's thread."""
         self.calls += 1
-        return self._pool.submit(fn, self.info, *args)
+        return self._pool.submit(getattr(self.db, fn.__name__), self.info, *args)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self.submit(fn, *args))

@@ -97,14 +97,18 @@ class SharedCap(InFlightCap):
         self.on_stop = on_stop
         self._slots: list[int] = []  # the account's reservations this run holds
         self._unbacked = 0  # local reservations the account refused (submits stopped)
+        self._acquiring = False
         self.account_waits = 0
         self.key_errors_shared = True
         """A 401/403 stops every run of the account: true when the account is one key (not
         an `--account` group of several)."""
 
     def try_acquire(self) -> bool:
+        """A cron run's slot: the run's and the account's, now or not at all."""
         if not super().try_acquire():
             return False
+        if self._acquiring:  # InFlightCap.acquire's own fast path: acquire asks the account
+            return True
         try:
             answer = self.account.call_now(AccountDb.reserve_slot)
         except AccountDbError as exc:
@@ -119,7 +123,11 @@ class SharedCap(InFlightCap):
         return True
 
     async def acquire(self, *, front: bool = False) -> None:
-        await super().acquire(front=front)
+        self._acquiring = True
+        try:
+            await super().acquire(front=front)
+        finally:
+            self._acquiring = False
         try:
             if not await self._account_slot():
                 self._unbacked += 1
