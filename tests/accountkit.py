@@ -64,7 +64,7 @@ async def three_runs(
                 account_db,
                 "--no-preflight",
                 *extra,
-            ]  # fmt: skip
+            ]
         )
         for state in states
     ]
