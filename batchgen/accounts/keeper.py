@@ -58,9 +58,18 @@ class Keeper:
             while True:
                 try:
                     await self.account.call(AccountDb.heartbeat)
-                    for ref in await self.account.call(AccountDb.claim_orphans):
-                        if ref.task_id not in self.polling:
-                            self._follow(ref)
+                    claimed = await self.account.call(AccountDb.claim_orphans)
+                    fresh = [ref for ref in claimed if ref.task_id not in self.polling]
+                    if fresh:
+                        log.warning(
+                            "polling %d task(s) of run(s) %s, which is no longer running, until "
+                            "they end: their slots are the account's (never resubmitted; their "
+                            "own state file collects the results)",
+                            len(fresh),
+                            ", ".join(sorted({ref.run for ref in fresh})),
+                        )
+                    for ref in fresh:
+                        self._follow(ref)
                 except AccountDbError as exc:
                     self.on_unreachable(str(exc))
                 await asyncio.sleep(self.every_s)
@@ -72,12 +81,7 @@ class Keeper:
                     await task
 
     def _follow(self, ref: TaskRef) -> None:
-        log.info(
-            "polling task %s of run %s, which is no longer running, until it ends (its slot "
-            "is the account's; it is never resubmitted)",
-            ref.task_id,
-            ref.run,
-        )
+        log.debug("polling task %s of run %s until it ends", ref.task_id, ref.run)
         self.adopted.append(ref.task_id)
         task = asyncio.get_running_loop().create_task(self._poll(ref))
         self.polling[ref.task_id] = task

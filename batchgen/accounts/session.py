@@ -27,15 +27,23 @@ from batchgen.settings import RunOptions
 log = logging.getLogger("batchgen.accounts")
 
 
-def connect(location: str, *, clock_offset_s: float = 0.0) -> AccountDb:
-    """The database at `location`: a postgresql:// URL or an SQLite file."""
+def connect(
+    location: str, *, clock_offset_s: float = 0.0, stale_s: float = 60.0, hold_s: float = 600.0
+) -> AccountDb:
+    """The database at `location`: a postgresql:// URL or an SQLite file. A run whose
+    heartbeat is `stale_s` old is dead (on another machine); a dead run's unanswered submit
+    holds its slot `hold_s` (its task, if any, has ended by then)."""
     if is_postgres(location):
         from batchgen.accounts.postgres import PostgresAccountDb  # optional: psycopg
 
-        return PostgresAccountDb(location, clock_offset_s=clock_offset_s)
+        return PostgresAccountDb(
+            location, clock_offset_s=clock_offset_s, stale_s=stale_s, hold_s=hold_s
+        )
     from batchgen.accounts.sqlite import SqliteAccountDb
 
-    return SqliteAccountDb(location, now=lambda: time.time() + clock_offset_s)
+    return SqliteAccountDb(
+        location, now=lambda: time.time() + clock_offset_s, stale_s=stale_s, hold_s=hold_s
+    )
 
 
 class AccountLink:
@@ -102,9 +110,7 @@ class AccountLink:
         self._account_stop(f"another run of this account stopped: {why}")
 
     def _every(self) -> float:
-        if self.opts.account_every_s is not None:
-            return self.opts.account_every_s
-        return max(0.05, min(5.0, self.opts.poll_every_s / 2))
+        return heartbeat_every(self.opts)
 
     def keeper(self, ended: Status) -> Keeper | None:
         if self.account is None:
@@ -134,7 +140,13 @@ async def join(opts: RunOptions, store: st.Store, window_s: float) -> AccountLin
         return AccountLink(None, None, opts)
     info = run_info(opts, window_s)
     try:
-        db = connect(location, clock_offset_s=opts.account_clock_offset_s)
+        every = heartbeat_every(opts)
+        db = connect(
+            location,
+            clock_offset_s=opts.account_clock_offset_s,
+            stale_s=max(10 * every, 2.0),
+            hold_s=opts.stuck_after_s or 600.0,
+        )
     except AccountDbError as exc:
         log.error("%s", exc)
         return AccountLink(None, str(exc), opts)
@@ -153,6 +165,14 @@ async def join(opts: RunOptions, store: st.Store, window_s: float) -> AccountLin
         return AccountLink(None, str(exc), opts)
     log.info("account %s: sharing its limits through %s", info.label, _shown(location))
     return AccountLink(account, None, opts)
+
+
+def heartbeat_every(opts: RunOptions) -> float:
+    """How often a run says it lives and looks for dead runs' tasks: twice per poll interval,
+    at most every 5 s."""
+    if opts.account_every_s is not None:
+        return opts.account_every_s
+    return max(0.05, min(5.0, opts.poll_every_s / 2))
 
 
 def run_info(opts: RunOptions, window_s: float) -> RunInfo:
