@@ -34,6 +34,7 @@ COMMANDS = (
     "models",
     "doctor",
     "balance",
+    "accounts",
 )
 
 

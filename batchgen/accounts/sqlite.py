@@ -353,8 +353,9 @@ class SqliteAccountDb:
                         }
                     )
                 tasks = db.execute(
-                    "SELECT task_id, model, created, run, poller FROM slots "
-                    "WHERE account = ? AND task_id IS NOT NULL ORDER BY created",
+                    "SELECT task_id, model, created, slots.run, poller, runs.state_path "
+                    "FROM slots LEFT JOIN runs ON runs.run = slots.run "
+                    "WHERE slots.account = ? AND task_id IS NOT NULL ORDER BY created",
                     (account,),
                 ).fetchall()
                 (reserved,) = db.execute(
@@ -377,6 +378,7 @@ class SqliteAccountDb:
                                 "created": t[2],
                                 "run": t[3],
                                 "poller": t[4],
+                                "state": t[5],
                             }
                             for t in tasks
                         ],

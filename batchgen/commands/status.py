@@ -19,6 +19,8 @@ from typing import Any
 
 from batchgen import money
 from batchgen import store as st
+from batchgen.accounts import report as account_report
+from batchgen.accounts.db import AccountDbError
 from batchgen.adapters.lock import holder_of
 from batchgen.store import views
 from batchgen.ui.snapshot import LABELS, fmt_duration
@@ -36,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("state", metavar="STATE", help="the state file (batchgen.db)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument(
+        "--account-db",
+        metavar="PATH|URL|none",
+        help="where to read the account's share (default: as a run would choose)",
+    )
+    p.add_argument(
         "--limit",
         type=int,
         default=20,
@@ -52,12 +59,23 @@ def run(args: argparse.Namespace) -> int:
         info = collect(store, state_path, limit=args.limit)
     finally:
         store.close()
+    info["account"] = _account_share(state_path, args.account_db)
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
     else:
         sys.stdout.write(render(info))
     sys.stdout.flush()
     return 0
+
+
+def _account_share(state_path: Path, option: str | None) -> dict[str, Any] | None:
+    """This state file's share of its account (accounts/report.py); None when unknown. A
+    database that cannot be read says so instead of failing `status`."""
+    try:
+        _, accounts = account_report.listing(option)
+    except AccountDbError as exc:
+        return {"error": str(exc)}
+    return account_report.share_of(state_path, accounts)
 
 
 def collect(
@@ -187,8 +205,26 @@ def render(info: dict[str, Any]) -> str:
         _more(out, info["expiring_total"], len(info["expiring"]))
     if info.get("money"):
         out.extend(money.render_status(info["money"]))
+    out.extend(describe_account(info.get("account")))
     out.append(describe_last_run(info["last_run"]))
     return "\n".join(out) + "\n"
+
+
+def describe_account(share: dict[str, Any] | None) -> list[str]:
+    """This batch's share of its account, as the account database has it."""
+    if not share:
+        return []
+    if "error" in share:
+        return [f"account: the account database cannot be read ({share['error']})"]
+    line = (
+        f"account {share['account']}: this batch holds {share['tasks_of_this_state']} of its "
+        f"{share['tasks_of_the_account']} task(s) in flight; {share['runs_living']} run(s) "
+        "of the account living"
+    )
+    extra = [f"  paused {share['paused_for_s']:.1f} s more"] if share["paused_for_s"] > 0 else []
+    if share["stopped"]:
+        extra.append(f"  stopped: {share['stopped']}")
+    return [line, *extra]
 
 
 def describe_last_run(run: dict[str, Any] | None) -> str:
