@@ -51,6 +51,7 @@ async def three_runs(
     account_db: str,
     runs: int = 3,
     extra: tuple[str, ...] = (),
+    per_run: list[tuple[str, ...]] | None = None,
 ) -> Shared:
     """`runs` processes, each told it has the whole account (`cap`, `rate`)."""
     states = [state_for(tmp, f"run{i}", jobs) for i in range(runs)]
@@ -64,9 +65,10 @@ async def three_runs(
                 account_db,
                 "--no-preflight",
                 *extra,
+                *(per_run[i] if per_run else ()),
             ]
         )
-        for state in states
+        for i, state in enumerate(states)
     ]
     total = runs * jobs
     inside: list[int] = []

@@ -69,6 +69,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="the account's name, for several keys of one account (they share its limits); "
         "default: the key itself (by a fingerprint, never stored)",
     )
+    # Tests: this process's clock for the account database is off by SECONDS (skew).
+    g.add_argument("--account-clock-offset", type=float, help=argparse.SUPPRESS)
     g = p.add_argument_group("pace")
     g.add_argument(
         "--rate-limit",
@@ -362,6 +364,8 @@ def _account_fields(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         fields["account_name"] = name
+    if getattr(args, "account_clock_offset", None) is not None:
+        fields["account_clock_offset_s"] = args.account_clock_offset
     return fields
 
 
