@@ -54,6 +54,7 @@ RECORDED = (
     "no_learn_prices",
     "resubmit_codes",
     "max_resubmits",
+    "account",  # the account's name groups its keys; never --account-db (a URL may hold a password)
 )
 
 
