@@ -179,3 +179,13 @@ def test_pure_rules() -> None:
     assert adm.run_dead(now=100, heartbeat=0, ended=None, stale_s=30, lock_held=True) is False
     assert adm.run_dead(now=10, heartbeat=0, ended=None, stale_s=30, lock_held=None) is False
     assert adm.reservation_lapsed(100, 0, owner_dead=False, hold_s=10) is False
+
+
+def test_ended_runs_are_forgotten_a_day_later(db: SqliteAccountDb, clock, tmp_path) -> None:
+    a, b = run_info(tmp_path, "a"), run_info(tmp_path, "b")
+    db.register(a)
+    db.end_run(a)
+    clock.t += 86401
+    db.register(b)
+    assert [r["run"] for r in db.listing()[0]["runs"]] == ["b"]
+    assert db._db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1

@@ -17,6 +17,10 @@ KEEP_REQUESTS_S = 120.0
 """Request times older than this (or than twice a run's window) are pruned."""
 
 
+FORGET_RUNS_S = 86400.0
+"""An ended run holding no slot is forgotten this long after its end."""
+
+
 class SqlAccountDb:
     """`AccountDb` in SQL. `_tx(account)` opens one transaction serialised per account and
     sets `_t`, the time every row of that transaction is judged and stamped by."""
@@ -61,6 +65,11 @@ class SqlAccountDb:
                     lim.window_s,
                     lim.max_in_flight,
                 ),
+            )
+            db.execute(  # runs that ended a day ago and hold nothing are history
+                "DELETE FROM runs WHERE account = ? AND ended IS NOT NULL AND ended < ? "
+                "AND run NOT IN (SELECT run FROM slots WHERE account = ?)",
+                (run.account, now - FORGET_RUNS_S, run.account),
             )
 
     def heartbeat(self, run: RunInfo) -> None:
