@@ -7,8 +7,9 @@ import asyncio
 import copy
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,14 +40,27 @@ EXAMPLE_BODIES: list[dict[str, Any]] = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _account_db_off_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test writes the real ~/.local/state, not even a module-scoped fixture's run (set up
+    before any function-scoped fixture): the whole session's default is a temporary folder.
+    Its own MonkeyPatch, so a test's `monkeypatch.undo()` cannot take it away."""
+    with pytest.MonkeyPatch.context() as mp:
+        state = tmp_path_factory.mktemp("xdg-state-session")
+        mp.setenv("XDG_STATE_HOME", str(state))
+        mp.delenv("BATCHGEN_ACCOUNT_DB", raising=False)
+        yield state
+
+
 @pytest.fixture(autouse=True)
-def _account_db_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """No test writes the real ~/.local/state: each test's runs (and the subprocesses they
-    start, which inherit os.environ) keep their account database in a folder of their own."""
-    state = tmp_path_factory.mktemp("xdg-state")
-    monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    monkeypatch.delenv("BATCHGEN_ACCOUNT_DB", raising=False)
-    return state
+def _account_db_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each test's runs (and the subprocesses they start, which inherit os.environ) keep their
+    account database in a folder of their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        state = tmp_path_factory.mktemp("xdg-state")
+        mp.setenv("XDG_STATE_HOME", str(state))
+        mp.delenv("BATCHGEN_ACCOUNT_DB", raising=False)
+        yield state
 
 
 def make_body(prompt: str = "a calm lake at dawn", duration: int = 5, **top: Any) -> dict:

@@ -189,3 +189,18 @@ def test_ended_runs_are_forgotten_a_day_later(db: SqliteAccountDb, clock, tmp_pa
     db.register(b)
     assert [r["run"] for r in db.listing()[0]["runs"]] == ["b"]
     assert db._db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+@pytest.fixture(scope="module")
+def db_path_seen_by_a_module_fixture() -> Path:
+    return default_db_path()
+
+
+def test_no_fixture_or_undo_reaches_the_real_home(
+    db_path_seen_by_a_module_fixture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = Path.home() / ".local"
+    assert not str(db_path_seen_by_a_module_fixture).startswith(str(home))
+    monkeypatch.setenv("X_UNRELATED", "1")
+    monkeypatch.undo()  # a test undoing its own patches keeps the suite's tmp state folder
+    assert not str(default_db_path()).startswith(str(home))
