@@ -140,6 +140,10 @@ PER_INVOCATION = {
     "notify_on",
     "ping",
     "metrics_file",
+    # the account database (issue 29): a postgresql:// URL may hold a password, so never
+    # stored; the clock offset is for tests
+    "account_db",
+    "account_clock_offset",
 }
 
 
