@@ -33,9 +33,7 @@ from batchgen.core.policy import Backoff, backoff_delay
 from batchgen.core.urls import is_loopback_host, is_public_address
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
 from batchgen.engine.config import engine_config
-from batchgen.engine.context import StopReason
 from batchgen.errors import (
-    AccountError,
     ApiConnectionError,
     DownloadError,
     RateLimited,
@@ -277,16 +275,7 @@ async def _run_linked(
             store, client, downloader, config, rng=rng, inputs=inputs, money=money, cap=cap
         )
         hooks.engine(engine)
-        run = engine.context
-
-        def fail_closed(why: str) -> None:
-            first = not run.stopped_by(StopReason.ACCOUNT_DB)
-            run.stop_submitting(StopReason.ACCOUNT_DB, why)
-            if first:
-                log.error("%s", why)
-
-        link.bind(fail_closed, lambda why: run.account_stop(AccountError(402, why)))
-        keeper = link.keeper(lambda task_id, model: _ended(client, task_id, model))
+        keeper = link.attach(engine.context, client)  # fail closed; dead runs' tasks
         deadline = None
         if opts.max_runtime_s is not None:
             deadline = asyncio.get_running_loop().call_later(
@@ -310,12 +299,6 @@ async def _run_linked(
             if deadline is not None:
                 deadline.cancel()
             await inputs.aclose()
-
-
-async def _ended(client: ApiClient, task_id: str, model: str) -> bool:
-    """Whether a task (of a dead run of the account) has ended: polled, never resubmitted."""
-    status = await client.status(task_id, model=model or None)
-    return status.terminal
 
 
 def retried(

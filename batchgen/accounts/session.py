@@ -20,8 +20,11 @@ from batchgen.accounts.db import AccountDb, AccountDbError, RunInfo
 from batchgen.accounts.identity import account_of, db_location, is_postgres
 from batchgen.accounts.keeper import Keeper, Status
 from batchgen.accounts.shared import SharedCap, SharedLimiter
+from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
+from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.inflight import InFlightCap
+from batchgen.errors import AccountError
 from batchgen.settings import RunOptions
 
 log = logging.getLogger("batchgen.accounts")
@@ -86,6 +89,23 @@ class AccountLink:
         )
         self.cap.key_errors_shared = self.opts.account_name is None
         return self.cap
+
+    def attach(self, run: RunContext, client: ApiClient) -> Keeper | None:
+        """Bind the engine's acts (no submits without the account's word: exit 75; an
+        account stopped by another run: exit 3) and return the keeper to run beside it."""
+
+        def fail_closed(why: str) -> None:
+            first = not run.stopped_by(StopReason.ACCOUNT_DB)
+            run.stop_submitting(StopReason.ACCOUNT_DB, why)
+            if first:
+                log.error("%s", why)
+
+        async def ended(task_id: str, model: str) -> bool:
+            """Polled, never resubmitted: has this task of a dead run ended?"""
+            return (await client.status(task_id, model=model or None)).terminal
+
+        self.bind(fail_closed, lambda why: run.account_stop(AccountError(402, why)))
+        return self.keeper(ended)
 
     def bind(
         self, stop_submits: Callable[[str], None], account_stop: Callable[[str], None]
