@@ -18,6 +18,7 @@ from typing import Any
 from batchgen import diagnose, exitcodes
 from batchgen import store as st
 from batchgen.adapters.proxies import Proxies
+from batchgen.commands import common
 from batchgen.errors import UsageError
 from batchgen.money.prices import usd
 from batchgen.settings import DEFAULT_BASE_URL, SANDBOX_KEY, read_api_key
@@ -32,10 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         allow_abbrev=False,
     )
     p.add_argument("state", nargs="?", help="a state file: what its batch spent, beside it")
-    p.add_argument("--base-url", metavar="URL", help=f"API base (default {DEFAULT_BASE_URL})")
-    p.add_argument("--api-key-file", metavar="FILE", help="default: $APIXO_API_KEY")
-    p.add_argument("--sandbox", action="store_true", help="the built-in simulator's balance")
-    p.add_argument("--no-proxy-env", action="store_true", help="ignore HTTP(S)_PROXY and the rest")
+    common.add_api_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
     return p

@@ -33,7 +33,9 @@ from batchgen.store import Store
 _D = RunOptions(state_path=Path(), output_dir=Path())  # the defaults, for help texts
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
+def add_api_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Where the API is and how it is reached: every command that talks to it (run, resume,
+    doctor, balance) takes these the same way."""
     g = p.add_argument_group("API")
     g.add_argument(
         "--base-url",
@@ -56,6 +58,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="connect directly: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY "
         "(honoured by default for API calls and downloads)",
     )
+    return g
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    g = add_api_options(p)
     g.add_argument(
         "--account-db",
         metavar="PATH|URL|none",

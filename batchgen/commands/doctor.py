@@ -18,6 +18,7 @@ from pathlib import Path
 
 from batchgen import diagnose, exitcodes
 from batchgen.adapters.proxies import Proxies
+from batchgen.commands import common
 from batchgen.diagnose import Check
 from batchgen.errors import UsageError
 from batchgen.settings import DEFAULT_BASE_URL, SANDBOX_KEY, read_api_key
@@ -32,10 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         allow_abbrev=False,
     )
     p.add_argument("manifest", nargs="?", help="take the image store and output from it")
-    p.add_argument("--base-url", metavar="URL", help=f"API base (default {DEFAULT_BASE_URL})")
-    p.add_argument("--api-key-file", metavar="FILE", help="default: $APIXO_API_KEY")
-    p.add_argument("--sandbox", action="store_true", help="check against the built-in simulator")
-    p.add_argument("--no-proxy-env", action="store_true", help="ignore HTTP(S)_PROXY and the rest")
+    common.add_api_options(p)
     p.add_argument("--image-store", metavar="s3://BUCKET/PREFIX", help="the image store to probe")
     p.add_argument("--output", metavar="DIR|s3://BUCKET/PREFIX", help="the output to probe")
     p.add_argument("--callback-url", metavar="URL", help="the public callback base to check")
