@@ -119,3 +119,12 @@ def refuse_secret_values(args: argparse.Namespace) -> None:
                     "key, or a URL with a password or a signature); it was not used and is not "
                     "shown. Give the key through $APIXO_API_KEY or --api-key-file FILE."
                 )
+
+
+def id_list(text: str) -> tuple[str, ...]:
+    """'a,b, c,a' -> ('a', 'b', 'c'): the argparse type of every comma list of ids or codes
+    (--only, --ids, --codes); an empty list is refused rather than meaning "all"."""
+    items = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items

@@ -14,6 +14,7 @@ from batchgen.adapters.lock import StateLock
 from batchgen.adapters.proxies import Proxies
 from batchgen.commands import callback_options, money_options, notify_options
 from batchgen.commands.argtypes import backoff as _backoff
+from batchgen.commands.argtypes import id_list
 from batchgen.commands.argtypes import pause as _pause
 from batchgen.commands.argtypes import positive_int as _positive_int
 from batchgen.commands.argtypes import rate as _rate
@@ -181,7 +182,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--only",
-        type=_ids,
+        type=id_list,
         metavar="ID,...",
         help="submit only these jobs in this run (the rest stay pending)",
     )
@@ -388,18 +389,3 @@ def locked_store(path: str) -> Iterator[Store]:
             yield store
         finally:
             store.close()
-
-
-def id_list(text: str) -> list[str]:
-    """'a,b, c' -> ['a', 'b', 'c'] (argparse type for --ids and --codes)."""
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-    return items
-
-
-def _ids(text: str) -> tuple[str, ...]:
-    ids = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    if not ids:
-        raise argparse.ArgumentTypeError("names no job id")
-    return ids
