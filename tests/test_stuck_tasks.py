@@ -66,13 +66,16 @@ async def test_when_every_slot_holds_a_stuck_task_submits_stop_and_the_run_ends(
             options(tmp_path, server.base_url, stuck_after_s=200 * SCALE, max_in_flight=2)
         )
         created = len(server.store)
+        tasks = [(t.task_id, t.end_s) for t in server.store.tasks.values()]
     assert outcome.exit_code == EXIT_WORK_LEFT, outcome
+    rows = state_rows(state)
     counts = {s: 0 for s in st.STATES}
-    for r in state_rows(state):
+    for r in rows:
         counts[r["state"]] += 1
     # jobs 0 and 1 took both slots and never finish: nothing else could ever be sent
-    assert created == 2
-    assert counts[st.IN_FLIGHT] == 2 and counts[st.PENDING] == 3
+    seen = (outcome, rows, tasks)  # a failure says what the run did
+    assert created == 2, seen
+    assert counts[st.IN_FLIGHT] == 2 and counts[st.PENDING] == 3, seen
 
 
 async def test_without_a_limit_a_stuck_task_is_polled_until_the_run_is_stopped(
