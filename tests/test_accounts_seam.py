@@ -133,3 +133,28 @@ async def test_which_account_errors_are_news(tmp_path: Path, status: int, shared
     db, (a, b) = runs(tmp_path, clock)
     SharedCap(2, account=a).account_stopped(status, "x")
     assert (db.reserve_slot(b.info).stopped is not None) is shared
+
+
+async def test_a_waiter_cancelled_as_it_is_handed_a_slot_keeps_the_others_account_slots(
+    tmp_path: Path,
+) -> None:
+    """The run's local slot handed to a waiter in the instant it is cancelled goes back to the
+    run, not an account reservation another submit holds: that submit's task must still be
+    counted for the account when it is created (it was dropped, so other runs overshot)."""
+    clock = FakeClock()
+    db, (a, _) = runs(tmp_path, clock)
+    cap = SharedCap(2, account=a, recheck_s=0.001, slow_start=False)
+    await cap.acquire()  # submit A: the run's slot and the account's
+    await cap.acquire()  # submit B
+    waiting = asyncio.ensure_future(cap.acquire())  # C waits for a slot of the run
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    cap.unreserve()  # B made no task: its slot is handed to C at once...
+    waiting.cancel()  # ...which is cancelled before it runs again
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    cap.created("tA", "kling-2-1")  # A's submit made its task
+    listing = db.listing()[0]
+    assert [t["task_id"] for t in listing["tasks"]] == ["tA"]
+    assert listing["reserved"] == 0
+    assert cap.in_flight == 1

@@ -117,7 +117,7 @@ class SharedCap(InFlightCap):
         if answer.stopped is not None:
             self.on_stop(answer.stopped)
         if answer.slot is None:
-            InFlightCap.unreserve(self)
+            self._give_back()
             return False
         self._slots.append(answer.slot)
         return True
@@ -132,7 +132,7 @@ class SharedCap(InFlightCap):
             if not await self._account_slot():
                 self._unbacked += 1
         except BaseException:
-            InFlightCap.unreserve(self)
+            self._give_back()
             raise
 
     async def _account_slot(self) -> bool:

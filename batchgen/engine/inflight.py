@@ -180,7 +180,7 @@ class InFlightCap:
             if fut.cancelled():
                 self._waiting -= 1
             else:  # handed a slot in the instant before the cancel: pass it on
-                self.unreserve()
+                self._give_back()
             raise
 
     def created(self, task_id: str | None = None, model: str | None = None) -> None:
@@ -194,6 +194,11 @@ class InFlightCap:
 
     def unreserve(self) -> None:
         """The reserved submit made no task (refused, failed, skipped)."""
+        self._give_back()
+
+    def _give_back(self) -> None:
+        """This run's reservation, and nothing more: a subclass that keeps more per submit (an
+        account's slot) gives that back in `unreserve`, never for a slot a waiter never used."""
         if self._reserved <= 0:
             raise RuntimeError("InFlightCap.unreserve() called more often than acquire()")
         self._reserved -= 1
