@@ -25,7 +25,7 @@ from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.inflight import InFlightCap
 from batchgen.errors import AccountError
-from batchgen.settings import RunOptions
+from batchgen.settings import STUCK_PER_POLL_AFTER, RunOptions
 
 log = logging.getLogger("batchgen.accounts")
 
@@ -165,7 +165,8 @@ async def join(opts: RunOptions, store: st.Store, window_s: float) -> AccountLin
             location,
             clock_offset_s=opts.account_clock_offset_s,
             stale_s=max(10 * every, 2.0),
-            hold_s=opts.stuck_after_s or 600.0,
+            # a task's longest life, scaled with the run's times even when --stuck-after 0
+            hold_s=opts.stuck_after_s or STUCK_PER_POLL_AFTER * opts.poll_after_s,
         )
     except AccountDbError as exc:
         log.error("%s", exc)
