@@ -29,7 +29,7 @@ from batchgen.settings import (
     check_base_url,
     read_api_key,
 )
-from batchgen.store import Store
+from batchgen.store import Store, state_file
 
 _D = RunOptions(state_path=Path(), output_dir=Path())  # the defaults, for help texts
 
@@ -380,9 +380,9 @@ def _account_fields(args: argparse.Namespace) -> dict[str, Any]:
 @contextlib.contextmanager
 def locked_store(path: str) -> Iterator[Store]:
     """The state file, opened for writing under its run lock (exit 4 if a run holds it)."""
-    state_path = Path(path)
-    if not state_path.exists():
-        raise UsageError(f"{state_path}: no such state file")
+    if not Path(path).exists():
+        raise UsageError(f"{path}: no such state file")
+    state_path = state_file(path)  # a run's folder: its batchgen.db, locked as the run locks it
     with StateLock(state_path):
         store = Store(state_path)
         try:

@@ -53,8 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    state_path = Path(args.state)
-    store = st.Store(state_path, readonly=True)
+    store = st.Store(Path(args.state), readonly=True)
+    state_path = store.path  # a run's folder names its batchgen.db
     try:
         info = collect(store, state_path, limit=args.limit)
     finally:

@@ -45,7 +45,7 @@ from batchgen.store.rows import (
     retry_keeps_task,
 )
 from batchgen.store.schema import SCHEMA, SCHEMA_VERSION
-from batchgen.store.sqlite import Tx, open_for_reading, write_error
+from batchgen.store.sqlite import Tx, open_for_reading, state_file, write_error
 
 __all__ = [
     "POLL_ERRORS",
@@ -58,6 +58,7 @@ __all__ = [
     "SyncResult",
     "body_sha",
     "retry_keeps_task",
+    "state_file",
 ]
 
 # Job states and their moves live in batchgen/states.py; these names are kept for callers.
@@ -79,15 +80,11 @@ class Store(JobMoves, JobMeta):
     def __init__(
         self, path: str | Path, *, readonly: bool = False, wall: Callable[[], float] = time.time
     ) -> None:
-        self.path = Path(path)
+        self.path = state_file(path)
         self._now = wall  # the wall clock of every time recorded; injected by tests
         self._wal = False
         self._group_sync = GroupSync(self._fsync_log)
         self._tables: set[str] = set()  # tables known to exist (has_table)
-        if self.path.is_dir():  # `batchgen status output/demo`: say which file is meant
-            inside = self.path / "batchgen.db"
-            hint = f"; its state file is {inside}" if inside.is_file() else ""
-            raise StateError(f"{self.path} is a folder, not a state file{hint}")
         try:
             if readonly:
                 if not self.path.exists():

@@ -17,6 +17,18 @@ from batchgen.errors import StateDiskFull, StateError
 __all__ = ["Tx", "open_for_reading", "write_error"]
 
 
+def state_file(path: str | Path) -> Path:
+    """The state file a user means: `batchgen status output/demo` names the run's folder, whose
+    batchgen.db the run printed. Resolved before a lock is taken, so both lock one file."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / "batchgen.db"
+        if not inside.is_file():
+            raise StateError(f"{path} is a folder with no state file (batchgen.db) in it")
+        return inside
+    return path
+
+
 def open_for_reading(path: Path) -> sqlite3.Connection:
     """A connection that cannot change the file (query_only), opened read-write when the file
     allows it: SQLite then removes the -wal and -shm files when the last connection closes,
