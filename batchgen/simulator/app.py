@@ -234,7 +234,11 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
             sim.config.concurrency_message.replace("{limit}", str(sim.config.max_in_flight)),
             _retry_after(sim, sim.store.next_free(now)),
         )
-    task = sim.create_task(body, now, model, key=key)
+    billing = sim.keys.billing(key)  # a key with a balance of its own pays its tasks
+    task = (
+        sim.create_task(body, now, model, billing) if billing else sim.create_task(body, now, model)
+    )
+    sim.keys.created(key, task.task_id, task.ends, now)
     if sim.dice.roll("p_reset_after_create"):
         sim.observer.unknowable_answer(body)
         return _reset(request, "submit", task.task_id)

@@ -96,11 +96,14 @@ class Simulator:
 
     # used by the routes ----------------------------------------------------------------------
     def create_task(
-        self, body: dict[str, Any], now: float, model: str = DEFAULT_MODEL, key: str = ""
+        self,
+        body: dict[str, Any],
+        now: float,
+        model: str = DEFAULT_MODEL,
+        billing: Billing | None = None,
     ) -> Task:
         task = self.store.create(body, now, self.wall_ms(now), model)
-        self.charge(task, body, self.keys.billing(key))
-        self.keys.created(key, task.task_id, task.ends, now)
+        self.charge(task, body, billing)
         if self.credits_left is not None:
             self.credits_left -= 1
         self.observer.submitted(body)
