@@ -77,7 +77,9 @@ class Spending:
                 self.stop_message = stop(self.total, self.cap, price)
             return OVER_CAP
         n = ledger.next_n(self.store, row.seq)
-        if not self.store.mark_submitting(row.seq, (n, self.key_of(row), price), account):
+        attempt = (n, self.key_of(row), price)
+        named = {"account": account} if account is not None else {}  # the run's key: NULL
+        if not self.store.mark_submitting(row.seq, attempt, **named):
             return None
         self.total += price
         self._on_wire[row.seq] = (n, price)
