@@ -27,6 +27,7 @@ class KeyAccount:
     max_in_flight: int | None = None  # None: the simulator's shared cap
     billing: Billing | None = None  # None: the simulator's shared balance
     revoked: int | None = None  # the status a revoked key gets (401 or 403)
+    revoke_at: tuple[int, int] | None = None  # (after this many submits, that status)
     tasks: list[tuple[str, float]] = field(default_factory=list)  # (task id, its end)
     submits: int = 0
     max_in_flight_seen: int = 0
@@ -74,11 +75,16 @@ class Keys:
         self.accounts[key] = account
         return account
 
-    def revoke(self, key: str, status: int = 401) -> None:
-        """From now on the key is refused: 401 (invalid key) or 403 (no permission)."""
+    def revoke(self, key: str, status: int = 401, *, after_submits: int = 0) -> None:
+        """The key is refused, 401 (invalid key) or 403 (no permission): from now on, or once
+        it has made `after_submits` more tasks (a revocation mid-run, without timing)."""
         if status not in (401, 403):
             raise ValueError("a revoked key answers 401 or 403")
-        self.accounts[key].revoked = status
+        account = self.accounts[key]
+        if after_submits > 0:
+            account.revoke_at = (account.submits + after_submits, status)
+        else:
+            account.revoked = status
 
     def refusal(self, key: str) -> tuple[int, str] | None:
         account = self.accounts.get(key)
@@ -109,6 +115,8 @@ class Keys:
         if account is not None:
             account.submits += 1
             account.tasks.append((task_id, ends))
+            if account.revoke_at is not None and account.submits >= account.revoke_at[0]:
+                account.revoked, account.revoke_at = account.revoke_at[1], None
             account.max_in_flight_seen = max(account.max_in_flight_seen, account.in_flight(now))
 
     def sees(self, key: str, task_id: str) -> bool:

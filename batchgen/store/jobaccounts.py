@@ -65,3 +65,14 @@ def spent_by(db: sqlite3.Connection, account: str) -> int:
         (account,),
     ).fetchone()
     return int(row[0])
+
+
+def accounts_in_flight(db: sqlite3.Connection) -> dict[str, int]:
+    """Tasks in flight per account (what each account's cap starts counted with)."""
+    if not has_account_column(db):
+        return {}
+    rows = db.execute(
+        "SELECT account, COUNT(*) FROM jobs WHERE account IS NOT NULL AND state=? GROUP BY 1",
+        (str(JobState.IN_FLIGHT),),
+    )
+    return {str(name): int(n) for name, n in rows}
