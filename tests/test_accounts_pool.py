@@ -12,6 +12,7 @@ import pytest
 from batchgen import store as st
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
+from batchgen.store import jobaccounts, ledger
 from tests.enginekit import KEY, SCALE, body, options, prepare_state, state_rows
 
 KEY_A = "sk-acct-alpha-0123456789"
@@ -109,3 +110,28 @@ async def test_a_key_revoked_mid_run_stops_only_its_account(
     assert outcome.exit_code == 3, outcome  # an account stopped: said, by name
     assert "account alpha" in outcome.how and KEY_A not in outcome.how
     assert KEY_A not in " ".join(outcome.messages)
+
+
+async def test_each_account_keeps_its_max_spend_and_the_run_its_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alpha may spend $2, the run $6 (a master 5 s clip is $1 in the table): alpha makes two
+    tasks, beta the rest up to the total, and the run ends at the spend cap (exit 5)."""
+    state = prepare_state(tmp_path, jobs(10))
+    path = accounts_file(tmp_path, monkeypatch, alpha="    max_spend: 2\n")
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=6) as sim:
+        two_keys(sim)
+        opts = options(
+            tmp_path, sim.base_url, api_key="", accounts_file=str(path), max_spend_micros=6_000_000
+        )
+        outcome = await execute(opts)
+        made = {n: len(sim.keys.made_by(n)) for n in ("alpha", "beta")}
+    store = st.Store(state, readonly=True)
+    try:
+        assert jobaccounts.spent_by(store.db, "alpha") <= 2_000_000
+        assert ledger.spent(store) <= 6_000_000
+    finally:
+        store.close()
+    assert made == {"alpha": 2, "beta": 4}, made
+    assert outcome.exit_code == 5, outcome  # the spend cap
+    assert any("account alpha: its max_spend is reached" in m for m in outcome.messages)

@@ -41,7 +41,8 @@ class PooledAccount:
     cap: InFlightCap
     store: st.Store
     stopped: str | None = None  # why it takes no more jobs
-    picks: int = 0
+    picks: int = 0  # submits it was given (a refused one too)
+    made: int = 0  # tasks it made in this run
     tasks: set[str] = field(default_factory=set)  # this run's view of its tasks in flight
 
     @property
@@ -121,6 +122,7 @@ class AccountPool:
 
     def created(self, lease: PooledAccount, task_id: str, model: str | None) -> None:  # type: ignore[override]
         lease.cap.created(task_id, model)
+        lease.made += 1
         lease.tasks.add(task_id)
         self.task_account[task_id] = lease.name
 
@@ -178,7 +180,7 @@ class AccountPool:
         """One line per account for the run's summary: its tasks made, and why it stopped."""
         out = []
         for account in self.accounts.values():
-            line = f"account {account.name}: {account.picks} submit(s) sent"
+            line = f"account {account.name}: {account.made} task(s) made in this run"
             out.append(line + (f"; stopped: {account.stopped}" if account.stopped else ""))
         return out
 

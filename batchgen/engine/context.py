@@ -222,7 +222,7 @@ class RunContext:
 
     def account_over_budget(self, account: str, note: str) -> None:
         """One account reached its own max_spend: its submits stop; when none is left, the run's
-        submits stop at the spend cap (exit 4)."""
+        submits stop at the spend cap (exit 5)."""
         assert self.pool is not None
         if self.pool.stop(account, note):
             log.warning("%s: no new submits for it", note)
@@ -230,7 +230,7 @@ class RunContext:
         if not self.pool.all_stopped():
             return
         self.stop_submitting(StopReason.BUDGET, note)
-        if self.money.spending.stop_message is None:  # the outcome says: spend cap (exit 4)
+        if self.money.spending.stop_message is None:  # the outcome says: spend cap (exit 5)
             self.money.spending.stop_message = note
 
     def readable(self, task_id: str | None) -> None:
