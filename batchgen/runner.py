@@ -297,15 +297,15 @@ async def _run_clients(
     cap, overrides = recorded_settings(store, opts.max_spend_micros, opts.price_overrides)
     money = Money.build(
         store,
-        # Several accounts: no one balance to learn prices or refunds from (the table's).
-        retried(client.balance, backoff, rng) if setup is None else None,
+        # Several accounts: their balances together; prices from the table, not learned.
+        retried(client.balance if setup is None else setup.pool.balance, backoff, rng),
         cap=cap,
         overrides=overrides,
         learn=opts.learn_prices and setup is None,
         resubmit=ResubmitPolicy(frozenset(opts.resubmit_codes), opts.max_resubmits),
         model=opts.model,
     )
-    await before_spending(money, opts.spend_past_balance or setup is not None)
+    await before_spending(money, opts.spend_past_balance)
     inputs = prepare_inputs(
         opts,
         store.db,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from batchgen import store as st
 from batchgen.accounts.accountsfile import AccountSpec
@@ -157,6 +158,13 @@ class AccountPool:
             # with another account's key would be a wrong answer, not a slow one.
             raise KeyError(f"job {seq}: its task's account {name!r} is not in this run")
         return self.accounts[name].client
+
+    async def balance(self) -> Decimal:
+        """The balances of the accounts still taking jobs, together: what the run may still
+        spend (each account's own shortfall is its 402, which stops that account only)."""
+        live = [a for a in self.accounts.values() if a.stopped is None]
+        amounts = await asyncio.gather(*(a.client.balance() for a in live))
+        return sum(amounts, Decimal(0))
 
     def alive_answers(self) -> int:
         return sum(a.client.alive_answers for a in self.accounts.values())

@@ -127,6 +127,20 @@ class Keys:
             return True
         return owner not in self.accounts and key not in self.accounts
 
+    def summary(self, now: float) -> dict[str, dict[str, object]]:
+        """Per key with an account of its own, by label: tasks made, the most in flight at
+        once, requests it made, whether it is revoked."""
+        out: dict[str, dict[str, object]] = {}
+        for account in self.accounts.values():
+            out[account.label] = {
+                "tasks": account.submits,
+                "in_flight": account.in_flight(now),
+                "max_in_flight": account.max_in_flight_seen,
+                "revoked": account.revoked,
+                "requests": sum(1 for label, _, _ in self.log if label == account.label),
+            }
+        return out
+
     def record(self, key: str, endpoint: str, task_id: str | None) -> None:
         account = self.accounts.get(key)
         if account is not None:
@@ -139,3 +153,34 @@ class Keys:
     def _label(self, key: str) -> str | None:
         account = self.accounts.get(key)
         return account.label if account is not None else None
+
+
+def parse_own_account(text: str) -> tuple[str, dict[str, int | float | str]]:
+    """`simulate --own-account KEY[,label=NAME][,in_flight=N][,rate=N][,balance=USD]
+    [,revoke_after=N][,revoke_status=401|403]` -> (key, options); ValueError when malformed."""
+    key, *items = [part.strip() for part in text.split(",")]
+    if not key or "=" in key:
+        raise ValueError("--own-account starts with the key: KEY,in_flight=N,...")
+    names = {"label": str, "in_flight": int, "rate": int, "balance": float}
+    names |= {"revoke_after": int, "revoke_status": int}
+    out: dict[str, int | float | str] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in names or not value:
+            raise ValueError(f"--own-account: unknown or empty {name!r} (use {', '.join(names)})")
+        out[name] = names[name](value)
+    return key, out
+
+
+def add_own_account(keys: Keys, key: str, opts: dict[str, int | float | str]) -> None:
+    """`--own-account` applied: the key with an account of its own, maybe revoked later."""
+    keys.add(
+        key,
+        label=str(opts["label"]) if "label" in opts else None,
+        rate_limit=int(opts["rate"]) if "rate" in opts else None,
+        max_in_flight=int(opts["in_flight"]) if "in_flight" in opts else None,
+        balance=float(opts["balance"]) if "balance" in opts else None,
+    )
+    if "revoke_after" in opts:
+        status = int(opts.get("revoke_status", 401))
+        keys.revoke(key, status, after_submits=max(1, int(opts["revoke_after"])))

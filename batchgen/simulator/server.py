@@ -144,6 +144,7 @@ class Simulator:
         out["callbacks"] = self.callbacks.summary()
         out["credits_left"] = self.credits_left
         out["billing"] = self.billing.summary(now)
+        out["keys"] = self.keys.summary(now)  # keys with accounts of their own, by label
         out["faults_fired"] = {k: v for k, v in self.dice.fired.items() if v}
         out["rate_window"] = {"limit": self.window.limit, "period_s": self.window.period}
         return out
