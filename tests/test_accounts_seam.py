@@ -133,3 +133,19 @@ async def test_which_account_errors_are_news(tmp_path: Path, status: int, shared
     db, (a, b) = runs(tmp_path, clock)
     SharedCap(2, account=a).account_stopped(status, "x")
     assert (db.reserve_slot(b.info).stopped is not None) is shared
+
+
+async def test_a_task_adopted_after_the_fact_is_counted_by_the_account(tmp_path: Path) -> None:
+    """An ambiguous submit's task, shown later by its callback (engine/adopt.py), holds an
+    account slot for every run until it ends, as a task whose answer came does."""
+    clock = FakeClock()
+    db, (a, b) = runs(tmp_path, clock)
+    ca = SharedCap(2, account=a, recheck_s=0.001)
+    cb = SharedCap(2, account=b, recheck_s=0.001)
+    ca.adopt(task_id="t-adopted", model="kling-2-1")
+    await cb.acquire()
+    cb.created("t-b", "kling-2-1")
+    assert not cb.try_acquire()  # the account's two slots: the adopted task and t-b
+    ca.release("t-adopted")
+    assert cb.try_acquire()
+    assert {t["task_id"] for t in db.listing()[0]["tasks"]} == {"t-b"}

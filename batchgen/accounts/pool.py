@@ -136,11 +136,11 @@ class AccountPool:
         account.cap.release(task_id)
         self._changed.set()
 
-    def adopted(self, seq: int, task_id: str) -> None:
+    def adopted(self, seq: int, task_id: str, model: str | None) -> None:
         name = jobaccounts.account_of(self.store.db, seq)
         account = self.accounts.get(name) if name is not None else None
         if account is not None and task_id not in account.tasks:
-            account.cap.adopt()
+            account.cap.adopt(task_id=task_id, model=model)
             account.tasks.add(task_id)
             self.task_account[task_id] = account.name
 

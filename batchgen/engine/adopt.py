@@ -140,9 +140,9 @@ class Adoptions:
         self.keys = {k: s for k, s in self.keys.items() if s != row.seq}
         self.offers.pop(row.seq, None)
         self.adopted += 1
-        run.cap.adopt()
+        run.cap.adopt(task_id=task_id, model=row.model)  # the account DB counts it too
         if run.pool is not None:
-            run.pool.adopted(row.seq, task_id)  # its account's until it ends
+            run.pool.adopted(row.seq, task_id, row.model)  # its account's until it ends
         run.news.seen.add(task_id)
         if status.terminal:
             run.news.delivered[task_id] = status

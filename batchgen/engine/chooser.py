@@ -42,7 +42,7 @@ class AccountChooser(Protocol):
 
     def ended(self, task_id: str) -> None: ...
 
-    def adopted(self, seq: int, task_id: str) -> None:
+    def adopted(self, seq: int, task_id: str, model: str | None) -> None:
         """An ambiguous job's task, shown by its callback, is its account's (engine/adopt.py)."""
         ...
 
