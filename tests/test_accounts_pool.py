@@ -135,3 +135,22 @@ async def test_each_account_keeps_its_max_spend_and_the_run_its_total(
     assert made == {"alpha": 2, "beta": 4}, made
     assert outcome.exit_code == 5, outcome  # the spend cap
     assert any("account alpha: its max_spend is reached" in m for m in outcome.messages)
+
+
+async def test_an_empty_balance_stops_only_its_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """beta's balance is empty (402 on its first submit): alpha takes every job, and the run
+    says beta stopped, by name (exit 3)."""
+    state = prepare_state(tmp_path, jobs(8))
+    path = accounts_file(tmp_path, monkeypatch)
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=8) as sim:
+        sim.keys.add(KEY_A, label="alpha", max_in_flight=3)
+        sim.keys.add(KEY_B, label="beta", max_in_flight=3, balance=0.0)
+        outcome = await execute(
+            options(tmp_path, sim.base_url, api_key="", accounts_file=str(path))
+        )
+        made = {n: len(sim.keys.made_by(n)) for n in ("alpha", "beta")}
+    assert made == {"alpha": 8, "beta": 0}
+    assert {r["state"] for r in state_rows(state)} == {st.DONE}
+    assert outcome.exit_code == 3 and "account beta" in outcome.how, outcome
