@@ -76,3 +76,24 @@ def accounts_in_flight(db: sqlite3.Connection) -> dict[str, int]:
         (str(JobState.IN_FLIGHT),),
     )
     return {str(name): int(n) for name, n in rows}
+
+
+def overview(db: sqlite3.Connection) -> list[dict[str, object]]:
+    """Per account that sent a job of this batch: its jobs (by their latest submit), tasks in
+    flight, and micro-dollars spent (`batchgen status`). Empty for a batch of one key."""
+    if not has_account_column(db):
+        return []
+    rows = db.execute(
+        "SELECT account, COUNT(*), SUM(state=?) FROM jobs WHERE account IS NOT NULL"
+        " GROUP BY account ORDER BY account",
+        (str(JobState.IN_FLIGHT),),
+    ).fetchall()
+    return [
+        {
+            "name": name,
+            "jobs": int(n),
+            "in_flight": int(live or 0),
+            "spent_micros": spent_by(db, name),
+        }
+        for name, n, live in rows
+    ]
