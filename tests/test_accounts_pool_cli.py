@@ -50,6 +50,8 @@ async def test_resume_needs_the_same_accounts(
         assert code == 75, err  # tasks made, none collected yet: 3 per account, its cap
         assert counts(state)[st.IN_FLIGHT] == 6
         assert sim.keys.made_by("alpha") and sim.keys.made_by("beta")
+        code, out_, _ = await cli("status", str(state))
+        assert code == 0 and "account alpha:" in out_ and "account beta:" in out_
         before = digest(state)
 
         code, _, err = await cli("resume", str(state))
