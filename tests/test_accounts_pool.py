@@ -154,3 +154,23 @@ async def test_an_empty_balance_stops_only_its_account(
     assert made == {"alpha": 8, "beta": 0}
     assert {r["state"] for r in state_rows(state)} == {st.DONE}
     assert outcome.exit_code == 3 and "account beta" in outcome.how, outcome
+
+
+async def test_a_cron_run_takes_what_the_live_accounts_have_free_and_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-wait with beta stopped (402) and alpha's cap full: the run does not wait for a
+    slot no task of it will free; it ends, the rest pending for the next run."""
+    state = prepare_state(tmp_path, jobs(8))
+    path = accounts_file(tmp_path, monkeypatch)
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=9) as sim:
+        sim.keys.add(KEY_A, label="alpha", max_in_flight=3)
+        sim.keys.add(KEY_B, label="beta", max_in_flight=3, balance=0.0)
+        opts = options(
+            tmp_path, sim.base_url, api_key="", accounts_file=str(path), no_wait=True,
+            max_runtime_s=60,
+        )  # fmt: skip
+        outcome = await execute(opts)
+    counts = {r["state"] for r in state_rows(state)}
+    assert counts == {st.IN_FLIGHT, st.PENDING}, counts
+    assert outcome.exit_code == 3 and "max-runtime" not in outcome.how, outcome

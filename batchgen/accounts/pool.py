@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -101,7 +102,9 @@ class AccountPool:
 
     # -- submits ------------------------------------------------------------------------------
 
-    async def take(self, stop: asyncio.Event, clock: Clock) -> PooledAccount | None:
+    async def take(
+        self, stop: asyncio.Event, clock: Clock, wait: bool = True
+    ) -> PooledAccount | None:
         while not stop.is_set():
             live = sorted(
                 (a for a in self.accounts.values() if a.stopped is None),
@@ -113,15 +116,17 @@ class AccountPool:
                 if account.stopped is None and account.cap.try_acquire():
                     account.picks += 1
                     return account
+            if not wait:  # a cron run takes what is free now; the next run does the rest
+                return None
             self._changed.clear()
             await _first_of(self._changed.wait(), stop.wait(), clock.sleep(self.recheck_s))
         return None
 
-    def give_back(self, lease: PooledAccount) -> None:  # type: ignore[override]
+    def give_back(self, lease: PooledAccount) -> None:
         lease.cap.unreserve()
         self._changed.set()
 
-    def created(self, lease: PooledAccount, task_id: str, model: str | None) -> None:  # type: ignore[override]
+    def created(self, lease: PooledAccount, task_id: str, model: str | None) -> None:
         lease.cap.created(task_id, model)
         lease.made += 1
         lease.tasks.add(task_id)
@@ -144,7 +149,7 @@ class AccountPool:
             account.tasks.add(task_id)
             self.task_account[task_id] = account.name
 
-    def saturated(self, lease: PooledAccount, now: float) -> None:  # type: ignore[override]
+    def saturated(self, lease: PooledAccount, now: float) -> None:
         lease.cap.saturated(now)
 
     # -- polls --------------------------------------------------------------------------------
@@ -229,11 +234,12 @@ def _tasks_of_the_one_key(store: st.Store) -> int:
     return int(row[0])
 
 
-def _tasks_of(cap: InFlightCap):  # type: ignore[no-untyped-def]
+def _tasks_of(cap: InFlightCap) -> Callable[[], int]:
+    """A 429 naming no limit is read against this account's own tasks (ApiClient)."""
     return lambda: cap.tasks
 
 
-async def _first_of(*aws) -> None:  # type: ignore[no-untyped-def]
+async def _first_of(*aws: Awaitable[object]) -> None:
     """Wait until the first of `aws` is done; cancel the rest."""
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:

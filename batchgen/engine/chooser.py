@@ -31,9 +31,9 @@ class Lease(Protocol):
 class AccountChooser(Protocol):
     """Which account takes a job, and which polls a task."""
 
-    async def take(self, stop: asyncio.Event, clock: Clock) -> Lease | None:
-        """An account with a free in-flight slot, waiting for one; None once `stop` is set or
-        every account has stopped."""
+    async def take(self, stop: asyncio.Event, clock: Clock, wait: bool = True) -> Lease | None:
+        """An account with a free in-flight slot, waiting for one (unless not `wait`: a cron
+        run); None once `stop` is set or every account has stopped."""
         ...
 
     def give_back(self, lease: Lease) -> None: ...

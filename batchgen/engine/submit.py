@@ -122,7 +122,7 @@ class Submitter:
                 return None
             intent = False
             if run.pool is not None:
-                lease = await run.pool.take(run.stop_submits, run.clock)
+                lease = await run.pool.take(run.stop_submits, run.clock, not run.config.no_wait)
                 if lease is None:
                     return None
             try:
