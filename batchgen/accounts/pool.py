@@ -194,7 +194,10 @@ class AccountPool:
         out = []
         for account in self.accounts.values():
             line = f"account {account.name}: {account.made} task(s) made in this run"
-            out.append(line + (f"; stopped: {account.stopped}" if account.stopped else ""))
+            if account.stopped:
+                why = account.stopped.removeprefix(f"account {account.name}: ")
+                line += f"; its submits stopped: {why}"
+            out.append(line)
         return out
 
 

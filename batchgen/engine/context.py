@@ -212,9 +212,8 @@ class RunContext:
         """One account of several stops; the run's outcome names it (exit 3), never its key."""
         assert self.pool is not None
         note = f"account {account}: {exc.message or f'HTTP {exc.status}'}"
-        if self.pool.stop(account, note, exc.status):
+        if self.pool.stop(account, f"{note} (HTTP {exc.status})", exc.status):
             log.error("%s: no new submits for it; the other accounts go on", note)
-            self.messages.append(f"{note} (HTTP {exc.status}): its submits stopped")
         if self.account_error is None:
             self.account_error = AccountError(exc.status, note)
         if self.pool.all_stopped():
@@ -224,9 +223,8 @@ class RunContext:
         """One account reached its own max_spend: its submits stop; when none is left, the run's
         submits stop at the spend cap (exit 5)."""
         assert self.pool is not None
-        if self.pool.stop(account, note):
+        if self.pool.stop(account, note):  # the summary says so (AccountPool.summary)
             log.warning("%s: no new submits for it", note)
-            self.messages.append(note)
         if not self.pool.all_stopped():
             return
         self.stop_submitting(StopReason.BUDGET, note)

@@ -3,9 +3,10 @@
 By default the simulator is one account: every accepted key (`api_keys`) shares one rate
 window, one concurrency cap and one balance. A key added here is its own account, as two
 APIXO keys of two accounts are: its own window (`rate_limit` per the simulator's period), its
-own in-flight cap, its own balance, and its tasks are its own (another key polling them gets
-404, as for a task the account never made). `revoke` makes the key answer 401 (invalid key)
-or 403 (the key lacks permission) from then on, as the provider's docs list them.
+own in-flight cap, its own balance (unlimited unless given), and its tasks are its own
+(another key polling them gets 404, as for a task the account never made). `revoke` makes
+the key answer 401 (invalid key) or 403 (the key lacks permission), as the provider's docs
+list them.
 
 `log` records (label, endpoint, task id) for every request a key made, by its label, never
 the key: the tests read from it that each task was polled only with its creator's key."""
@@ -25,7 +26,7 @@ class KeyAccount:
     label: str
     window: SlidingWindow | None = None  # None: the simulator's shared window
     max_in_flight: int | None = None  # None: the simulator's shared cap
-    billing: Billing | None = None  # None: the simulator's shared balance
+    billing: Billing | None = None  # its own balance (unlimited unless given)
     revoked: int | None = None  # the status a revoked key gets (401 or 403)
     revoke_at: tuple[int, int] | None = None  # (after this many submits, that status)
     tasks: list[tuple[str, float]] = field(default_factory=list)  # (task id, its end)
@@ -63,14 +64,13 @@ class Keys:
         max_in_flight: int | None = None,
         balance: float | None = None,
     ) -> KeyAccount:
-        """Accept `key` as an account of its own (limits left None are the simulator's)."""
+        """Accept `key` as an account of its own: its own balance (`balance` USD, or
+        unlimited), and its own window and cap when given (else the simulator's)."""
         account = KeyAccount(
             label=label or f"key{len(self.accounts) + 1}",
             window=SlidingWindow(rate_limit, self.period_s) if rate_limit else None,
             max_in_flight=max_in_flight,
-            billing=(
-                Billing(balance, self.prices, self.refund_failed) if balance is not None else None
-            ),
+            billing=Billing(balance, self.prices, self.refund_failed),  # None: unlimited
         )
         self.accounts[key] = account
         return account
