@@ -14,7 +14,13 @@ from batchgen import store as st
 from batchgen.simulator import Simulator
 from tests.enginekit import KEY, SCALE, pace_args
 from tests.opskit import counts, finish, spawn
-from tests.test_accounts_pool import KEY_A, KEY_B, accounts_file, two_keys
+from tests.test_accounts_pool import (
+    KEY_A,
+    KEY_B,
+    accounts_file,
+    polled_only_by_their_maker,
+    two_keys,
+)
 
 MANIFEST = (
     "defaults:\n  mode: master-text-to-video\n  input:\n    duration: 5\n"
@@ -65,6 +71,7 @@ async def test_resume_needs_the_same_accounts(
         code, _, err = await cli("resume", str(state), "--accounts", str(both))
         assert code == 0, err
         assert counts(state)[st.DONE] == 8
+        polled_only_by_their_maker(sim)  # the resumed run polled each task with its maker's key
         for secret in (KEY, KEY_A, KEY_B):
             assert secret not in err
 
