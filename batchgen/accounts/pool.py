@@ -60,6 +60,7 @@ class PooledAccount:
         return jobaccounts.spent_by(self.store.db, self.name) + price_micros <= cap
 
     def room(self) -> float:
+        """The share of its cap taken: the pool gives a job to the account with the least."""
         return self.cap.in_flight / max(1, self.cap.limit)
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from batchgen.errors import UsageError
 
 
 def add(g: argparse._ArgumentGroup) -> None:
+    """The options, in the API group of `run` and `resume` (commands/common.py)."""
     g.add_argument(
         "--account-db",
         metavar="PATH|URL|none",
