@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from batchgen import store as st
+from batchgen.accounts.pool import AccountPool
+from batchgen.engine import Engine
+from batchgen.hooks import RunHooks
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
 from batchgen.store import jobaccounts, ledger
@@ -176,3 +179,30 @@ async def test_a_cron_run_takes_what_the_live_accounts_have_free_and_ends(
     counts = {r["state"] for r in state_rows(state)}
     assert counts == {st.IN_FLIGHT, st.PENDING}, counts
     assert outcome.exit_code == 3 and "max-runtime" not in outcome.how, outcome
+
+
+async def test_each_account_paces_with_its_own_rate_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's rate_limit is each account's own window (N per --rate-limit's period when a
+    bare number): alpha's client counts 5, beta's 50, and the run finishes with both."""
+    state = prepare_state(tmp_path, jobs(8))
+    path = accounts_file(
+        tmp_path, monkeypatch, alpha="    rate_limit: 5\n", beta="    rate_limit: 50/1s\n"
+    )
+    seen: dict[str, tuple[int, float]] = {}
+
+    def look(engine: Engine) -> None:
+        pool = engine.context.pool
+        assert isinstance(pool, AccountPool)
+        for name, account in pool.accounts.items():
+            limiter = account.client._limiter
+            seen[name] = (limiter.limit, limiter.period)
+
+    async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=10) as sim:
+        two_keys(sim)
+        opts = options(tmp_path, sim.base_url, api_key="", accounts_file=str(path))
+        outcome = await execute(opts, RunHooks(on_engine=look))
+    assert seen == {"alpha": (5, opts.rate_period_s), "beta": (50, 1.0)}
+    assert outcome.exit_code == 0, outcome
+    assert {r["state"] for r in state_rows(state)} == {st.DONE}
