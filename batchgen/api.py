@@ -33,7 +33,8 @@ from batchgen.hooks import RunHooks
 from batchgen.manifest import Manifest, load_manifest, notify_block
 from batchgen.money.prices import parse_key, to_micros
 from batchgen.notify import config as notify_config
-from batchgen.runner import execute, record_manifest
+from batchgen.runner import execute
+from batchgen.runsettings import record_manifest
 from batchgen.sandbox import sandbox
 from batchgen.settings import (
     SANDBOX_KEY,

@@ -13,7 +13,6 @@ import os
 import random
 import socket
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -21,11 +20,13 @@ import yarl
 
 from batchgen import callbacks, exitcodes
 from batchgen import store as st
+from batchgen.accounts.poolsetup import PoolSetup, check_accounts, open_pool
 from batchgen.accounts.session import AccountLink, join
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download.attempt import Downloader
+from batchgen.adapters.limits import SlidingWindowLimiter
 from batchgen.adapters.lock import StateLock
-from batchgen.adapters.sessions import open_sessions, run_proxies
+from batchgen.adapters.sessions import Sessions, open_sessions, run_proxies
 from batchgen.adapters.sinks.local import LocalSinks
 from batchgen.adapters.sinks.objectprobe import probe_output
 from batchgen.adapters.sinks.objectstore import ObjectSinks
@@ -33,6 +34,7 @@ from batchgen.core.policy import Backoff, backoff_delay
 from batchgen.core.urls import is_loopback_host, is_public_address
 from batchgen.engine import EXIT_ACCOUNT, EXIT_BUDGET, Engine, RunOutcome
 from batchgen.engine.config import engine_config
+from batchgen.engine.inflight import InFlightCap
 from batchgen.errors import (
     ApiConnectionError,
     DownloadError,
@@ -42,7 +44,6 @@ from batchgen.errors import (
 )
 from batchgen.hooks import RunHooks
 from batchgen.inputs.setup import prepare_inputs
-from batchgen.manifest import Manifest
 from batchgen.money import (
     Money,
     ResubmitPolicy,
@@ -115,6 +116,11 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
     hooks = hooks or RunHooks()
     with StateLock(opts.state_path):
         store = st.Store(opts.state_path)
+        try:  # the accounts its tasks need, before anything is written (exit 2)
+            check_accounts(opts, store)
+        except BaseException:
+            store.close()
+            raise
         run_id = store.start_run(os.getpid())
         notices = RunNotices(opts, store, run_id) if opts.notify else None
         outcome: RunOutcome | None = None
@@ -189,7 +195,10 @@ async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> Run
     assert opts.callback_guard_s is not None
     period = opts.rate_period_s
     margin = opts.rate_margin_s if opts.rate_margin_s is not None else default_rate_margin(period)
-    link = await join(opts, store, period + margin)  # the account's limits, shared (accounts/)
+    if opts.accounts_file:  # several accounts: each joins on its own (accounts/poolsetup.py)
+        link = AccountLink(None, None, opts)
+    else:
+        link = await join(opts, store, period + margin)  # the account's limits, shared
     try:
         return await _run_linked(store, opts, hooks, link, period, margin)
     finally:
@@ -207,9 +216,7 @@ async def _run_linked(
     assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
     assert opts.rate_pause_base_s is not None and opts.rate_pause_cap_s is not None
     limiter = link.limiter(period, margin)
-    rng = random.Random(opts.seed)
     backoff = Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
-    config = engine_config(opts)
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
     sinks = None
@@ -228,77 +235,139 @@ async def _run_linked(
             yarl.URL(opts.base_url).host,
         )
     async with open_sessions(opts, public_only=public_only, proxies=proxies) as sessions:
-        client = ApiClient(
-            sessions.api,
-            opts.base_url,
-            opts.api_key,
-            limiter=limiter,
-            model=opts.model,
-            backoff=backoff,
-            proxies=proxies,
-            connect_timeout=opts.connect_timeout_s,
-            read_timeout=opts.read_timeout_s,
-            rate_pause=Backoff(base=opts.rate_pause_base_s, cap=opts.rate_pause_cap_s),
-        )
-        downloader = Downloader(
-            sessions.cdn,
-            public_only=public_only,
-            proxies=proxies,
-            concurrency=opts.download_concurrency,
-            max_bytes=opts.max_file_bytes,
-            rng=random.Random(rng.random()),
-            # The downloader's own retries (cut bodies, 5xx) pace with the API's, a bit quicker.
-            backoff=(opts.backoff_base_s / 2, opts.backoff_cap_s / 2),
-            read_timeout=opts.download_stall_s,
-            sinks=sinks if sinks is not None else LocalSinks(),
-        )
-        cap, overrides = recorded_settings(store, opts.max_spend_micros, opts.price_overrides)
-        money = Money.build(
-            store,
-            retried(client.balance, backoff, rng),
-            cap=cap,
-            overrides=overrides,
-            learn=opts.learn_prices,
-            resubmit=ResubmitPolicy(frozenset(opts.resubmit_codes), opts.max_resubmits),
-            model=opts.model,
-        )
-        await before_spending(money, opts.spend_past_balance)
-        inputs = prepare_inputs(
-            opts,
-            store.db,
-            sessions,
-            public_only=public_only,
-            preflight=opts.preflight if opts.preflight is not None else api_public,
-        )
-        cap = link.make_cap(store.counts()[st.IN_FLIGHT])
-        engine = Engine(
-            store, client, downloader, config, rng=rng, inputs=inputs, money=money, cap=cap
-        )
-        hooks.engine(engine)
-        keeper = link.attach(engine.context, client)  # fail closed; dead runs' tasks
-        deadline = None
-        if opts.max_runtime_s is not None:
-            deadline = asyncio.get_running_loop().call_later(
-                opts.max_runtime_s, engine.request_stop, "stopped at --max-runtime"
+
+        def make_client(key: str, limiter: SlidingWindowLimiter) -> ApiClient:
+            assert opts.rate_pause_base_s is not None and opts.rate_pause_cap_s is not None
+            return ApiClient(
+                sessions.api,
+                opts.base_url,
+                key,
+                limiter=limiter,
+                model=opts.model,
+                backoff=backoff,
+                proxies=proxies,
+                connect_timeout=opts.connect_timeout_s,
+                read_timeout=opts.read_timeout_s,
+                rate_pause=Backoff(base=opts.rate_pause_base_s, cap=opts.rate_pause_cap_s),
             )
-        keeping = asyncio.ensure_future(keeper.run()) if keeper is not None else None
+
+        setup = None
+        if opts.accounts_file:
+            setup = await open_pool(opts, store, make_client, _margin_of(opts))
+            client = setup.pool.first_client  # every request goes by the pool's choice
+        else:
+            client = make_client(opts.api_key, limiter)
         try:
-            async with callbacks.receiving(engine, store, opts, hooks.receiver):
-                outcome = await engine.run()
-            balance = await money.finish_run()  # refunds seen, the balance as the run leaves it
-            if outcome.account_error is not None and balance is not None:
-                outcome.how += f" (balance {usd(balance)})"
-            if money.spending.cap is not None or outcome.exit_code in (EXIT_ACCOUNT, EXIT_BUDGET):
-                outcome.messages.append(money.summary())
-            return outcome
+            return await _run_clients(
+                store, opts, hooks, link, client, setup, sessions, sinks, public_only, api_public
+            )
         finally:
-            if keeping is not None:
-                keeping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeping
-            if deadline is not None:
-                deadline.cancel()
-            await inputs.aclose()
+            if setup is not None:
+                await setup.leave()
+
+
+async def _run_clients(
+    store: st.Store,
+    opts: RunOptions,
+    hooks: RunHooks,
+    link: AccountLink,
+    client: ApiClient,
+    setup: PoolSetup | None,
+    sessions: Sessions,
+    sinks: ObjectSinks | None,
+    public_only: bool,
+    api_public: bool,
+) -> RunOutcome:
+    """The engine over the run's one client, or its accounts' (`setup`), to its outcome."""
+    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
+    rng = random.Random(opts.seed)
+    backoff = Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
+    downloader = Downloader(
+        sessions.cdn,
+        public_only=public_only,
+        proxies=run_proxies(opts),
+        concurrency=opts.download_concurrency,
+        max_bytes=opts.max_file_bytes,
+        rng=random.Random(rng.random()),
+        # The downloader's own retries (cut bodies, 5xx) pace with the API's, a bit quicker.
+        backoff=(opts.backoff_base_s / 2, opts.backoff_cap_s / 2),
+        read_timeout=opts.download_stall_s,
+        sinks=sinks if sinks is not None else LocalSinks(),
+    )
+    cap, overrides = recorded_settings(store, opts.max_spend_micros, opts.price_overrides)
+    money = Money.build(
+        store,
+        # Several accounts: their balances together; prices from the table, not learned.
+        retried(client.balance if setup is None else setup.pool.balance, backoff, rng),
+        cap=cap,
+        overrides=overrides,
+        learn=opts.learn_prices and setup is None,
+        resubmit=ResubmitPolicy(frozenset(opts.resubmit_codes), opts.max_resubmits),
+        model=opts.model,
+    )
+    await before_spending(money, opts.spend_past_balance)
+    inputs = prepare_inputs(
+        opts,
+        store.db,
+        sessions,
+        public_only=public_only,
+        preflight=opts.preflight if opts.preflight is not None else api_public,
+    )
+    in_flight = store.counts()[st.IN_FLIGHT]
+    if setup is None:
+        run_cap = link.make_cap(in_flight)
+    else:  # the run's own cap: the accounts' together (each also holds its own)
+        cap_n = min(opts.max_in_flight, setup.pool.total_cap)
+        run_cap = InFlightCap(cap_n, recovered=in_flight, slow_start=not opts.no_wait)
+    engine = Engine(
+        store,
+        client,
+        downloader,
+        engine_config(opts),
+        rng=rng,
+        inputs=inputs,
+        money=money,
+        cap=run_cap,
+        pool=setup.pool if setup is not None else None,
+    )
+    hooks.engine(engine)
+    if setup is None:
+        keeper = link.attach(engine.context, client)  # fail closed; dead runs' tasks
+        keepers = [keeper] if keeper is not None else []
+    else:
+        keepers = setup.attach(engine.context)
+    deadline = None
+    if opts.max_runtime_s is not None:
+        deadline = asyncio.get_running_loop().call_later(
+            opts.max_runtime_s, engine.request_stop, "stopped at --max-runtime"
+        )
+    keeping = [asyncio.ensure_future(k.run()) for k in keepers]
+    try:
+        async with callbacks.receiving(engine, store, opts, hooks.receiver):
+            outcome = await engine.run()
+        balance = await money.finish_run()  # refunds seen, the balance as the run leaves it
+        if outcome.account_error is not None and balance is not None:
+            outcome.how += f" (balance {usd(balance)})"
+        if money.spending.cap is not None or outcome.exit_code in (EXIT_ACCOUNT, EXIT_BUDGET):
+            outcome.messages.append(money.summary())
+        if setup is not None:
+            outcome.messages.extend(setup.pool.summary())
+        return outcome
+    finally:
+        for task in keeping:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if deadline is not None:
+            deadline.cancel()
+        await inputs.aclose()
+
+
+def _margin_of(opts: RunOptions) -> Callable[[float], float]:
+    """The rate margin for an account's window: the run's --rate-margin, or the default."""
+    return lambda period: (
+        opts.rate_margin_s if opts.rate_margin_s is not None else default_rate_margin(period)
+    )
 
 
 def retried(
@@ -327,66 +396,3 @@ def _check_only(store: st.Store, opts: RunOptions) -> None:
     if unknown:
         shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise UsageError(f"--only names no job of this state file: {shown}")
-
-
-def record_manifest(
-    m: Manifest,
-    opts: RunOptions,
-    *,
-    resubmit_changed: bool = False,
-    also: Callable[[st.Store], None] | None = None,
-) -> st.SyncResult:
-    """A manifest's jobs, their meta, their local image files and the run's settings, in the
-    state file before a run: the one way both front doors (the CLI's `run`, `batchgen.run`)
-    record a manifest. `also` adds what one door records besides (the CLI's options)."""
-    store = st.Store(opts.state_path)
-    try:
-        sync = store.sync_jobs(
-            ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
-        )
-        store.record_meta((job.id, job.meta) for job in m.jobs)
-        record_files(store, m)
-        save_run_settings(store, opts, os.path.abspath(m.path), m.name)
-        if also is not None:
-            also(store)
-        return sync
-    finally:
-        store.close()
-
-
-def record_files(store: st.Store, m: Manifest) -> None:
-    """Each local image's hash and place: what this run (and a resume) uploads or serves."""
-    if not m.local_images:
-        return
-    from batchgen.store.images import ImageRecords
-
-    records = ImageRecords(store.db)
-    with store.transaction():
-        for image in m.local_images.values():
-            records.add_local(image.sha256, image.ext, image.path, image.size)
-
-
-def save_run_settings(
-    store: st.Store, opts: RunOptions, manifest_path: str | None, batch: str | None = None
-) -> None:
-    """What `batchgen resume STATE` needs to continue without the manifest (never the key,
-    nor a notifier's URL); `batch` names it in notifications and metrics."""
-    values = {
-        "output_dir": str(opts.output_dir),
-        "filename_template": opts.filename_template,
-        "model": opts.model,
-        "base_url": opts.base_url,
-        "updated": str(time.time()),
-    }
-    if manifest_path is not None:
-        values["manifest"] = manifest_path
-    if opts.result_store:
-        values["result_store"] = opts.result_store
-    if batch:
-        values["batch"] = batch
-    store.set_meta_many(values)
-
-
-def load_run_settings(store: st.Store) -> dict[str, str]:
-    keys = ("output_dir", "filename_template", "model", "base_url", "manifest", "result_store")
-    return {k: v for k in keys if (v := store.get_meta(k)) is not None}

@@ -172,6 +172,9 @@ class RunOptions:
     # $BATCHGEN_ACCOUNT_DB or ~/.local/state/batchgen/accounts.db; "none": off (the sandbox).
     account_db: str | None = None
     account_name: str | None = None  # --account NAME: several keys of one account
+    # --accounts FILE: several accounts, each its own key and limits (accounts/pool.py). The
+    # keys are read from the places the file names when the run starts, never recorded.
+    accounts_file: str | None = None
     account_every_s: float | None = None  # heartbeat and dead-run check; None: the polls'
     account_clock_offset_s: float = 0.0  # tests: this process's clock is off by this much
 

@@ -158,3 +158,19 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_slot_keeps_the_others_accoun
     assert [t["task_id"] for t in listing["tasks"]] == ["tA"]
     assert listing["reserved"] == 0
     assert cap.in_flight == 1
+
+
+async def test_a_task_adopted_after_the_fact_is_counted_by_the_account(tmp_path: Path) -> None:
+    """An ambiguous submit's task, shown later by its callback (engine/adopt.py), holds an
+    account slot for every run until it ends, as a task whose answer came does."""
+    clock = FakeClock()
+    db, (a, b) = runs(tmp_path, clock)
+    ca = SharedCap(2, account=a, recheck_s=0.001)
+    cb = SharedCap(2, account=b, recheck_s=0.001)
+    ca.adopt(task_id="t-adopted", model="kling-2-1")
+    await cb.acquire()
+    cb.created("t-b", "kling-2-1")
+    assert not cb.try_acquire()  # the account's two slots: the adopted task and t-b
+    ca.release("t-adopted")
+    assert cb.try_acquire()
+    assert {t["task_id"] for t in db.listing()[0]["tasks"]} == {"t-b"}

@@ -117,6 +117,7 @@ def test_the_record_holds_no_secret(tmp_path: Path) -> None:
 # What a run does not hand to the next: the key, what to show, and controls of one invocation.
 PER_INVOCATION = {
     "api_key_file",
+    "accounts",  # several accounts: their file leads to keys, so resume is given it again
     "command",
     "gallery",
     "handler",

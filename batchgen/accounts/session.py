@@ -26,6 +26,7 @@ from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.inflight import InFlightCap
 from batchgen.errors import AccountError
 from batchgen.settings import STUCK_PER_POLL_AFTER, RunOptions
+from batchgen.store.jobaccounts import account_of as account_of_job
 
 log = logging.getLogger("batchgen.accounts")
 
@@ -153,8 +154,11 @@ class AccountLink:
         self.account.close()
 
 
-async def join(opts: RunOptions, store: st.Store, window_s: float) -> AccountLink:
-    """Register this run with its account's database, or say why it cannot (fail closed)."""
+async def join(
+    opts: RunOptions, store: st.Store, window_s: float, *, tasks_of: str | None = None
+) -> AccountLink:
+    """Register this run with its account's database, or say why it cannot (fail closed).
+    `tasks_of`: with several accounts (accounts/pool.py), the one whose tasks these are."""
     location = db_location(opts.account_db)
     if location is None:
         return AccountLink(None, None, opts)
@@ -175,7 +179,7 @@ async def join(opts: RunOptions, store: st.Store, window_s: float) -> AccountLin
     tasks = [
         (row.task_id, row.model, row.submitted_at or time.time())
         for row in store.jobs_in_state(st.IN_FLIGHT)
-        if row.task_id
+        if row.task_id and (tasks_of is None or account_of_job(store.db, row.seq) == tasks_of)
     ]
     try:
         await account.call(AccountDb.register)

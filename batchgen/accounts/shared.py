@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from batchgen.accounts.asyncdb import AsyncAccountDb
@@ -181,6 +182,13 @@ class SharedCap(InFlightCap):
                 self.account.fire(AccountDb.created, slot, task_id, model or "")
             else:  # unnamed (callers that predate accounts): the slot frees with the run
                 self.account.fire(AccountDb.unreserve, slot)
+
+    def adopt(self, n: int = 1, *, task_id: str | None = None, model: str | None = None) -> None:
+        """A task found after the fact (an ambiguous submit's, shown by its callback) is the
+        account's too: recorded as this run's, so every run counts it until it ends."""
+        super().adopt(n, task_id=task_id, model=model)
+        if task_id is not None:
+            self.account.fire(AccountDb.own_tasks, [(task_id, model or "", time.time())])
 
     def release(self, task_id: str | None = None) -> None:
         super().release(task_id)

@@ -112,6 +112,7 @@ class ApiClient:
         self._backoff = backoff or Backoff()
         self._pause = ClientPause(limiter, rate_pause or self._backoff, wall_clock)
         self.tasks_in_flight: Callable[[], int] = lambda: 0
+        self.account_name: str | None = None  # --accounts: which account this key is (a name)
         """Tasks of ours at the provider (the engine's count): what a 429 that names no limit
         is read against."""
         self.requests_sent = 0

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from batchgen.accounts.identity import account_of
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.proxies import Proxies
-from batchgen.commands import callback_options, money_options, notify_options
+from batchgen.commands import account_options, callback_options, money_options, notify_options
 from batchgen.commands.argtypes import backoff as _backoff
 from batchgen.commands.argtypes import id_list
 from batchgen.commands.argtypes import pause as _pause
@@ -64,21 +63,7 @@ def add_api_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     g = add_api_options(p)
-    g.add_argument(
-        "--account-db",
-        metavar="PATH|URL|none",
-        help="the account database that runs of one account share its limits through: an "
-        "SQLite file, a postgresql:// URL (several machines), or none (default: "
-        "$BATCHGEN_ACCOUNT_DB or ~/.local/state/batchgen/accounts.db; none with --sandbox)",
-    )
-    g.add_argument(
-        "--account",
-        metavar="NAME",
-        help="the account's name, for several keys of one account (they share its limits); "
-        "default: the key itself (by a fingerprint, never stored)",
-    )
-    # Tests: this process's clock for the account database is off by SECONDS (skew).
-    g.add_argument("--account-clock-offset", type=float, help=argparse.SUPPRESS)
+    account_options.add(g)
     g = p.add_argument_group("pace")
     g.add_argument(
         "--rate-limit",
@@ -339,7 +324,9 @@ def options_from_args(
             fields[attr] = getattr(args, name)
     if args.rate_pause:
         fields["rate_pause_base_s"], fields["rate_pause_cap_s"] = args.rate_pause
-    fields |= _account_fields(args)
+    fields |= account_options.fields(args)
+    if args.sandbox and fields.get("accounts_file"):
+        raise UsageError("--accounts: the sandbox is one simulated key; run against a server")
     if args.sandbox:
         fields["account_db"] = "none"  # the run's own simulator: no other run shares it
         fields["api_key"] = SANDBOX_KEY
@@ -349,32 +336,15 @@ def options_from_args(
         fields["base_url"] = check_base_url(
             args.base_url or os.environ.get("APIXO_BASE_URL") or DEFAULT_BASE_URL
         )
-        fields["api_key"] = read_api_key(args.api_key_file)
+        # Several accounts: each key from where the accounts file says (account_options).
+        if not fields.get("accounts_file"):
+            fields["api_key"] = read_api_key(args.api_key_file)
     fields |= callback_options.fields(args)
     fields |= money_options.fields(args, model, budget)
     fields |= notify_options.fields(args, notify)  # never recorded: URLs hold tokens
     opts = RunOptions(**fields)  # built once, frozen: nothing changes it afterwards
     Proxies(enabled=opts.proxy_env)  # a proxy variable batchgen cannot use: exit 2 before work
     return opts.scaled(args.time_scale) if args.sandbox else opts
-
-
-def _account_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """--account-db and --account, checked before any work (exit 2 on a bad name)."""
-    fields: dict[str, Any] = {}
-    if getattr(args, "account_db", None) is not None:
-        if not args.account_db.strip():
-            raise UsageError("--account-db needs a path, a postgresql:// URL or none")
-        fields["account_db"] = args.account_db
-    name = getattr(args, "account", None)
-    if name is not None:
-        try:
-            account_of("http://x", "", name)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        fields["account_name"] = name
-    if getattr(args, "account_clock_offset", None) is not None:
-        fields["account_clock_offset_s"] = args.account_clock_offset
-    return fields
 
 
 @contextlib.contextmanager

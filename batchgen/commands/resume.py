@@ -12,7 +12,7 @@ from batchgen.adapters.sessions import run_proxies
 from batchgen.commands import common, execution, recorded
 from batchgen.core.urls import describe_url
 from batchgen.models import DEFAULT_MODEL
-from batchgen.runner import load_run_settings
+from batchgen.runsettings import load_run_settings
 from batchgen.settings import DEFAULT_FILENAME_TEMPLATE, RunOptions
 from batchgen.ui.progress import emit_json
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.s3client import is_store_url, parse_store_url
 from batchgen.commands import common, execution, images, recorded
-from batchgen.runner import record_manifest
+from batchgen.runsettings import record_manifest
 from batchgen.ui.progress import ticker
 
 

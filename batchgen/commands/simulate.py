@@ -19,6 +19,7 @@ from typing import Any
 from batchgen.commands.argtypes import SafeParser
 from batchgen.errors import UsageError
 from batchgen.simulator import SimConfig, Simulator
+from batchgen.simulator.keys import add_own_account, parse_own_account
 
 _FLAG_NAMES = {"api_keys": "--api-key", "log_path": "--log"}
 _OPTIONAL_INT = {"credits", "result_size", "expired_status"}
@@ -63,6 +64,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             kw.update(type=type(default), default=default)
         parser.add_argument(flag, **kw)
     parser.add_argument(
+        "--own-account",
+        dest="own_account_keys",  # a key's option: its value is never refused for its shape
+        action="append",
+        default=[],
+        metavar="KEY,in_flight=N,...",
+        help="a key with an account of its own: own rate window (rate=N per --rate-period-s), "
+        "in-flight cap (in_flight=N), balance (balance=USD); revoke_after=N revokes it after N "
+        "tasks (revoke_status=401|403), label=NAME names it in stats (repeatable)",
+    )
+    parser.add_argument(
         "--ready-file", metavar="PATH", help="write the base URL to this file once listening"
     )
     parser.add_argument("--quiet", action="store_true", help="print only the base URL")
@@ -86,15 +97,26 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    return asyncio.run(serve(config, ready_file=args.ready_file, quiet=args.quiet))
+    try:
+        own = [parse_own_account(text) for text in args.own_account_keys]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return asyncio.run(serve(config, ready_file=args.ready_file, quiet=args.quiet, own=own))
 
 
-async def serve(config: SimConfig, ready_file: str | None = None, quiet: bool = False) -> int:
+async def serve(
+    config: SimConfig,
+    ready_file: str | None = None,
+    quiet: bool = False,
+    own: list[tuple[str, dict[str, Any]]] | None = None,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     sim = Simulator(config)
+    for key, opts in own or []:
+        add_own_account(sim.keys, key, opts)
     try:
         await sim.start()
     except OSError as exc:

@@ -22,7 +22,8 @@ from batchgen import store as st
 from batchgen.accounts import report as account_report
 from batchgen.accounts.db import AccountDbError
 from batchgen.adapters.lock import holder_of
-from batchgen.store import views
+from batchgen.money.prices import usd
+from batchgen.store import jobaccounts, views
 from batchgen.ui.snapshot import LABELS, fmt_duration
 
 EXPIRY_WARNING_S = 48 * 3600.0
@@ -120,6 +121,7 @@ def collect(
         "last_run": last_run,
         "runs": views.runs_count(db),
         "money": money.status_info(store),
+        "accounts": jobaccounts.overview(db),  # several accounts (--accounts): who made what
     }
 
 
@@ -205,6 +207,11 @@ def render(info: dict[str, Any]) -> str:
         _more(out, info["expiring_total"], len(info["expiring"]))
     if info.get("money"):
         out.extend(money.render_status(info["money"]))
+    for a in info.get("accounts") or []:
+        out.append(
+            f"account {a['name']}: {a['jobs']} job(s) sent by it, {a['in_flight']} in flight, "
+            f"{usd(a['spent_micros'])} spent"
+        )
     out.extend(describe_account(info.get("account")))
     out.append(describe_last_run(info["last_run"]))
     return "\n".join(out) + "\n"

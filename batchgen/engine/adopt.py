@@ -140,7 +140,9 @@ class Adoptions:
         self.keys = {k: s for k, s in self.keys.items() if s != row.seq}
         self.offers.pop(row.seq, None)
         self.adopted += 1
-        run.cap.adopt()
+        run.cap.adopt(task_id=task_id, model=row.model)  # the account DB counts it too
+        if run.pool is not None:
+            run.pool.adopted(row.seq, task_id, row.model)  # its account's until it ends
         run.news.seen.add(task_id)
         if status.terminal:
             run.news.delivered[task_id] = status
@@ -153,16 +155,18 @@ class Adoptions:
         """The task's status in the API's own words, or None: not found, or unreadable after a
         few tries (the offer is dropped; the job stays ambiguous)."""
         run = self.run
+        # The key of the account whose submit turned ambiguous (several accounts).
+        client = self.client if run.pool is None else run.pool.client_for(row.seq, None)
         for attempt in range(CONFIRM_TRIES):
             try:
-                status = await self.client.status(task_id, model=row.model)
+                status = await client.status(task_id, model=row.model)
             except Exception as exc:
                 verdict = verdicts.on_status(exc)
                 if verdict is None:
                     raise
                 if verdict.act is Act.STOP_ACCOUNT:
                     assert isinstance(exc, AccountError)
-                    run.account_stop(exc)
+                    run.account_stop(exc, getattr(client, "account_name", None))
                     return None
                 if verdict.act is Act.NOT_FOUND:
                     return None  # the API's own word: no such task (a forgery, or gone)

@@ -20,11 +20,12 @@ from batchgen import models
 from batchgen import store as st
 from batchgen.clock import LOOP_CLOCK, Clock
 from batchgen.core.schedule import earliest_end, first_poll_delay
+from batchgen.engine.chooser import AccountChooser
 from batchgen.engine.config import EngineConfig, EngineStats
 from batchgen.engine.inflight import InFlightCap
 from batchgen.engine.outage import OutageWatch
 from batchgen.engine.wakes import TaskNews
-from batchgen.errors import ApiError
+from batchgen.errors import AccountError, ApiError
 from batchgen.money import Money
 
 log = logging.getLogger("batchgen.engine")
@@ -94,6 +95,9 @@ class RunContext:
         # callback there shows the task that job's submit made (engine/adopt.py).
         self.callback_key_of: Callable[[str], str] | None = None
         self.on_ambiguous: Callable[[st.JobRow], None] | None = None  # engine/adopt.py
+        # Several accounts (--accounts): which one takes a job, which one polls a task
+        # (engine/chooser.py). None: the run's one key.
+        self.pool: AccountChooser | None = None
 
     def __repr__(self) -> str:
         return (
@@ -192,13 +196,40 @@ class RunContext:
         self.messages.append(note)
         log.error("%s", note)
 
-    def account_stop(self, exc: ApiError) -> None:
-        """An account-level error (key, balance): no new submits; tracking goes on."""
+    def account_stop(self, exc: ApiError, account: str | None = None) -> None:
+        """An account-level error (key, balance): no new submits; tracking goes on. With
+        several accounts, only `account`'s submits stop, unless it was the last one."""
+        if account is not None and self.pool is not None:
+            self._one_account_stops(account, exc)
+            return
         if self.account_error is None:
             self.account_error = exc
             log.error("account-level error, no new submits: %s", exc.message)
             self.cap.account_stopped(exc.status, exc.message)
         self.stop_submitting(StopReason.ACCOUNT, exc.message)
+
+    def _one_account_stops(self, account: str, exc: ApiError) -> None:
+        """One account of several stops; the run's outcome names it (exit 3), never its key."""
+        assert self.pool is not None
+        note = f"account {account}: {exc.message or f'HTTP {exc.status}'}"
+        if self.pool.stop(account, f"{note} (HTTP {exc.status})", exc.status):
+            log.error("%s: no new submits for it; the other accounts go on", note)
+        if self.account_error is None:
+            self.account_error = AccountError(exc.status, note)
+        if self.pool.all_stopped():
+            self.stop_submitting(StopReason.ACCOUNT, note)
+
+    def account_over_budget(self, account: str, note: str) -> None:
+        """One account reached its own max_spend: its submits stop; when none is left, the run's
+        submits stop at the spend cap (exit 5)."""
+        assert self.pool is not None
+        if self.pool.stop(account, note):  # the summary says so (AccountPool.summary)
+            log.warning("%s: no new submits for it", note)
+        if not self.pool.all_stopped():
+            return
+        self.stop_submitting(StopReason.BUDGET, note)
+        if self.money.spending.stop_message is None:  # the outcome says: spend cap (exit 5)
+            self.money.spending.stop_message = note
 
     def readable(self, task_id: str | None) -> None:
         """The API answered in its own words: an outage, if any, is over."""

@@ -35,9 +35,11 @@ class GatedSubmits:
         body: dict,
         before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
         model: str | None = None,
+        client: ApiClient | None = None,
     ) -> str:
         """client.submit through the submit gate (batchgen/engine/gate.py): while a submit's fate is
-        in doubt, submits wait for a sign of life and then go single file."""
+        in doubt, submits wait for a sign of life and then go single file. `client`: the
+        submit's account's (several accounts; one gate: they share one API)."""
         gate = self.gate
         while True:
             while gate.in_doubt:
@@ -46,7 +48,7 @@ class GatedSubmits:
                     if gate.in_doubt:
                         if not await self._sign_of_life():
                             raise SubmitSkipped()  # stopping: nothing was sent
-                        return await self._judged_submit(body, before_send, model)
+                        return await self._judged_submit(body, before_send, model, client)
                 finally:
                     gate.lock.release()
             closed = False
@@ -61,7 +63,7 @@ class GatedSubmits:
                 return await before_send()
 
             try:
-                return await self._judged_submit(body, unless_closed, model)
+                return await self._judged_submit(body, unless_closed, model, client)
             except SubmitSkipped:
                 if not closed:
                     raise
@@ -71,16 +73,19 @@ class GatedSubmits:
         body: dict,
         before_send: Callable[[], Awaitable[bool]],  # type: ignore[type-arg]
         model: str | None = None,
+        client: ApiClient | None = None,
     ) -> str:
         """One submit; its answer opens or closes the gate."""
         try:
-            task_id = await self.client.submit(body, before_send=before_send, model=model)
+            task_id = await (client or self.client).submit(
+                body, before_send=before_send, model=model
+            )
         except Exception as exc:
             verdict = verdicts.on_submit(exc)
             if verdict is None or verdict.act in (Act.WAIT, Act.SKIPPED):
                 raise  # a bug; or no word on the API behind whoever refused
             if verdict.act is Act.AMBIGUOUS:
-                self.gate.doubt(self.client.alive_answers)
+                self.gate.doubt(self._alive())
                 self._api_unreadable(exc)  # with no task to probe, the submits are the probes
             elif verdict.act is not Act.RETRY or isinstance(exc, ApiError):
                 self.gate.answered()  # the API's own word (a refused connection says none)
@@ -97,7 +102,7 @@ class GatedSubmits:
         stop and the run ends 75 instead of probing for ever. False: stop."""
         run = self.run
         gate = self.gate
-        while not gate.heard_since_doubt(self.client.alive_answers):
+        while not gate.heard_since_doubt(self._alive()):
             if run.stop_submits.is_set():
                 return False
             if gate.doubts == 1:
@@ -108,21 +113,28 @@ class GatedSubmits:
             delay = backoff_delay(gate.doubts - 1, run.config.backoff, run.rng)
             if not await run.sleep(delay, until=run.stop_submits):
                 return False
-            if gate.heard_since_doubt(self.client.alive_answers):
+            if gate.heard_since_doubt(self._alive()):
                 break
             known = run.store.known_task()
             if known is None or known.task_id is None:
                 return not run.stop_submits.is_set()
-            await self._probe(known.task_id, known.model)
+            await self._probe(known.seq, known.task_id, known.model)
             gate.doubts += 1  # heard or not, the next wait (if any) is longer
         return not run.stop_submits.is_set()
 
-    async def _probe(self, task_id: str, model: str | None) -> None:
-        """One status request as a sign of life; an unreadable answer feeds the outage watch
-        (under no task: the probed task may be long done), and a lasting one stops submits."""
+    def _alive(self) -> int:
+        """Answers in the API's own words so far (over every account's client)."""
+        pool = self.run.pool
+        return pool.alive_answers() if pool is not None else self.client.alive_answers
+
+    async def _probe(self, seq: int, task_id: str, model: str | None) -> None:
+        """One status request as a sign of life, with the key of the task's own account; an
+        unreadable answer feeds the outage watch (under no task: the probed task may be long
+        done), and a lasting one stops submits."""
         run = self.run
+        client = self.client if run.pool is None else run.pool.client_for(seq, task_id)
         try:
-            await self.client.status(task_id, model=model)
+            await client.status(task_id, model=model)
         except (ServerError, ApiConnectionError) as exc:
             self._api_unreadable(exc)
         except ApiError:

@@ -221,8 +221,9 @@ class InFlightCap:
         """An account-level error stopped this run's submits: a cap shared with other runs
         tells them (accounts/shared.py); a run's own cap has no one to tell."""
 
-    def adopt(self, n: int = 1) -> None:
-        """Count `n` tasks that exist whatever the cap says (recovered after start-up)."""
+    def adopt(self, n: int = 1, *, task_id: str | None = None, model: str | None = None) -> None:
+        """Count `n` tasks that exist whatever the cap says (recovered after start-up; an
+        ambiguous job's task its callback showed, named for an account database's cap)."""
         if n < 0:
             raise ValueError(f"adopt() needs n >= 0, got {n}")
         self._tasks += n

@@ -27,6 +27,7 @@ from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download.attempt import Downloader
 from batchgen.clock import LOOP_CLOCK, Clock
 from batchgen.engine.adopt import Adoptions
+from batchgen.engine.chooser import AccountChooser
 from batchgen.engine.config import EngineConfig, EngineStats, RunOutcome
 from batchgen.engine.context import RunContext
 from batchgen.engine.downloads import Downloads
@@ -57,10 +58,12 @@ class Engine:
         clock: Clock = LOOP_CLOCK,
         wall: Callable[[], float] = time.time,
         cap: InFlightCap | None = None,
+        pool: AccountChooser | None = None,
     ) -> None:
         self.context = run = RunContext(
             store, config, money=money, rng=rng, clock=clock, wall=wall, cap=cap
         )
+        run.pool = pool  # several accounts (--accounts): accounts/pool.py
         self.client = client
         self.tracker = Tracker(run, client)
         self.submitter = Submitter(run, client, self.tracker, inputs)

@@ -16,6 +16,7 @@ from batchgen.core.policy import (
 from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
+from batchgen.engine.chooser import Lease
 from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.gated import GatedSubmits
 from batchgen.engine.track import Tracker
@@ -101,10 +102,11 @@ class Submitter:
                 run.fail(row, exc.code, exc.message)
                 return None
         intent = False  # True once the intent is on disk and the bytes may leave
+        lease: Lease | None = None  # this attempt's account (several accounts: --accounts)
 
         async def record_intent() -> bool:
             nonlocal intent
-            if run.stop_submits.is_set() or not await self._reserve(row):
+            if run.stop_submits.is_set() or not await self._reserve(row, lease):
                 return False
             try:
                 await run.store.synced()  # survives a power cut before anything is sent
@@ -119,20 +121,28 @@ class Submitter:
             if run.stop_submits.is_set():
                 return None
             intent = False
+            if run.pool is not None:
+                lease = await run.pool.take(run.stop_submits, run.clock, not run.config.no_wait)
+                if lease is None:
+                    return None
             try:
-                task_id = await self.gated.submit(body, record_intent, row.model)
+                task_id = await self.gated.submit(
+                    body, record_intent, row.model, lease.client if lease else None
+                )
             except asyncio.CancelledError:
+                self._lease_back(lease)
                 if intent:
                     run.money.sent(row.seq)
                     self._ambiguous(row, "the run was stopped while its submit was on the wire")
                 raise
             except Exception as exc:
+                self._lease_back(lease)
                 verdict = verdicts.on_submit(exc)
                 if verdict is None:
                     raise
                 act = verdict.act
                 if act is Act.SKIPPED:
-                    return None
+                    return self._skipped(lease)
                 if act is Act.AMBIGUOUS:
                     return self._ambiguous(row, verdict.note)
                 if act is Act.ORPHANED:
@@ -147,14 +157,18 @@ class Submitter:
                     assert isinstance(exc, ApiError)
                     stop = exc if isinstance(exc, AccountError) else AccountError(exc.status, "")
                     stop.message = verdict.note
-                    run.account_stop(stop)
-                    return None
+                    run.account_stop(stop, lease.name if lease else None)
+                    return self._skipped(lease)
                 if act is Act.WAIT:
                     # A 429 is not a failed try of this job: it waits for capacity, however
                     # long (--max-runtime bounds a run).
                     assert isinstance(exc, RateLimited)
                     run.stats.rate_limited += 1
                     refusals += 1
+                    if lease is not None:  # that account's window or cap: maybe another's
+                        if not await self._pooled_429(lease, exc, refusals):
+                            return None
+                        continue
                     if not await self._wait_after_429(row, exc, refusals):
                         return None
                     continue
@@ -163,9 +177,12 @@ class Submitter:
                 # No await between the answer and this commit: nothing can interrupt it.
                 if not run.store.mark_in_flight(row.seq, task_id):
                     run.money.sent(row.seq)
+                    self._lease_back(lease)
                     return self._duplicate_task(row, task_id)
                 run.money.created(row.seq)
                 run.cap.created(task_id, row.model)
+                if lease is not None and run.pool is not None:
+                    run.pool.created(lease, task_id, row.model)
                 run.stats.submitted += 1
                 await run.store.synced()
                 return task_id
@@ -257,10 +274,40 @@ class Submitter:
             run.config.max_in_flight,
         )
 
-    async def _reserve(self, row: st.JobRow) -> bool:
-        """The intent and its price's reservation under the cap (batchgen/money/spending.py)."""
+    def _lease_back(self, lease: Lease | None) -> None:
+        """The attempt made no task (or its fate is unknown): its account's slot frees."""
+        if lease is not None and self.run.pool is not None:
+            self.run.pool.give_back(lease)
+
+    def _skipped(self, lease: Lease | None) -> None:
+        """Nothing was sent, or only this account stopped: the job stays pending, and with
+        several accounts a new pass of the submitter offers it to another."""
+        if lease is not None and not self.run.stop_submits.is_set():
+            self.run.resubmits.set()
+
+    async def _pooled_429(self, lease: Lease, exc: RateLimited, refusals: int) -> bool:
+        """A 429 of one account of several: a concurrency 429 fills that account's cap (the
+        pool then prefers another); either way this job waits its backoff, then takes an
+        account again. False: stop."""
         run = self.run
-        ok = await run.money.reserve(row)
+        if exc.limit == "concurrency" and run.pool is not None:
+            run.pool.saturated(lease, run.clock.now())
+        delay = policy_retry_delay(refusals - 1, run.config.backoff, run.rng, exc.retry_after)
+        return await run.sleep(delay)
+
+    async def _reserve(self, row: st.JobRow, lease: Lease | None = None) -> bool:
+        """The intent and its price's reservation under the cap (batchgen/money/spending.py),
+        and under its account's own cap (several accounts)."""
+        run = self.run
+        if lease is None:
+            ok = await run.money.reserve(row)
+        else:
+            ok = await run.money.reserve(row, lease.name, lease.fits)
+            if ok is False and run.money.over_account:
+                run.account_over_budget(
+                    lease.name, f"account {lease.name}: its max_spend is reached"
+                )
+                return False
         if ok is False:  # over the cap: no new submits; tracking and downloads go on
             note = run.money.stop_message or ""
             if run.stop_submitting(StopReason.BUDGET, note):

@@ -67,6 +67,9 @@ class Tracker:
         if run.config.no_wait and recovered and first_delay > 0:
             return  # not due yet: a later cron run will look
         released = False
+        # Polled with the key of the account that made it (several accounts: --accounts).
+        client = self.client if run.pool is None else run.pool.client_for(row.seq, task_id)
+        account = None if run.pool is None else getattr(client, "account_name", None)
         wake = run.news.wakes.setdefault(task_id, Wakeup(run.clock))  # news may have come before us
         last_request: float | None = None  # loop time of this task's last status request
         try:
@@ -88,7 +91,7 @@ class Tracker:
                         wake.clear()  # news so far is confirmed by this request
                         claim = run.news.claimed_end.pop(task_id, None)
                         last_request = run.clock.now()
-                        status = await self.client.status(task_id, model=row.model)
+                        status = await client.status(task_id, model=row.model)
                         run.stats.polls += 1
                 except Exception as exc:
                     if claim is not None:  # not confirmed either way: the next request does
@@ -98,7 +101,7 @@ class Tracker:
                         raise
                     if verdict.act is Act.STOP_ACCOUNT:
                         assert isinstance(exc, AccountError)
-                        run.account_stop(exc)
+                        run.account_stop(exc, account)
                         return  # the task stays in_flight; a run with a working key goes on
                     if verdict.act is Act.WAIT:
                         run.stats.rate_limited += 1
@@ -160,6 +163,8 @@ class Tracker:
             run.news.forget(task_id)
             if released:
                 run.cap.release(task_id)
+                if run.pool is not None:
+                    run.pool.ended(task_id)
 
     def _unreadable(
         self, row: st.JobRow, task_id: str, submitted_at: float, exc: Exception

@@ -22,7 +22,7 @@ from batchgen import store as st
 from batchgen.models import DEFAULT_MODEL
 from batchgen.money.prices import MICROS, usd
 from batchgen.money.pricing import Pricing, Ticket
-from batchgen.money.spending import OVER_CAP, Spending
+from batchgen.money.spending import OVER_ACCOUNT, OVER_CAP, Fits, Spending
 from batchgen.settings import TRANSIENT_CODES
 from batchgen.store import ledger
 
@@ -58,6 +58,7 @@ class Money:
     unknown_now: int = 0
     credited_now: int = 0
     _settled_with: int = -1  # refundable attempts at the last settlement
+    over_account: bool = False  # the last reserve was refused by its account's own cap only
 
     @classmethod
     def build(
@@ -92,15 +93,20 @@ class Money:
     def turn_would_wait(self, row: st.JobRow) -> bool:
         return self.pricing.turn_would_wait(self.spending.key_of(row))
 
-    async def reserve(self, row: st.JobRow) -> bool | None:
+    async def reserve(
+        self, row: st.JobRow, account: str | None = None, fits: Fits | None = None
+    ) -> bool | None:
         """The intent: True (recorded, send), None (the job is not pending), False (over the
-        cap: nothing recorded, submits must stop). At the cap, refunds the balance shows may
-        free room: the balance is read then (once per new failed task)."""
-        n = self.spending.reserve(row)
+        cap: nothing recorded, submits must stop; `over_account` when only the account's own
+        cap, `fits`, refused it). At the cap, refunds the balance shows may free room: the
+        balance is read then (once per new failed task)."""
+        self.over_account = False
+        n = self.spending.reserve(row, account, fits)
         if n == OVER_CAP and await self.settle_refunds():
             self.spending.stop_message = None
-            n = self.spending.reserve(row)
-        if n == OVER_CAP:
+            n = self.spending.reserve(row, account, fits)
+        self.over_account = n == OVER_ACCOUNT
+        if n in (OVER_CAP, OVER_ACCOUNT):
             return False
         return n is not None
 

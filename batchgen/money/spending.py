@@ -10,6 +10,7 @@ any instant, can never take the total past the cap.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchgen import store as st
@@ -20,6 +21,8 @@ from batchgen.store import ledger, views
 log = logging.getLogger("batchgen.money.spending")
 
 OVER_CAP = -1  # reserve(): the job's price does not fit under the cap
+OVER_ACCOUNT = -2  # reserve(): nor under its account's own cap (accounts/pool.py)
+Fits = Callable[[int], bool]  # does this price fit under an account's cap?
 
 
 @dataclass
@@ -55,10 +58,16 @@ class Spending:
     def price_of(self, row: st.JobRow) -> int:
         return self.book.price(self.key_of(row))
 
-    def reserve(self, row: st.JobRow) -> int | None:
-        """The intent with its reservation. n of the attempt; None if the job is no longer
-        pending; OVER_CAP (nothing written) if its price does not fit under the cap."""
+    def reserve(
+        self, row: st.JobRow, account: str | None = None, fits: Fits | None = None
+    ) -> int | None:
+        """The intent with its reservation, sent by `account` (None: the run's one key). n of
+        the attempt; None if the job is no longer pending; OVER_CAP (nothing written) if its
+        price does not fit under the cap; OVER_ACCOUNT if `fits(price)` says it does not fit
+        under the account's own cap (checked here, with no await before the write)."""
         price = self.price_of(row)
+        if fits is not None and not fits(price):
+            return OVER_ACCOUNT
         if not budget.fits(self.total, price, self.cap):
             if self.stop_message is None:
                 assert self.cap is not None
@@ -68,7 +77,9 @@ class Spending:
                 self.stop_message = stop(self.total, self.cap, price)
             return OVER_CAP
         n = ledger.next_n(self.store, row.seq)
-        if not self.store.mark_submitting(row.seq, (n, self.key_of(row), price)):
+        attempt = (n, self.key_of(row), price)
+        named = {"account": account} if account is not None else {}  # the run's key: NULL
+        if not self.store.mark_submitting(row.seq, attempt, **named):
             return None
         self.total += price
         self._on_wire[row.seq] = (n, price)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from batchgen.simulator.server import Simulator
 
 SIM: web.AppKey[Simulator] = web.AppKey("simulator")
+KEY: web.RequestKey[str] = web.RequestKey("key", str)  # the request's Bearer key
 SUBMIT_PATH = "/api/v1/generateTask/{model}"
 STATUS_PATH = "/api/v1/statusTask/{model}"
 BALANCE_PATH = "/api/v1/apikeys/current-balance"
@@ -125,11 +126,17 @@ async def _guarded(request: web.Request, endpoint: str, work: Any) -> web.Respon
     key = _bearer(request)
     if key is None:
         return _error(request, endpoint, 401, "Missing API key: send Authorization: Bearer <key>")
-    if key not in sim.config.api_keys:
+    if key not in sim.config.api_keys and key not in sim.keys:
         return _error(request, endpoint, 401, "Invalid API key")
-    if not sim.window.try_acquire(now):
+    sim.keys.record(key, endpoint, request.query.get("taskId"))
+    refused = sim.keys.refusal(key)  # a revoked key of its own account (simulator/keys.py)
+    if refused is not None:
+        return _error(request, endpoint, *refused)
+    request[KEY] = key
+    window = sim.keys.window(key) or sim.window
+    if not window.try_acquire(now):
         return _error(
-            request, endpoint, 429, RATE_MESSAGE, _retry_after(sim, sim.window.retry_after(now))
+            request, endpoint, 429, RATE_MESSAGE, _retry_after(sim, window.retry_after(now))
         )
     if dice.in_429_burst():
         return _error(
@@ -212,9 +219,14 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
         return _error(request, "submit", 400, "; ".join(str(i) for i in issues[:3]))
     if sim.credits_left is not None and sim.credits_left <= 0:
         return _error(request, "submit", 400, "Insufficient credits")
-    if not sim.billing.can_pay(body, now, model):
+    key = request[KEY]
+    if not (sim.keys.billing(key) or sim.billing).can_pay(body, now, model):
         return _error(request, "submit", 402, "Insufficient balance, please recharge")
-    if sim.store.in_flight(now) >= sim.config.max_in_flight:
+    own_cap = sim.keys.cap_full(key, now)
+    if own_cap is not None:
+        message = sim.config.concurrency_message.replace("{limit}", str(own_cap))
+        return _error(request, "submit", 429, message, _retry_after(sim, sim.config.scaled(1)))
+    if key not in sim.keys and sim.store.in_flight(now) >= sim.config.max_in_flight:
         return _error(
             request,
             "submit",
@@ -222,7 +234,11 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
             sim.config.concurrency_message.replace("{limit}", str(sim.config.max_in_flight)),
             _retry_after(sim, sim.store.next_free(now)),
         )
-    task = sim.create_task(body, now, model)
+    billing = sim.keys.billing(key)  # a key with a balance of its own pays its tasks
+    task = (
+        sim.create_task(body, now, model, billing) if billing else sim.create_task(body, now, model)
+    )
+    sim.keys.created(key, task.task_id, task.ends, now)
     if sim.dice.roll("p_reset_after_create"):
         sim.observer.unknowable_answer(body)
         return _reset(request, "submit", task.task_id)
@@ -248,7 +264,11 @@ async def _status(request: web.Request, sim: Simulator, now: float) -> web.Respo
     if not task_id:
         return _error(request, "status", 400, "taskId is required")
     task = sim.store.get(task_id)
-    if task is None or task.model != request.match_info["model"]:
+    if (
+        task is None
+        or task.model != request.match_info["model"]
+        or not sim.keys.sees(request[KEY], task_id)
+    ):
         return _error(request, "status", 404, "task not found")
     data = task.status_data(now, sim.origin)
     return _answer(request, "status", 200, envelope(200, "success", data), task_id)
@@ -259,7 +279,8 @@ async def balance(request: web.Request) -> web.Response:
 
 
 async def _balance(request: web.Request, sim: Simulator, now: float) -> web.Response:
-    return _answer(request, "balance", 200, envelope(200, "success", sim.billing.current(now)))
+    billing = sim.keys.billing(request[KEY]) or sim.billing
+    return _answer(request, "balance", 200, envelope(200, "success", billing.current(now)))
 
 
 async def unknown(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from batchgen.simulator.config import SimConfig
 from batchgen.simulator.faults import FaultDice
 from batchgen.simulator.files import result_file
 from batchgen.simulator.imagefetch import ImageFetcher
+from batchgen.simulator.keys import Keys
 from batchgen.simulator.ratelimit import SlidingWindow
 from batchgen.simulator.stats import Observer
 from batchgen.simulator.tasks import Task, TaskStore
@@ -34,6 +35,7 @@ class Simulator:
         self.dice = FaultDice(c)
         self.credits_left: int | None = c.credits
         self.billing = Billing(c.balance, c.prices, c.refund_failed)
+        self.keys = Keys(self.window.period, c.prices, c.refund_failed)  # accounts of their own
         self.observer = Observer(self.window.period)
         self.callbacks = CallbackDispatcher(c, self.dice, self._final_envelope, self.now)
         self.images = ImageFetcher(c.fetch_images)
@@ -93,9 +95,15 @@ class Simulator:
         await self.close()
 
     # used by the routes ----------------------------------------------------------------------
-    def create_task(self, body: dict[str, Any], now: float, model: str = DEFAULT_MODEL) -> Task:
+    def create_task(
+        self,
+        body: dict[str, Any],
+        now: float,
+        model: str = DEFAULT_MODEL,
+        billing: Billing | None = None,
+    ) -> Task:
         task = self.store.create(body, now, self.wall_ms(now), model)
-        self.charge(task, body)
+        self.charge(task, body, billing)
         if self.credits_left is not None:
             self.credits_left -= 1
         self.observer.submitted(body)
@@ -114,10 +122,13 @@ class Simulator:
             task.n_results = 0
             task.end_s = min(task.end_s, max(self.now() - task.created, task.pending_s))
 
-    def charge(self, task: Task, body: dict[str, Any]) -> None:
-        """Bill a task (a new one, or one restored from the sandbox's journal)."""
+    def charge(self, task: Task, body: dict[str, Any], billing: Billing | None = None) -> None:
+        """Bill a task (a new one, or one restored from the sandbox's journal), to its key's
+        own balance if it has one (simulator/keys.py)."""
         fails_at = task.ends if task.fail_code else None
-        self.billing.charge(task.task_id, body, fails_at, task.model)  # at its model's price
+        (billing or self.billing).charge(
+            task.task_id, body, fails_at, task.model
+        )  # at its model's price
 
     def _final_envelope(self, task: Task) -> dict[str, Any]:
         return envelope(200, "success", task.status_data(max(self.now(), task.ends), self.origin))
@@ -133,6 +144,7 @@ class Simulator:
         out["callbacks"] = self.callbacks.summary()
         out["credits_left"] = self.credits_left
         out["billing"] = self.billing.summary(now)
+        out["keys"] = self.keys.summary(now)  # keys with accounts of their own, by label
         out["faults_fired"] = {k: v for k, v in self.dice.fired.items() if v}
         out["rate_window"] = {"limit": self.window.limit, "period_s": self.window.period}
         return out

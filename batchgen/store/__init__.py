@@ -33,6 +33,7 @@ from batchgen.adapters.durability import GroupSync, fsync_path
 from batchgen.errors import StateError
 from batchgen.models import DEFAULT_MODEL
 from batchgen.states import STATES, UNSUCCESSFUL, JobState
+from batchgen.store.jobaccounts import add_account_columns
 from batchgen.store.jobmeta import JobMeta, add_meta_column
 from batchgen.store.moves import JobMoves
 from batchgen.store.rows import (
@@ -126,9 +127,10 @@ class Store(JobMoves, JobMeta):
                 self._migrate_1_to_2()
             if int(version) < 3 and not readonly:
                 self._migrate_2_to_3()
-            if int(version) < 4 and not readonly:
+            if int(version) < 5 and not readonly:
                 with self.transaction() as db:
                     add_meta_column(db)
+                    add_account_columns(db)
                     self.set_meta("schema_version", str(SCHEMA_VERSION))
             return
         if tables:

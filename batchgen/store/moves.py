@@ -73,25 +73,28 @@ class JobMoves:
         except sqlite3.Error as exc:
             raise write_error(exc) from exc
 
-    def mark_submitting(self, seq: int, attempt: tuple[int, str, int] | None = None) -> bool:
+    def mark_submitting(
+        self, seq: int, attempt: tuple[int, str, int] | None = None, account: str | None = None
+    ) -> bool:
         """The intent, committed before the POST (await `synced()` before sending): if we die
         now, the job becomes ambiguous. `attempt` (n, price key, micro-dollars) is the spend
-        ledger's row for it (batchgen/store/ledger.py), written in the same transaction."""
+        ledger's row for it (batchgen/store/ledger.py), written in the same transaction, and
+        both name the `account` that sends it (None: the run's one key; jobaccounts.py)."""
         sql = (
-            "UPDATE jobs SET state=?, submit_attempts=submit_attempts+1, updated_at=?"
+            "UPDATE jobs SET state=?, submit_attempts=submit_attempts+1, updated_at=?, account=?"
             " WHERE seq=? AND state=?"
         )
         now = self._now()
         if attempt is None:
-            done = self._write_one(sql, (SUBMITTING, now, seq, PENDING)).rowcount == 1
+            done = self._write_one(sql, (SUBMITTING, now, account, seq, PENDING)).rowcount == 1
             return done or self._refused(seq, SUBMITTING)
         with self.transaction() as db:
-            if db.execute(sql, (SUBMITTING, now, seq, PENDING)).rowcount != 1:
+            if db.execute(sql, (SUBMITTING, now, account, seq, PENDING)).rowcount != 1:
                 return self._refused(seq, SUBMITTING)
             db.execute(
-                "INSERT INTO attempts (job_seq, n, price_key, price_micros, outcome, started_at)"
-                " VALUES (?, ?, ?, ?, 'sent', ?)",
-                (seq, *attempt, now),
+                "INSERT INTO attempts (job_seq, n, price_key, price_micros, outcome, started_at,"
+                " account) VALUES (?, ?, ?, ?, 'sent', ?, ?)",
+                (seq, *attempt, now, account),
             )
         return True
 

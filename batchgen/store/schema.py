@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """2: every job's `model` is its own (one batch may mix models); files of version 1 held one
 model for the whole batch (meta `model`) and are migrated on open (`_migrate_1_to_2`).
 3: the spend ledger (`attempts`) and learned `prices` (`_migrate_2_to_3`).
 4: each job's `meta` (a JSON object, NULL: none), added to the rows of older files
-(`jobmeta.add_meta_column`)."""
+(`jobmeta.add_meta_column`).
+5: which account made each task (`jobs.account`, `attempts.account`; NULL: the run's one key),
+for runs over several accounts (`jobaccounts.add_account_columns`)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     changed_body     TEXT,                     -- a newer manifest body under this id, not applied
     note             TEXT,                     -- why the job is ambiguous/expired, for people
     updated_at       REAL NOT NULL,
-    meta             TEXT                      -- the job's meta as a JSON object (jobmeta.py)
+    meta             TEXT,                     -- the job's meta as a JSON object (jobmeta.py)
+    account          TEXT                      -- the account of its current submit (NULL: the key)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_task ON jobs (task_id);
@@ -64,6 +67,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     fail_msg     TEXT,
     started_at   REAL NOT NULL,
     ended_at     REAL,
+    account      TEXT,                         -- the account that sent it (NULL: the run's key)
     PRIMARY KEY (job_seq, n)
 );
 CREATE TABLE IF NOT EXISTS prices (

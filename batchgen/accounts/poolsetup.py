@@ -1,0 +1,116 @@
+"""Building a run's account pool from `--accounts FILE`: each account's key (from its variable
+or file), its client, its rate window and in-flight cap, and, with the account database on,
+its own link there (shared limiter and cap, a keeper of its dead runs' tasks), as a run of one
+key would have (accounts/session.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from batchgen import store as st
+from batchgen.accounts.accountsfile import AccountSpec, load_accounts, with_keys
+from batchgen.accounts.keeper import Keeper
+from batchgen.accounts.pool import AccountPool, PooledAccount, missing_accounts
+from batchgen.accounts.session import AccountLink, join
+from batchgen.adapters.client import ApiClient
+from batchgen.adapters.limits import SlidingWindowLimiter
+from batchgen.engine.context import RunContext, StopReason
+from batchgen.engine.inflight import InFlightCap
+from batchgen.errors import AccountError, UsageError
+from batchgen.settings import RunOptions
+from batchgen.store import jobaccounts
+
+log = logging.getLogger("batchgen.accounts")
+
+MakeClient = Callable[[str, SlidingWindowLimiter], ApiClient]  # (key, limiter) -> client
+
+
+def check_accounts(opts: RunOptions, store: st.Store) -> list[AccountSpec]:
+    """The accounts file's accounts (keys not read yet), or UsageError (exit 2, nothing
+    written) when the state file needs an account the run does not have: a batch that ran
+    over accounts resumed without the file, or a file missing an account that made tasks."""
+    specs = load_accounts(opts.accounts_file, opts.rate_period_s) if opts.accounts_file else None
+    names = {s.name for s in specs} if specs is not None else None
+    missing = missing_accounts(store, names)
+    if missing:
+        raise UsageError("; ".join(missing))
+    return specs or []
+
+
+class PoolSetup:
+    """The pool, and each account's link to the account database (None: off)."""
+
+    def __init__(self, pool: AccountPool, links: dict[str, AccountLink]) -> None:
+        self.pool = pool
+        self.links = links
+
+    def attach(self, run: RunContext) -> list[Keeper]:
+        """Bind each account's link to the engine (fail closed: no submits at all; stopped by
+        another run of that account: that account only) and return the keepers to run."""
+
+        def fail_closed(why: str) -> None:
+            first = not run.stopped_by(StopReason.ACCOUNT_DB)
+            run.stop_submitting(StopReason.ACCOUNT_DB, why)
+            if first:
+                log.error("%s", why)
+
+        keepers: list[Keeper] = []
+        for name, link in self.links.items():
+            client = self.pool.accounts[name].client
+
+            def stopped(why: str, name: str = name) -> None:
+                run.account_stop(AccountError(402, why), name)
+
+            async def ended(task_id: str, model: str, client: ApiClient = client) -> bool:
+                return (await client.status(task_id, model=model or None)).terminal
+
+            link.bind(fail_closed, stopped)
+            keeper = link.keeper(ended)
+            if keeper is not None:
+                keepers.append(keeper)
+        return keepers
+
+    async def leave(self) -> None:
+        for link in self.links.values():
+            await link.leave()
+
+
+async def open_pool(
+    opts: RunOptions,
+    store: st.Store,
+    make_client: MakeClient,
+    margin_of: Callable[[float], float],
+) -> PoolSetup:
+    """Every account of the file, keys read (UsageError naming the account, never a key)."""
+    specs = with_keys(check_accounts(opts, store))
+    links: dict[str, AccountLink] = {}
+    accounts: list[PooledAccount] = []
+    store.set_meta("accounts", ",".join(s.name for s in specs))  # resume needs them all
+    try:
+        for spec in specs:
+            limit, period = spec.rate or (opts.rate_limit, opts.rate_period_s)
+            own = dataclasses.replace(
+                opts,
+                api_key=spec.key,
+                rate_limit=limit,
+                rate_period_s=period,
+                max_in_flight=spec.max_in_flight or opts.max_in_flight,
+                account_name=None,
+            )
+            margin = margin_of(period)
+            link = await join(own, store, period + margin, tasks_of=spec.name)
+            links[spec.name] = link
+            recovered = jobaccounts.accounts_in_flight(store.db).get(spec.name, 0)
+            cap = link.make_cap(recovered) or InFlightCap(
+                own.max_in_flight, recovered=recovered, slow_start=not opts.no_wait
+            )
+            client = make_client(spec.key, link.limiter(period, margin))
+            accounts.append(PooledAccount(spec, client, cap, store))
+    except BaseException:
+        for link in links.values():
+            await link.leave()
+        raise
+    log.info("accounts: %s", ", ".join(s.name for s in specs))
+    return PoolSetup(AccountPool(accounts, store), links)

@@ -1,0 +1,76 @@
+"""What a run records in its state file before it starts, and what `resume` reads back: the
+manifest's jobs, meta and local image files, and the run's settings (never a key, nor a
+notifier's URL). Both front doors (the CLI's `run`, `batchgen.run`) record through here."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from batchgen import store as st
+from batchgen.manifest import Manifest
+from batchgen.settings import RunOptions
+
+
+def record_manifest(
+    m: Manifest,
+    opts: RunOptions,
+    *,
+    resubmit_changed: bool = False,
+    also: Callable[[st.Store], None] | None = None,
+) -> st.SyncResult:
+    """A manifest's jobs, their meta, their local image files and the run's settings, in the
+    state file before a run: the one way both front doors (the CLI's `run`, `batchgen.run`)
+    record a manifest. `also` adds what one door records besides (the CLI's options)."""
+    store = st.Store(opts.state_path)
+    try:
+        sync = store.sync_jobs(
+            ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
+        )
+        store.record_meta((job.id, job.meta) for job in m.jobs)
+        record_files(store, m)
+        save_run_settings(store, opts, os.path.abspath(m.path), m.name)
+        if also is not None:
+            also(store)
+        return sync
+    finally:
+        store.close()
+
+
+def record_files(store: st.Store, m: Manifest) -> None:
+    """Each local image's hash and place: what this run (and a resume) uploads or serves."""
+    if not m.local_images:
+        return
+    from batchgen.store.images import ImageRecords
+
+    records = ImageRecords(store.db)
+    with store.transaction():
+        for image in m.local_images.values():
+            records.add_local(image.sha256, image.ext, image.path, image.size)
+
+
+def save_run_settings(
+    store: st.Store, opts: RunOptions, manifest_path: str | None, batch: str | None = None
+) -> None:
+    """What `batchgen resume STATE` needs to continue without the manifest (never the key,
+    nor a notifier's URL); `batch` names it in notifications and metrics."""
+    values = {
+        "output_dir": str(opts.output_dir),
+        "filename_template": opts.filename_template,
+        "model": opts.model,
+        "base_url": opts.base_url,
+        "updated": str(time.time()),
+    }
+    if manifest_path is not None:
+        values["manifest"] = manifest_path
+    if opts.result_store:
+        values["result_store"] = opts.result_store
+    if batch:
+        values["batch"] = batch
+    store.set_meta_many(values)
+
+
+def load_run_settings(store: st.Store) -> dict[str, str]:
+    keys = ("output_dir", "filename_template", "model", "base_url", "manifest", "result_store")
+    return {k: v for k in keys if (v := store.get_meta(k)) is not None}
