@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from batchgen import store as st
 from batchgen.cli import main
 from batchgen.simulator import Simulator
+from tests import s3kit
 from tests.enginekit import KEY, SCALE, pace_args
 from tests.s3kit import S3Server
 
@@ -28,18 +28,9 @@ OUT = f"s3://{BUCKET}/runs/b1"
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
-    server = S3Server(BUCKET).start()
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("APIXO_API_KEY", KEY)
-    monkeypatch.setenv("HOME", "/nonexistent")  # no ~/.aws of the machine's user
-    try:
+    with s3kit.running(BUCKET) as server:
+        s3kit.use_store_env(monkeypatch, server, APIXO_API_KEY=KEY)
         yield server
-    finally:
-        server.stop()
 
 
 def manifest(folder: Path, n: int, *, name: str = "m.yaml", output: str | None = None) -> Path:
