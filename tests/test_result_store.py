@@ -18,6 +18,7 @@ from batchgen.cli import main
 from batchgen.simulator import Simulator
 from tests import s3kit
 from tests.enginekit import KEY, SCALE, pace_args
+from tests.notifykit import serve_hooks
 from tests.s3kit import S3Server
 
 pytestmark = pytest.mark.timeout(120)
@@ -301,3 +302,21 @@ async def test_the_store_follows_the_runs_proxy_rule(s3, tmp_path, capsys, monke
         srv.close()
     err = capsys.readouterr().err
     assert "s3.store.test" in err and "Traceback" not in err
+
+
+async def test_the_notify_json_summary_names_the_report_in_the_bucket(s3, tmp_path) -> None:
+    """Issue 30 with an `s3://` output: the summary's `report` is where the report is for
+    whoever receives it, the bucket's object, not a path on the machine that ran."""
+    path = manifest(tmp_path, 2)
+    state = tmp_path / "local" / "batchgen.db"
+    sim = Simulator(api_keys=frozenset({KEY}), time_scale=SCALE)
+    async with serve_hooks() as hooks, sim:
+        extra = ("--output", OUT, "--notify-json", f"{hooks.base}/hook", "--notify-on", "success")
+        code = await asyncio.to_thread(main, argv(sim, path, state, *extra))
+    assert code == 0
+    (hit,) = hooks.on("/hook")
+    summary = json.loads(hit.body)
+    assert summary["report"] == f"{OUT}/results.jsonl"
+    uploaded = s3.client().get_object(Bucket=BUCKET, Key="runs/b1/results.jsonl")["Body"].read()
+    assert uploaded == (state.parent / "results.jsonl").read_bytes()
+    assert summary["counts"]["done"] == 2
