@@ -19,6 +19,7 @@ from batchgen.simulator import Simulator
 from tests import s3kit
 from tests.enginekit import KEY, SCALE, pace_args
 from tests.notifykit import serve_hooks
+from tests.proxykit import refusing_proxy
 from tests.s3kit import S3Server
 
 pytestmark = pytest.mark.timeout(120)
@@ -265,27 +266,10 @@ def _fetch(url: str) -> bytes:
 async def test_the_store_follows_the_runs_proxy_rule(s3, tmp_path, capsys, monkeypatch) -> None:
     """The probe (and so every upload) goes through the proxy the run's rule picks for the
     endpoint, and not at all with --no-proxy-env."""
-    import socket
-    import threading
-
-    srv = socket.create_server(("127.0.0.1", 0))
-    seen: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
-                conn.sendall(b"HTTP/1.1 403 no\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{srv.getsockname()[1]}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.store.test:9000")  # does not resolve
-    path = manifest(tmp_path, 1)
-    try:
+    with refusing_proxy() as (port, seen):
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.store.test:9000")  # does not resolve
+        path = manifest(tmp_path, 1)
         async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
             code = await asyncio.to_thread(
                 main, argv(sim, path, tmp_path / "a" / "b.db", "--output", OUT)
@@ -298,8 +282,6 @@ async def test_the_store_follows_the_runs_proxy_rule(s3, tmp_path, capsys, monke
             )
             assert code == 3 and seen == []
             assert sim.stats()["tasks"]["total"] == 0
-    finally:
-        srv.close()
     err = capsys.readouterr().err
     assert "s3.store.test" in err and "Traceback" not in err
 
