@@ -77,37 +77,6 @@ def test_request_window_is_exact_and_shared(db: SqliteAccountDb, clock: Clock, t
     assert db.take_request(b).slot is not None  # the first grant left the window
 
 
-def test_requests_asked_together_are_answered_as_one_by_one(
-    db: SqliteAccountDb, clock: Clock, tmp_path
-) -> None:
-    """take_requests(n): one transaction, the same answers as n take_request calls."""
-    a, b = run_info(tmp_path, "a"), run_info(tmp_path, "b")
-    db.register(a)
-    db.register(b)
-    assert db.take_request(b).slot is not None
-    clock.t += 1.0
-    got = db.take_requests(a, 6)  # four fit beside b's; the other two wait for b's to leave
-    assert [g.slot for g in got] == [0, 0, 0, 0, None, None]
-    assert [g.wait for g in got[4:]] == [pytest.approx(9.0)] * 2
-    clock.t += 9.0
-    assert [g.slot for g in db.take_requests(b, 2)] == [0, None]  # b's first one left
-    assert db.take_requests(b, 1)[0].wait == pytest.approx(1.0)  # the batch at t=1001
-    clock.t += 1.0
-    assert [g.slot for g in db.take_requests(a, 5)] == [0] * 4 + [None]
-    clock.t += 20.0  # an empty window, but a pause holds every request
-    db.post_pause(b, 3.0, "429")
-    assert [g.wait for g in db.take_requests(a, 2)] == [pytest.approx(3.0)] * 2
-
-
-def test_a_batch_that_fills_the_window_waits_for_its_own_first(tmp_path, clock) -> None:
-    db = SqliteAccountDb(tmp_path / "accounts.db", now=clock, host="here")
-    a = run_info(tmp_path, "a", adm.Limits(rate_limit=1, window_s=10.0, max_in_flight=3))
-    db.register(a)
-    got = db.take_requests(a, 3)
-    assert [g.slot for g in got] == [0, None, None]
-    assert got[1].wait == pytest.approx(10.0)
-
-
 def test_in_flight_slots_are_tasks_not_leases(db: SqliteAccountDb, tmp_path) -> None:
     a, b = run_info(tmp_path, "a"), run_info(tmp_path, "b")
     db.register(a)

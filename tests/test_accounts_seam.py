@@ -68,24 +68,6 @@ async def test_two_limiters_share_one_window(tmp_path: Path) -> None:
     assert waiting.done()
 
 
-async def test_requests_asked_together_share_one_transaction(tmp_path: Path) -> None:
-    """Polls the grid wakes together ask the account once; what it refuses waits, as one by
-    one, and the window stays exact."""
-    clock = FakeClock()
-    _, (a, b) = runs(tmp_path, clock)
-    la = SharedLimiter(10, 10.0, account=a, clock=clock)
-    lb = SharedLimiter(10, 10.0, account=b, clock=clock)
-    asked = [asyncio.ensure_future(la.acquire()) for _ in range(5)]
-    await clock.settle()
-    assert sum(t.done() for t in asked) == 3  # the account's window: 3 per 10 s
-    assert la.account_asks == 1 and a.calls == 1 and la.account_waits == 2
-    other = asyncio.ensure_future(lb.acquire())
-    await clock.run_for(9.9)
-    assert not other.done() and sum(t.done() for t in asked) == 3
-    await clock.run_for(0.2)
-    assert all(t.done() for t in asked) and other.done()  # the first three left the window
-
-
 async def test_a_pause_one_run_sees_pauses_the_other(tmp_path: Path) -> None:
     clock = FakeClock()
     _, (a, b) = runs(tmp_path, clock)

@@ -45,48 +45,12 @@ class SharedLimiter(SlidingWindowLimiter):
         self.account = account
         self.on_unreachable = on_unreachable
         self.account_waits = 0
-        self.account_asks = 0  # transactions; fewer than requests when they come together
-        self._asking: list[asyncio.Future[Granted]] = []
-        self._asker: asyncio.Task[None] | None = None
-
-    async def _take(self) -> Granted:
-        """The account's answer for one request. Requests that ask in the same moment (the
-        trackers the poll grid wakes together) share one transaction, and one hop to the
-        database's thread and back: per request, that hop cost more CPU than the request."""
-        answer: asyncio.Future[Granted] = asyncio.get_running_loop().create_future()
-        self._asking.append(answer)
-        if self._asker is None:
-            self._asker = asyncio.create_task(self._ask())  # runs after this moment's askers
-        return await answer
-
-    async def _ask(self) -> None:
-        batch: list[asyncio.Future[Granted]] = []
-        try:
-            while self._asking:
-                batch, self._asking = self._asking, []
-                self.account_asks += 1
-                try:
-                    answers = await self.account.call(AccountDb.take_requests, len(batch))
-                except Exception as exc:
-                    for fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for fut, got in zip(batch, answers, strict=True):
-                    if not fut.done():
-                        fut.set_result(got)
-        finally:
-            self._asker = None
-            for fut in batch + self._asking:  # cancelled with the loop: nobody answers them
-                if not fut.done():
-                    fut.cancel()
-            self._asking = []
 
     async def acquire(self, priority: int = SUBMIT) -> float:
         granted = await super().acquire(priority)
         while True:
             try:
-                answer: Granted = await self._take()
+                answer: Granted = await self.account.call(AccountDb.take_request)
             except AccountDbError as exc:
                 self.on_unreachable(str(exc))  # submits stop; this request may be a poll
                 return granted

@@ -17,9 +17,6 @@ KEEP_REQUESTS_S = 120.0
 """Request times older than this (or than twice a run's window) are pruned."""
 
 
-INSERT_ROWS = 200
-"""Request rows per INSERT statement (well under SQLite's limit on parameters)."""
-
 FORGET_RUNS_S = 86400.0
 """An ended run holding no slot is forgotten this long after its end."""
 
@@ -101,13 +98,6 @@ class SqlAccountDb:
         return float(row[0]) if row else 0.0
 
     def take_request(self, run: RunInfo) -> Granted:
-        return self.take_requests(run, 1)[0]
-
-    def take_requests(self, run: RunInfo, n: int) -> list[Granted]:
-        """n request slots in one transaction, answered as n `take_request` calls in a row
-        would be: granted while the window has room and no pause holds, then the first
-        refusal's wait for the rest. Polls due together (the poll grid) share one count and
-        one commit instead of one each (bench/cpu.py: client CPU per 1,000 jobs)."""
         lim = run.limits
         with self._tx(run.account) as db:
             now = self._now()
@@ -119,29 +109,18 @@ class SqlAccountDb:
             (count,) = db.execute(
                 "SELECT count(*) FROM requests WHERE account = ? AND t > ?", (run.account, since)
             ).fetchone()
-            news = self._news(db, run.account)
-            granted, wait = 0, 0.0
-            while granted < n:
-                taken = count + granted
-                frees = None
-                if taken >= lim.rate_limit:
-                    row = db.execute(
-                        "SELECT t FROM requests WHERE account = ? AND t > ? ORDER BY t "
-                        "LIMIT 1 OFFSET ?",
-                        (run.account, since, taken - lim.rate_limit),
-                    ).fetchone()
-                    frees = row[0] if row else now  # one granted in this batch: stamped now
-                wait = adm.request_wait_counted(now, taken, frees, lim, news)
-                if wait > 0:
-                    break
-                granted += 1
-            for start in range(0, granted, INSERT_ROWS):
-                rows = min(INSERT_ROWS, granted - start)
-                db.execute(
-                    "INSERT INTO requests VALUES " + ", ".join(["(?, ?)"] * rows),
-                    (run.account, now) * rows,
-                )
-            return [Granted(slot=0)] * granted + [Granted(wait=wait)] * (n - granted)
+            frees = None
+            if count >= lim.rate_limit:
+                frees = db.execute(
+                    "SELECT t FROM requests WHERE account = ? AND t > ? ORDER BY t "
+                    "LIMIT 1 OFFSET ?",
+                    (run.account, since, count - lim.rate_limit),
+                ).fetchone()[0]
+            wait = adm.request_wait_counted(now, count, frees, lim, self._news(db, run.account))
+            if wait > 0:
+                return Granted(wait=wait)
+            db.execute("INSERT INTO requests VALUES (?, ?)", (run.account, now))
+            return Granted(slot=0)
 
     def reserve_slot(self, run: RunInfo) -> Granted:
         with self._tx(run.account) as db:
