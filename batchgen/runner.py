@@ -146,7 +146,9 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
                 with contextlib.suppress(OSError):
                     report.write_jsonl(store, opts.output_dir / "results.jsonl")
                 if opts.result_store and outcome is not None:
-                    await _upload_report(opts)
+                    uploaded = await _upload_report(opts)
+                    if notices is not None:
+                        notices.report = uploaded  # the summary names the bucket's object
             try:
                 if notices is not None:
                     await _tell(notices, outcome, sys.exc_info()[1])
@@ -168,14 +170,16 @@ async def _tell(
         notices.abandoned(CRASHED)
 
 
-async def _upload_report(opts: RunOptions) -> None:
-    """results.jsonl also goes to PREFIX/results.jsonl, replacing the last run's."""
+async def _upload_report(opts: RunOptions) -> str | None:
+    """results.jsonl also goes to PREFIX/results.jsonl, replacing the last run's: its
+    `s3://` URL, or None when the upload failed (the local file is the report then)."""
     assert opts.result_store is not None
     sinks = ObjectSinks(opts.result_store, opts.output_dir, proxies=run_proxies(opts))
     try:
-        await sinks.put_report(opts.output_dir / "results.jsonl")
+        return await sinks.put_report(opts.output_dir / "results.jsonl")
     except DownloadError as exc:
         log.warning("results.jsonl was not uploaded: %s", exc)
+        return None
 
 
 def default_rate_margin(period_s: float) -> float:

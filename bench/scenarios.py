@@ -79,13 +79,18 @@ async def _batch(
     callbacks: bool = False,
     tag: str = "",
     faults: dict[str, float] | None = None,
+    account_db: str | None = None,
 ) -> dict[str, Any]:
     """One batch of n mixed jobs through the real engine against a simulator process whose cap
-    (and rate, when given) equal the client's, with the simulator's `faults`. Returns figures
-    and the 100 ms timeline."""
+    (and rate, when given) equal the client's, with the simulator's `faults`. `account_db`
+    as `--account-db` (None: a fresh SQLite file in `folder`, so the default admission is
+    measured without touching the real home). Returns figures and the 100 ms timeline."""
     kit.make_state(folder, n, tag)
     sim_knobs: dict[str, Any] = {"max_in_flight": cap, **(faults or {})}
-    opt_knobs: dict[str, Any] = {"max_in_flight": cap}
+    opt_knobs: dict[str, Any] = {
+        "max_in_flight": cap,
+        "account_db": account_db or str(folder / "accounts.db"),
+    }
     if rate is not None:
         sim_knobs.update(rate_limit=rate, rate_period_s=60.0)  # the simulator scales its period
         opt_knobs.update(rate_limit=rate, rate_period_s=60.0 * scale)

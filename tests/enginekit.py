@@ -9,6 +9,7 @@ from typing import Any
 
 from batchgen import store as st
 from batchgen.settings import RunOptions
+from batchgen.simulator import Simulator
 from batchgen.simulator.samples import MODES, sample_body
 
 KEY = "sk-test-0123456789"
@@ -117,3 +118,19 @@ def assert_files_verified(sim: Any, state: Path, out: Path) -> int:
             assert sha256_file(path) == sim.expected_sha256(row["task_id"], f.idx) == f.sha256
             n += 1
     return n
+
+
+def record_bodies(sim: Simulator) -> dict[str, Any]:
+    """Remember the body of every task the simulator creates (it keeps only a count), in
+    `sim.created_bodies` (task id -> body), which is also returned."""
+    bodies: dict[str, Any] = {}
+    sim.created_bodies = bodies  # type: ignore[attr-defined]
+    create = sim.create_task
+
+    def recording(task_body, now, *more):  # type: ignore[no-untyped-def]
+        task = create(task_body, now, *more)  # `more`: the model
+        bodies[task.task_id] = task_body
+        return task
+
+    sim.create_task = recording  # type: ignore[method-assign]
+    return bodies

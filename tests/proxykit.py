@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import yarl
@@ -118,3 +121,27 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
 
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+@contextlib.contextmanager
+def refusing_proxy() -> Iterator[tuple[int, list[bytes]]]:
+    """A stand-in proxy on loopback: (its port, the request line of each connection), every
+    one answered 403 (obstore does not retry it), to see which requests a proxy rule sends."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
+                conn.sendall(b"HTTP/1.1 403 no\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield srv.getsockname()[1], seen
+    finally:
+        srv.close()

@@ -18,19 +18,23 @@ with signature checks on.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import io
 import json
+import os
 import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import boto3
+import pytest
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.server import DomainDispatcherApplication, create_backend_app
@@ -220,3 +224,29 @@ class S3Server:
         from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.reset()  # moto's backends are per process: the next server starts clean
+
+
+@contextlib.contextmanager
+def running(bucket: str = "batchgen-images") -> Iterator[S3Server]:
+    """A started server with `bucket`, stopped afterwards (every S3 test's fixture)."""
+    server = S3Server(bucket).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def store_env(server: S3Server, base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (the environment) with the machine's AWS_* replaced by the server's and HOME
+    nowhere, so no ~/.aws of the machine's user is read."""
+    env = {k: v for k, v in (base or os.environ).items() if not k.startswith("AWS_")}
+    return {**env, **server.env(), "HOME": "/nonexistent"}
+
+
+def use_store_env(monkeypatch: pytest.MonkeyPatch, server: S3Server, **extra: str) -> None:
+    """`store_env` for this process, through the test's monkeypatch (undone after it)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in {**server.env(), "HOME": "/nonexistent", **extra}.items():
+        monkeypatch.setenv(name, value)

@@ -27,7 +27,15 @@ import pytest
 
 from batchgen import store as st
 from batchgen.simulator import Simulator
-from tests.enginekit import KEY, SCALE, assert_files_verified, mixed_jobs, prepare_state, state_rows
+from tests.enginekit import (
+    KEY,
+    SCALE,
+    assert_files_verified,
+    mixed_jobs,
+    prepare_state,
+    record_bodies,
+    state_rows,
+)
 from tests.opskit import resume_argv
 
 LONG = os.environ.get("BATCHGEN_LONG") == "1"
@@ -203,7 +211,7 @@ async def test_sigkill_at_random_moments_loses_nothing_and_pays_nothing_twice(
     FIGURES.clear()
     started = time.monotonic()
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=11, **FAULTS) as sim:
-        _record_bodies(sim)
+        record_bodies(sim)
         while landed < KILLS:
             batches += 1
             landed += await _campaign(tmp_path / f"batch{batches}", sim, rng, KILLS - landed)
@@ -222,16 +230,3 @@ async def test_sigkill_at_random_moments_loses_nothing_and_pays_nothing_twice(
             f"faults fired {fired}; "
             f"{time.monotonic() - started:.1f} s"
         )
-
-
-def _record_bodies(sim: Simulator) -> None:
-    """Remember the body of every task the simulator creates (it keeps only a count)."""
-    sim.created_bodies = {}  # type: ignore[attr-defined]
-    create = sim.create_task
-
-    def recording(body, now, *more):  # type: ignore[no-untyped-def]
-        task = create(body, now, *more)  # `more`: the model
-        sim.created_bodies[task.task_id] = body  # type: ignore[attr-defined]
-        return task
-
-    sim.create_task = recording  # type: ignore[method-assign]

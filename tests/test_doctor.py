@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import s3kit
 from tests.s3kit import S3Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,16 +31,8 @@ def doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 @pytest.fixture
 def s3() -> Iterator[S3Server]:
-    server = S3Server(BUCKET).start()
-    try:
+    with s3kit.running(BUCKET) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def store_env(server: S3Server) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return {**env, **server.env(), "HOME": "/nonexistent"}
 
 
 def test_the_sandbox_and_a_folder_pass_every_check(tmp_path: Path) -> None:
@@ -84,7 +77,7 @@ def test_a_missing_key_fails_with_the_way_out() -> None:
 def test_stores_are_written_read_and_deleted_or_named_with_what_is_missing(
     s3: S3Server, tmp_path: Path
 ) -> None:
-    env = {**store_env(s3), "APIXO_API_KEY": "unused"}
+    env = {**s3kit.store_env(s3), "APIXO_API_KEY": "unused"}
     ok = doctor(
         "--sandbox",
         "--image-store",

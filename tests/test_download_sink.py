@@ -19,6 +19,7 @@ from batchgen.adapters.sinks.local import LocalSink, LocalSinks
 from batchgen.adapters.sinks.localfs import _sidecar_json, part_path, sidecar_path
 from batchgen.adapters.sinks.objectstore import ObjectSinks
 from batchgen.errors import DownloadExpired, DownloadRejected
+from tests import s3kit
 from tests import test_download as base
 from tests.s3kit import S3Server
 from tests.test_download import Fault, blob, sha
@@ -221,13 +222,10 @@ def memory(request, make, tmp_path):
         yield sinks, make(sinks=sinks), tmp_path / "out"
         assert not (tmp_path / "out").exists()  # the Downloader itself never touches a file
         return
-    server = S3Server(BUCKET).start()
-    try:
+    with s3kit.running(BUCKET) as server:
         sinks = BucketSinks(server, tmp_path / "out")
         yield sinks, make(sinks=sinks), tmp_path / "out"
         assert server.refused == []
-    finally:
-        server.stop()
 
 
 def test_both_sinks_implement_the_protocols(tmp_path):

@@ -36,7 +36,15 @@ from batchgen import store as st
 from batchgen.simulator import Simulator
 from batchgen.states import STATES
 from batchgen.store import ledger
-from tests.enginekit import KEY, SCALE, assert_files_verified, body, prepare_state, state_rows
+from tests.enginekit import (
+    KEY,
+    SCALE,
+    assert_files_verified,
+    body,
+    prepare_state,
+    record_bodies,
+    state_rows,
+)
 from tests.opskit import resume_argv
 from tests.test_crash import _run_once
 
@@ -153,18 +161,6 @@ def _created_per_job(sim: Simulator, mix: Mix) -> Counter[str]:
     return made
 
 
-def _record_bodies(sim: Simulator) -> None:
-    sim.created_bodies = {}  # type: ignore[attr-defined]
-    create = sim.create_task
-
-    def recording(task_body, now, *more):  # type: ignore[no-untyped-def]
-        task = create(task_body, now, *more)
-        sim.created_bodies[task.task_id] = task_body  # type: ignore[attr-defined]
-        return task
-
-    sim.create_task = recording  # type: ignore[method-assign]
-
-
 async def run_example(mix: Mix, tmp: Path) -> dict[str, Any]:
     state = prepare_state(tmp, _jobs(mix))
     sim_kw: dict[str, Any] = {
@@ -182,7 +178,7 @@ async def run_example(mix: Mix, tmp: Path) -> dict[str, Any]:
         extra += ["--max-spend", str(mix.max_spend)]
     codes: list[int | None] = []
     async with Simulator(**sim_kw) as sim:
-        _record_bodies(sim)
+        record_bodies(sim)
         argv = resume_argv(state, sim.base_url, *extra, in_flight=mix.client_cap)
         outage = asyncio.ensure_future(_outage(sim, mix)) if mix.outage_after else None
         try:

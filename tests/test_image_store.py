@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from batchgen import store as st
 from batchgen.cli import main
 from batchgen.simulator import Simulator
+from tests import s3kit
 from tests.enginekit import KEY, SCALE, pace_args
 from tests.imagekit import png
 from tests.s3kit import S3Server
@@ -22,18 +22,9 @@ STORE = "s3://batchgen-images/runs"
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
-    server = S3Server().start()
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("APIXO_API_KEY", KEY)
-    monkeypatch.setenv("HOME", "/nonexistent")  # no ~/.aws of the machine's user
-    try:
+    with s3kit.running() as server:
+        s3kit.use_store_env(monkeypatch, server, APIXO_API_KEY=KEY)
         yield server
-    finally:
-        server.stop()
 
 
 def _manifest(folder: Path, jobs: list[tuple[str, str]], name: str = "m.yaml") -> Path:

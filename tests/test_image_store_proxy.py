@@ -5,14 +5,13 @@ proxy, and NO_PROXY was read by another parser than the API's."""
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from batchgen.adapters.proxies import Proxies
 from batchgen.inputs.objectstore import ImageStore, StoreError
+from tests.proxykit import refusing_proxy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,24 +36,8 @@ def test_the_stores_proxy_is_the_runs_choice() -> None:
 
 @pytest.fixture
 def listener() -> Iterator[tuple[int, list[bytes]]]:
-    """A stand-in proxy on loopback: records each request line, answers 403 (obstore does
-    not retry it)."""
-    srv = socket.create_server(("127.0.0.1", 0))
-    seen: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
-                conn.sendall(b"HTTP/1.1 403 no\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield srv.getsockname()[1], seen
-    srv.close()
+    with refusing_proxy() as got:
+        yield got
 
 
 @pytest.mark.parametrize("enabled", [True, False])

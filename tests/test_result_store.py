@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,10 @@ import pytest
 from batchgen import store as st
 from batchgen.cli import main
 from batchgen.simulator import Simulator
+from tests import s3kit
 from tests.enginekit import KEY, SCALE, pace_args
+from tests.notifykit import serve_hooks
+from tests.proxykit import refusing_proxy
 from tests.s3kit import S3Server
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,18 +30,9 @@ OUT = f"s3://{BUCKET}/runs/b1"
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
-    server = S3Server(BUCKET).start()
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("APIXO_API_KEY", KEY)
-    monkeypatch.setenv("HOME", "/nonexistent")  # no ~/.aws of the machine's user
-    try:
+    with s3kit.running(BUCKET) as server:
+        s3kit.use_store_env(monkeypatch, server, APIXO_API_KEY=KEY)
         yield server
-    finally:
-        server.stop()
 
 
 def manifest(folder: Path, n: int, *, name: str = "m.yaml", output: str | None = None) -> Path:
@@ -273,27 +266,10 @@ def _fetch(url: str) -> bytes:
 async def test_the_store_follows_the_runs_proxy_rule(s3, tmp_path, capsys, monkeypatch) -> None:
     """The probe (and so every upload) goes through the proxy the run's rule picks for the
     endpoint, and not at all with --no-proxy-env."""
-    import socket
-    import threading
-
-    srv = socket.create_server(("127.0.0.1", 0))
-    seen: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
-                conn.sendall(b"HTTP/1.1 403 no\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{srv.getsockname()[1]}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.store.test:9000")  # does not resolve
-    path = manifest(tmp_path, 1)
-    try:
+    with refusing_proxy() as (port, seen):
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.store.test:9000")  # does not resolve
+        path = manifest(tmp_path, 1)
         async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE) as sim:
             code = await asyncio.to_thread(
                 main, argv(sim, path, tmp_path / "a" / "b.db", "--output", OUT)
@@ -306,7 +282,23 @@ async def test_the_store_follows_the_runs_proxy_rule(s3, tmp_path, capsys, monke
             )
             assert code == 3 and seen == []
             assert sim.stats()["tasks"]["total"] == 0
-    finally:
-        srv.close()
     err = capsys.readouterr().err
     assert "s3.store.test" in err and "Traceback" not in err
+
+
+async def test_the_notify_json_summary_names_the_report_in_the_bucket(s3, tmp_path) -> None:
+    """Issue 30 with an `s3://` output: the summary's `report` is where the report is for
+    whoever receives it, the bucket's object, not a path on the machine that ran."""
+    path = manifest(tmp_path, 2)
+    state = tmp_path / "local" / "batchgen.db"
+    sim = Simulator(api_keys=frozenset({KEY}), time_scale=SCALE)
+    async with serve_hooks() as hooks, sim:
+        extra = ("--output", OUT, "--notify-json", f"{hooks.base}/hook", "--notify-on", "success")
+        code = await asyncio.to_thread(main, argv(sim, path, state, *extra))
+    assert code == 0
+    (hit,) = hooks.on("/hook")
+    summary = json.loads(hit.body)
+    assert summary["report"] == f"{OUT}/results.jsonl"
+    uploaded = s3.client().get_object(Bucket=BUCKET, Key="runs/b1/results.jsonl")["Body"].read()
+    assert uploaded == (state.parent / "results.jsonl").read_bytes()
+    assert summary["counts"]["done"] == 2

@@ -23,14 +23,13 @@ from typing import Any
 
 from batchgen import store as st
 from batchgen.adapters.answers import TaskStatus
-from batchgen.core import verdicts
 from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.schedule import callback_first_delay
 from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
 from batchgen.engine.context import RunContext
 from batchgen.engine.track import StatusClient, Tracker
-from batchgen.errors import AccountError, IllegalTransition
+from batchgen.errors import IllegalTransition
 
 log = logging.getLogger("batchgen.engine")
 
@@ -161,13 +160,9 @@ class Adoptions:
             try:
                 status = await client.status(task_id, model=row.model)
             except Exception as exc:
-                verdict = verdicts.on_status(exc)
+                verdict = self.tracker.judge(exc, getattr(client, "account_name", None))
                 if verdict is None:
-                    raise
-                if verdict.act is Act.STOP_ACCOUNT:
-                    assert isinstance(exc, AccountError)
-                    run.account_stop(exc, getattr(client, "account_name", None))
-                    return None
+                    return None  # the account stopped
                 if verdict.act is Act.NOT_FOUND:
                     return None  # the API's own word: no such task (a forgery, or gone)
                 delay = policy_retry_delay(

@@ -96,12 +96,8 @@ class Tracker:
                 except Exception as exc:
                     if claim is not None:  # not confirmed either way: the next request does
                         run.news.claimed_end.setdefault(task_id, claim)
-                    verdict = verdicts.on_status(exc)
+                    verdict = self.judge(exc, account)
                     if verdict is None:
-                        raise
-                    if verdict.act is Act.STOP_ACCOUNT:
-                        assert isinstance(exc, AccountError)
-                        run.account_stop(exc, account)
                         return  # the task stays in_flight; a run with a working key goes on
                     if verdict.act is Act.WAIT:
                         run.stats.rate_limited += 1
@@ -165,6 +161,20 @@ class Tracker:
                 run.cap.release(task_id)
                 if run.pool is not None:
                     run.pool.ended(task_id)
+
+    def judge(self, exc: Exception, account: str | None = None) -> verdicts.Verdict | None:
+        """The verdict on a status request's error (verdicts.on_status, pure), with its one
+        side effect applied here for every caller: an account-level error stops the run's
+        submits (of `account` only, in a run over several), and None tells the caller to stop
+        asking. What is not an answer (a bug) is raised again."""
+        verdict = verdicts.on_status(exc)
+        if verdict is None:
+            raise exc
+        if verdict.act is Act.STOP_ACCOUNT:
+            assert isinstance(exc, AccountError)
+            self.run.account_stop(exc, account)
+            return None
+        return verdict
 
     def _unreadable(
         self, row: st.JobRow, task_id: str, submitted_at: float, exc: Exception

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from batchgen.notify.config import APPRISE_MISSING, redact
-from batchgen.notify.deliver import Budget
+from batchgen.notify.deliver import Budget, retrying
 
 log = logging.getLogger("batchgen.notify")
 
@@ -64,32 +64,9 @@ async def send(url: str, title: str, body: str, budget: Budget) -> bool:
         log.warning("--notify %s: apprise does not understand this URL", redact(url))
         return False
     loop = asyncio.get_running_loop()
-    last = "no time left"
-    tries = 0
-    for attempt in range(budget.tries):
-        left = budget.left()
-        if left <= 0:
-            break
-        tries += 1
-        try:
-            async with asyncio.timeout(left / (budget.tries - attempt)):
-                ok = await _in_thread(loop, lambda: target.notify(body=body, title=title))
-            if ok:
-                return True
-            last = "the service refused it"
-        except TimeoutError:
-            last = "no answer in time"
-        except Exception as exc:
-            last = type(exc).__name__
-        if attempt + 1 < budget.tries:
-            pause = min(budget.pause_s * 2**attempt, budget.left())
-            if pause > 0:
-                await asyncio.sleep(pause)
-    log.warning(
-        "message to %s not delivered (%d %s, %s); the run's exit code is unchanged",
-        redact(url),
-        tries,
-        "try" if tries == 1 else "tries",
-        last,
-    )
-    return False
+
+    async def one_try() -> str | None:
+        ok = await _in_thread(loop, lambda: target.notify(body=body, title=title))
+        return None if ok else "the service refused it"
+
+    return await retrying(budget, one_try, errors=(Exception,), what="message", url=url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -39,18 +39,24 @@ def session(proxy_env: bool, connect_timeout_s: float) -> aiohttp.ClientSession:
     )
 
 
-async def send(
-    http: aiohttp.ClientSession,
-    method: str,
-    url: str,
+class Final(str):
+    """Why a try failed, when trying again is no use (the receiver refuses the request as
+    such): `retrying` stops at it."""
+
+
+async def retrying(
     budget: Budget,
+    one_try: Callable[[], Awaitable[str | None]],
     *,
+    errors: tuple[type[Exception], ...],
     what: str,
-    body: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
+    url: str,
 ) -> bool:
-    """True once a 2xx answers. A 4xx other than 408/429 is not tried again (the receiver
-    refuses this request as such); errors, 5xx and timeouts are, while tries and time last."""
+    """The one bounded retry of every notifier: `one_try()` (None: delivered, else why not)
+    up to budget.tries times within the deadline, each try given its share of the time left
+    (a slow first one leaves room for more), pauses doubling between. `errors` are failed
+    tries, named by class only (never str(exc): it may quote the URL). False after one
+    warning; a notifier never changes the run's outcome."""
     last = "no time left"
     tries = 0
     for attempt in range(budget.tries):
@@ -59,19 +65,17 @@ async def send(
             break
         tries += 1
         try:
-            # Each try gets its share of what is left, so a slow first one leaves room for more.
             async with asyncio.timeout(left / (budget.tries - attempt)):
-                async with http.request(method, url, data=body, headers=headers) as resp:
-                    await resp.read()
-            if 200 <= resp.status < 300:
+                why = await one_try()
+            if why is None:
                 return True
-            last = f"HTTP {resp.status}"
-            if 400 <= resp.status < 500 and resp.status not in (408, 429):
+            last = why
+            if isinstance(why, Final):
                 break
         except TimeoutError:
             last = "no answer in time"
-        except (aiohttp.ClientError, OSError) as exc:
-            last = type(exc).__name__  # never str(exc): it may quote the URL
+        except errors as exc:
+            last = type(exc).__name__
         if attempt + 1 < budget.tries:
             pause = min(budget.pause_s * 2**attempt, budget.left())
             if pause > 0:
@@ -85,3 +89,30 @@ async def send(
         last,
     )
     return False
+
+
+async def send(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    budget: Budget,
+    *,
+    what: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bool:
+    """True once a 2xx answers. A 4xx other than 408/429 is not tried again (the receiver
+    refuses this request as such); errors, 5xx and timeouts are, while tries and time last."""
+
+    async def one_try() -> str | None:
+        async with http.request(method, url, data=body, headers=headers) as resp:
+            await resp.read()
+        if 200 <= resp.status < 300:
+            return None
+        if 400 <= resp.status < 500 and resp.status not in (408, 429):
+            return Final(f"HTTP {resp.status}")
+        return f"HTTP {resp.status}"
+
+    return await retrying(
+        budget, one_try, errors=(aiohttp.ClientError, OSError), what=what, url=url
+    )

@@ -49,6 +49,7 @@ class RunNotices:
         self.started_at = time.time()
         self.batch = batch_name(store, opts) if self.settings else ""
         self.engine: Engine | None = None
+        self.report: str | None = None  # where results.jsonl was uploaded (--output s3://)
         self._http: Any = None
         self._start: asyncio.Task[bool] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -134,7 +135,9 @@ class RunNotices:
     def _facts(self, exit_code: int, how: str, ended_at: float) -> RunFacts:
         total, failed = views.unsuccessful(self.store.db, 50)
         cap = self.store.get_meta("max_spend_micros") or ""
-        report = self.opts.output_dir / "results.jsonl" if self.opts.write_results else None
+        report = self.report
+        if report is None and self.opts.write_results:
+            report = str(self.opts.output_dir / "results.jsonl")
         return RunFacts(
             batch=self.batch,
             run_id=self.rid,
@@ -148,7 +151,7 @@ class RunNotices:
             cap_micros=int(cap) if cap.isdigit() else None,
             started_at=self.started_at,
             ended_at=ended_at,
-            report=str(report) if report is not None else None,
+            report=report,
         )
 
     def _stop_ticker(self) -> None:

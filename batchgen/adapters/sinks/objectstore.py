@@ -214,9 +214,9 @@ class ObjectSinks:
     def _url(self, rel: str) -> str:
         return object_url(self.bucket, self.prefix, rel)
 
-    async def put_report(self, path: Path) -> None:
+    async def put_report(self, path: Path) -> str:
         """A report rewritten every run (results.jsonl) to PREFIX/<its name>: the one object
-        batchgen replaces, as it replaces the local file."""
+        batchgen replaces, as it replaces the local file. Returns its `s3://` URL."""
         import obstore
 
         try:
@@ -226,6 +226,7 @@ class ObjectSinks:
             )
         except Exception as exc:
             raise DownloadError(f"{self._url(path.name)}: {s3client.safe_message(exc)}") from None
+        return self._url(path.name)
 
 
 class ObjectSink:
