@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import math
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -107,6 +108,11 @@ def _reset(request: web.Request, endpoint: str, task_id: str | None = None) -> w
     if request.transport is not None:
         request.transport.abort()
     return web.Response(status=500)  # never reaches the client: aiohttp sees a closed transport
+
+
+def key_owner(key: str | None) -> str:
+    """Which account made a task, as a fingerprint: the journal keeps it, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16] if key else ""
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -222,7 +228,7 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
             sim.config.concurrency_message.replace("{limit}", str(sim.config.max_in_flight)),
             _retry_after(sim, sim.store.next_free(now)),
         )
-    task = sim.create_task(body, now, model)
+    task = sim.create_task(body, now, model, key_owner(_bearer(request)))
     if sim.dice.roll("p_reset_after_create"):
         sim.observer.unknowable_answer(body)
         return _reset(request, "submit", task.task_id)
