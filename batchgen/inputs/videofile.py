@@ -133,9 +133,9 @@ def _isobmff(f: BinaryIO, size: int, head: bytes) -> VideoInfo:
         moov = _Mem(f.read(end - start))
         duration = _mvhd_duration(moov)
         if not moov.has_video():
-            raise NotAVideo(f"a {NAMES[kind]} file with no video track")
+            raise NotAVideo(f"an {NAMES[kind]} file with no video track")
         return VideoInfo(kind, duration)
-    raise NotAVideo(f"a {NAMES[kind]} file without its header (no moov box): incomplete?")
+    raise NotAVideo(f"an {NAMES[kind]} file without its header (no moov box): incomplete?")
 
 
 class _Mem:

@@ -16,8 +16,10 @@ from typing import Any
 from batchgen import models
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.inputs.local import LocalImage, LocalResolver
+from batchgen.inputs.localvideo import LocalVideo
 from batchgen.manifest.csvfile import CsvSource
 from batchgen.manifest.jobmodels import Rules, model_rules, union_fields
+from batchgen.manifest.media import resolve_media
 from batchgen.manifest.places import YamlSource, path_parts
 from batchgen.manifest.schema import (
     DEFAULT_MODEL,
@@ -60,7 +62,7 @@ class Manifest:
     filename_template: str  # output.filename, default "{id}.mp4"
     jobs: list[Job] = field(default_factory=list)
     # Image files named by jobs, by content (batchgen.inputs.local), and `images:` settings.
-    local_images: dict[str, LocalImage] = field(default_factory=dict)
+    local_images: dict[str, LocalImage | LocalVideo] = field(default_factory=dict)
     image_store: str | None = None
     image_url_ttl: str | None = None
     budget: dict[str, Any] = field(default_factory=dict)  # `budget:` (batchgen/money/)
@@ -172,7 +174,7 @@ class _Build:
         if self.defaults is not None:
             top = {**self.defaults[0], **top}
             inp = {**self.defaults[1], **inp}
-        body = self.local_images(self.body(top, inp, rules.fields), raw.src)
+        body = self.local_media(self.body(top, inp, rules.fields), raw.src, rules.model)
         if isinstance(raw.src, CsvSource) and (raw.id is not None or raw.repeat is not None):
             meta = {k: v for k, v in (("id", raw.id), ("repeat", raw.repeat)) if v is not None}
             for issue in validate_document({"jobs": [meta]}, MANIFEST_SCHEMA):
@@ -212,17 +214,11 @@ class _Build:
         body["input"] = inputs
         return body
 
-    def local_images(self, body: dict, src: Source) -> dict:
-        """Image files become content references (batchgen.inputs.local); problems placed."""
-        urls = body["input"].get("image_urls")
-        if not isinstance(urls, list):
-            return body
-        resolved, problems = self.local.resolve(urls)
-        for n, message in problems:
-            parts = ("input", "image_urls", n)
+    def local_media(self, body: dict, src: Source, model: str) -> dict:
+        """Image and video files become content references (batchgen/manifest/media.py); a
+        local video breaking its model's rules is a problem at its place."""
+        for parts, message in resolve_media(self.local, body, model):
             self.add(ManifestProblem(*(src.locate(parts) or src.fallback(parts)), message))
-        if resolved != urls:
-            body["input"]["image_urls"] = resolved
         return body
 
     def place(self, path: str, message: str, src: Source) -> None:
