@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen import models
+from batchgen.core.chains import link_problems, placeholder
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.inputs.local import LocalImage, LocalResolver
 from batchgen.inputs.localvideo import LocalVideo
@@ -39,7 +40,7 @@ MANIFEST_SCHEMA = "manifest.schema.json"
 MAX_REPEAT = 1000  # also in schemas/manifest.schema.json
 
 _ID_RE = re.compile(ID_PATTERN)
-_JOB_META = ("id", "repeat", "input", "model", "matrix", "meta")
+_JOB_META = ("id", "repeat", "input", "model", "matrix", "meta", "extends")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Job:
     model: str = DEFAULT_MODEL  # the job's own, else the manifest's `model`
     meta: Mapping[str, Any] = field(default_factory=dict)  # `meta:`; a matrix job's variables
     matrix: str | None = None  # "manifests/x.yaml:12": the matrix job it was expanded from
+    extends: str | None = None  # the job whose task this one continues (batchgen/core/chains)
 
 
 @dataclass
@@ -95,7 +97,7 @@ class _Build:
         self.hidden = 0
         self.defaults: tuple[dict, dict] | None = None
         self.defaults_src: YamlSource | None = None
-        self.pending: list[tuple] = []  # (body, id, repeat, source, model, meta, matrix)
+        self.pending: list[tuple] = []  # (body, id, repeat, source, model, meta, matrix, extends)
         self.local = LocalResolver(Path("."))  # base_dir: the folder of the file being read
 
     def add(self, problem: ManifestProblem) -> None:
@@ -174,14 +176,18 @@ class _Build:
         if self.defaults is not None:
             top = {**self.defaults[0], **top}
             inp = {**self.defaults[1], **inp}
+        inp, extends = self.extends(raw, rules.model, inp)
         body = self.local_media(self.body(top, inp, rules.fields), raw.src, rules.model)
-        if isinstance(raw.src, CsvSource) and (raw.id is not None or raw.repeat is not None):
-            meta = {k: v for k, v in (("id", raw.id), ("repeat", raw.repeat)) if v is not None}
+        own = (("id", raw.id), ("repeat", raw.repeat), ("extends", raw.extends))
+        if isinstance(raw.src, CsvSource) and any(v is not None for _, v in own):
+            meta = {k: v for k, v in own if v is not None}
             for issue in validate_document({"jobs": [meta]}, MANIFEST_SCHEMA):
                 column = path_parts(issue.path)[-1]
                 where = f"{raw.src.where}, column {column}"
                 self.add(ManifestProblem(where, str(column), issue.message))
-        self.pending.append((body, raw.id, raw.repeat, raw.src, rules.model, raw.meta, raw.matrix))
+        self.pending.append(
+            (body, raw.id, raw.repeat, raw.src, rules.model, raw.meta, raw.matrix, extends)
+        )
         if rules.valid(body):
             return
         if len(self.problems) >= MAX_PROBLEMS:
@@ -189,6 +195,18 @@ class _Build:
             return
         for issue in validate_request(body, rules.model):
             self.place(issue.path, issue.message, raw.src)
+
+    def extends(self, raw: RawJob, model: str, inp: dict) -> tuple[dict, str | None]:
+        """`extends: PARENT`: the parent's place in the body (its model's parent field) holds
+        a placeholder until the engine knows the parent's task id (batchgen/core/chains.py)."""
+        parent = raw.extends
+        if not isinstance(parent, str) or not _ID_RE.fullmatch(parent):
+            return inp, None  # the manifest's schema names what is wrong with it
+        name = models.get(model).parent_field
+        if name and inp.get(name) is not None:
+            self.add(ManifestProblem(*_extends_at(raw.src), f"give extends or {name}, not both"))
+            return inp, None
+        return ({**inp, name: placeholder(parent)} if name else inp), parent
 
     def job(self, raw: RawJob) -> None:
         self._job(raw)
@@ -241,7 +259,9 @@ class _Build:
         jobs = manifest.jobs
         seen: dict[str, str] = {}
         copies: dict[str, int] = {}
-        for body, given, repeat, src, model, meta, matrix in self.pending:
+        links: dict[str, tuple[str, str | None]] = {}
+        places: dict[str, Source] = {}
+        for body, given, repeat, src, model, meta, matrix, extends in self.pending:
             if isinstance(given, str) and _ID_RE.fullmatch(given):
                 base = given
             else:
@@ -254,7 +274,13 @@ class _Build:
                     continue
                 seen[job_id] = src.where
                 copy = body if n == 0 else _copy(body)
-                jobs.append(Job(job_id, copy, src.where, len(jobs), model, meta or {}, matrix))
+                job = Job(job_id, copy, src.where, len(jobs), model, meta or {}, matrix, extends)
+                jobs.append(job)
+                links[job_id] = (model, extends)
+                if extends is not None:
+                    places[job_id] = src
+        for job_id, message in link_problems(links, _parent_field, _parent_model).items():
+            self.add(ManifestProblem(*_extends_at(places[job_id]), message))
         if not jobs and not self.problems:
             self.add(ManifestProblem(self.display, "jobs", "the manifest has no jobs"))
         manifest.local_images = self.local.found
@@ -273,6 +299,23 @@ class _Build:
         labels = self.groups[entry]
         shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
         return ManifestProblem(where, path, f"{message} (in {shown})")
+
+
+def _extends_at(src: Source) -> tuple[str, str]:
+    """The place of a job's `extends` (a YAML line, or a CSV cell)."""
+    if isinstance(src, CsvSource):
+        return f"{src.where}, column extends", "extends"
+    return src.at(("extends",))  # type: ignore[union-attr]
+
+
+def _parent_field(model: str) -> str:
+    spec = models.find(model)
+    return spec.parent_field if spec is not None else ""
+
+
+def _parent_model(model: str) -> str:
+    spec = models.find(model)
+    return spec.parent_model if spec is not None else ""
 
 
 def _count(value: Any) -> int | None:
