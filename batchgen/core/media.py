@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+REF_PREFIX = "https://local.batchgen.invalid/sha256/"
+"""How a body names a local file by its content (batchgen/inputs/local.py, images and videos)."""
 DEFAULT_FORMATS = ("mp4", "mov", "m4v", "webm")
 """What a model whose page names no format takes from disk: the containers batchgen reads."""
 MAX_VIDEO_BYTES = 200_000_000

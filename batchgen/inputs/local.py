@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from batchgen.core.media import MAX_VIDEO_BYTES
+from batchgen.core.media import MAX_VIDEO_BYTES, REF_PREFIX
 from batchgen.inputs.localvideo import LocalVideo, inspect_video
 from batchgen.inputs.sniff import (
     EXTENSIONS,
@@ -31,7 +31,6 @@ from batchgen.inputs.sniff import (
     size_warnings,
 )
 
-REF_PREFIX = "https://local.batchgen.invalid/sha256/"
 _REF = re.compile(
     r"^https://local\.batchgen\.invalid/sha256/([0-9a-f]{64})"
     r"(\.jpg|\.png|\.webp|\.mp4|\.mov|\.m4v|\.webm|\.mkv)$"

@@ -10,7 +10,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchgen.core.media import MAX_VIDEO_BYTES
+from batchgen.core.media import MAX_VIDEO_BYTES, REF_PREFIX
 from batchgen.inputs.videofile import EXTENSIONS, NotAVideo, probe
 
 _CHUNK = 1 << 20
@@ -32,8 +32,6 @@ class LocalVideo:
 
     @property
     def ref(self) -> str:
-        from batchgen.inputs.local import REF_PREFIX
-
         return f"{REF_PREFIX}{self.sha256}{self.ext}"
 
 
