@@ -345,6 +345,7 @@ def record_manifest(
             ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
         )
         store.record_meta((job.id, job.meta) for job in m.jobs)
+        store.record_parents((job.id, job.extends) for job in m.jobs)
         record_files(store, m)
         save_run_settings(store, opts, os.path.abspath(m.path), m.name)
         if also is not None:
