@@ -44,7 +44,8 @@ class VideoLimits:
 
     def describe(self) -> str:
         """One line for people (`batchgen models MODEL`, docs)."""
-        parts = [" or ".join(FORMAT_NAMES.get(f, f) for f in self.formats)]
+        names = [FORMAT_NAMES.get(f, f) for f in self.formats]
+        parts = [", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]]
         if self.min_s is not None and self.max_s is not None:
             parts.append(f"{_s(self.min_s)}-{_s(self.max_s)} s each")
         elif self.max_s is not None:
