@@ -119,3 +119,24 @@ def test_the_pure_rules() -> None:
     problems = link_problems(links, lambda m: "f", lambda m: "m")
     assert set(problems) == {"b", "c", "d"}
     assert problems["c"] == "a cycle: c -> d -> b -> c"
+
+
+def test_a_matrix_job_extends_for_each_combination(tmp_path: Path, capsys) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "jobs:\n"
+        f"  - {VEO % 'city'}\n"
+        "  - {id: 'more-{n}', model: veo-3-1-extend, extends: city, prompt: 'go {n}',"
+        " matrix: {n: [1, 2]}}\n",
+        encoding="utf-8",
+    )
+    jobs = load_manifest(manifest).jobs
+    assert [(j.id, j.extends) for j in jobs] == [
+        ("city", None),
+        ("more-1", "city"),
+        ("more-2", "city"),
+    ]
+    manifest.write_text(manifest.read_text().replace("extends: city", "extends: gone"))
+    assert main(["validate", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no job has id 'gone'") == 1  # one place, said once

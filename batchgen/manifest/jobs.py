@@ -279,8 +279,12 @@ class _Build:
                 links[job_id] = (model, extends)
                 if extends is not None:
                     places[job_id] = src
+        said = set()  # a matrix's or repeat's jobs share one place: said once
         for job_id, message in link_problems(links, _parent_field, _parent_model).items():
-            self.add(ManifestProblem(*_extends_at(places[job_id]), message))
+            problem = ManifestProblem(*_extends_at(places[job_id]), message)
+            if (problem.where, problem.json_path, message) not in said:
+                said.add((problem.where, problem.json_path, message))
+                self.add(problem)
         if not jobs and not self.problems:
             self.add(ManifestProblem(self.display, "jobs", "the manifest has no jobs"))
         manifest.local_images = self.local.found
