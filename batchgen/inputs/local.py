@@ -18,6 +18,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from batchgen.core.media import MAX_VIDEO_BYTES, REF_PREFIX
@@ -172,11 +173,8 @@ class LocalResolver:
         self._seen: dict[tuple[Path, bool], LocalImage | LocalVideo | str] = {}
 
     def resolve(
-        self,
-        urls: list,
-        *,
-        video: bool = False,  # type: ignore[type-arg]
-    ) -> tuple[list, list[tuple[int, str]]]:  # type: ignore[type-arg]
+        self, urls: list[Any], *, video: bool = False
+    ) -> tuple[list[Any], list[tuple[int, str]]]:
         """(the list with references in place of files, [(index, problem)])."""
         out = list(urls)
         problems: list[tuple[int, str]] = []

@@ -13,7 +13,9 @@ fragmented MP4 says its length in `mvex/mehd`); a video track is a `trak` whose 
 
 from __future__ import annotations
 
+import io
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -82,7 +84,7 @@ def describe(head: bytes) -> str:
 # -- ISO base media (MP4, MOV, M4V) ------------------------------------------------------------
 
 
-def _boxes(f: BinaryIO, start: int, end: int):  # type: ignore[no-untyped-def]
+def _boxes(f: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload offset, payload end) of each box between `start` and `end`."""
     pos = start
     while pos + 8 <= end:
@@ -144,15 +146,15 @@ class _Mem:
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-    def children(self, start: int, end: int):  # type: ignore[no-untyped-def]
-        import io
-
+    def children(self, start: int, end: int) -> list[tuple[bytes, int, int]]:
         return list(_boxes(io.BytesIO(self.data), start, end))
 
-    def find(self, path: tuple[bytes, ...], start: int = 0, end: int | None = None):  # type: ignore[no-untyped-def]
-        """Every box at `path` below (start, end)."""
+    def find(
+        self, path: tuple[bytes, ...], start: int = 0, end: int | None = None
+    ) -> list[tuple[int, int]]:
+        """(payload start, end) of every box at `path` below (start, end)."""
         end = len(self.data) if end is None else end
-        found = []
+        found: list[tuple[int, int]] = []
         for kind, s, e in self.children(start, end):
             if kind == path[0]:
                 found.extend([(s, e)] if len(path) == 1 else self.find(path[1:], s, e))
@@ -220,7 +222,7 @@ def _vint(f: BinaryIO, keep_marker: bool) -> tuple[int, int]:
     return value, length + 1
 
 
-def _elements(f: BinaryIO, start: int, end: int):  # type: ignore[no-untyped-def]
+def _elements(f: BinaryIO, start: int, end: int) -> Iterator[tuple[int, int, int]]:
     pos = start
     while pos < end:
         f.seek(pos)
