@@ -156,3 +156,27 @@ async def test_random_chains_keep_their_invariants(chain_model, tmp_path: Path, 
         if outcomes[i] == "ok" and (parent is None or rows[f"j{parent}"][0] == "done"):
             assert state_ == "done", job
     assert all(t.fail_code != "TASKID_ERROR" for t in client.tasks.tasks.values())
+
+
+def test_a_child_cancelled_meanwhile_is_left_as_it_is(chain_model, tmp_path: Path) -> None:
+    """`batchgen cancel` from another process while the child waits: its parent's failure
+    does not move it (a move the table refuses is never attempted as a bug)."""
+    from batchgen.engine.chains import Chains
+    from batchgen.engine.context import RunContext
+
+    store = st.Store(tmp_path / "s.db")
+    parent = {"input": {"style": "sketch", "prompt": "p", "seconds": 3}}
+    child = {"input": {**parent["input"], "prompt": "c", "parent": placeholder("p")}}
+    store.sync_jobs([("p", MODEL, parent), ("c", MODEL, child)])
+    store.record_parents([("c", "p")])
+    opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path).paced()
+    chains = Chains(RunContext(store, engine_config(opts)))
+    row = store.job("c")
+    assert row is not None and chains.may_go(row) is False  # waits: no slot
+    assert chains.still_waiting() == 1
+    p = store.job("p")
+    assert p is not None and store.mark_failed(p.seq, "CONTENT_VIOLATION", "no")
+    assert store.cancel([row.seq]) == 1
+    assert chains.ended(p.seq) is False
+    assert store.job("c").state == "cancelled" and chains.still_waiting() == 0  # type: ignore[union-attr]
+    store.close()

@@ -16,6 +16,7 @@ from typing import Any
 from batchgen import store as st
 from batchgen.core.chains import PARENT_FAILED, Next, decide, fill, parent_in, why_failed
 from batchgen.engine.context import RunContext
+from batchgen.errors import IllegalTransition
 from batchgen.inputs.prepare import InputRejected, PrepareInputs
 from batchgen.store.links import Parent
 
@@ -69,8 +70,12 @@ class Chains:
         return False
 
     def _fail(self, row: st.JobRow, parent: Parent) -> None:
-        """PARENT_FAILED, then the same for the children waiting on this one."""
-        self.run.fail(row, PARENT_FAILED, why_failed(parent.id, parent.state, parent.fail_code))
+        """PARENT_FAILED, then the same for the children waiting on this one. A child moved
+        meanwhile by another process (`batchgen cancel`) is left as it is."""
+        try:
+            self.run.fail(row, PARENT_FAILED, why_failed(parent.id, parent.state, parent.fail_code))
+        except IllegalTransition as exc:
+            log.info("%s: not failed for its parent (%s)", row.id, exc)
         for child in self.waiting.pop(row.seq, {}).values():
             self._fail(child, self.run.store.parent(row.id))
 
