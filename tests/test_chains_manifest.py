@@ -140,3 +140,9 @@ def test_a_matrix_job_extends_for_each_combination(tmp_path: Path, capsys) -> No
     assert main(["validate", str(manifest)]) == 2
     err = capsys.readouterr().err
     assert err.count("no job has id 'gone'") == 1  # one place, said once
+
+
+def test_extending_a_repeated_job_names_its_takes() -> None:
+    links = {"p-1": ("m", None), "p-2": ("m", None), "c": ("m", "p")}
+    said = link_problems(links, lambda m: "f", lambda m: "m")["c"]
+    assert said == "no job has id 'p' in this batch (with repeat, its takes are 'p-1', ...)"

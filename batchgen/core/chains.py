@@ -77,6 +77,11 @@ def link_problems(
     `parent_model(model)` the model that parent must be. Checked: the model can extend, the
     parent exists, no cycle, and the parent is of the model the child continues."""
     out: dict[str, str] = {}
+    takes: dict[str, str] = {}  # "p" -> "p-1": a job with `repeat` has numbered ids
+    for job_id in links:
+        base, sep, n = job_id.rpartition("-")
+        if sep and n.isdigit():
+            takes.setdefault(base, job_id)
     for job_id, (model, parent) in links.items():
         if parent is None:
             continue
@@ -86,7 +91,10 @@ def link_problems(
                 "(veo-3-1-extend: taskId, grok-video: task_id)"
             )
         elif parent not in links:
-            out[job_id] = f"no job has id {parent!r} in this batch"
+            hint = (
+                f" (with repeat, its takes are {takes[parent]!r}, ...)" if parent in takes else ""
+            )
+            out[job_id] = f"no job has id {parent!r} in this batch{hint}"
         elif parent == job_id:
             out[job_id] = "a job cannot extend itself"
     for job_id, cycle in _cycles(links).items():
