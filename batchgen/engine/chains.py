@@ -28,6 +28,7 @@ class Chains:
         self.run = run
         self.parents: dict[int, str] = run.store.children()  # child seq -> parent job id
         self.waiting: dict[int, dict[int, st.JobRow]] = {}  # parent seq -> its waiting children
+        self._held: set[int] = set()  # the children in `waiting`: a pass skips them cheaply
 
     def __repr__(self) -> str:
         n = sum(len(c) for c in self.waiting.values())
@@ -39,12 +40,15 @@ class Chains:
         parent_id = self.parents.get(row.seq)
         if parent_id is None:
             return True
+        if row.seq in self._held:  # still waiting: its parent has not ended since (no query)
+            return False
         parent = self.run.store.parent(parent_id)
         verdict = decide(parent.state, parent.task_id)
         if verdict is Next.GO:
             return True
         if verdict is Next.WAIT and parent.seq is not None:
             self.waiting.setdefault(parent.seq, {})[row.seq] = row
+            self._held.add(row.seq)
         else:
             self._fail(row, parent)
         return False
@@ -63,6 +67,7 @@ class Chains:
         if verdict is Next.WAIT:
             return False  # e.g. put back to pending after a transient failure
         del self.waiting[seq]
+        self._held.difference_update(children)
         if verdict is Next.GO:
             return True
         for child in children.values():
@@ -77,6 +82,7 @@ class Chains:
         except IllegalTransition as exc:
             log.info("%s: not failed for its parent (%s)", row.id, exc)
         for child in self.waiting.pop(row.seq, {}).values():
+            self._held.discard(child.seq)
             self._fail(child, self.run.store.parent(row.id))
 
     def still_waiting(self) -> int:
