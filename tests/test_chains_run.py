@@ -126,3 +126,17 @@ async def test_a_resumed_run_sends_the_parents_recorded_task_id(tmp_path: Path) 
     assert rows["more"][0] == "done" and len(tasks) == 2
     assert tasks[1].model == "veo-3-1-extend" and tasks[1].fail_code is None
     assert rows["city"][1] == first["city"][1] == tasks[0].task_id
+
+
+def test_many_chains_each_job_gets_one_coroutine(tmp_path: Path, capsys) -> None:
+    """Parents waiting for their price's turn are still pending when a child's pass reads its
+    page; one that was sent and finished before the pass reached it is not sent again (the
+    engine read the page's row again: before, `done -> submitting` was logged as a bug)."""
+    jobs = []
+    for i in range(16):
+        jobs += [VEO % (f"v{i}", f"scene {i}"), EXT % (f"e{i}", f"v{i}", f"more {i}")]
+    out = tmp_path / "out"
+    argv = ["run", str(_manifest(tmp_path, jobs)), "--sandbox", "--output", str(out)]
+    assert main([*argv, "--max-in-flight", "4"]) == 0
+    assert "a bug in batchgen" not in capsys.readouterr().err
+    assert {v[0] for v in _rows(out / "batchgen.db").values()} == {"done"}

@@ -271,6 +271,13 @@ class Engine:
         )
         return False
 
+    def _still_pending(self, row: st.JobRow) -> bool:
+        """A page is a snapshot: a job active when it was read (waiting for its price's turn)
+        may have been sent and finished before this pass reached it. Read again before a
+        second coroutine is made for it (a child's pass makes this common)."""
+        fresh = self.context.store.job_by_seq(row.seq)
+        return fresh is not None and fresh.state == st.PENDING
+
     def _spawn_now(self, row: st.JobRow, coro: Coroutine[Any, Any, None]) -> None:
         """Spawn into the running task group (adoptions, watchers of ambiguous jobs)."""
         if self._tg is None:
@@ -322,6 +329,9 @@ class Engine:
                     return
                 if row.seq in self._active:  # spawned by another pass while this one waited
                     self._passed_over.add(row.seq)
+                    run.cap.unreserve()
+                    continue
+                if not self._still_pending(row):  # its coroutine ran and ended meanwhile
                     run.cap.unreserve()
                     continue
                 self._chosen.add(row.seq)
