@@ -133,7 +133,8 @@ async def run_async(
         **fields,
     )
     if m.local_images and not opts.image_store and not sandbox:
-        raise UsageError(f"{m.path}: {len(m.local_images)} local image file(s) need image_store=")
+        n = len(m.local_images)
+        raise UsageError(f"{m.path}: {n} local image or video file(s) need image_store=")
     if sandbox:
         opts = dataclasses.replace(
             opts,

@@ -40,7 +40,6 @@ from batchgen.errors import (
     DownloadError,
     RateLimited,
     ServerError,
-    UsageError,
 )
 from batchgen.hooks import RunHooks
 from batchgen.inputs.setup import prepare_inputs
@@ -52,6 +51,7 @@ from batchgen.money import (
 )
 from batchgen.money.prices import usd
 from batchgen.notify.run import CRASHED, RunNotices
+from batchgen.runsettings import check_only
 from batchgen.settings import DEFAULT_BASE_URL, RunOptions
 from batchgen.ui import report
 
@@ -132,7 +132,7 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
                 n = store.requeue_ambiguous()
                 if n:
                     log.warning("resubmitting %d ambiguous job(s), as asked", n)
-            _check_only(store, opts)
+            check_only(store, opts)
             if hooks.on_result is not None:
                 store.on_finished = report.telling(store, hooks.on_result)
             outcome = await _run_engine(store, opts, hooks)
@@ -389,14 +389,3 @@ def retried(
         return await call()
 
     return again
-
-
-def _check_only(store: st.Store, opts: RunOptions) -> None:
-    """--only names jobs of this state file: a typo is an error (exit 2), never a run that
-    quietly submits nothing."""
-    if not opts.only_ids:
-        return
-    unknown = [job_id for job_id in opts.only_ids if store.job(job_id) is None]
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise UsageError(f"--only names no job of this state file: {shown}")

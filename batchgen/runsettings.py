@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from batchgen import store as st
+from batchgen.errors import UsageError
 from batchgen.manifest import Manifest
 from batchgen.settings import RunOptions
 
@@ -29,6 +30,7 @@ def record_manifest(
             ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
         )
         store.record_meta((job.id, job.meta) for job in m.jobs)
+        store.record_parents((job.id, job.extends) for job in m.jobs)
         record_files(store, m)
         save_run_settings(store, opts, os.path.abspath(m.path), m.name)
         if also is not None:
@@ -74,3 +76,14 @@ def save_run_settings(
 def load_run_settings(store: st.Store) -> dict[str, str]:
     keys = ("output_dir", "filename_template", "model", "base_url", "manifest", "result_store")
     return {k: v for k in keys if (v := store.get_meta(k)) is not None}
+
+
+def check_only(store: st.Store, opts: RunOptions) -> None:
+    """--only names jobs of this state file: a typo is an error (exit 2), never a run that
+    quietly submits nothing."""
+    if not opts.only_ids:
+        return
+    unknown = [job_id for job_id in opts.only_ids if store.job(job_id) is None]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise UsageError(f"--only names no job of this state file: {shown}")

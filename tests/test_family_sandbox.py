@@ -54,6 +54,11 @@ def test_a_batch_across_the_family_in_the_sandbox(tmp_path: Path, name: str) -> 
         store.close()
     journal = (out / "batchgen.db.sandbox.jsonl").read_text().splitlines()[1:]
     assert sorted(json.loads(line)["model"] for line in journal) == sorted(want.values())
+    made = [json.loads(line) for line in journal]  # in the order the simulator made them
+    for n, rec in enumerate(made):  # an extension names a veo-3-1 task made before it
+        if rec["model"] == "veo-3-1-extend":
+            parent = rec["body"]["input"]["taskId"]
+            assert [r["model"] for r in made[:n] if r["task_id"] == parent] == ["veo-3-1"]
     report = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert {r["id"]: r["model"] for r in report} == want
     assert main(["gallery", str(out / "batchgen.db")]) == 0

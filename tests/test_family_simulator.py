@@ -30,3 +30,22 @@ def test_an_extension_needs_a_finished_task_of_its_parent_model() -> None:
         assert failed.end_s <= failed.pending_s + 1.0
         data = failed.status_data(later + failed.end_s, "http://x")
         assert data["failCode"] == "TASKID_ERROR" and "taskId" in data["failMsg"]
+
+
+def test_an_extension_names_a_task_of_its_own_account() -> None:
+    """Another key's finished veo-3-1 task is as good as an unknown id: TASKID_ERROR."""
+    config = SimConfig(time_scale=1.0, seed=3, p_content_violation=0.0, p_invalid_image=0.0,
+                       p_transient=0.0)  # fmt: skip
+    store = TaskStore(config)
+    parent = store.create(VEO, 0.0, 0, "veo-3-1", owner="alice")
+    later = parent.ends + 1.0
+    theirs = store.create(_extend(parent.task_id), later, 0, "veo-3-1-extend", owner="bob")
+    ours = store.create(_extend(parent.task_id), later, 0, "veo-3-1-extend", owner="alice")
+    assert theirs.fail_code == "TASKID_ERROR" and ours.fail_code is None
+
+
+def test_a_grok_video_without_task_id_needs_no_parent() -> None:
+    store = TaskStore(SimConfig(time_scale=1.0, seed=3, p_content_violation=0.0,
+                                p_invalid_image=0.0, p_transient=0.0))  # fmt: skip
+    body = {"input": {"mode": "text-to-video", "prompt": "a lake", "duration": 6}}
+    assert store.create(body, 0.0, 0, "grok-video").fail_code is None

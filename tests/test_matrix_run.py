@@ -113,11 +113,11 @@ def test_a_state_file_of_version_3_gets_meta(tmp_path: Path) -> None:
     assert "".join(report.to_csv_rows(reader)).splitlines()[0].endswith("note,attempts")
     reader.close()
     store = st.Store(path)
-    assert store.get_meta("schema_version") == str(st.SCHEMA_VERSION) == "5"
+    assert store.get_meta("schema_version") == str(st.SCHEMA_VERSION) == "6"
     assert store.record_meta([("job-0", {"season": "winter"})]) == 1
     assert next(report.records(store))["meta"] == {"season": "winter"}
     store.close()
-    assert st.Store(path).get_meta("schema_version") == "5"  # idempotent
+    assert st.Store(path).get_meta("schema_version") == str(st.SCHEMA_VERSION)  # idempotent
 
 
 def test_filename_template_takes_meta() -> None:

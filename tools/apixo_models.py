@@ -53,6 +53,7 @@ def spec(
     durations: dict[str, Any] | None = None,
     display: list[str] | None = None,
     former: list[str] | None = None,
+    video: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": model,
@@ -74,7 +75,12 @@ def spec(
     out["price_note"] = price_note
     out["durations"] = durations or {}
     out["display"] = display or ["mode", "duration", "resolution", "aspect_ratio"]
+    if video:
+        out["video_limits"] = video
     return out
+
+
+MP4_MOV_M4V = ["mp4", "mov", "m4v"]
 
 
 def kling_2_6() -> tuple[dict, dict]:
@@ -164,6 +170,7 @@ def kling_3_0_std() -> tuple[dict, dict]:
         f"{PAGE}kling-3-0-std (/ja/, /fr/)",
         "E",
         durations={T2V: "3-15", I2V: "3-15"},
+        video={"formats": MP4_MOV_M4V, "max_s": 30},
     )
 
 
@@ -441,7 +448,14 @@ def seedance_2(model: str, title: str, fast: bool) -> tuple[dict, dict]:
     ]
     body = schema(model, title, inputs, ["mode", "prompt"], rules)
     where = "/ru/ (E), /pl/, /ja/ (C)" if fast else "/ko/"
-    return body, spec(model, title, f"{PAGE}{model} ({where})", "E", durations={"*": "4-15"})
+    return body, spec(
+        model,
+        title,
+        f"{PAGE}{model} ({where})",
+        "E",
+        durations={"*": "4-15"},
+        video={"min_s": 2, "max_s": 15, "total_max_s": 15},
+    )
 
 
 def wan_2_5_video() -> tuple[dict, dict]:
@@ -549,6 +563,7 @@ def wan_2_2_animate() -> tuple[dict, dict]:
         "E",
         price_note="not documented (billed by the input video's length, 5-120 s): learned from the balance",
         display=["mode", "type", "resolution"],
+        video={"formats": MP4_MOV_M4V, "max_s": 120},
     )
 
 
@@ -843,7 +858,7 @@ def grok_video() -> tuple[dict, dict]:
     body = schema("grok-video", "Grok Video", inputs, ["mode", "prompt"], rules)
     return body, spec(
         "grok-video", "Grok Video", f"{PAGE}grok-video (/es/, /pl/)", "C", durations={"*": "6-30"}
-    )
+    ) | {"parent_field": "task_id", "parent_model": "grok-image"}
 
 
 MODELS: dict[str, tuple[dict, dict]] = {

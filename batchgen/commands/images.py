@@ -25,7 +25,7 @@ def settle_store(args: argparse.Namespace, manifest: Manifest) -> None:
         args.image_url_ttl = _seconds(manifest.image_url_ttl)
     if manifest.local_images and not args.image_store and not args.sandbox:
         n = len(manifest.local_images)
-        raise UsageError(f"{manifest.path}: {n} local image file(s) {NEEDS_STORE}")
+        raise UsageError(f"{manifest.path}: {n} local image or video file(s) {NEEDS_STORE}")
 
 
 def warn_small_files(manifest: Manifest) -> None:
@@ -42,6 +42,6 @@ def warn_without_store(manifest: Manifest) -> None:
     if manifest.local_images and not manifest.image_store:
         n = len(manifest.local_images)
         print(
-            f"warning: {manifest.path}: {n} local image file(s): a run {NEEDS_STORE}",
+            f"warning: {manifest.path}: {n} local image or video file(s): a run {NEEDS_STORE}",
             file=sys.stderr,
         )

@@ -72,6 +72,14 @@ def _text(info: dict) -> str:
     if info["durations"]:
         shown = "; ".join(f"{m}: {_span(d)}" for m, d in info["durations"].items())
         lines.append(f"  durations:  {shown}")
+    if info["continues"]:
+        cont = info["continues"]
+        lines.append(
+            f"  continues:  a {cont['model']} task named in {cont['field']}"
+            " (write `extends: JOB_ID` in a manifest)"
+        )
+    if info["local_videos"]:
+        lines.append(f"  videos:     local files in video_urls: {info['local_videos']}")
     prices = info["prices"]
     table = ", ".join(f"{k} ${v}" for k, v in prices["usd"].items()) or "none"
     lines.append(f"  prices:     {table} (per task; {prices['note']})")

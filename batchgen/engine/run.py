@@ -27,6 +27,7 @@ from batchgen.adapters.client import ApiClient
 from batchgen.adapters.download.attempt import Downloader
 from batchgen.clock import LOOP_CLOCK, Clock
 from batchgen.engine.adopt import Adoptions
+from batchgen.engine.chains import Chains
 from batchgen.engine.chooser import AccountChooser
 from batchgen.engine.config import EngineConfig, EngineStats, RunOutcome
 from batchgen.engine.context import RunContext
@@ -66,7 +67,8 @@ class Engine:
         run.pool = pool  # several accounts (--accounts): accounts/pool.py
         self.client = client
         self.tracker = Tracker(run, client)
-        self.submitter = Submitter(run, client, self.tracker, inputs)
+        self.chains = Chains(run)  # children wait for their parent here, holding no slot
+        self.submitter = Submitter(run, client, self.tracker, self.chains.wrap(inputs))
         self.downloads = Downloads(run, downloader)
         if client is not None:  # a 429 naming no limit is read against our tasks (ApiClient)
             client.tasks_in_flight = lambda: run.cap.tasks
@@ -210,6 +212,11 @@ class Engine:
             # Jobs put back to pending after the cap stopped submits (a transient resubmit)
             # say why they were not sent either.
             ledger.note_pending(run.store, run.money.stop_message)
+        if self.chains.still_waiting():
+            run.messages.append(
+                f"{self.chains.still_waiting()} job(s) wait for a parent job that did not "
+                "succeed in this run: they stay pending for the next run"
+            )
         if self.adoptions.adopted:
             run.messages.append(
                 f"{self.adoptions.adopted} ambiguous job(s) adopted their task: its callback "
@@ -267,6 +274,13 @@ class Engine:
         )
         return False
 
+    def _still_pending(self, row: st.JobRow) -> bool:
+        """A page is a snapshot: a job active when it was read (waiting for its price's turn)
+        may have been sent and finished before this pass reached it. Read again before a
+        second coroutine is made for it (a child's pass makes this common)."""
+        fresh = self.context.store.job_by_seq(row.seq)
+        return fresh is not None and fresh.state == st.PENDING
+
     def _spawn_now(self, row: st.JobRow, coro: Coroutine[Any, Any, None]) -> None:
         """Spawn into the running task group (adoptions, watchers of ambiguous jobs)."""
         if self._tg is None:
@@ -277,6 +291,8 @@ class Engine:
     def _ended(self, task: asyncio.Task[None], seq: int) -> None:
         self._lifecycles.discard(task)
         self._active.discard(seq)
+        if self.chains.ended(seq):  # its children may go: a new pass
+            self.context.resubmits.set()
         if seq in self._passed_over:  # a pass skipped it while it lived: look again
             self._passed_over.discard(seq)
             self.context.resubmits.set()
@@ -307,7 +323,7 @@ class Engine:
                 return
             for row in page:
                 last_seq = row.seq
-                if not self._may_submit(row):
+                if not self._may_submit(row) or not self.chains.may_go(row):
                     continue
                 if row.seq in self._active:
                     self._passed_over.add(row.seq)
@@ -316,6 +332,9 @@ class Engine:
                     return
                 if row.seq in self._active:  # spawned by another pass while this one waited
                     self._passed_over.add(row.seq)
+                    run.cap.unreserve()
+                    continue
+                if not self._still_pending(row):  # its coroutine ran and ended meanwhile
                     run.cap.unreserve()
                     continue
                 self._chosen.add(row.seq)

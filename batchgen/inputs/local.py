@@ -18,8 +18,11 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from batchgen.core.media import MAX_VIDEO_BYTES, REF_PREFIX
+from batchgen.inputs.localvideo import LocalVideo, inspect_video
 from batchgen.inputs.sniff import (
     EXTENSIONS,
     MAX_IMAGE_BYTES,
@@ -29,8 +32,11 @@ from batchgen.inputs.sniff import (
     size_warnings,
 )
 
-REF_PREFIX = "https://local.batchgen.invalid/sha256/"
-_REF = re.compile(r"^https://local\.batchgen\.invalid/sha256/([0-9a-f]{64})(\.jpg|\.png|\.webp)$")
+_REF = re.compile(
+    r"^https://local\.batchgen\.invalid/sha256/([0-9a-f]{64})"
+    r"(\.jpg|\.png|\.webp|\.mp4|\.mov|\.m4v|\.webm|\.mkv)$"
+)
+VIDEO_EXTS = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv"})
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -147,24 +153,28 @@ _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 def read_verified(path: str, sha256: str) -> bytes | None:
     """The file's bytes if they still hash to `sha256` (the job was made from them)."""
+    limit = MAX_VIDEO_BYTES if Path(path).suffix.lower() in VIDEO_EXTS else MAX_IMAGE_BYTES
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_IMAGE_BYTES + 1)
+            data = f.read(max(limit, MAX_IMAGE_BYTES) + 1)
     except OSError:
         return None
     return data if hashlib.sha256(data).hexdigest() == sha256 else None
 
 
 class LocalResolver:
-    """Turns the local entries of a body's image_urls into references, inspecting each
-    distinct file once. Collects the files found (`found`) for the state file."""
+    """Turns the local entries of a body's image_urls (or video_urls) into references,
+    inspecting each distinct file once. Collects the files found (`found`) for the state
+    file, and the videos a body names (`videos`) for its model's rules."""
 
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
-        self.found: dict[str, LocalImage] = {}  # sha256 -> file
-        self._seen: dict[Path, LocalImage | str] = {}
+        self.found: dict[str, LocalImage | LocalVideo] = {}  # sha256 -> file
+        self._seen: dict[tuple[Path, bool], LocalImage | LocalVideo | str] = {}
 
-    def resolve(self, urls: list) -> tuple[list, list[tuple[int, str]]]:  # type: ignore[type-arg]
+    def resolve(
+        self, urls: list[Any], *, video: bool = False
+    ) -> tuple[list[Any], list[tuple[int, str]]]:
         """(the list with references in place of files, [(index, problem)])."""
         out = list(urls)
         problems: list[tuple[int, str]] = []
@@ -172,12 +182,13 @@ class LocalResolver:
             path = local_path(entry, self.base_dir)
             if path is None:
                 continue
-            result = self._seen.get(path)
+            result = self._seen.get((path, video))
             if result is None:
-                result = self._seen[path] = inspect(path)
+                result = self._seen[(path, video)] = inspect_video(path) if video else inspect(path)
             if isinstance(result, str):
                 problems.append((n, result))
-                out[n] = f"{REF_PREFIX}{'0' * 64}.png"  # one problem, not a second "not a URL"
+                blank = ".mp4" if video else ".png"  # one problem, not a second "not a URL"
+                out[n] = f"{REF_PREFIX}{'0' * 64}{blank}"
                 continue
             self.found.setdefault(result.sha256, result)
             out[n] = result.ref

@@ -1,5 +1,5 @@
-"""The sandbox's stand-in for an image store: the run serves its local image files itself on
-loopback, so `--sandbox` with image files needs no cloud account. URLs carry a token made
+"""The sandbox's stand-in for an image store: the run serves its local image and video files
+itself on loopback, so `--sandbox` with such files needs no cloud account. URLs carry a token made
 with a per-run secret (like a presigned URL), and only files of this run are served."""
 
 from __future__ import annotations
@@ -13,8 +13,15 @@ from aiohttp import web
 
 from batchgen.inputs.local import read_verified
 from batchgen.inputs.sniff import CONTENT_TYPES
+from batchgen.inputs.videofile import CONTENT_TYPES as VIDEO_TYPES
+from batchgen.inputs.videofile import EXTENSIONS as VIDEO_EXTENSIONS
 
-_TYPES = {".jpg": CONTENT_TYPES["jpeg"], ".png": CONTENT_TYPES["png"], ".webp": "image/webp"}
+_TYPES = {
+    ".jpg": CONTENT_TYPES["jpeg"],
+    ".png": CONTENT_TYPES["png"],
+    ".webp": "image/webp",
+    **{ext: VIDEO_TYPES[kind] for kind, ext in VIDEO_EXTENSIONS.items()},
+}
 
 
 class LocalServer:

@@ -19,6 +19,8 @@ from batchgen.adapters.proxies import Proxies
 from batchgen.adapters.s3client import aws_settings, safe_message
 from batchgen.inputs.local import read_verified
 from batchgen.inputs.sniff import CONTENT_TYPES
+from batchgen.inputs.videofile import CONTENT_TYPES as VIDEO_TYPES
+from batchgen.inputs.videofile import EXTENSIONS as VIDEO_EXTENSIONS
 
 __all__ = ["ImageStore", "StoreError", "aws_settings", "parse_store_url", "safe_message"]
 
@@ -89,7 +91,12 @@ class ImageStore:
         data = await asyncio.to_thread(read_verified, path, sha256)
         if data is None:
             raise StoreError(f"{path} changed or vanished since the manifest was read")
-        content_type = CONTENT_TYPES[_KIND_OF_EXT.get(Path(name).suffix, "png")]
+        suffix = Path(name).suffix
+        video = next((k for k, e in VIDEO_EXTENSIONS.items() if e == suffix), None)
+        if video is not None:
+            content_type = VIDEO_TYPES[video]
+        else:
+            content_type = CONTENT_TYPES[_KIND_OF_EXT.get(suffix, "png")]
         try:
             await obstore.put_async(store, name, data, attributes={"Content-Type": content_type})
         except Exception as exc:

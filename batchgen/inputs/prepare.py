@@ -55,34 +55,44 @@ class Inputs:
             await server.aclose()
 
     async def __call__(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """`body` with every image ready to send; raises InputRejected."""
+        """`body` with every image and local video ready to send; raises InputRejected."""
         inp = body.get("input")
-        urls = inp.get("image_urls") if isinstance(inp, dict) else None
-        if not isinstance(urls, list) or not urls:
+        if not isinstance(inp, dict):
             return body
-        ready: list[Any] = []
         warnings: list[str] = []
+        ready = dict(inp)
+        for name in ("image_urls", "video_urls"):
+            urls = inp.get(name)
+            if isinstance(urls, list) and urls:
+                ready[name] = await self._ready(name, urls, warnings)
+        if warnings:
+            self.records.note_warning(job_id, "; ".join(warnings))
+        return {**body, "input": ready}
+
+    async def _ready(self, name: str, urls: list[Any], warnings: list[str]) -> list[Any]:
+        """One media field's URLs: local files presigned (or served), remote images checked;
+        a remote video goes as written (the provider fetches it, as before)."""
+        ready: list[Any] = []
+        what = "image" if name == "image_urls" else "video"
         for n, url in enumerate(urls):
             if not isinstance(url, str):
                 ready.append(url)
             elif self.is_local(url):
                 if self.resolve_local is None:
                     raise InputRejected(
-                        f"image_urls[{n}] is a local file: a run needs --image-store "
+                        f"{name}[{n}] is a local file: a run needs --image-store "
                         "s3://BUCKET/PREFIX (or images: {store: ...} in the manifest)",
                         "IMAGE_UPLOAD",
                     )
                 ready.append(await self.resolve_local(url))
                 local_warnings = getattr(self.resolve_local, "warnings", None)
                 if local_warnings is not None:
-                    warnings.extend(f"image {n + 1}: {w}" for w in local_warnings(url))
+                    warnings.extend(f"{what} {n + 1}: {w}" for w in local_warnings(url))
             else:
-                if self.preflight is not None:
+                if self.preflight is not None and what == "image":
                     check = await self.preflight.check(url)
                     if check.error is not None:
                         raise InputRejected(f"image {describe_url(url)}: {check.error}")
                     warnings.extend(f"image {n + 1}: {w}" for w in check.warnings)
                 ready.append(url)
-        if warnings:
-            self.records.note_warning(job_id, "; ".join(warnings))
-        return {**body, "input": {**inp, "image_urls": ready}}
+        return ready

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from batchgen.inputs.local import parse_ref
+from batchgen.inputs.local import VIDEO_EXTS, parse_ref
 from batchgen.inputs.objectstore import ImageStore, StoreError
 from batchgen.inputs.prepare import InputRejected
 from batchgen.inputs.sniff import HEAD_BYTES, size_warnings, sniff
@@ -79,6 +79,8 @@ class LocalUploads:
         if parsed is None or known is None:
             return []
         sha256 = parsed[0]
+        if parsed[1] in VIDEO_EXTS:
+            return []  # Kling's size rules are about images
         if sha256 not in self._warnings:
             path = known[1]
             try:

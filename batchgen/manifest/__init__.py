@@ -124,7 +124,10 @@ def _load_yaml(path: Path, display: str) -> Manifest:
             top, inp = build.split(job, src, aliases)
             meta = clean_meta(job.get("meta"), lambda at, m, s=src: build.add(
                 ManifestProblem(*s.at(("meta", *at)), m)))  # fmt: skip
-            build.job(RawJob(top, inp, job.get("id"), job.get("repeat"), src, own, meta))
+            extends = job.get("extends")
+            build.job(
+                RawJob(top, inp, job.get("id"), job.get("repeat"), src, own, meta, None, extends)
+            )
     csv_name = doc.get("jobs_csv")
     if isinstance(csv_name, str) and csv_name:
         csv_display = os.path.join(os.path.dirname(display), csv_name)

@@ -2,11 +2,11 @@
 
 Columns are the request fields of the model's schema (`mode`, `prompt`, `duration`, ...,
 `provider`, `request_type`, `callback_url`) of every known model, plus `id`, `repeat`, `model`
-(the row's model; empty: the manifest's), and `image_url` /
-`end_image_url` as a spelling of `image_urls`, and `meta.<name>` columns (the row's meta, as
-text: what the report writes back in the same columns). Rows are numbered as a spreadsheet
-shows them: the header is row 1. Empty cells mean "not given"; cells of numeric fields become
-numbers, `true`/`false` in boolean fields (`sound`) become booleans; list fields
+(the row's model; empty: the manifest's), `extends` (the job whose task this row continues),
+`image_url` / `end_image_url` as a spelling of `image_urls`, and `meta.<name>` columns (the
+row's meta, as text: what the report writes back in the same columns). Rows are numbered as a
+spreadsheet shows them: the header is row 1. Empty cells mean "not given"; cells of numeric
+fields become numbers, `true`/`false` in boolean fields (`sound`) become booleans; list fields
 (`image_urls`) are split on `|`.
 """
 
@@ -23,7 +23,7 @@ from batchgen.manifest.meta import name_problem
 from batchgen.manifest.schema import RequestFields, json_path
 from batchgen.manifest.text import RawJob, Source
 
-_ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END, _MODEL, _META = range(8)
+_ID, _REPEAT, _TOP, _INPUT, _IMAGE, _END, _MODEL, _META, _EXTENDS = range(9)
 LIST_SEPARATOR = "|"
 META_PREFIX = "meta."
 """A column `meta.<name>` gives each row's meta `<name>`, as text (the report's spelling)."""
@@ -103,6 +103,7 @@ def read_csv_jobs(
         problems.append(ManifestProblem(display, "", "the CSV has no header row"))
         return
     known = {"id": (_ID, "id"), "repeat": (_REPEAT, "repeat"), "model": (_MODEL, "model")}
+    known["extends"] = (_EXTENDS, "extends")
     known.update({name: (_TOP, name) for name in fields.top})
     known.update({name: (_INPUT, name) for name in fields.inputs})
     known["image_url"] = (_IMAGE, "image_urls")
@@ -164,7 +165,7 @@ def read_csv_jobs(
             cells = cells[:width]
         top: dict[str, Any] = {}
         inp: dict[str, Any] = {}
-        job_id = repeat = image = end = model = None
+        job_id = repeat = image = end = model = extends = None
         meta: dict[str, Any] = {}
         bad = False
         for handler, cell in zip(handlers, cells, strict=False):
@@ -200,6 +201,8 @@ def read_csv_jobs(
                 repeat = value
             elif kind == _MODEL:
                 model = value
+            elif kind == _EXTENDS:
+                extends = value
             elif kind == _IMAGE:
                 image = value
             else:
@@ -226,4 +229,4 @@ def read_csv_jobs(
             continue  # a blank row
         if not bad:
             src = CsvSource(display, row, cells, columns)
-            yield RawJob(top, inp, job_id, repeat, src, model, meta or None)
+            yield RawJob(top, inp, job_id, repeat, src, model, meta or None, None, extends)

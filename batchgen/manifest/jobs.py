@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from batchgen import models
+from batchgen.core.chains import link_problems, placeholder
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.inputs.local import LocalImage, LocalResolver
+from batchgen.inputs.localvideo import LocalVideo
 from batchgen.manifest.csvfile import CsvSource
 from batchgen.manifest.jobmodels import Rules, model_rules, union_fields
+from batchgen.manifest.media import resolve_media
 from batchgen.manifest.places import YamlSource, path_parts
 from batchgen.manifest.schema import (
     DEFAULT_MODEL,
@@ -37,7 +40,7 @@ MANIFEST_SCHEMA = "manifest.schema.json"
 MAX_REPEAT = 1000  # also in schemas/manifest.schema.json
 
 _ID_RE = re.compile(ID_PATTERN)
-_JOB_META = ("id", "repeat", "input", "model", "matrix", "meta")
+_JOB_META = ("id", "repeat", "input", "model", "matrix", "meta", "extends")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class Job:
     model: str = DEFAULT_MODEL  # the job's own, else the manifest's `model`
     meta: Mapping[str, Any] = field(default_factory=dict)  # `meta:`; a matrix job's variables
     matrix: str | None = None  # "manifests/x.yaml:12": the matrix job it was expanded from
+    extends: str | None = None  # the job whose task this one continues (batchgen/core/chains)
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Manifest:
     filename_template: str  # output.filename, default "{id}.mp4"
     jobs: list[Job] = field(default_factory=list)
     # Image files named by jobs, by content (batchgen.inputs.local), and `images:` settings.
-    local_images: dict[str, LocalImage] = field(default_factory=dict)
+    local_images: dict[str, LocalImage | LocalVideo] = field(default_factory=dict)
     image_store: str | None = None
     image_url_ttl: str | None = None
     budget: dict[str, Any] = field(default_factory=dict)  # `budget:` (batchgen/money/)
@@ -93,7 +97,7 @@ class _Build:
         self.hidden = 0
         self.defaults: tuple[dict, dict] | None = None
         self.defaults_src: YamlSource | None = None
-        self.pending: list[tuple] = []  # (body, id, repeat, source, model, meta, matrix)
+        self.pending: list[tuple] = []  # (body, id, repeat, source, model, meta, matrix, extends)
         self.local = LocalResolver(Path("."))  # base_dir: the folder of the file being read
 
     def add(self, problem: ManifestProblem) -> None:
@@ -172,14 +176,18 @@ class _Build:
         if self.defaults is not None:
             top = {**self.defaults[0], **top}
             inp = {**self.defaults[1], **inp}
-        body = self.local_images(self.body(top, inp, rules.fields), raw.src)
-        if isinstance(raw.src, CsvSource) and (raw.id is not None or raw.repeat is not None):
-            meta = {k: v for k, v in (("id", raw.id), ("repeat", raw.repeat)) if v is not None}
+        inp, extends = self.extends(raw, rules.model, inp)
+        body = self.local_media(self.body(top, inp, rules.fields), raw.src, rules.model)
+        own = (("id", raw.id), ("repeat", raw.repeat), ("extends", raw.extends))
+        if isinstance(raw.src, CsvSource) and any(v is not None for _, v in own):
+            meta = {k: v for k, v in own if v is not None}
             for issue in validate_document({"jobs": [meta]}, MANIFEST_SCHEMA):
                 column = path_parts(issue.path)[-1]
                 where = f"{raw.src.where}, column {column}"
                 self.add(ManifestProblem(where, str(column), issue.message))
-        self.pending.append((body, raw.id, raw.repeat, raw.src, rules.model, raw.meta, raw.matrix))
+        self.pending.append(
+            (body, raw.id, raw.repeat, raw.src, rules.model, raw.meta, raw.matrix, extends)
+        )
         if rules.valid(body):
             return
         if len(self.problems) >= MAX_PROBLEMS:
@@ -187,6 +195,18 @@ class _Build:
             return
         for issue in validate_request(body, rules.model):
             self.place(issue.path, issue.message, raw.src)
+
+    def extends(self, raw: RawJob, model: str, inp: dict) -> tuple[dict, str | None]:
+        """`extends: PARENT`: the parent's place in the body (its model's parent field) holds
+        a placeholder until the engine knows the parent's task id (batchgen/core/chains.py)."""
+        parent = raw.extends
+        if not isinstance(parent, str) or not _ID_RE.fullmatch(parent):
+            return inp, None  # the manifest's schema names what is wrong with it
+        name = models.get(model).parent_field
+        if name and inp.get(name) is not None:
+            self.add(ManifestProblem(*_extends_at(raw.src), f"give extends or {name}, not both"))
+            return inp, None
+        return ({**inp, name: placeholder(parent)} if name else inp), parent
 
     def job(self, raw: RawJob) -> None:
         self._job(raw)
@@ -212,17 +232,11 @@ class _Build:
         body["input"] = inputs
         return body
 
-    def local_images(self, body: dict, src: Source) -> dict:
-        """Image files become content references (batchgen.inputs.local); problems placed."""
-        urls = body["input"].get("image_urls")
-        if not isinstance(urls, list):
-            return body
-        resolved, problems = self.local.resolve(urls)
-        for n, message in problems:
-            parts = ("input", "image_urls", n)
+    def local_media(self, body: dict, src: Source, model: str) -> dict:
+        """Image and video files become content references (batchgen/manifest/media.py); a
+        local video breaking its model's rules is a problem at its place."""
+        for parts, message in resolve_media(self.local, body, model):
             self.add(ManifestProblem(*(src.locate(parts) or src.fallback(parts)), message))
-        if resolved != urls:
-            body["input"]["image_urls"] = resolved
         return body
 
     def place(self, path: str, message: str, src: Source) -> None:
@@ -245,7 +259,9 @@ class _Build:
         jobs = manifest.jobs
         seen: dict[str, str] = {}
         copies: dict[str, int] = {}
-        for body, given, repeat, src, model, meta, matrix in self.pending:
+        links: dict[str, tuple[str, str | None]] = {}
+        places: dict[str, Source] = {}
+        for body, given, repeat, src, model, meta, matrix, extends in self.pending:
             if isinstance(given, str) and _ID_RE.fullmatch(given):
                 base = given
             else:
@@ -258,7 +274,17 @@ class _Build:
                     continue
                 seen[job_id] = src.where
                 copy = body if n == 0 else _copy(body)
-                jobs.append(Job(job_id, copy, src.where, len(jobs), model, meta or {}, matrix))
+                job = Job(job_id, copy, src.where, len(jobs), model, meta or {}, matrix, extends)
+                jobs.append(job)
+                links[job_id] = (model, extends)
+                if extends is not None:
+                    places[job_id] = src
+        said = set()  # a matrix's or repeat's jobs share one place: said once
+        for job_id, message in link_problems(links, _parent_field, _parent_model).items():
+            problem = ManifestProblem(*_extends_at(places[job_id]), message)
+            if (problem.where, problem.json_path, message) not in said:
+                said.add((problem.where, problem.json_path, message))
+                self.add(problem)
         if not jobs and not self.problems:
             self.add(ManifestProblem(self.display, "jobs", "the manifest has no jobs"))
         manifest.local_images = self.local.found
@@ -277,6 +303,23 @@ class _Build:
         labels = self.groups[entry]
         shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
         return ManifestProblem(where, path, f"{message} (in {shown})")
+
+
+def _extends_at(src: Source) -> tuple[str, str]:
+    """The place of a job's `extends` (a YAML line, or a CSV cell)."""
+    if isinstance(src, CsvSource):
+        return f"{src.where}, column extends", "extends"
+    return src.at(("extends",))  # type: ignore[union-attr]
+
+
+def _parent_field(model: str) -> str:
+    spec = models.find(model)
+    return spec.parent_field if spec is not None else ""
+
+
+def _parent_model(model: str) -> str:
+    spec = models.find(model)
+    return spec.parent_model if spec is not None else ""
 
 
 def _count(value: Any) -> int | None:

@@ -172,6 +172,7 @@ def _add_combinations(
                 own,
                 meta={**own_meta, **combo},
                 matrix=src.where,
+                extends=raw.get("extends"),
             )
         )
         news = build.problems[start:]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchgen import models
+from batchgen.core.media import VideoLimits
 from batchgen.manifest.schema import request_schema
 
 
@@ -110,6 +111,12 @@ def describe(model_id: str) -> dict[str, Any]:
             "rows": {str(k): list(v) for k, v in spec.generation_s.items()},
             "note": spec.generation_note or "batchgen's assumption",
         },
+        "continues": (
+            {"field": spec.parent_field, "model": spec.parent_model} if spec.parent_field else None
+        ),
+        "local_videos": (
+            VideoLimits.of(spec.video_limits).describe() if "video_urls" in fields else None
+        ),
     }
 
 

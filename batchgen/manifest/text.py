@@ -86,3 +86,4 @@ class RawJob:
     model: Any = None  # the job's own `model` (None: the manifest's)
     meta: dict[str, Any] | None = None  # `meta:`, and a matrix job's variables
     matrix: str | None = None  # the place of the matrix job it comes from
+    extends: Any = None  # `extends:` the id of the job whose task this one continues

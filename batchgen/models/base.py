@@ -69,6 +69,9 @@ class ModelSpec:
     # the parent's APIXO task id, and the parent's model.
     parent_field: str = ""
     parent_model: str = ""
+    # What local videos in `video_urls` must be (batchgen/core/media.py VideoLimits.of):
+    # formats, seconds each and in total, bytes; empty: any video batchgen can read.
+    video_limits: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not MODEL_ID.fullmatch(self.id):

@@ -13,7 +13,7 @@ KEYS = frozenset(
     {
         "id", "schema", "title", "generation_s", "aliases", "display", "prices", "source",
         "doc_version", "former_ids", "generation_key", "generation_note", "price_unit",
-        "price_note", "durations", "parent_field", "parent_model",
+        "price_note", "durations", "parent_field", "parent_model", "video_limits",
     }
 )  # fmt: skip
 
@@ -61,8 +61,7 @@ def spec_from_file(path: str | Path) -> ModelSpec:
                 kwargs[name] = str(doc[name])
         if "generation_s" in doc:
             kwargs["generation_s"] = {
-                _row_key(str(k)): (float(v[0]), float(v[1]))
-                for k, v in doc["generation_s"].items()
+                _row_key(str(k)): (float(v[0]), float(v[1])) for k, v in doc["generation_s"].items()
             }
         if "aliases" in doc:
             kwargs["aliases"] = {str(k): tuple(map(str, v)) for k, v in doc["aliases"].items()}
@@ -72,6 +71,8 @@ def spec_from_file(path: str | Path) -> ModelSpec:
             kwargs["former_ids"] = tuple(map(str, doc["former_ids"]))
         if "prices" in doc:
             kwargs["prices"] = dict(doc["prices"])
+        if "video_limits" in doc:
+            kwargs["video_limits"] = dict(doc["video_limits"])
         if "durations" in doc:
             kwargs["durations"] = {str(k): durations_of(v) for k, v in doc["durations"].items()}
     except (TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import math
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -108,6 +109,11 @@ def _reset(request: web.Request, endpoint: str, task_id: str | None = None) -> w
     if request.transport is not None:
         request.transport.abort()
     return web.Response(status=500)  # never reaches the client: aiohttp sees a closed transport
+
+
+def key_owner(key: str | None) -> str:
+    """Which account made a task, as a fingerprint: the journal keeps it, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16] if key else ""
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -235,9 +241,7 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
             _retry_after(sim, sim.store.next_free(now)),
         )
     billing = sim.keys.billing(key)  # a key with a balance of its own pays its tasks
-    task = (
-        sim.create_task(body, now, model, billing) if billing else sim.create_task(body, now, model)
-    )
+    task = sim.create_task(body, now, model, billing, owner=key_owner(_bearer(request)))
     sim.keys.created(key, task.task_id, task.ends, now)
     if sim.dice.roll("p_reset_after_create"):
         sim.observer.unknowable_answer(body)

@@ -38,24 +38,25 @@ class ImageFetcher:
             return True
         return is_loopback_host(yarl.URL(url).host or "")
 
-    def check_later(self, urls: list[Any], on_bad: Any) -> None:
-        """Fetch `urls` in the background; call `on_bad()` once if one of them fails."""
+    def check_later(self, urls: list[Any], on_bad: Any, *, video: bool = False) -> None:
+        """Fetch `urls` in the background; call `on_bad()` once if one of them fails (a
+        video must at least start as one: ISO BMFF `ftyp` or EBML)."""
         wanted = [u for u in urls if isinstance(u, str) and self.wants(u)]
         if not wanted:
             return
-        task = asyncio.ensure_future(self._check(wanted, on_bad))
+        task = asyncio.ensure_future(self._check(wanted, on_bad, video))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _check(self, urls: list[str], on_bad: Any) -> None:
+    async def _check(self, urls: list[str], on_bad: Any, video: bool = False) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(auto_decompress=False)
         for url in urls:
-            if not await self._ok(url):
+            if not await self._ok(url, video):
                 on_bad()
                 return
 
-    async def _ok(self, url: str) -> bool:
+    async def _ok(self, url: str, video: bool = False) -> bool:
         assert self._session is not None
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -64,6 +65,8 @@ class ImageFetcher:
                     if resp.status != 200:
                         return False
                     head = await resp.content.read(HEAD_BYTES)
+                    if video:
+                        return head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
                     size = len(head) + len(await resp.content.read(MAX_IMAGE_BYTES))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             self.fetched.append((url, exc.__class__.__name__))

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from batchgen import models
 from batchgen.models import DEFAULT_MODEL
 from batchgen.simulator.server import Simulator
 from batchgen.simulator.tasks import Task
@@ -71,9 +72,9 @@ class TaskJournal:
             create_ms = int(rec.get("create_ms", 0))
             body = rec.get("body") if isinstance(rec.get("body"), dict) else {}
             model = rec.get("model") if isinstance(rec.get("model"), str) else DEFAULT_MODEL
-            task = sim.store.restore(
-                rec["task_id"], body, now - (wall_ms - create_ms) / 1000, create_ms, model
-            )
+            owner = rec.get("owner") if isinstance(rec.get("owner"), str) else ""
+            created = now - (wall_ms - create_ms) / 1000
+            task = sim.store.restore(rec["task_id"], body, created, create_ms, model, owner)
             sim.charge(task, body)  # the account remembers what it spent
         port = int(sim.origin.rsplit(":", 1)[1])
         header = {
@@ -104,11 +105,15 @@ class TaskJournal:
                 "mode": inp.get("mode"),  # the price
             },
         }
+        spec = models.find(task.model)
+        if spec is not None and spec.parent_field and spec.parent_field in inp:
+            kept["input"][spec.parent_field] = inp[spec.parent_field]  # redrawn alike
         rec = {
             "task_id": task.task_id,
             "create_ms": task.create_ms,
             "body": kept,
             "model": task.model,  # where its status is asked
+            "owner": task.owner,  # a key's fingerprint: whose tasks an extension may name
         }
         assert self._out is not None
         self._out.write(json.dumps(rec) + "\n")

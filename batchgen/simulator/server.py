@@ -101,16 +101,19 @@ class Simulator:
         now: float,
         model: str = DEFAULT_MODEL,
         billing: Billing | None = None,
+        owner: str = "",
     ) -> Task:
-        task = self.store.create(body, now, self.wall_ms(now), model)
+        task = self.store.create(body, now, self.wall_ms(now), model, owner)
         self.charge(task, body, billing)
         if self.credits_left is not None:
             self.credits_left -= 1
         self.observer.submitted(body)
         inp = body.get("input") if isinstance(body.get("input"), dict) else {}
-        urls = inp.get("image_urls")
-        if isinstance(urls, list):
-            self.images.check_later(urls, lambda: self._image_failed(task))
+        for name in ("image_urls", "video_urls"):
+            urls = inp.get(name)
+            if isinstance(urls, list):
+                video = name == "video_urls"
+                self.images.check_later(urls, lambda: self._image_failed(task), video=video)
         if task.callback_url:
             self.callbacks.schedule(task)
         return task

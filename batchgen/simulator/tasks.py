@@ -74,6 +74,7 @@ class Task:
     callback_url: str | None = None
     versions: list[int] = field(default_factory=list)
     model: str = DEFAULT_MODEL  # its status is only at this model's endpoint
+    owner: str = ""  # a fingerprint of the API key that made it (never the key); "": unknown
 
     @property
     def ends(self) -> float:
@@ -195,10 +196,15 @@ class TaskStore:
         self._prompts: Counter[str] = Counter()  # tasks per prompt, for [sim:transient:N]
 
     def create(
-        self, body: dict[str, Any], now: float, now_ms: int, model: str = DEFAULT_MODEL
+        self,
+        body: dict[str, Any],
+        now: float,
+        now_ms: int,
+        model: str = DEFAULT_MODEL,
+        owner: str = "",
     ) -> Task:
         task_id = task_id_for(self.config.seed, len(self.tasks))
-        task = self.restore(task_id, body, now, now_ms, model)
+        task = self.restore(task_id, body, now, now_ms, model, owner)
         if self.on_create is not None:
             self.on_create(task, body)
         return task
@@ -210,6 +216,7 @@ class TaskStore:
         created: float,
         create_ms: int,
         model: str = DEFAULT_MODEL,
+        owner: str = "",
     ) -> Task:
         """Add a task with a known id and creation time: a new one, or one remembered from an
         earlier simulator with the same seed (the sandbox's journal). Its life is redrawn
@@ -219,6 +226,7 @@ class TaskStore:
         earlier = self._prompts[prompt]
         self._prompts[prompt] += 1
         task = draw_task(self.config, task_id, body, created, create_ms, earlier, model)
+        task.owner = owner
         self._check_parent(task, inp, created)
         self.tasks[task.task_id] = task
         self.by_token[task.token] = task
@@ -227,14 +235,21 @@ class TaskStore:
         return task
 
     def _check_parent(self, task: Task, inp: dict[str, Any], now: float) -> None:
-        """A task that builds on another (veo-3-1-extend's taskId) fails soon with TASKID_ERROR
-        unless its parent is a task of the parent model that had succeeded when it was made
-        (apixo-video-models.md: "the source task must be completed")."""
+        """A task that builds on another (veo-3-1-extend's taskId; grok-video's task_id when
+        given) fails soon with TASKID_ERROR unless its parent is a task of the parent model,
+        made with the same API key, that had succeeded when it was made
+        (apixo-video-models.md: "the source task must be completed"; another account's id
+        is as good as an invalid one)."""
         spec = models.find(task.model)
-        if spec is None or not spec.parent_field:
+        if spec is None or not spec.parent_field or inp.get(spec.parent_field) is None:
             return
         parent = self.tasks.get(str(inp.get(spec.parent_field)))
-        if parent is None or parent.model != spec.parent_model or parent.state_at(now) != "success":
+        if (
+            parent is None
+            or parent.model != spec.parent_model
+            or parent.state_at(now) != "success"
+            or (parent.owner and task.owner and parent.owner != task.owner)
+        ):
             task.fail_code, task.n_results = "TASKID_ERROR", 0
             task.end_s = min(task.end_s, task.pending_s + self.config.scaled(1.0))
 

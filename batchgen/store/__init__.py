@@ -35,6 +35,7 @@ from batchgen.models import DEFAULT_MODEL
 from batchgen.states import STATES, UNSUCCESSFUL, JobState
 from batchgen.store.jobaccounts import add_account_columns
 from batchgen.store.jobmeta import JobMeta, add_meta_column
+from batchgen.store.links import JobLinks, add_parent_column
 from batchgen.store.moves import JobMoves
 from batchgen.store.rows import (
     _JOB_COLS,
@@ -75,7 +76,7 @@ CANCELLED = JobState.CANCELLED
 ORPHANED = JobState.ORPHANED
 
 
-class Store(JobMoves, JobMeta):
+class Store(JobMoves, JobMeta, JobLinks):
     """All reads and writes of the state file. Not thread-safe: one event loop owns it."""
 
     def __init__(
@@ -127,10 +128,11 @@ class Store(JobMoves, JobMeta):
                 self._migrate_1_to_2()
             if int(version) < 3 and not readonly:
                 self._migrate_2_to_3()
-            if int(version) < 5 and not readonly:
-                with self.transaction() as db:
+            if int(version) < SCHEMA_VERSION and not readonly:
+                with self.transaction() as db:  # 3 -> 4 -> 5 -> 6: columns each
                     add_meta_column(db)
                     add_account_columns(db)
+                    add_parent_column(db)
                     self.set_meta("schema_version", str(SCHEMA_VERSION))
             return
         if tables:

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """2: every job's `model` is its own (one batch may mix models); files of version 1 held one
 model for the whole batch (meta `model`) and are migrated on open (`_migrate_1_to_2`).
 3: the spend ledger (`attempts`) and learned `prices` (`_migrate_2_to_3`).
 4: each job's `meta` (a JSON object, NULL: none), added to the rows of older files
 (`jobmeta.add_meta_column`).
 5: which account made each task (`jobs.account`, `attempts.account`; NULL: the run's one key),
-for runs over several accounts (`jobaccounts.add_account_columns`)."""
+for runs over several accounts (`jobaccounts.add_account_columns`).
+6: each job's `parent` (the job id it continues, `extends`; NULL: none), added to the rows of
+older files (`links.add_parent_column`)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -40,7 +42,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     note             TEXT,                     -- why the job is ambiguous/expired, for people
     updated_at       REAL NOT NULL,
     meta             TEXT,                     -- the job's meta as a JSON object (jobmeta.py)
-    account          TEXT                      -- the account of its current submit (NULL: the key)
+    account          TEXT,                     -- the account of its current submit (NULL: the key)
+    parent           TEXT                      -- the id of the job it continues (links.py)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_task ON jobs (task_id);
