@@ -97,12 +97,26 @@ class Money:
         cap: nothing recorded, submits must stop). At the cap, refunds the balance shows may
         free room: the balance is read then (once per new failed task)."""
         n = self.spending.reserve(row)
-        if n == OVER_CAP and await self.settle_refunds():
-            self.spending.stop_message = None
+        if n == OVER_CAP and self.spending.halt is None and await self.settle_refunds():
             n = self.spending.reserve(row)
         if n == OVER_CAP:
             return False
         return n is not None
+
+    async def may_fit(self, row: st.JobRow) -> bool:
+        """Before a job takes a slot: does its price fit under the cap now? A job that does
+        not is left pending (Spending.left) and the run goes on with the jobs after it; at
+        the cap, refunds the balance shows may free room first."""
+        if self.spending.fits(row):
+            return True
+        if self.spending.halt is None and await self.settle_refunds():
+            return self.spending.fits(row)
+        return False
+
+    @property
+    def halted(self) -> bool:
+        """Nothing may be submitted at all (the estimate exceeds the balance, no --yes)."""
+        return self.spending.halt is not None
 
     def release(self, seq: int) -> None:
         self.spending.release(seq)
