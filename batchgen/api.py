@@ -30,7 +30,7 @@ from batchgen.durations import parse_duration
 from batchgen.engine import RunOutcome
 from batchgen.errors import UsageError
 from batchgen.hooks import RunHooks
-from batchgen.manifest import Manifest, load_manifest, notify_block
+from batchgen.manifest import Manifest, load_manifest, notify_block, where
 from batchgen.money.prices import parse_key, to_micros
 from batchgen.notify import config as notify_config
 from batchgen.runner import execute, record_manifest
@@ -78,6 +78,7 @@ def run(
     state: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
     resubmit_changed: bool = False,
+    add_to_state: bool = False,
     notify: dict[str, Any] | NotifySettings | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     **settings: Any,
@@ -90,6 +91,7 @@ def run(
             state=state,
             sandbox=sandbox,
             resubmit_changed=resubmit_changed,
+            add_to_state=add_to_state,
             notify=notify,
             on_result=on_result,
             **settings,
@@ -104,6 +106,7 @@ async def run_async(
     state: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
     resubmit_changed: bool = False,
+    add_to_state: bool = False,
     notify: dict[str, Any] | NotifySettings | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     **settings: Any,
@@ -112,10 +115,13 @@ async def run_async(
     from `api_key=` or APIXO_API_KEY. `sandbox=True` runs against the built-in simulator at
     its usual time scale (no key, no network). `notify` takes the manifest's `notify:` keys
     (urls, json, on, ping, metrics_file), each replacing the manifest's, or NotifySettings.
+    `add_to_state=True` adds the jobs to a state file another manifest ran in (else refused).
     `on_result` is called with each job's record (`batchgen report`'s fields) as the job
     finishes (done, failed, ambiguous, ...); one that raises never changes the run."""
     m = manifest if isinstance(manifest, Manifest) else load(manifest)
-    output_dir = Path(output or m.output_dir or Path("output") / m.name)
+    output_dir = Path(where.output_of(m, output))
+    if not output:
+        where.check_former_output(m, str(output_dir), str(state) if state else None)
     state_path = Path(state) if state else output_dir / "batchgen.db"
     fields = {**budget_settings(m.budget, m.model), **_image_settings(m), **settings}
     fields |= _notify_settings(m, notify)
@@ -144,7 +150,7 @@ async def run_async(
     elif not opts.api_key:
         opts = dataclasses.replace(opts, api_key=read_api_key(None))
     with StateLock(state_path):
-        record_manifest(m, opts, resubmit_changed=resubmit_changed)
+        record_manifest(m, opts, resubmit_changed=resubmit_changed, add_to_state=add_to_state)
         async with _simulator(opts, sandbox) as run_opts:
             return await execute(run_opts, RunHooks(on_result=on_result))
 
