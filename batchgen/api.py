@@ -145,6 +145,7 @@ async def run_async(
             api_key=SANDBOX_KEY,
             serve_local_images=True,  # image files without a store: served on loopback
             proxy_env=False,  # the simulator and its files are on loopback
+            proxy=None,
             account_db="none",  # the run's own simulator: no other run shares its account
         ).scaled(SANDBOX_TIME_SCALE)
     elif not opts.api_key:

@@ -9,7 +9,8 @@ import argparse
 import sys
 
 from batchgen import store as st
-from batchgen.commands.common import id_list, locked_store
+from batchgen.commands.argtypes import id_list
+from batchgen.commands.common import locked_store
 from batchgen.commands.retry import explain_ids
 
 

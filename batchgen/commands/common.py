@@ -12,8 +12,9 @@ from typing import Any
 from batchgen.accounts.identity import account_of
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.proxies import Proxies
-from batchgen.commands import callback_options, money_options, notify_options
+from batchgen.commands import callback_options, money_options, notify_options, output_options
 from batchgen.commands.argtypes import backoff as _backoff
+from batchgen.commands.argtypes import job_ids, proxy_url
 from batchgen.commands.argtypes import pause as _pause
 from batchgen.commands.argtypes import positive_int as _positive_int
 from batchgen.commands.argtypes import rate as _rate
@@ -58,7 +59,19 @@ def add_api_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         help="connect directly: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY "
         "(honoured by default for API calls and downloads)",
     )
+    add_proxy_option(g)
     return g
+
+
+def add_proxy_option(g: argparse._ActionsContainer) -> None:
+    g.add_argument(
+        "--proxy",
+        type=proxy_url,
+        metavar="URL",
+        help="send API calls, downloads and image checks through this http:// or https:// "
+        "proxy, over the environment's (NO_PROXY still applies, unless --no-proxy-env). "
+        "user:password@ in it is never printed, logged or stored; resume needs it again",
+    )
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -76,7 +89,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="the account's name, for several keys of one account (they share its limits); "
         "default: the key itself (by a fingerprint, never stored)",
     )
-    # Tests: this process's clock for the account database is off by SECONDS (skew).
+    # Tests: this process's clock for the account database is off by SECONDS (skew; a float).
     g.add_argument("--account-clock-offset", type=float, help=argparse.SUPPRESS)
     g = p.add_argument_group("pace")
     g.add_argument(
@@ -105,15 +118,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--poll-after",
         type=_seconds,
         default=60.0,
-        metavar="SECONDS",
-        help="first poll after the submit (default 60; longer for 10 s videos)",
+        metavar="DURATION",
+        help="first poll after the submit (default 60s; longer for 10 s videos)",
     )
     g.add_argument(
         "--poll-every",
         type=_seconds,
         default=5.0,
-        metavar="SECONDS",
-        help="then poll every SECONDS, jittered (default 5)",
+        metavar="DURATION",
+        help="then poll every DURATION, jittered (default 5s)",
     )
     g.add_argument(
         "--download-concurrency",
@@ -181,7 +194,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--only",
-        type=_ids,
+        type=job_ids,
         metavar="ID,...",
         help="submit only these jobs in this run (the rest stay pending)",
     )
@@ -209,29 +222,29 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--connect-timeout",
         type=_seconds,
-        metavar="SECONDS",
-        help=f"give up connecting to the API after SECONDS (default {_D.connect_timeout_s:g})",
+        metavar="DURATION",
+        help=f"give up connecting to the API after DURATION (default {_D.connect_timeout_s:g}s)",
     )
     g.add_argument(
         "--read-timeout",
         type=_seconds,
-        metavar="SECONDS",
-        help="give up waiting for an API answer after SECONDS (a submit then turns ambiguous; "
-        f"default {_D.read_timeout_s:g})",
+        metavar="DURATION",
+        help="give up waiting for an API answer after DURATION (a submit then turns ambiguous; "
+        f"default {_D.read_timeout_s:g}s)",
     )
     g.add_argument(
         "--stall-timeout",
         type=_seconds,
-        metavar="SECONDS",
-        help="cut a download that received nothing for SECONDS; it resumes where it stopped "
-        f"(default {_D.download_stall_s:g})",
+        metavar="DURATION",
+        help="cut a download that received nothing for DURATION; it resumes where it stopped "
+        f"(default {_D.download_stall_s:g}s)",
     )
     g.add_argument(
         "--drain",
         type=_seconds,
-        metavar="SECONDS",
+        metavar="DURATION",
         help="on a stop (signal, --max-runtime), let calls on the wire finish this long "
-        f"(default {_D.drain_s:g})",
+        f"(default {_D.drain_s:g}s)",
     )
     g.add_argument(
         "--status-outage",
@@ -262,22 +275,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     callback_options.add_cli_options(p)
     money_options.add_options(p)
     notify_options.add_options(p)
-    g = p.add_argument_group("output")
-    g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    g.add_argument(
-        "--gallery",
-        action="store_true",
-        help="also write <output>/gallery.html, a page to review every job's video by eye",
-    )
-    g.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="json: one JSON object per line on stderr (progress, log records, the summary), "
-        "for log shippers (default: text)",
-    )
-    # Seconds between one-line summaries when stderr is not a terminal (default 10; tests).
-    g.add_argument("--progress-every", type=_seconds, help=argparse.SUPPRESS)
+    output_options.add_output_options(p)
 
 
 def options_from_args(
@@ -308,6 +306,7 @@ def options_from_args(
         max_file_bytes=args.max_file_size,
         allow_private_result_hosts=args.allow_private_result_hosts,
         proxy_env=not args.no_proxy_env,
+        proxy=getattr(args, "proxy", None),
         resubmit_ambiguous=args.resubmit_ambiguous,
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
@@ -344,6 +343,7 @@ def options_from_args(
         fields["api_key"] = SANDBOX_KEY
         fields["serve_local_images"] = True  # image files without a store: served on loopback
         fields["proxy_env"] = False  # the simulator and its files are on loopback
+        fields["proxy"] = None
     else:
         fields["base_url"] = check_base_url(
             args.base_url or os.environ.get("APIXO_BASE_URL") or DEFAULT_BASE_URL
@@ -353,7 +353,7 @@ def options_from_args(
     fields |= money_options.fields(args, model, budget)
     fields |= notify_options.fields(args, notify)  # never recorded: URLs hold tokens
     opts = RunOptions(**fields)  # built once, frozen: nothing changes it afterwards
-    Proxies(enabled=opts.proxy_env)  # a proxy variable batchgen cannot use: exit 2 before work
+    Proxies(enabled=opts.proxy_env, proxy=opts.proxy)  # one batchgen cannot use: exit 2 now
     return opts.scaled(args.time_scale) if args.sandbox else opts
 
 
@@ -388,18 +388,3 @@ def locked_store(path: str) -> Iterator[Store]:
             yield store
         finally:
             store.close()
-
-
-def id_list(text: str) -> list[str]:
-    """'a,b, c' -> ['a', 'b', 'c'] (argparse type for --ids and --codes)."""
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-    return items
-
-
-def _ids(text: str) -> tuple[str, ...]:
-    ids = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    if not ids:
-        raise argparse.ArgumentTypeError("names no job id")
-    return ids

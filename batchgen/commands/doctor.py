@@ -62,7 +62,10 @@ async def _checks(args: argparse.Namespace) -> list[Check]:
         manifest = load_manifest(args.manifest)
         image_store = image_store or manifest.image_store
         output = where.output_of(manifest, output)
-    proxies = Proxies(enabled=not args.no_proxy_env and not args.sandbox)
+    proxies = Proxies(
+        enabled=not args.no_proxy_env and not args.sandbox,
+        proxy=None if args.sandbox else args.proxy,
+    )
     checks: list[Check] = []
     if args.sandbox:
         if args.base_url or args.api_key_file:

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from batchgen import models
 from batchgen.adapters.proxies import Proxies
+from batchgen.commands.common import add_proxy_option
 from batchgen.commands.images import warn_without_store
 from batchgen.errors import ManifestError, ManifestProblem
 from batchgen.manifest import (
@@ -70,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="with --check-images: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY and "
         "connect directly, as `run --no-proxy-env` does",
     )
+    add_proxy_option(parser)
     parser.set_defaults(handler=run)
     return parser
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         _check_images(
             manifests,
             public_only=not args.allow_private_result_hosts,
-            proxies=Proxies(enabled=not args.no_proxy_env),
+            proxies=Proxies(enabled=not args.no_proxy_env, proxy=args.proxy),
         )
     out = sys.stdout
     for manifest in manifests:
