@@ -88,6 +88,31 @@ def _lines(text: str) -> Iterator[str]:
         start = stop + 1
 
 
+def _unclosed_quote(
+    cells: list[str], header: list[str], first: int, last: int, text: str
+) -> tuple[str, str] | None:
+    """A quoted cell that ran over lines below it that are whole rows (as many commas as the
+    header needs), or to the end of the file: its closing quote is missing, and the rows it
+    ate would be reported as unrelated problems. (column, message), else None. A quoted cell
+    holding line breaks of its own (a prompt on two lines) is fine."""
+    if last <= first:
+        return None
+    lines = text.split("\n")
+    below = lines[first:last]  # physical lines first+1 .. last
+    read = "\n".join(lines[first - 1 : last])
+    at_end = not "\n".join(lines[last:]).strip() and read.count('"') % 2 == 1  # never closed
+    if not (at_end or any(ln.count(",") >= len(header) - 1 for ln in below)):
+        return None
+    i = next((i for i, cell in enumerate(cells) if "\n" in cell), len(cells) - 1)
+    name = header[i].strip() if i < len(header) else str(i + 1)
+    end = "the end of the file" if at_end else f"line {last}"
+    return f"column {name}", (
+        f"a quoted cell opens on line {first} and runs to {end}, taking {last - first} "
+        "line(s) below it into one cell: its closing quote is missing (a quote inside a "
+        'quoted cell is written twice: "")'
+    )
+
+
 def read_csv_jobs(
     text: str, display: str, fields: RequestFields, problems: list[ManifestProblem]
 ) -> Iterator[RawJob]:
@@ -141,6 +166,7 @@ def read_csv_jobs(
     arrays = fields.arrays
     row = 1
     while True:
+        first_line = reader.line_num + 1
         try:
             cells = next(reader, None)
         except csv.Error as exc:
@@ -151,6 +177,12 @@ def read_csv_jobs(
         if cells is None:
             return
         row += 1
+        swallowed = _unclosed_quote(cells, header, first_line, reader.line_num, text)
+        if swallowed is not None:  # one clear error, not the rows it ate reported as others
+            problems.append(
+                ManifestProblem(f"{display}: row {row}, {swallowed[0]}", "", swallowed[1])
+            )
+            return
         if len(cells) > width:
             if any(c.strip() for c in cells[width:]):
                 problems.append(
