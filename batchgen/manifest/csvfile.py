@@ -91,21 +91,26 @@ def _lines(text: str) -> Iterator[str]:
 def _unclosed_quote(
     cells: list[str], header: list[str], first: int, last: int, text: str
 ) -> tuple[str, str] | None:
-    """A quoted cell that ran over lines below it that are whole rows (as many commas as the
-    header needs), or to the end of the file: its closing quote is missing, and the rows it
-    ate would be reported as unrelated problems. (column, message), else None. A quoted cell
-    holding line breaks of its own (a prompt on two lines) is fine."""
+    """A quote opened on line `first` and not closed where the user meant: the reader then
+    takes the lines below into one cell, and the rows it ate would be reported as unrelated
+    problems. Told by the quote never closing before the end of the file, or by line `first`
+    being a whole row by itself (as many commas as the header needs, some after the quote)
+    while the lines taken hold commas too. A quoted prompt on two lines is fine.
+    (column, message), else None."""
     if last <= first:
         return None
     lines = text.split("\n")
-    below = lines[first:last]  # physical lines first+1 .. last
+    opening = lines[first - 1]
     read = "\n".join(lines[first - 1 : last])
-    at_end = not "\n".join(lines[last:]).strip() and read.count('"') % 2 == 1  # never closed
-    if not (at_end or any(ln.count(",") >= len(header) - 1 for ln in below)):
+    never_closed = not "\n".join(lines[last:]).strip() and read.count('"') % 2 == 1
+    quote = opening.find('"')
+    whole = opening.count(",") >= len(header) - 1 and "," in opening[quote + 1 :]
+    taken = [*lines[first : last - 1], lines[last - 1].split('"', 1)[0]]
+    if not (never_closed or (whole and any("," in line for line in taken))):
         return None
     i = next((i for i, cell in enumerate(cells) if "\n" in cell), len(cells) - 1)
     name = header[i].strip() if i < len(header) else str(i + 1)
-    end = "the end of the file" if at_end else f"line {last}"
+    end = "the end of the file" if never_closed else f"line {last}"
     return f"column {name}", (
         f"a quoted cell opens on line {first} and runs to {end}, taking {last - first} "
         "line(s) below it into one cell: its closing quote is missing (a quote inside a "
