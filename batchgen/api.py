@@ -25,6 +25,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from batchgen import exitcodes
+from batchgen import store as st
 from batchgen.adapters.lock import StateLock
 from batchgen.durations import parse_duration
 from batchgen.engine import RunOutcome
@@ -42,9 +44,10 @@ from batchgen.settings import (
     RunOptions,
     read_api_key,
 )
-from batchgen.store import Store
+from batchgen.states import UNSUCCESSFUL, WORK_LEFT
+from batchgen.store import Store, ledger
 
-__all__ = ["load", "outcome", "run", "run_async"]
+__all__ = ["load", "outcome", "results", "run", "run_async"]
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
@@ -123,11 +126,11 @@ async def run_async(
     if not output:
         where.check_former_output(m, str(output_dir), str(state) if state else None)
     state_path = Path(state) if state else output_dir / "batchgen.db"
-    fields = {**budget_settings(m.budget, m.model), **_image_settings(m), **settings}
+    fields = {**budget_settings(m.budget, m.model), **_image_settings(m), **_usd(settings)}
     fields |= _notify_settings(m, notify)
     unknown = sorted(set(fields) - set(RunOptions.__dataclass_fields__))
     if unknown:
-        raise UsageError(f"not a run setting: {', '.join(unknown)}")
+        raise UsageError(f"not a run setting: {', '.join(map(_did_you_mean, unknown))}")
     if sandbox and ("base_url" in fields or "api_key" in fields):
         raise UsageError("sandbox=True runs against the built-in simulator: drop base_url/api_key")
     opts = RunOptions(
@@ -179,6 +182,31 @@ async def results(
                 await task
 
 
+def _usd(settings: dict[str, Any]) -> dict[str, Any]:
+    """`max_spend=3` (USD, as the CLI's --max-spend and the manifest's budget take it) is the
+    setting `max_spend_micros=3_000_000`; "none" removes a recorded cap, as `--max-spend none`
+    does; None is not given (a recorded cap stays)."""
+    if settings.get("max_spend") is None:
+        return {k: v for k, v in settings.items() if k != "max_spend"}
+    out = dict(settings)
+    value = out.pop("max_spend")
+    if "max_spend_micros" in out:
+        raise UsageError("give max_spend (USD) or max_spend_micros, not both")
+    try:
+        none = isinstance(value, str) and value.strip().lower() == "none"
+        out["max_spend_micros"] = -1 if none else to_micros(value)
+    except ValueError as exc:
+        raise UsageError(f"max_spend: {exc}") from None
+    return out
+
+
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(RunOptions.__dataclass_fields__), n=1)
+    return f"{name} (did you mean {close[0]}?)" if close else name
+
+
 def _notify_settings(m: Manifest, given: dict[str, Any] | NotifySettings | None) -> dict[str, Any]:
     """notify= over the manifest's `notify:` block, key by key (a NotifySettings: as is)."""
     if isinstance(given, NotifySettings):
@@ -212,10 +240,23 @@ async def _simulator(opts: RunOptions, on: bool) -> AsyncIterator[RunOptions]:
         yield run_opts
 
 
-def outcome(state: str | os.PathLike[str]) -> dict[str, int]:
-    """Jobs per state in a state file, read without changing it (a run may hold it)."""
+def outcome(state: str | os.PathLike[str]) -> RunOutcome:
+    """How the state file's batch stands, read without changing it (a run may hold it): a
+    RunOutcome as `run` returns, its exit code the one a run would end with now (75 work
+    left, 5 jobs left by the money, 1 some unsuccessful, 0 done). Its counts are also
+    reachable by state (`outcome(s)["done"]`), as when this returned a dict of them."""
     store = Store(Path(state), readonly=True)
     try:
-        return {str(k): v for k, v in store.counts().items()}
+        counts = {str(k): v for k, v in store.counts().items()}
+        money = ledger.budget_noted(store) if counts.get(st.PENDING) else 0
     finally:
         store.close()
+    if money:
+        code, how = exitcodes.BUDGET, f"{money} job(s) pending, not submitted for the money"
+    elif any(counts.get(s) for s in WORK_LEFT):
+        code, how = exitcodes.WORK_LEFT, "work left"
+    elif any(counts.get(s) for s in UNSUCCESSFUL):
+        code, how = exitcodes.SOME_FAILED, "finished, some jobs did not succeed"
+    else:
+        code, how = exitcodes.OK, "finished"
+    return RunOutcome(exit_code=code, how=how, counts=counts)

@@ -206,6 +206,14 @@ def note_pending(store: st.Store, note: str, seq: int | None = None) -> int:
     return cur.rowcount
 
 
+def budget_noted(store: st.Store) -> int:
+    """Pending jobs the money left (a note of `note_pending`): a cap, or the balance."""
+    row = store.db.execute(
+        "SELECT COUNT(*) FROM jobs WHERE state=? AND note LIKE ?", (st.PENDING, BUDGET_NOTE + "%")
+    ).fetchone()
+    return int(row[0])
+
+
 def clear_budget_notes(store: st.Store) -> None:
     """A new run: the budget decides again; a note the budget's covered comes back."""
     store.db.execute(
