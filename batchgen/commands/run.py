@@ -77,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     images.settle_store(args, manifest)  # exit 2 before anything is sent if a store is missing
     output_dir, result_store = _where(args, manifest)
     state_path = Path(args.state) if args.state else output_dir / "batchgen.db"
+    recorded.check_same_world(state_path, bool(args.sandbox))
     opts = common.options_from_args(
         args,
         state_path=state_path,
