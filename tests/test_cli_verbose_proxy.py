@@ -62,6 +62,9 @@ def test_json_is_the_one_spelling_and_the_old_ones_stay(
     json_lines = capsys.readouterr().out
     assert main(["report", "output/demo/batchgen.db", "--format", "jsonl"]) == 0
     assert capsys.readouterr().out == json_lines
+    # Neither given: text, as before (the run's first line says where it writes).
+    assert build_parser().parse_args(["run", "m.yaml"]).log_format == "text"
+    assert build_parser().parse_args(["report", "s.db"]).format == "jsonl"
     for name, parser in subparsers(build_parser()).items():
         if name in ("run", "resume", "report", "status", "doctor", "balance", "models"):
             assert "--json" in parser._option_string_actions, name

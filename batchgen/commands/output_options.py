@@ -61,6 +61,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         dest="log_format",
         action="store_const",
         const="json",
+        default="text",  # argparse takes a shared dest's default from its first option
         help="one JSON object per line on stderr (progress, log records, the summary), for "
         "log shippers and scripts (also spelled --log-format json)",
     )

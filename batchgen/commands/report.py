@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         dest="format",
         action="store_const",
         const="jsonl",
+        default="jsonl",
         help="the same as --format jsonl (the default): the spelling every command takes",
     )
     p.add_argument(

@@ -51,7 +51,8 @@ def check(state_path: Path, manifest: Manifest, add: bool = False) -> list[str]:
         owners = recorded(store)
     finally:
         store.close()
-    if not owners or me in owners:
+    # realpath both ways: a state file written before issue 26 holds an abspath.
+    if not owners or me in {os.path.realpath(p) for p in owners}:
         return owners or [me]
     if add:
         return [*owners, me]
