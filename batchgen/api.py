@@ -25,12 +25,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from batchgen import exitcodes
+from batchgen import store as st
 from batchgen.adapters.lock import StateLock
 from batchgen.durations import parse_duration
 from batchgen.engine import RunOutcome
 from batchgen.errors import UsageError
 from batchgen.hooks import RunHooks
-from batchgen.manifest import Manifest, load_manifest, notify_block
+from batchgen.manifest import Manifest, load_manifest, notify_block, where
 from batchgen.money.prices import parse_key, to_micros
 from batchgen.notify import config as notify_config
 from batchgen.runner import execute
@@ -43,9 +45,10 @@ from batchgen.settings import (
     RunOptions,
     read_api_key,
 )
-from batchgen.store import Store
+from batchgen.states import UNSUCCESSFUL, WORK_LEFT
+from batchgen.store import Store, ledger
 
-__all__ = ["load", "outcome", "run", "run_async"]
+__all__ = ["load", "outcome", "results", "run", "run_async"]
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
@@ -79,6 +82,7 @@ def run(
     state: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
     resubmit_changed: bool = False,
+    add_to_state: bool = False,
     notify: dict[str, Any] | NotifySettings | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     **settings: Any,
@@ -91,6 +95,7 @@ def run(
             state=state,
             sandbox=sandbox,
             resubmit_changed=resubmit_changed,
+            add_to_state=add_to_state,
             notify=notify,
             on_result=on_result,
             **settings,
@@ -105,6 +110,7 @@ async def run_async(
     state: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
     resubmit_changed: bool = False,
+    add_to_state: bool = False,
     notify: dict[str, Any] | NotifySettings | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     **settings: Any,
@@ -113,16 +119,19 @@ async def run_async(
     from `api_key=` or APIXO_API_KEY. `sandbox=True` runs against the built-in simulator at
     its usual time scale (no key, no network). `notify` takes the manifest's `notify:` keys
     (urls, json, on, ping, metrics_file), each replacing the manifest's, or NotifySettings.
+    `add_to_state=True` adds the jobs to a state file another manifest ran in (else refused).
     `on_result` is called with each job's record (`batchgen report`'s fields) as the job
     finishes (done, failed, ambiguous, ...); one that raises never changes the run."""
     m = manifest if isinstance(manifest, Manifest) else load(manifest)
-    output_dir = Path(output or m.output_dir or Path("output") / m.name)
+    output_dir = Path(where.output_of(m, output))
+    if not output:
+        where.check_former_output(m, str(output_dir), str(state) if state else None)
     state_path = Path(state) if state else output_dir / "batchgen.db"
-    fields = {**budget_settings(m.budget, m.model), **_image_settings(m), **settings}
+    fields = {**budget_settings(m.budget, m.model), **_image_settings(m), **_usd(settings)}
     fields |= _notify_settings(m, notify)
     unknown = sorted(set(fields) - set(RunOptions.__dataclass_fields__))
     if unknown:
-        raise UsageError(f"not a run setting: {', '.join(unknown)}")
+        raise UsageError(f"not a run setting: {', '.join(map(_did_you_mean, unknown))}")
     if sandbox and ("base_url" in fields or "api_key" in fields):
         raise UsageError("sandbox=True runs against the built-in simulator: drop base_url/api_key")
     opts = RunOptions(
@@ -141,12 +150,13 @@ async def run_async(
             api_key=SANDBOX_KEY,
             serve_local_images=True,  # image files without a store: served on loopback
             proxy_env=False,  # the simulator and its files are on loopback
+            proxy=None,
             account_db="none",  # the run's own simulator: no other run shares its account
         ).scaled(SANDBOX_TIME_SCALE)
     elif not opts.api_key:
         opts = dataclasses.replace(opts, api_key=read_api_key(None))
     with StateLock(state_path):
-        record_manifest(m, opts, resubmit_changed=resubmit_changed)
+        record_manifest(m, opts, resubmit_changed=resubmit_changed, add_to_state=add_to_state)
         async with _simulator(opts, sandbox) as run_opts:
             return await execute(run_opts, RunHooks(on_result=on_result))
 
@@ -172,6 +182,31 @@ async def results(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _usd(settings: dict[str, Any]) -> dict[str, Any]:
+    """`max_spend=3` (USD, as the CLI's --max-spend and the manifest's budget take it) is the
+    setting `max_spend_micros=3_000_000`; "none" removes a recorded cap, as `--max-spend none`
+    does; None is not given (a recorded cap stays)."""
+    if settings.get("max_spend") is None:
+        return {k: v for k, v in settings.items() if k != "max_spend"}
+    out = dict(settings)
+    value = out.pop("max_spend")
+    if "max_spend_micros" in out:
+        raise UsageError("give max_spend (USD) or max_spend_micros, not both")
+    try:
+        none = isinstance(value, str) and value.strip().lower() == "none"
+        out["max_spend_micros"] = -1 if none else to_micros(value)
+    except ValueError as exc:
+        raise UsageError(f"max_spend: {exc}") from None
+    return out
+
+
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(RunOptions.__dataclass_fields__), n=1)
+    return f"{name} (did you mean {close[0]}?)" if close else name
 
 
 def _notify_settings(m: Manifest, given: dict[str, Any] | NotifySettings | None) -> dict[str, Any]:
@@ -207,10 +242,23 @@ async def _simulator(opts: RunOptions, on: bool) -> AsyncIterator[RunOptions]:
         yield run_opts
 
 
-def outcome(state: str | os.PathLike[str]) -> dict[str, int]:
-    """Jobs per state in a state file, read without changing it (a run may hold it)."""
+def outcome(state: str | os.PathLike[str]) -> RunOutcome:
+    """How the state file's batch stands, read without changing it (a run may hold it): a
+    RunOutcome as `run` returns, its exit code the one a run would end with now (75 work
+    left, 5 jobs left by the money, 1 some unsuccessful, 0 done). Its counts are also
+    reachable by state (`outcome(s)["done"]`), as when this returned a dict of them."""
     store = Store(Path(state), readonly=True)
     try:
-        return {str(k): v for k, v in store.counts().items()}
+        counts = {str(k): v for k, v in store.counts().items()}
+        money = ledger.budget_noted(store) if counts.get(st.PENDING) else 0
     finally:
         store.close()
+    if money:
+        code, how = exitcodes.BUDGET, f"{money} job(s) pending, not submitted for the money"
+    elif any(counts.get(s) for s in WORK_LEFT):
+        code, how = exitcodes.WORK_LEFT, "work left"
+    elif any(counts.get(s) for s in UNSUCCESSFUL):
+        code, how = exitcodes.SOME_FAILED, "finished, some jobs did not succeed"
+    else:
+        code, how = exitcodes.OK, "finished"
+    return RunOutcome(exit_code=code, how=how, counts=counts)

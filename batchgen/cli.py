@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from batchgen import __version__, exitcodes
 from batchgen.commands.argtypes import SECRET_WORDS, SafeParser, refuse_secret_values
+from batchgen.commands.output_options import add_verbose, verbose_logging
 from batchgen.errors import BatchgenError, ManifestError
 from batchgen.redact import redact, secret_words
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # not built yet
             raise
         module.add_parser(sub)
+    for command in sub.choices.values():  # one -v/--verbose, the same on every command
+        if "--verbose" not in command._option_string_actions:
+            add_verbose(command)
     return parser
 
 
@@ -70,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             refuse_secret_values(args)
+            verbose_logging(args)
             return int(args.handler(args) or 0)
         except BaseExceptionGroup as group:
             raise _first_batchgen_error(group) from group

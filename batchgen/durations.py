@@ -1,9 +1,9 @@
 """Durations as people write them, read one way for the command line, manifests and the
-Python API: '5', '0.05', '500ms', '2m', '1h' -> seconds."""
+Python API: '5', '0.05', '500ms', '2m', '1h', '7d' -> seconds."""
 
 from __future__ import annotations
 
-_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86400.0))
 
 
 def parse_duration(text: str) -> float:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from batchgen import store as st
 from batchgen.errors import UsageError
-from batchgen.manifest import Manifest
+from batchgen.manifest import Manifest, owner
 from batchgen.settings import RunOptions
 
 
@@ -20,12 +20,16 @@ def record_manifest(
     *,
     resubmit_changed: bool = False,
     also: Callable[[st.Store], None] | None = None,
+    add_to_state: bool = False,
 ) -> st.SyncResult:
     """A manifest's jobs, their meta, their local image files and the run's settings, in the
     state file before a run: the one way both front doors (the CLI's `run`, `batchgen.run`)
-    record a manifest. `also` adds what one door records besides (the CLI's options)."""
+    record a manifest. `also` adds what one door records besides (the CLI's options). A state
+    file of another manifest is refused first, untouched, unless `add_to_state`."""
+    owners = owner.check(opts.state_path, m, add=add_to_state)
     store = st.Store(opts.state_path)
     try:
+        owner.record(store, owners)
         sync = store.sync_jobs(
             ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
         )

@@ -137,6 +137,7 @@ class RunOptions:
     allow_private_result_hosts: bool | None = None
     # honour HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (batchgen/adapters/proxies.py)
     proxy_env: bool = True
+    proxy: str | None = field(default=None, repr=False)  # --proxy URL; may hold a password
     # callback mode (batchgen/callbacks.py)
     callback_listen: tuple[str, int] | None = None  # run the receiver on (host, port)
     callback_public_url: str | None = None  # public base forwarding to it; None: its own address

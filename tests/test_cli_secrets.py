@@ -10,6 +10,7 @@ every parser, so `--api-key` can never be taken for `--api-key-file`.
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,35 @@ def test_an_option_made_for_a_secret_still_takes_one() -> None:
     args = cli.build_parser().parse_args(["simulate", "--api-key", KEY])
     refuse_secret_values(args)  # no UsageError
     assert KEY in args.api_keys
+
+
+@pytest.mark.timeout(120)
+def test_a_proxy_password_is_never_shown_even_verbose_nor_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26: `--proxy URL` may carry user:password@; a run through a proxy that is not
+    there (a closed loopback port), with -v, prints and stores it nowhere."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("APIXO_API_KEY", "sk-test-0123456789")
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = f"http://alice:{PLAIN}@127.0.0.1:{port}"
+    manifest = Path(__file__).resolve().parents[1] / "manifests" / "example.yaml"
+    argv = [
+        "run", str(manifest), "--output", "out", "-v", "--proxy", proxy,
+        "--base-url", "http://api.example.invalid/api/v1", "--backoff", "0.01,0.05",
+        "--max-runtime", "2s", "--drain", "0.5s",
+    ]  # fmt: skip
+    code, printed = call(argv, capsys)
+    assert code != 0 and "Traceback" not in printed
+    assert "DEBUG" in printed or "127.0.0.1" in printed, printed
+    assert leaks(printed) == [], printed
+    code, printed = call(["resume", "out/batchgen.db", "-v", "--proxy", proxy], capsys)
+    assert leaks(printed) == [], printed
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert leaks(path.read_bytes()) == [], path

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from batchgen.errors import ManifestError
-from batchgen.manifest import Job, check_filename, estimate_requests, load_manifest, requests_for
+from batchgen.manifest import (
+    Job,
+    check_filename,
+    estimate_requests,
+    load_manifest,
+    requests_for,
+    where,
+)
 from batchgen.manifest import text as manifest_text
 from tests.test_schema import API_EXAMPLES
 
@@ -41,7 +48,9 @@ def test_api_examples_manifest_reproduces_the_reference_bodies():
 
 def test_example_manifest():
     m = load_manifest(MANIFESTS / "example.yaml")
-    assert m.name == "demo" and m.model == "kling-2-1" and m.output_dir == "output/demo"
+    # No output.dir since issue 26 (it is read against the manifest's folder): the default
+    # output/<name> is output/demo, run from the repository's root as before.
+    assert m.name == "demo" and m.model == "kling-2-1" and where.output_of(m) == "output/demo"
     assert len(m.jobs) == 8
     assert [j.index for j in m.jobs] == list(range(8))
     assert {j.body["input"]["mode"] for j in m.jobs} == {
@@ -56,7 +65,7 @@ def test_example_manifest():
     tea = next(j for j in m.jobs if j.id == "tea-steam")
     assert tea.body["input"]["cfg_scale"] == 0.6  # job overrides defaults
     assert tea.body["input"]["image_urls"] == ["https://example.com/images/tea.jpg"]
-    assert tea.where == f"{MANIFESTS / 'example.yaml'}:24"
+    assert tea.where == f"{MANIFESTS / 'example.yaml'}:23"  # output.dir's line gone
 
 
 def test_csv_manifest_and_jobs_csv_under_defaults():

@@ -222,7 +222,7 @@ CASES = [
         "jobs[0].prompt",
         "given twice",
     ),
-    ("m.yaml", "jobs_csv: missing.csv\n", "missing.csv", "", "no such file"),
+    ("m.yaml", "jobs_csv: missing.csv\n", "m.yaml:1", "jobs_csv", "missing.csv: no such file"),
     # --- YAML: hostile or broken files -----------------------------------------------------
     ("m.yaml", "jobs: [\n", "m.yaml:2", "", "expected"),
     ("m.yaml", "jobs: !!python/object/apply:os.system [echo hi]\n", "m.yaml:1", "jobs", "tag"),

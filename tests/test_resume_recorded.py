@@ -145,6 +145,9 @@ PER_INVOCATION = {
     # stored; the clock offset is for tests
     "account_db",
     "account_clock_offset",
+    # issue 26: a proxy URL may hold a password, so never stored; -v is per invocation
+    "proxy",
+    "verbose",
 }
 
 

@@ -262,6 +262,7 @@ class ApiClient:
             ) from exc
         except aiohttp.ClientError as exc:
             raise ApiConnectionError(f"connection lost: {type(exc).__name__}", sent=True) from exc
+        log.debug("%s %s: HTTP %d, %d bytes", method, url.path, status, len(raw))
         if 300 <= status <= 399:
             raise redirected(status, location)
         return self._interpret(status, raw, retry_after_header, charset, submit=method == "POST")

@@ -14,7 +14,8 @@ the variables:
   reaches aiohttp's URL objects, whose reprs end up in error messages and the state file.
 
 Not aiohttp's `trust_env`: that also reads ~/.netrc and would send the credentials it finds
-there as Basic auth to whatever host a result URL names. `--no-proxy-env` turns all of this off.
+there as Basic auth to whatever host a result URL names. `--no-proxy-env` turns all of this off;
+`--proxy URL` names one proxy for both schemes, over the variables.
 """
 
 from __future__ import annotations
@@ -74,17 +75,29 @@ class Proxy:
 class Proxies:
     """The proxy choice for any URL, from a snapshot of the environment taken once per run."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        enabled: bool = True,
+        proxy: str | None = None,
+    ) -> None:
+        """`enabled`: read the environment's variables; `proxy` (--proxy URL) carries both
+        schemes over them, NO_PROXY still applying when `enabled`."""
         env = os.environ if env is None else env
-        self.enabled = enabled
+        self.enabled = enabled or bool(proxy)
         self._by_scheme: dict[str, Proxy | None] = {"http": None, "https": None}
         self._no_proxy: list[str] = []
+        given = _parse("--proxy", proxy) if proxy else None
+        if given is not None:
+            self._by_scheme = {"http": given, "https": given}
         if not enabled:
             return
         fallback = _read(env, "all_proxy")
         for scheme in _SCHEMES:
             found = _read(env, f"{scheme}_proxy") or fallback
-            self._by_scheme[scheme] = _parse(*found) if found else None
+            if given is None:
+                self._by_scheme[scheme] = _parse(*found) if found else None
         no_proxy = _read(env, "no_proxy")
         if no_proxy:
             self._no_proxy = [p.strip().lower() for p in no_proxy[1].split(",") if p.strip()]
@@ -156,12 +169,17 @@ def _parse(source: str, text: str) -> Proxy:
         url = yarl.URL(text)
         url.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise UsageError(f"{source} is not a proxy URL; fix it or pass --no-proxy-env") from None
+        fix = "fix it" if source == "--proxy" else "fix it or pass --no-proxy-env"
+        raise UsageError(f"{source} is not a proxy URL; {fix}") from None
     shown = f"{url.scheme}://{url.host}"
     if url.scheme not in _SCHEMES or not url.host:
+        fix, sep = (
+            ("give another", " ")
+            if source == "--proxy"
+            else ("unset it or pass --no-proxy-env", "=")
+        )
         raise UsageError(
-            f"{source}={shown}: batchgen supports http:// and https:// proxies only; "
-            "unset it or pass --no-proxy-env"
+            f"{source}{sep}{shown}: batchgen supports http:// and https:// proxies only; {fix}"
         )
     authorization = None
     if url.user is not None or url.password is not None:

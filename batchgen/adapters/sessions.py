@@ -42,8 +42,8 @@ class Sessions:
 
 
 def run_proxies(opts: RunOptions) -> Proxies:
-    """The environment's proxies, unless the run was told to ignore them (--no-proxy-env)."""
-    return Proxies(enabled=opts.proxy_env)
+    """--proxy, else the environment's proxies, unless told to ignore those (--no-proxy-env)."""
+    return Proxies(enabled=opts.proxy_env, proxy=opts.proxy)
 
 
 @contextlib.asynccontextmanager

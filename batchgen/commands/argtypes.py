@@ -23,6 +23,17 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def proxy_url(text: str) -> str:
+    """--proxy: an http:// or https:// URL with a host (checked again, whole, by Proxies).
+    The message never repeats the value: it may hold a password."""
+    scheme, sep, rest = text.strip().partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/@:"):
+        raise argparse.ArgumentTypeError(
+            "takes an http:// or https:// proxy URL (http://[user:password@]host:port)"
+        )
+    return text.strip()
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -98,9 +109,10 @@ class SafeParser(argparse.ArgumentParser):
 
 
 # Options whose values carry their own credentials by design (a webhook or ping URL with its
-# token, an apprise URL with user:password@): the notify code keeps them out of every output
-# and file. Errors still redact them; they are not refused for their shape.
-SECRET_CARRIERS = frozenset({"notify", "notify_json", "ping"})
+# token, an apprise URL with user:password@, a --proxy URL with user:password@): their code
+# keeps them out of every output and file. Errors still redact them; they are not refused for
+# their shape.
+SECRET_CARRIERS = frozenset({"notify", "notify_json", "ping", "proxy"})
 
 
 def refuse_secret_values(args: argparse.Namespace) -> None:

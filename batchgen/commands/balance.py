@@ -72,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _balance(args: argparse.Namespace) -> diagnose.BalanceAnswer:
-    proxies = Proxies(enabled=not args.no_proxy_env and not args.sandbox)
+    proxies = Proxies(
+        enabled=not args.no_proxy_env and not args.sandbox,
+        proxy=None if args.sandbox else args.proxy,
+    )
     if args.sandbox:
         from batchgen.simulator import SimConfig, Simulator
 

@@ -50,22 +50,22 @@ def add_cli_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--callback-grace",
         type=_duration,
-        metavar="SECONDS",
+        metavar="DURATION",
         help="poll a task whose callback is this late after its expected end "
-        "(default: --poll-after, 60)",
+        "(default: --poll-after, 60s)",
     )
     g.add_argument(
         "--callback-poll-every",
         type=_duration,
-        metavar="SECONDS",
-        help="then poll it every SECONDS until it ends (default: 6 x --poll-every, 30)",
+        metavar="DURATION",
+        help="then poll it every DURATION until it ends (default: 6 x --poll-every, 30s)",
     )
     g.add_argument(
         "--callback-guard",
         type=_duration,
-        metavar="SECONDS",
-        help="confirm a task's callbacks with at most one status request per SECONDS; news "
-        "within it is confirmed when it ends, never dropped (default: --poll-every / 10, 0.5)",
+        metavar="DURATION",
+        help="confirm a task's callbacks with at most one status request per DURATION; news "
+        "within it is confirmed when it ends, never dropped (default: --poll-every / 10, 0.5s)",
     )
 
 

@@ -11,9 +11,15 @@ from typing import Any
 
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.proxies import Proxies
-from batchgen.commands import account_options, callback_options, money_options, notify_options
+from batchgen.commands import (
+    account_options,
+    callback_options,
+    money_options,
+    notify_options,
+    output_options,
+)
 from batchgen.commands.argtypes import backoff as _backoff
-from batchgen.commands.argtypes import id_list
+from batchgen.commands.argtypes import id_list, proxy_url
 from batchgen.commands.argtypes import pause as _pause
 from batchgen.commands.argtypes import positive_int as _positive_int
 from batchgen.commands.argtypes import rate as _rate
@@ -58,7 +64,19 @@ def add_api_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         help="connect directly: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY "
         "(honoured by default for API calls and downloads)",
     )
+    add_proxy_option(g)
     return g
+
+
+def add_proxy_option(g: argparse._ActionsContainer) -> None:
+    g.add_argument(
+        "--proxy",
+        type=proxy_url,
+        metavar="URL",
+        help="send API calls, downloads and image checks through this http:// or https:// "
+        "proxy, over the environment's (NO_PROXY still applies, unless --no-proxy-env). "
+        "user:password@ in it is never printed, logged or stored; resume needs it again",
+    )
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -91,15 +109,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--poll-after",
         type=_seconds,
         default=60.0,
-        metavar="SECONDS",
-        help="first poll after the submit (default 60; longer for 10 s videos)",
+        metavar="DURATION",
+        help="first poll after the submit (default 60s; longer for 10 s videos)",
     )
     g.add_argument(
         "--poll-every",
         type=_seconds,
         default=5.0,
-        metavar="SECONDS",
-        help="then poll every SECONDS, jittered (default 5)",
+        metavar="DURATION",
+        help="then poll every DURATION, jittered (default 5s)",
     )
     g.add_argument(
         "--download-concurrency",
@@ -195,29 +213,29 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--connect-timeout",
         type=_seconds,
-        metavar="SECONDS",
-        help=f"give up connecting to the API after SECONDS (default {_D.connect_timeout_s:g})",
+        metavar="DURATION",
+        help=f"give up connecting to the API after DURATION (default {_D.connect_timeout_s:g}s)",
     )
     g.add_argument(
         "--read-timeout",
         type=_seconds,
-        metavar="SECONDS",
-        help="give up waiting for an API answer after SECONDS (a submit then turns ambiguous; "
-        f"default {_D.read_timeout_s:g})",
+        metavar="DURATION",
+        help="give up waiting for an API answer after DURATION (a submit then turns ambiguous; "
+        f"default {_D.read_timeout_s:g}s)",
     )
     g.add_argument(
         "--stall-timeout",
         type=_seconds,
-        metavar="SECONDS",
-        help="cut a download that received nothing for SECONDS; it resumes where it stopped "
-        f"(default {_D.download_stall_s:g})",
+        metavar="DURATION",
+        help="cut a download that received nothing for DURATION; it resumes where it stopped "
+        f"(default {_D.download_stall_s:g}s)",
     )
     g.add_argument(
         "--drain",
         type=_seconds,
-        metavar="SECONDS",
+        metavar="DURATION",
         help="on a stop (signal, --max-runtime), let calls on the wire finish this long "
-        f"(default {_D.drain_s:g})",
+        f"(default {_D.drain_s:g}s)",
     )
     g.add_argument(
         "--status-outage",
@@ -248,22 +266,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     callback_options.add_cli_options(p)
     money_options.add_options(p)
     notify_options.add_options(p)
-    g = p.add_argument_group("output")
-    g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    g.add_argument(
-        "--gallery",
-        action="store_true",
-        help="also write <output>/gallery.html, a page to review every job's video by eye",
-    )
-    g.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="json: one JSON object per line on stderr (progress, log records, the summary), "
-        "for log shippers (default: text)",
-    )
-    # Seconds between one-line summaries when stderr is not a terminal (default 10; tests).
-    g.add_argument("--progress-every", type=_seconds, help=argparse.SUPPRESS)
+    output_options.add_output_options(p)
 
 
 def options_from_args(
@@ -294,6 +297,7 @@ def options_from_args(
         max_file_bytes=args.max_file_size,
         allow_private_result_hosts=args.allow_private_result_hosts,
         proxy_env=not args.no_proxy_env,
+        proxy=getattr(args, "proxy", None),
         resubmit_ambiguous=args.resubmit_ambiguous,
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
@@ -332,6 +336,7 @@ def options_from_args(
         fields["api_key"] = SANDBOX_KEY
         fields["serve_local_images"] = True  # image files without a store: served on loopback
         fields["proxy_env"] = False  # the simulator and its files are on loopback
+        fields["proxy"] = None
     else:
         fields["base_url"] = check_base_url(
             args.base_url or os.environ.get("APIXO_BASE_URL") or DEFAULT_BASE_URL
@@ -343,7 +348,7 @@ def options_from_args(
     fields |= money_options.fields(args, model, budget)
     fields |= notify_options.fields(args, notify)  # never recorded: URLs hold tokens
     opts = RunOptions(**fields)  # built once, frozen: nothing changes it afterwards
-    Proxies(enabled=opts.proxy_env)  # a proxy variable batchgen cannot use: exit 2 before work
+    Proxies(enabled=opts.proxy_env, proxy=opts.proxy)  # one batchgen cannot use: exit 2 now
     return opts.scaled(args.time_scale) if args.sandbox else opts
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import sys
-from pathlib import Path
 
 from batchgen import diagnose, exitcodes
 from batchgen.adapters.proxies import Proxies
@@ -58,12 +57,15 @@ def run(args: argparse.Namespace) -> int:
 async def _checks(args: argparse.Namespace) -> list[Check]:
     image_store, output = args.image_store, args.output
     if args.manifest:
-        from batchgen.manifest import load_manifest
+        from batchgen.manifest import load_manifest, where
 
         manifest = load_manifest(args.manifest)
         image_store = image_store or manifest.image_store
-        output = output or manifest.output_dir or str(Path("output") / manifest.name)
-    proxies = Proxies(enabled=not args.no_proxy_env and not args.sandbox)
+        output = where.output_of(manifest, output)
+    proxies = Proxies(
+        enabled=not args.no_proxy_env and not args.sandbox,
+        proxy=None if args.sandbox else args.proxy,
+    )
     checks: list[Check] = []
     if args.sandbox:
         if args.base_url or args.api_key_file:

@@ -60,7 +60,8 @@ def setup_logging(args: argparse.Namespace, progress: Progress | None = None) ->
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.WARNING)
+    quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
+    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     # What is spent is said at the start and end of every run (balance, estimate, prices).
     # ... and each job that fails, as it fails (RunContext.fail: one INFO line; the engine's
     # only other INFO line says an ambiguous job was found made).
@@ -71,7 +72,7 @@ def setup_logging(args: argparse.Namespace, progress: Progress | None = None) ->
         "batchgen.engine",
     ):
         logging.getLogger(name).setLevel(
-            logging.ERROR if getattr(args, "quiet", False) else logging.INFO
+            logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
         )
     logger.propagate = False
 

@@ -36,6 +36,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "`files` as paths joined by | and `attempts` as OUTCOME[:FAIL_CODE] joined by |",
     )
     p.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="jsonl",
+        default="jsonl",
+        help="the same as --format jsonl (the default): the spelling every command takes",
+    )
+    p.add_argument(
         "--presign",
         type=seconds,
         metavar="DURATION",

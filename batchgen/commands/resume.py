@@ -37,9 +37,11 @@ def run(args: argparse.Namespace) -> int:
     store = st.Store(state_path, readonly=True)
     try:
         saved = load_run_settings(store)
-        taken = recorded.fill(args, recorded.load(store, state_path))
+        was = recorded.load(store, state_path)
+        taken = recorded.fill(args, dict(was))
     finally:
         store.close()
+    recorded.check_same_world(state_path, bool(args.sandbox), was)
     output_dir = Path(args.output or saved.get("output_dir") or state_path.parent)
     opts = common.options_from_args(
         args,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batchgen.adapters.lock import StateLock
 from batchgen.adapters.s3client import is_store_url, parse_store_url
 from batchgen.commands import common, execution, images, recorded
 from batchgen.runsettings import record_manifest
 from batchgen.ui.progress import ticker
+
+if TYPE_CHECKING:
+    from batchgen.manifest import Manifest
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,13 +31,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--output",
         metavar="DIR|s3://BUCKET/PREFIX",
         help="output folder, or a bucket: results go to PREFIX/<file name>, verified and "
-        "never overwritten (default: the manifest's output.dir, else output/<name>)",
+        "never overwritten (default: the manifest's output.dir, read against the manifest's "
+        "folder, else output/<name> here)",
     )
     p.add_argument(
         "--state",
         metavar="FILE",
         help="state file (default: <output>/batchgen.db; with a bucket output, "
         "output/<name>/batchgen.db)",
+    )
+    p.add_argument(
+        "--add-to-state",
+        action="store_true",
+        help="add this manifest's jobs to a state file another manifest already ran in (one "
+        "with the same name and output); without it that is an error (exit 2), untouched",
     )
     p.add_argument(
         "--resubmit-changed",
@@ -64,8 +75,9 @@ def _run(args: argparse.Namespace) -> int:
     with ticker(sys.stderr, mode, f"validating {args.manifest}", interval=every):
         manifest = load_manifest(args.manifest)
     images.settle_store(args, manifest)  # exit 2 before anything is sent if a store is missing
-    output_dir, result_store = _where(args, manifest.output_dir, manifest.name)
+    output_dir, result_store = _where(args, manifest)
     state_path = Path(args.state) if args.state else output_dir / "batchgen.db"
+    recorded.check_same_world(state_path, bool(args.sandbox))
     opts = common.options_from_args(
         args,
         state_path=state_path,
@@ -82,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
                 manifest,
                 opts,
                 resubmit_changed=args.resubmit_changed,
+                add_to_state=args.add_to_state,
                 also=lambda store: recorded.record(store, args, opts.base_url),
             )
         if sync.changed:
@@ -100,14 +113,18 @@ def _run(args: argparse.Namespace) -> int:
         return execution.execute_with_sandbox(args, opts)
 
 
-def _where(args: argparse.Namespace, written: str | None, name: str) -> tuple[Path, str | None]:
-    """The local folder (state file, spool, results.jsonl) and the bucket output, if any.
-    With a bucket the local folder is where the state file goes: --state's folder, else
-    output/<name>, where a local output would have been by default."""
-    chosen = args.output or written
+def _where(args: argparse.Namespace, manifest: Manifest) -> tuple[Path, str | None]:
+    """The local folder (state file, spool, results.jsonl) and the bucket output, if any
+    (batchgen/manifest/where.py: --output here, else output.dir by the manifest, else
+    output/<name> here). With a bucket the local folder is where the state file goes:
+    --state's folder, else output/<name>, where a local output would have been by default."""
+    from batchgen.manifest import where
+
+    chosen = where.output_of(manifest, args.output)
     if not is_store_url(chosen):
-        return Path(chosen or Path("output") / name), None
-    assert chosen is not None
+        if not args.output:
+            where.check_former_output(manifest, chosen, args.state)
+        return Path(chosen), None
     bucket, prefix = parse_store_url(chosen, "--output")
-    local = Path(args.state).parent if args.state else Path("output") / name
+    local = Path(args.state).parent if args.state else Path("output") / manifest.name
     return local, f"s3://{bucket}/{prefix}".rstrip("/")

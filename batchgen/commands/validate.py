@@ -17,9 +17,17 @@ from typing import TextIO
 
 from batchgen import models
 from batchgen.adapters.proxies import Proxies
+from batchgen.commands.common import add_proxy_option
 from batchgen.commands.images import warn_without_store
 from batchgen.errors import ManifestError, ManifestProblem
-from batchgen.manifest import FIRST_POLL_S, POLL_EVERY_S, Manifest, estimate_requests, load_manifest
+from batchgen.manifest import (
+    FIRST_POLL_S,
+    POLL_EVERY_S,
+    Manifest,
+    estimate_requests,
+    load_manifest,
+    where,
+)
 from batchgen.money.prices import (
     PriceBook,
     cost_by_mode,
@@ -63,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="with --check-images: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY and "
         "connect directly, as `run --no-proxy-env` does",
     )
+    add_proxy_option(parser)
     parser.set_defaults(handler=run)
     return parser
 
@@ -84,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         _check_images(
             manifests,
             public_only=not args.allow_private_result_hosts,
-            proxies=Proxies(enabled=not args.no_proxy_env),
+            proxies=Proxies(enabled=not args.no_proxy_env, proxy=args.proxy),
         )
     out = sys.stdout
     for manifest in manifests:
@@ -147,9 +156,8 @@ def summary(manifest: Manifest) -> str:
         by_model.setdefault(job.model, Counter())[mode] += 1
     durations = Counter(job.body.get("input", {}).get("duration") for job in jobs)
     callbacks = sum(1 for job in jobs if job.body.get("request_type") == "callback")
-    output = manifest.filename_template
-    if manifest.output_dir:
-        output = f"{manifest.output_dir.rstrip('/')}/{output}"
+    # Where a run without --output writes (batchgen/manifest/where.py), not the bare template.
+    output = f"{where.shown(where.output_of(manifest)).rstrip('/')}/{manifest.filename_template}"
     lines = [
         f"{manifest.path}: OK, {len(jobs)} job{'s' if len(jobs) != 1 else ''} "
         f"(name {manifest.name!r}, model {manifest.model})",
@@ -194,10 +202,10 @@ def _matrices(jobs: list, classes: list[tuple], book: PriceBook) -> list[str]:
         if getattr(job, "matrix", None):
             groups.setdefault(job.matrix, []).append(key)
     lines = []
-    for where, keys in groups.items():
+    for place, keys in groups.items():
         total = sum(micros for _, micros in cost_by_mode(keys, book).values())
         n = len(keys)
-        lines.append(f"  matrix at {where}: {n} job{'s' if n != 1 else ''}, {usd(total)}")
+        lines.append(f"  matrix at {place}: {n} job{'s' if n != 1 else ''}, {usd(total)}")
     return lines
 
 

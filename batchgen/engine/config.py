@@ -114,6 +114,10 @@ class RunOutcome:
     account_error: str | None = None
     messages: list[str] = field(default_factory=list)
 
+    def __getitem__(self, state: str) -> int:
+        """`outcome["done"]`: one state's count, as when `batchgen.outcome()` gave a dict."""
+        return self.counts[state]
+
 
 def describe(outcome: RunOutcome) -> str:
     parts = [f"{k} {v}" for k, v in outcome.counts.items() if v]

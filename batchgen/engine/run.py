@@ -77,6 +77,8 @@ class Engine:
         self._tg: asyncio.TaskGroup | None = None
         self.adoptions = Adoptions(run, client, self.tracker, self._spawn_now)
         run.on_ambiguous = self.adoptions.turned_ambiguous
+        # Money freed under the cap while jobs are left for it: a new pass looks at them.
+        run.money.spending.on_room = run.resubmits.set
         # Jobs whose coroutine lives: a page of pending rows is a snapshot, and a job spawned
         # by one pass of the submitter may still read `pending` when the next pass pages
         # (a transient resubmit starts one): it is never given a second coroutine.
@@ -208,10 +210,12 @@ class Engine:
                 run.downloads.put_nowait(None)
             watchdog.cancel()
         self._tg = None
-        if run.money.stop_message is not None:
-            # Jobs put back to pending after the cap stopped submits (a transient resubmit)
-            # say why they were not sent either.
-            ledger.note_pending(run.store, run.money.stop_message)
+        if run.money.halted:
+            # Jobs put back to pending after the halt (a transient resubmit) say why they
+            # were not sent either.
+            ledger.note_pending(run.store, run.money.stop_message or "")
+        for seq in run.money.spending.left:  # each job the cap left, with its price
+            ledger.note_pending(run.store, run.money.spending.left_note(seq) or "", seq=seq)
         if self.chains.still_waiting():
             run.messages.append(
                 f"{self.chains.still_waiting()} job(s) wait for a parent job that did not "
@@ -327,6 +331,11 @@ class Engine:
                     continue
                 if row.seq in self._active:
                     self._passed_over.add(row.seq)
+                    continue
+                if not await run.money.may_fit(row):  # left for the cap: the next may fit
+                    self.submitter.over_cap(row)
+                    if run.money.halted:
+                        return
                     continue
                 if not await run.take_slot():
                     return

@@ -51,6 +51,7 @@ class Submitter:
         self.gated = GatedSubmits(run, client)  # the submit gate (gated.py)
         self.no_slot: set[int] = set()  # jobs waiting for a slot after a concurrency 429
         self._learned_logged: int | None = None
+        self._left_logged: set[int] = set()  # jobs the cap left, said once per run
 
     def __repr__(self) -> str:
         return f"<Submitter gate={self.gated.gate!r} waiting_for_slot={len(self.no_slot)}>"
@@ -308,12 +309,26 @@ class Submitter:
                     lease.name, f"account {lease.name}: its max_spend is reached"
                 )
                 return False
-        if ok is False:  # over the cap: no new submits; tracking and downloads go on
+        if ok is False:
+            self.over_cap(row)
+        return bool(ok)
+
+    def over_cap(self, row: st.JobRow) -> None:
+        """A job whose price does not fit under the cap stays pending, with a note, and the
+        jobs after it that fit still go. Only a halt (the estimate exceeds the balance, no
+        --yes) stops all submits; tracking and downloads go on either way."""
+        run = self.run
+        if run.money.halted:
             note = run.money.stop_message or ""
             if run.stop_submitting(StopReason.BUDGET, note):
                 log.warning("%s", note)
                 ledger.note_pending(run.store, note)
-        return bool(ok)
+            return
+        note = run.money.spending.left_note(row.seq)
+        if note is None or row.seq in self._left_logged:
+            return
+        self._left_logged.add(row.seq)
+        log.info("%s left pending: %s; the jobs after it that fit go on", row.id, note)
 
     def _not_submitted(self, row: st.JobRow) -> None:
         """The POST surely made no task: plainly pending again, its reservation released."""

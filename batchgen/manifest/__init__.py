@@ -133,9 +133,11 @@ def _load_yaml(path: Path, display: str) -> Manifest:
         csv_display = os.path.join(os.path.dirname(display), csv_name)
         try:
             text = read_text(path.parent / csv_name, csv_display)
-        except ManifestError as exc:
+        except ManifestError as exc:  # placed at the manifest's `jobs_csv:` line
+            where = f"{display}:{line_of(lines, 'jobs_csv')}"
             for problem in exc.problems:
-                build.add(problem)
+                message = f"{problem.where}: {problem.message}"
+                build.add(ManifestProblem(where, "jobs_csv", message))
         else:
             build.local.base_dir = (path.parent / csv_name).parent
             _add_csv(build, text, csv_display)

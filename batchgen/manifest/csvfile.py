@@ -88,6 +88,36 @@ def _lines(text: str) -> Iterator[str]:
         start = stop + 1
 
 
+def _unclosed_quote(
+    cells: list[str], header: list[str], first: int, last: int, text: str
+) -> tuple[str, str] | None:
+    """A quote opened on line `first` and not closed where the user meant: the reader then
+    takes the lines below into one cell, and the rows it ate would be reported as unrelated
+    problems. Told by the quote never closing before the end of the file, or by line `first`
+    being a whole row by itself (as many commas as the header needs, some after the quote)
+    while the lines taken hold commas too. A quoted prompt on two lines is fine.
+    (column, message), else None."""
+    if last <= first:
+        return None
+    lines = text.split("\n")
+    opening = lines[first - 1]
+    read = "\n".join(lines[first - 1 : last])
+    never_closed = not "\n".join(lines[last:]).strip() and read.count('"') % 2 == 1
+    quote = opening.find('"')
+    whole = opening.count(",") >= len(header) - 1 and "," in opening[quote + 1 :]
+    taken = [*lines[first : last - 1], lines[last - 1].split('"', 1)[0]]
+    if not (never_closed or (whole and any("," in line for line in taken))):
+        return None
+    i = next((i for i, cell in enumerate(cells) if "\n" in cell), len(cells) - 1)
+    name = header[i].strip() if i < len(header) else str(i + 1)
+    end = "the end of the file" if never_closed else f"line {last}"
+    return f"column {name}", (
+        f"a quoted cell opens on line {first} and runs to {end}, taking {last - first} "
+        "line(s) below it into one cell: its closing quote is missing (a quote inside a "
+        'quoted cell is written twice: "")'
+    )
+
+
 def read_csv_jobs(
     text: str, display: str, fields: RequestFields, problems: list[ManifestProblem]
 ) -> Iterator[RawJob]:
@@ -142,6 +172,7 @@ def read_csv_jobs(
     arrays = fields.arrays
     row = 1
     while True:
+        first_line = reader.line_num + 1
         try:
             cells = next(reader, None)
         except csv.Error as exc:
@@ -152,6 +183,12 @@ def read_csv_jobs(
         if cells is None:
             return
         row += 1
+        swallowed = _unclosed_quote(cells, header, first_line, reader.line_num, text)
+        if swallowed is not None:  # one clear error, not the rows it ate reported as others
+            problems.append(
+                ManifestProblem(f"{display}: row {row}, {swallowed[0]}", "", swallowed[1])
+            )
+            return
         if len(cells) > width:
             if any(c.strip() for c in cells[width:]):
                 problems.append(

@@ -212,6 +212,9 @@ class _Builder:
             explicit.append((key, value_node))
         for key, value_node in explicit:
             out[key] = self.build(value_node, (*path, key))
+            # A field's place is its key's line: a block value (a mapping or list on the lines
+            # below) starts a line lower, and a typo in its key was reported there.
+            self.lines[json_path((*path, key))] = key_lines[key]
         return out
 
     def scalar(self, node: ScalarNode, path: tuple) -> Any:

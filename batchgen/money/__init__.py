@@ -97,18 +97,32 @@ class Money:
         self, row: st.JobRow, account: str | None = None, fits: Fits | None = None
     ) -> bool | None:
         """The intent: True (recorded, send), None (the job is not pending), False (over the
-        cap: nothing recorded, submits must stop; `over_account` when only the account's own
-        cap, `fits`, refused it). At the cap, refunds the balance shows may free room: the
-        balance is read then (once per new failed task)."""
+        cap: nothing recorded; the job is left for the cap, or `over_account` when only the
+        account's own cap, `fits`, refused it). At the cap, refunds the balance shows may free
+        room: the balance is read then (once per new failed task)."""
         self.over_account = False
         n = self.spending.reserve(row, account, fits)
-        if n == OVER_CAP and await self.settle_refunds():
-            self.spending.stop_message = None
+        if n == OVER_CAP and self.spending.halt is None and await self.settle_refunds():
             n = self.spending.reserve(row, account, fits)
         self.over_account = n == OVER_ACCOUNT
         if n in (OVER_CAP, OVER_ACCOUNT):
             return False
         return n is not None
+
+    async def may_fit(self, row: st.JobRow) -> bool:
+        """Before a job takes a slot: does its price fit under the cap now? A job that does
+        not is left pending (Spending.left) and the run goes on with the jobs after it; at
+        the cap, refunds the balance shows may free room first."""
+        if self.spending.fits(row):
+            return True
+        if self.spending.halt is None and await self.settle_refunds():
+            return self.spending.fits(row)
+        return False
+
+    @property
+    def halted(self) -> bool:
+        """Nothing may be submitted at all (the estimate exceeds the balance, no --yes)."""
+        return self.spending.halt is not None
 
     def release(self, seq: int) -> None:
         self.spending.release(seq)

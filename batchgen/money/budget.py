@@ -56,20 +56,28 @@ def refunds_seen(expected_drop: int, observed_drop: int, refundable: list[int]) 
     return chosen
 
 
-def cap_stop_message(spent: int, cap: int, next_price: int) -> str:
+LEFT_SHOWN = 5  # jobs named in a stop message; the rest are counted
+
+
+def _left(left: list[tuple[str, int]]) -> str:
+    shown = ", ".join(f"{job} ({usd(price)})" for job, price in left[:LEFT_SHOWN])
+    more = f" and {len(left) - LEFT_SHOWN} more" if len(left) > LEFT_SHOWN else ""
+    return f"{len(left)} job(s) did not fit and stay pending: {shown}{more}"
+
+
+def cap_stop_message(spent: int, cap: int, left: list[tuple[str, int]]) -> str:
+    """The jobs the cap left (id, price): the cheaper ones after them went on."""
     return (
-        f"spend cap reached: {usd(spent)} of {usd(cap)} spent or reserved by this state file, "
-        f"and the next job costs {usd(next_price)}; no new submits (tasks already created are "
-        f"still collected). Raise it with --max-spend (or budget: max_spend: in the manifest) "
-        f"and run again"
+        f"spend cap reached: {usd(spent)} of {usd(cap)} spent or reserved by this state file; "
+        f"{_left(left)} (jobs that fit went on; tasks already created are collected). "
+        f"Raise it with --max-spend (or budget: max_spend: in the manifest) and run again"
     )
 
 
-def balance_stop_message(spent: int, allowed: int, next_price: int) -> str:
+def balance_stop_message(spent: int, allowed: int, left: list[tuple[str, int]]) -> str:
     """At the limit the balance sets (not a cap the user chose): the fix is to add funds."""
     return (
         f"the balance allows no more: {usd(spent)} spent or reserved by this state file, up "
-        f"to {usd(allowed)} the balance allows, and the next job costs {usd(next_price)}; no "
-        f"new submits (tasks already created are still collected). Add funds to the account "
-        f"and run again"
+        f"to {usd(allowed)} the balance allows; {_left(left)} (jobs that fit went on; tasks "
+        f"already created are collected). Add funds to the account and run again"
     )

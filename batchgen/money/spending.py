@@ -32,7 +32,14 @@ class Spending:
     book: PriceBook = field(default_factory=PriceBook)
     model: str = DEFAULT_MODEL
     total: int = 0  # spent or reserved by this state file, all runs, less refunds seen
-    stop_message: str | None = None
+    # Set when nothing may go out at all (money.before_spending: the estimate exceeds the
+    # balance, no --yes); a job that merely does not fit is `left` instead, and later jobs
+    # that fit still go (issue 26: a $2.00 job must not strand the $0.25 ones after it).
+    halt: str | None = None
+    left: dict[int, tuple[str, int]] = field(default_factory=dict)  # seq -> (job id, price)
+    # Called when money under the cap was freed (a released reservation, a refund, a learned
+    # price lower than the one counted) while jobs are left: the engine looks at them again.
+    on_room: Callable[[], None] | None = None
     _on_wire: dict[int, tuple[int, int]] = field(default_factory=dict)  # seq -> (n, price)
     # The user's cap (--max-spend), as `cap` was given; `cap` may then be lowered to what the
     # balance allows (money.before_spending), and a stop there is not the user's cap's doing.
@@ -52,6 +59,40 @@ class Spending:
         cap = usd(self.cap) if self.cap is not None else "none"
         return f"<Spending total={usd(self.total)} cap={cap} on_wire={len(self._on_wire)}>"
 
+    @property
+    def stop_message(self) -> str | None:
+        """Why jobs stay pending for money: a halt, else the jobs left by the cap."""
+        if self.halt is not None or not self.left or self.cap is None:
+            return self.halt
+        stop = budget.balance_stop_message if self.balance_limits else budget.cap_stop_message
+        return stop(self.total, self.cap, sorted(self.left.values(), key=lambda v: v[0]))
+
+    @stop_message.setter
+    def stop_message(self, value: str | None) -> None:
+        self.halt = value
+
+    def fits(self, row: st.JobRow) -> bool:
+        """Would the job's price fit under the cap now (reservations on the wire counted)?
+        When not, the job is recorded as left, with its price, for the run's summary."""
+        price = self.price_of(row)
+        if self.halt is None and budget.fits(self.total, price, self.cap):
+            return True
+        self.left[row.seq] = (row.id, price)
+        return False
+
+    def left_note(self, seq: int) -> str | None:
+        """The note of one job left by the cap: its price against the room left."""
+        got = self.left.get(seq)
+        if got is None or self.cap is None:
+            return None
+        room = max(0, self.cap - self.total)
+        limit = "the balance allows" if self.balance_limits else "the spend cap leaves"
+        return f"costs {usd(got[1])}, {limit} {usd(room)} (of {usd(self.cap)})"
+
+    def _room(self) -> None:
+        if self.left and self.on_room is not None:
+            self.on_room()
+
     def key_of(self, row: st.JobRow) -> str:
         return price_key(getattr(row, "model", None) or self.model, row.mode, row.duration)
 
@@ -63,24 +104,20 @@ class Spending:
     ) -> int | None:
         """The intent with its reservation, sent by `account` (None: the run's one key). n of
         the attempt; None if the job is no longer pending; OVER_CAP (nothing written) if its
-        price does not fit under the cap; OVER_ACCOUNT if `fits(price)` says it does not fit
-        under the account's own cap (checked here, with no await before the write)."""
+        price does not fit under the cap (the job is then `left`); OVER_ACCOUNT if
+        `fits(price)` says it does not fit under the account's own cap (checked here, with no
+        await before the write)."""
         price = self.price_of(row)
         if fits is not None and not fits(price):
             return OVER_ACCOUNT
-        if not budget.fits(self.total, price, self.cap):
-            if self.stop_message is None:
-                assert self.cap is not None
-                stop = (
-                    budget.balance_stop_message if self.balance_limits else budget.cap_stop_message
-                )
-                self.stop_message = stop(self.total, self.cap, price)
+        if not self.fits(row):
             return OVER_CAP
         n = ledger.next_n(self.store, row.seq)
         attempt = (n, self.key_of(row), price)
         named = {"account": account} if account is not None else {}  # the run's key: NULL
         if not self.store.mark_submitting(row.seq, attempt, **named):
             return None
+        self.left.pop(row.seq, None)
         self.total += price
         self._on_wire[row.seq] = (n, price)
         return n
@@ -91,6 +128,7 @@ class Spending:
         if got is not None:
             ledger.release(self.store, seq, got[0])
             self.total -= got[1]
+            self._room()
 
     def sent(self, seq: int) -> None:
         """A task exists, or may: the reservation stays, as spent."""
@@ -123,6 +161,8 @@ class Spending:
             if n is not None and old is not None:
                 ledger.reprice(self.store, seq, n, micros)
                 self.total += micros - old
+        if listed is None or micros < listed:  # jobs left at a dearer estimate may fit now
+            self._room()
 
     def _last_n(self, seq: int) -> int | None:
         rows = ledger.attempts(self.store, seq)
@@ -147,6 +187,7 @@ class Spending:
         ledger.mark_refunded(self.store, [(candidates[i][0], candidates[i][1]) for i in chosen])
         amount = sum(candidates[i][2] for i in chosen)
         self.total -= amount
+        self._room()
         log.info("refunds seen in the balance: %s for %d failed task(s)", usd(amount), len(chosen))
         return amount
 

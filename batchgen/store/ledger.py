@@ -176,18 +176,20 @@ BUDGET_NOTE = "not submitted: "
 EARLIER = " | earlier: "
 
 
-def note_pending(store: st.Store, note: str) -> int:
+def note_pending(store: st.Store, note: str, seq: int | None = None) -> int:
     """Say why jobs still pending were not submitted (the budget), first; a note they held
-    (a transient resubmit's) is kept after it, and given back when the budget note goes."""
+    (a transient resubmit's) is kept after it, and given back when the budget note goes.
+    `seq`: that job only (one the spend cap left), else every pending job."""
+    only = "" if seq is None else f" AND seq={int(seq)}"
     with store.transaction() as db:
         db.execute(
-            "UPDATE jobs SET note=? WHERE state=? AND (note IS NULL OR note='')",
+            "UPDATE jobs SET note=? WHERE state=? AND (note IS NULL OR note='')" + only,
             (BUDGET_NOTE + note, st.PENDING),
         )
         db.execute(  # a budget note of an earlier moment: replaced, keeping what it kept
             "UPDATE jobs SET note=? || CASE WHEN instr(note, ?) > 0"
             " THEN substr(note, instr(note, ?)) ELSE '' END WHERE state=? AND note LIKE ?"
-            " AND note <> ?",
+            " AND note <> ?" + only,
             (
                 BUDGET_NOTE + note,
                 EARLIER,
@@ -198,10 +200,18 @@ def note_pending(store: st.Store, note: str) -> int:
             ),
         )
         cur = db.execute(
-            "UPDATE jobs SET note=? || ? || note WHERE state=? AND note NOT LIKE ?",
+            "UPDATE jobs SET note=? || ? || note WHERE state=? AND note NOT LIKE ?" + only,
             (BUDGET_NOTE + note, EARLIER, st.PENDING, BUDGET_NOTE + "%"),
         )
     return cur.rowcount
+
+
+def budget_noted(store: st.Store) -> int:
+    """Pending jobs the money left (a note of `note_pending`): a cap, or the balance."""
+    row = store.db.execute(
+        "SELECT COUNT(*) FROM jobs WHERE state=? AND note LIKE ?", (st.PENDING, BUDGET_NOTE + "%")
+    ).fetchone()
+    return int(row[0])
 
 
 def clear_budget_notes(store: st.Store) -> None:
