@@ -241,7 +241,7 @@ async def _submit(request: web.Request, sim: Simulator, now: float) -> web.Respo
             _retry_after(sim, sim.store.next_free(now)),
         )
     billing = sim.keys.billing(key)  # a key with a balance of its own pays its tasks
-    task = sim.create_task(body, now, model, billing, owner=key_owner(_bearer(request)))
+    task = sim.create_task(body, now, model, billing, key_owner(_bearer(request)))
     sim.keys.created(key, task.task_id, task.ends, now)
     if sim.dice.roll("p_reset_after_create"):
         sim.observer.unknowable_answer(body)
