@@ -24,6 +24,7 @@ import yarl
 
 from batchgen.adapters.netguard import check_fetchable
 from batchgen.adapters.proxies import Proxies
+from batchgen.core.imagecheck import ImageCheck as ImageCheck  # its callers name it here
 from batchgen.core.policy import Backoff, backoff_delay, parse_retry_after
 from batchgen.core.urls import describe_url, exact_url
 from batchgen.errors import UnsafeUrl
@@ -40,19 +41,6 @@ log = logging.getLogger("batchgen.images")
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 FAIL_CODE = "IMAGE_PREFLIGHT"
-
-
-@dataclass(frozen=True, slots=True)
-class ImageCheck:
-    """One URL's verdict. `error` None: the provider should be able to use it."""
-
-    url: str
-    kind: str | None = None
-    size: int | None = None
-    width: int | None = None
-    height: int | None = None
-    warnings: tuple[str, ...] = ()
-    error: str | None = None
 
 
 @dataclass

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from batchgen import models
+from batchgen.core.usd import MICROS, to_micros
+from batchgen.core.usd import usd as usd  # money/ and its callers name it here too
 from batchgen.models import DEFAULT_MODEL
-
-MICROS = 1_000_000
 
 
 def table_prices(model: str) -> dict[tuple[str, int], int]:
@@ -32,29 +30,6 @@ def table_prices(model: str) -> dict[tuple[str, int], int]:
         except ValueError:
             continue  # a user's spec file with a bad entry: that class is unpriced
     return out
-
-
-def to_micros(value: Any) -> int:
-    """USD (a number or a numeric string) -> micro-dollars; ValueError when it is not money."""
-    if isinstance(value, bool):
-        raise ValueError(f"not an amount of USD: {value!r}")
-    try:
-        amount = Decimal(str(value).strip().lstrip("$"))
-    except InvalidOperation:
-        raise ValueError(f"not an amount of USD: {value!r}") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"not an amount of USD: {value!r}")
-    return int((amount * MICROS).to_integral_value())
-
-
-def usd(micros: int | None) -> str:
-    """$1.25, $0.0375: cents always, more digits only when they matter."""
-    if micros is None:
-        return "unknown"
-    sign = "-" if micros < 0 else ""
-    text = f"{abs(Decimal(micros) / MICROS):.6f}".rstrip("0")
-    whole, _, frac = text.partition(".")
-    return f"{sign}${whole}.{frac.ljust(2, '0')}"
 
 
 def price_key(model: str, mode: str | None, duration: int | None) -> str:

@@ -29,16 +29,39 @@ import gzip
 import hashlib
 import math
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from batchgen import models
 from batchgen.manifest.schema import validate_request
+from batchgen.simulator.billing import Billing
+from batchgen.simulator.config import SimConfig
+from batchgen.simulator.faults import FaultDice
 from batchgen.simulator.files import UNSATISFIABLE, parse_range, result_file
+from batchgen.simulator.ratelimit import SlidingWindow
+from batchgen.simulator.stats import Observer
+from batchgen.simulator.tasks import Task, TaskStore
 
-if TYPE_CHECKING:
-    from batchgen.simulator.server import Simulator
+
+class Simulator(Protocol):
+    """What the handlers use of the service (simulator/server.py's Simulator): named here so
+    the app does not import the server that builds it."""
+
+    config: SimConfig
+    store: TaskStore
+    window: SlidingWindow
+    dice: FaultDice
+    credits_left: int | None
+    billing: Billing
+    observer: Observer
+    origin: str
+
+    def now(self) -> float: ...
+
+    def create_task(self, body: dict[str, Any], now: float, model: str = ...) -> Task: ...
+
+    def stats(self) -> dict[str, Any]: ...
 
 SIM: web.AppKey[Simulator] = web.AppKey("simulator")
 KEY: web.RequestKey[str] = web.RequestKey("key", str)  # the request's Bearer key

@@ -31,8 +31,8 @@ from typing import Any
 
 from batchgen.adapters.durability import GroupSync, fsync_path
 from batchgen.errors import StateError
-from batchgen.models import DEFAULT_MODEL
 from batchgen.states import STATES, UNSUCCESSFUL, JobState
+from batchgen.store import migrations
 from batchgen.store.jobaccounts import add_account_columns
 from batchgen.store.jobmeta import JobMeta, add_meta_column
 from batchgen.store.links import JobLinks, add_parent_column
@@ -125,9 +125,11 @@ class Store(JobMoves, JobMeta, JobLinks):
                     f"{self.path}: written by a newer batchgen (state schema {version}); upgrade"
                 )
             if int(version) < 2 and not readonly:
-                self._migrate_1_to_2()
+                with self.transaction() as db:
+                    migrations.one_to_two(db)
             if int(version) < 3 and not readonly:
-                self._migrate_2_to_3()
+                with self.transaction() as db:
+                    migrations.two_to_three(db)
             if int(version) < SCHEMA_VERSION and not readonly:
                 with self.transaction() as db:  # 3 -> 4 -> 5 -> 6: columns each
                     add_meta_column(db)
@@ -145,51 +147,9 @@ class Store(JobMoves, JobMeta, JobLinks):
                     self.db.execute(statement)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
-    def _migrate_1_to_2(self) -> None:
-        """Version 1 wrote the batch's one model into every row and into meta `model`: make
-        sure each row names it (rows are the truth from now on), then mark the file as 2. A
-        read-only open (status, report) reads version 1 rows as they are."""
-        with self.transaction():
-            batch_model = self.get_meta("model") or DEFAULT_MODEL
-            self.db.execute(
-                "UPDATE jobs SET model=? WHERE model IS NULL OR model=''", (batch_model,)
-            )
-            self.set_meta("schema_version", "2")
-
     def models(self) -> dict[str, int]:
         """Jobs per model."""
         return dict(self.db.execute("SELECT model, COUNT(*) FROM jobs GROUP BY model"))
-
-    def _migrate_2_to_3(self) -> None:
-        """The spend ledger and learned prices, in one transaction (all or nothing). Each job
-        that may have made a task gets its first attempt, priced from the table: the spend
-        cap counts what earlier runs spent. A reader (status, report) leaves an older file as
-        it is and reads around what it lacks (`has_table`)."""
-        from batchgen.money.prices import PriceBook, price_key
-
-        book = PriceBook()
-        with self.transaction() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            rows = db.execute(
-                "SELECT seq, model, mode, duration, state, task_id, fail_code, fail_msg,"
-                " COALESCE(submitted_at, updated_at), completed_at FROM jobs"
-                " WHERE task_id IS NOT NULL OR state IN (?, ?, ?)",
-                (AMBIGUOUS, ORPHANED, SUBMITTING),
-            ).fetchall()
-            for seq, model, mode, duration, state, task_id, code, msg, start, end in rows:
-                key = price_key(model, mode, duration)
-                outcome = {DONE: "succeeded", SUCCEEDED: "succeeded", FAILED: "failed"}
-                db.execute(
-                    "INSERT INTO attempts (job_seq, n, price_key, price_micros, outcome,"
-                    " task_id, fail_code, fail_msg, started_at, ended_at)"
-                    " VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (seq, key, book.price(key), outcome.get(state, "sent"), task_id,
-                     code if state == FAILED else None, msg if state == FAILED else None,
-                     start, end),
-                )  # fmt: skip
-            self.set_meta("schema_version", "3")
 
     def has_table(self, name: str) -> bool:
         """Whether the file has this table (an older file opened read-only may not). A table,

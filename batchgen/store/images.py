@@ -13,7 +13,7 @@ import json
 import sqlite3
 import time
 
-from batchgen.inputs.preflight import ImageCheck
+from batchgen.core.imagecheck import ImageCheck
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS image_checks (

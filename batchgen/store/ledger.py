@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from batchgen import store as st
-from batchgen.money.prices import usd
+from batchgen.core.usd import usd
 
 SENT = "sent"  # on the wire or in flight: may have made a task, counts as spent
 SUCCEEDED = "succeeded"
