@@ -36,6 +36,14 @@ from batchgen.simulator.samples import MODES, sample_body  # noqa: E402
 from batchgen.simulator.tasks import GENERATION_RANGE_S  # noqa: E402
 
 KEY = "sk-bench-0123456789"
+
+# A benchmark's runs (and the simulators and CLIs it starts, which inherit the environment)
+# keep the account database on, as a user's runs do, but in a folder of their own: runs on
+# random loopback ports must not leave accounts in the user's ~/.local/state/batchgen.
+if not os.environ.get("BATCHGEN_ACCOUNT_DB"):
+    import tempfile
+
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="batchgen-bench-state-")
 # -- jobs and state files ---------------------------------------------------------------------
 
 
