@@ -15,13 +15,13 @@ import hashlib
 import io
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from batchgen.core.media import MAX_VIDEO_BYTES, REF_PREFIX
+from batchgen.inputs.localfile import regular_file
 from batchgen.inputs.localvideo import LocalVideo, inspect_video
 from batchgen.inputs.sniff import (
     EXTENSIONS,
@@ -93,18 +93,9 @@ def local_path(entry: object, base_dir: Path) -> Path | None:
 
 def inspect(path: Path) -> LocalImage | str:
     """The file's content identity, or why it cannot be sent (a message for the user)."""
-    if "\x00" in str(path):  # os.stat raises ValueError, not OSError, on a NUL byte
-        return f"not a file name (it holds a NUL character): {str(path)!r}"
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return f"no such file: {path}"
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror or exc.__class__.__name__}"
-    if not stat.S_ISREG(info.st_mode):
-        return f"not a regular file: {path}"
-    if info.st_size > MAX_IMAGE_BYTES:
-        return f"{path} is {info.st_size / 1e6:.1f} MB, over the limit of 10 MB"
+    info = regular_file(path, MAX_IMAGE_BYTES, "the limit of 10 MB")
+    if isinstance(info, str):
+        return info
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_IMAGE_BYTES + 1)

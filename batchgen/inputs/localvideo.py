@@ -5,12 +5,11 @@ job's identity, as for images), never read whole into memory to be judged."""
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from batchgen.core.media import MAX_VIDEO_BYTES, REF_PREFIX
+from batchgen.inputs.localfile import regular_file
 from batchgen.inputs.videofile import EXTENSIONS, NotAVideo, probe
 
 _CHUNK = 1 << 20
@@ -38,19 +37,9 @@ class LocalVideo:
 def inspect_video(path: Path) -> LocalVideo | str:
     """The video's identity, kind and length, or why it cannot be sent (for the user). The
     per-model rules (formats, seconds) are checked by the manifest, which knows the model."""
-    if "\x00" in str(path):
-        return f"not a file name (it holds a NUL character): {str(path)!r}"
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return f"no such file: {path}"
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror or exc.__class__.__name__}"
-    if not stat.S_ISREG(info.st_mode):
-        return f"not a regular file: {path}"
-    if info.st_size > MAX_VIDEO_BYTES:
-        limit = f"{MAX_VIDEO_BYTES / 1e6:g} MB"
-        return f"{path} is {info.st_size / 1e6:.1f} MB, over batchgen's limit of {limit}"
+    info = regular_file(path, MAX_VIDEO_BYTES, f"batchgen's limit of {MAX_VIDEO_BYTES / 1e6:g} MB")
+    if isinstance(info, str):
+        return info
     try:
         with open(path, "rb") as f:
             try:
