@@ -29,8 +29,12 @@ class CappedApi:
         task_s: float = 0.1,
         message: str = "Too Many Requests",
         retry_after: str | None = None,
+        hold_until_refused: bool = False,
     ) -> None:
         self.cap = cap
+        # Tasks do not end before the first 429: the cap is reached however slowly the client
+        # submits (a busy machine), so a test of what the client learns from it cannot miss it.
+        self.hold_until_refused = hold_until_refused
         self.task_s = task_s
         self.message = message
         self.retry_after = retry_after
@@ -61,8 +65,14 @@ class CappedApi:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def end_of(self, task_id: str) -> float:
+        end = self.ends[task_id]
+        if not self.hold_until_refused:
+            return end
+        return max(end, self.refusal_times[0]) if self.refusal_times else float("inf")
+
     def in_flight(self, now: float) -> int:
-        return sum(1 for end in self.ends.values() if end > now)
+        return sum(1 for task_id in self.ends if self.end_of(task_id) > now)
 
     @staticmethod
     def _env(code: int, message: str, data: Any = None, **kw: Any) -> web.Response:
@@ -91,11 +101,10 @@ class CappedApi:
 
     async def _status(self, request: web.Request) -> web.Response:
         task_id = request.query.get("taskId", "")
-        end = self.ends.get(task_id)
-        if end is None:
+        if task_id not in self.ends:
             return self._env(404, "task not found")
         data: dict[str, Any] = {"taskId": task_id, "state": "processing"}
-        if time.monotonic() >= end:
+        if time.monotonic() >= self.end_of(task_id):
             data["state"] = "success"
             data["resultJson"] = f'{{"resultUrls": ["{self.origin}/cdn/{task_id}.mp4"]}}'
         return self._env(200, "success", data)

@@ -46,7 +46,9 @@ async def test_a_server_capped_below_the_client_finishes_near_one_submit_per_job
     state = prepare_state(tmp_path, mixed_jobs(n))
     got: dict[str, Engine] = {}
     caplog.set_level(logging.INFO, logger="batchgen")
-    async with CappedApi(cap=cap, task_s=0.1, message=message, retry_after=retry_after) as api:
+    async with CappedApi(
+        cap=cap, task_s=0.1, message=message, retry_after=retry_after, hold_until_refused=True
+    ) as api:
         started = time.monotonic()
         outcome = await execute(_opts(tmp_path, api), RunHooks(on_engine=lambda e: got.update(e=e)))
         wall = time.monotonic() - started
