@@ -46,7 +46,7 @@ from batchgen.settings import (
     read_api_key,
 )
 from batchgen.states import UNSUCCESSFUL, WORK_LEFT
-from batchgen.store import Store, ledger
+from batchgen.store import Store
 
 __all__ = ["load", "outcome", "results", "run", "run_async"]
 
@@ -249,8 +249,8 @@ def outcome(state: str | os.PathLike[str]) -> RunOutcome:
     reachable by state (`outcome(s)["done"]`), as when this returned a dict of them."""
     store = Store(Path(state), readonly=True)
     try:
-        counts = {str(k): v for k, v in store.counts().items()}
-        money = ledger.budget_noted(store) if counts.get(st.PENDING) else 0
+        counts = {str(k): v for k, v in store.jobs.counts().items()}
+        money = store.ledger.budget_noted() if counts.get(st.PENDING) else 0
     finally:
         store.close()
     if money:

@@ -121,7 +121,7 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
         except BaseException:
             store.close()
             raise
-        run_id = store.start_run(os.getpid())
+        run_id = store.runs.start(os.getpid())
         notices = RunNotices(opts, store, run_id) if opts.notify else None
         outcome: RunOutcome | None = None
         try:
@@ -129,19 +129,19 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
                 await notices.started()
                 hooks = notices.watching(hooks)
             if opts.resubmit_ambiguous:
-                n = store.requeue_ambiguous()
+                n = store.moves.requeue_ambiguous()
                 if n:
                     log.warning("resubmitting %d ambiguous job(s), as asked", n)
             check_only(store, opts)
             if hooks.on_result is not None:
-                store.on_finished = report.telling(store, hooks.on_result)
+                store.moves.on_finished = report.telling(store, hooks.on_result)
             outcome = await _run_engine(store, opts, hooks)
             return outcome
         finally:
             if outcome is not None:
-                store.end_run(run_id, outcome.exit_code, outcome.how)
+                store.runs.end(run_id, outcome.exit_code, outcome.how)
             else:
-                store.end_run(run_id, exitcodes.CRASHED, "crashed or interrupted")
+                store.runs.end(run_id, exitcodes.CRASHED, "crashed or interrupted")
             if opts.write_results:
                 with contextlib.suppress(OSError):
                     report.write_jsonl(store, opts.output_dir / "results.jsonl")
@@ -312,12 +312,12 @@ async def _run_clients(
     await before_spending(money, opts.spend_past_balance)
     inputs = prepare_inputs(
         opts,
-        store.db,
+        store.images,
         sessions,
         public_only=public_only,
         preflight=opts.preflight if opts.preflight is not None else api_public,
     )
-    in_flight = store.counts()[st.IN_FLIGHT]
+    in_flight = store.jobs.counts()[st.IN_FLIGHT]
     if setup is None:
         run_cap = link.make_cap(in_flight)
     else:  # the run's own cap: the accounts' together (each also holds its own)

@@ -30,11 +30,11 @@ def record_manifest(
     store = st.Store(opts.state_path)
     try:
         owner.record(store, owners)
-        sync = store.sync_jobs(
+        sync = store.jobs.sync(
             ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
         )
-        store.record_meta((job.id, job.meta) for job in m.jobs)
-        store.record_parents((job.id, job.extends) for job in m.jobs)
+        store.job_meta.record((job.id, job.meta) for job in m.jobs)
+        store.links.record((job.id, job.extends) for job in m.jobs)
         record_files(store, m)
         save_run_settings(store, opts, os.path.abspath(m.path), m.name)
         if also is not None:
@@ -48,9 +48,8 @@ def record_files(store: st.Store, m: Manifest) -> None:
     """Each local image's hash and place: what this run (and a resume) uploads or serves."""
     if not m.local_images:
         return
-    from batchgen.store.images import ImageRecords
 
-    records = ImageRecords(store.db)
+    records = store.images
     with store.transaction():
         for image in m.local_images.values():
             records.add_local(image.sha256, image.ext, image.path, image.size)
@@ -87,7 +86,7 @@ def check_only(store: st.Store, opts: RunOptions) -> None:
     quietly submits nothing."""
     if not opts.only_ids:
         return
-    unknown = [job_id for job_id in opts.only_ids if store.job(job_id) is None]
+    unknown = [job_id for job_id in opts.only_ids if store.jobs.get(job_id) is None]
     if unknown:
         shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise UsageError(f"--only names no job of this state file: {shown}")

@@ -61,7 +61,7 @@ async def one_batch(
 ) -> dict[str, Any]:
     out = folder / "out"
     store = st.Store(out / "batchgen.db")
-    store.sync_jobs((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
+    store.jobs.sync((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
     store.close()
     sim_kw = {
         "api_keys": frozenset({KEY}),
@@ -277,10 +277,10 @@ def percentile(values: list[float], q: float) -> float:
 async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         store = st.Store(Path(tmp) / "batchgen.db")
-        store.sync_jobs((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
-        for row in store.pending_after(0, n):
-            store.mark_submitting(row.seq)
-            store.mark_in_flight(row.seq, task_id(row.seq - 1))
+        store.jobs.sync((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
+        for row in store.jobs.pending_after(0, n):
+            store.moves.mark_submitting(row.seq)
+            store.moves.mark_in_flight(row.seq, task_id(row.seq - 1))
         config = engine_config(RunOptions(Path(tmp) / "s.db", Path(tmp)).paced())
         engine = Engine(store, None, None, config)  # type: ignore[arg-type]
         # trackers waiting for their callbacks, as during a run (the engine's own table)

@@ -63,7 +63,7 @@ def make_state(folder: Path, n: int, tag: str = "") -> Path:
     state = out / "batchgen.db"
     store = st.Store(state)
     try:
-        store.sync_jobs((f"job-{i:06d}", "kling-2-1", job_body(i, tag)) for i in range(n))
+        store.jobs.sync((f"job-{i:06d}", "kling-2-1", job_body(i, tag)) for i in range(n))
         store.set_meta_many(
             {"output_dir": str(out), "filename_template": "{id}.mp4", "model": "kling-2-1"}
         )

@@ -56,7 +56,7 @@ def pace_args(base_url: str, backoff: str = "0.02,0.5") -> list[str]:
 def prepare_state(tmp: Path, jobs: list[tuple[str, str, dict]]) -> Path:
     state = tmp / "out" / "batchgen.db"
     store = st.Store(state)
-    store.sync_jobs(jobs)
+    store.jobs.sync(jobs)
     store.set_meta_many(
         {"output_dir": str(tmp / "out"), "filename_template": "{id}.mp4", "model": "kling-2-1"}
     )
@@ -97,7 +97,7 @@ def state_rows(state: Path) -> list[dict[str, Any]]:
                     "task_id": task_id,
                     "fail_code": code,
                     "attempts": attempts,
-                    "files": store.files_of(seq),
+                    "files": store.jobs.files_of(seq),
                 }
             )
         return out

@@ -369,7 +369,7 @@ async def test_batch_completes_on_callbacks_alone(tmp_path: Path, caplog) -> Non
     assert secret not in (tmp_path / "out" / "results.jsonl").read_text()
     # the stored bodies are the manifest's, without the callback URL
     store = st.Store(state, readonly=True)
-    assert all(secret not in row.body for row in store.jobs_in_state(st.DONE))
+    assert all(secret not in row.body for row in store.jobs.in_state(st.DONE))
     assert store.get_meta("callback_secret") == secret
     store.close()
 

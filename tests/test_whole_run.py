@@ -47,16 +47,17 @@ async def test_a_move_the_table_refuses_is_logged_with_its_job_and_the_run_goes_
     the task group, cancelled every other job (submits on the wire turned ambiguous) and the
     CLI said exit 2, "nothing was sent"."""
     from batchgen.errors import IllegalTransition
+    from batchgen.store.moves import JobMoves
 
     state = prepare_state(tmp_path, text_jobs(6))
-    real = st.Store.mark_in_flight
+    real = JobMoves.mark_in_flight
 
-    def refuse_one(self: st.Store, seq: int, task_id: str) -> bool:
+    def refuse_one(self: JobMoves, seq: int, task_id: str) -> bool:
         if seq == 2:
             raise IllegalTransition("job 'job-0002': submitting -> in_flight (injected)")
         return real(self, seq, task_id)
 
-    monkeypatch.setattr(st.Store, "mark_in_flight", refuse_one)
+    monkeypatch.setattr(JobMoves, "mark_in_flight", refuse_one)
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=1) as sim:
         outcome = await execute(options(tmp_path, sim.base_url))
     states = {r["id"]: r["state"] for r in state_rows(state)}
@@ -112,8 +113,8 @@ async def test_a_forged_callback_at_an_ambiguous_jobs_url_adopts_nothing(
     state = prepare_state(tmp_path, text_jobs(2))
     store = st.Store(state)
     try:
-        store.mark_submitting(1)
-        store.mark_ambiguous(1, "lost answer")  # from an earlier run
+        store.moves.mark_submitting(1)
+        store.moves.mark_ambiguous(1, "lost answer")  # from an earlier run
     finally:
         store.close()
     got: dict[str, Any] = {}

@@ -20,7 +20,6 @@ from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.inflight import InFlightCap
 from batchgen.errors import AccountError, UsageError
 from batchgen.settings import RunOptions
-from batchgen.store import jobaccounts
 
 log = logging.getLogger("batchgen.accounts")
 
@@ -102,7 +101,7 @@ async def open_pool(
             margin = margin_of(period)
             link = await join(own, store, period + margin, tasks_of=spec.name)
             links[spec.name] = link
-            recovered = jobaccounts.accounts_in_flight(store.db).get(spec.name, 0)
+            recovered = store.accounts.in_flight().get(spec.name, 0)
             cap = link.make_cap(recovered) or InFlightCap(
                 own.max_in_flight, recovered=recovered, slow_start=not opts.no_wait
             )

@@ -26,7 +26,6 @@ from batchgen.engine.context import RunContext, StopReason
 from batchgen.engine.inflight import InFlightCap
 from batchgen.errors import AccountError
 from batchgen.settings import STUCK_PER_POLL_AFTER, RunOptions
-from batchgen.store.jobaccounts import account_of as account_of_job
 
 log = logging.getLogger("batchgen.accounts")
 
@@ -178,8 +177,8 @@ async def join(
     account = AsyncAccountDb(db, info)
     tasks = [
         (row.task_id, row.model, row.submitted_at or time.time())
-        for row in store.jobs_in_state(st.IN_FLIGHT)
-        if row.task_id and (tasks_of is None or account_of_job(store.db, row.seq) == tasks_of)
+        for row in store.jobs.in_state(st.IN_FLIGHT)
+        if row.task_id and (tasks_of is None or store.accounts.of(row.seq) == tasks_of)
     ]
     try:
         await account.call(AccountDb.register)

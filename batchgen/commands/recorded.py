@@ -129,7 +129,7 @@ def check_same_world(state_path: Path, sandbox: bool, saved: dict[str, Any] | No
         return
     store = st.Store(state_path, readonly=True)
     try:
-        made = sum(n for state, n in store.counts().items() if state != st.PENDING)
+        made = sum(n for state, n in store.jobs.counts().items() if state != st.PENDING)
         was = bool((saved if saved is not None else load(store, state_path)).get("sandbox"))
     finally:
         store.close()

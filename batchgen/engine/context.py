@@ -72,7 +72,7 @@ class RunContext:
         # (An account database's shared cap comes built: accounts/shared.py.)
         self.cap = cap or InFlightCap(
             config.max_in_flight,
-            recovered=store.counts()[st.IN_FLIGHT],
+            recovered=store.jobs.counts()[st.IN_FLIGHT],
             slow_start=not config.no_wait,
         )
         self.outage = OutageWatch(config.status_outage_s)
@@ -184,7 +184,7 @@ class RunContext:
 
     def fail(self, row: st.JobRow, code: str, message: str, **times: int | None) -> None:
         """The one way a job fails in a run: the state file, the count, one log line."""
-        self.store.mark_failed(row.seq, code, message, **times)
+        self.store.moves.mark_failed(row.seq, code, message, **times)
         self.stats.failed += 1
         log.info("%s failed: %s %s", row.id, code, message)
 

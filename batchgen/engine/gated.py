@@ -115,7 +115,7 @@ class GatedSubmits:
                 return False
             if gate.heard_since_doubt(self._alive()):
                 break
-            known = run.store.known_task()
+            known = run.store.jobs.known_task()
             if known is None or known.task_id is None:
                 return not run.stop_submits.is_set()
             await self._probe(known.seq, known.task_id, known.model)

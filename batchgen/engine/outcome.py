@@ -19,7 +19,7 @@ from batchgen.states import UNSUCCESSFUL, WORK_LEFT
 def outcome(run: RunContext) -> RunOutcome:
     """The first reason that applies wins: a full disk, an account error, the spend cap, work
     left (stopped, or not finished), some jobs unsuccessful, or all done."""
-    counts = run.store.counts()
+    counts = run.store.jobs.counts()
     work_left = sum(counts[s] for s in WORK_LEFT)
     if run.disk_full:
         code, how = EXIT_WORK_LEFT, "output folder full or not writable"

@@ -40,7 +40,7 @@ from batchgen.engine.wakes import Wakeup
 from batchgen.errors import IllegalTransition
 from batchgen.inputs.prepare import PrepareInputs
 from batchgen.money import Money
-from batchgen.store import ledger, views
+from batchgen.store import views
 
 
 class Engine:
@@ -183,7 +183,7 @@ class Engine:
 
     async def run(self) -> RunOutcome:
         run = self.context
-        run.store.recover_interrupted()
+        run.store.moves.recover_interrupted()
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             self._workers = [
@@ -191,9 +191,9 @@ class Engine:
             ]
             watchdog = tg.create_task(self._drain_watchdog())
             audit = tg.create_task(self.downloads.audit())
-            for row in run.store.jobs_in_state(st.SUCCEEDED):
+            for row in run.store.jobs.in_state(st.SUCCEEDED):
                 run.downloads.put_nowait(row.seq)
-            for row in run.store.jobs_in_state(st.IN_FLIGHT):
+            for row in run.store.jobs.in_state(st.IN_FLIGHT):
                 first = self._recovered_first_delay(row)
                 self._spawn(tg, row, self.tracker.track(row, first, recovered=True))
             if run.config.no_wait:
@@ -213,9 +213,9 @@ class Engine:
         if run.money.halted:
             # Jobs put back to pending after the halt (a transient resubmit) say why they
             # were not sent either.
-            ledger.note_pending(run.store, run.money.stop_message or "")
+            run.store.ledger.note_pending(run.money.stop_message or "")
         for seq in run.money.spending.left:  # each job the cap left, with its price
-            ledger.note_pending(run.store, run.money.spending.left_note(seq) or "", seq=seq)
+            run.store.ledger.note_pending(run.money.spending.left_note(seq) or "", seq=seq)
         if self.chains.still_waiting():
             run.messages.append(
                 f"{self.chains.still_waiting()} job(s) wait for a parent job that did not "
@@ -282,7 +282,7 @@ class Engine:
         """A page is a snapshot: a job active when it was read (waiting for its price's turn)
         may have been sent and finished before this pass reached it. Read again before a
         second coroutine is made for it (a child's pass makes this common)."""
-        fresh = self.context.store.job_by_seq(row.seq)
+        fresh = self.context.store.jobs.by_seq(row.seq)
         return fresh is not None and fresh.state == st.PENDING
 
     def _spawn_now(self, row: st.JobRow, coro: Coroutine[Any, Any, None]) -> None:
@@ -322,7 +322,7 @@ class Engine:
         run = self.context
         last_seq = 0
         while not run.stop_submits.is_set():
-            page = run.store.pending_after(last_seq, run.config.page_size)
+            page = run.store.jobs.pending_after(last_seq, run.config.page_size)
             if not page:
                 return
             for row in page:

@@ -28,7 +28,6 @@ from batchgen.errors import (
     UntrackableTaskId,
 )
 from batchgen.inputs.prepare import InputRejected, PrepareInputs
-from batchgen.store import ledger
 
 log = logging.getLogger("batchgen.engine")
 
@@ -176,7 +175,7 @@ class Submitter:
                 delay = backoff_delay(attempt, run.config.backoff, run.rng)  # Act.RETRY
             else:
                 # No await between the answer and this commit: nothing can interrupt it.
-                if not run.store.mark_in_flight(row.seq, task_id):
+                if not run.store.moves.mark_in_flight(row.seq, task_id):
                     run.money.sent(row.seq)
                     self._lease_back(lease)
                     return self._duplicate_task(row, task_id)
@@ -322,7 +321,7 @@ class Submitter:
             note = run.money.stop_message or ""
             if run.stop_submitting(StopReason.BUDGET, note):
                 log.warning("%s", note)
-                ledger.note_pending(run.store, note)
+                run.store.ledger.note_pending(note)
             return
         note = run.money.spending.left_note(row.seq)
         if note is None or row.seq in self._left_logged:
@@ -334,12 +333,12 @@ class Submitter:
         """The POST surely made no task: plainly pending again, its reservation released."""
         run = self.run
         run.money.release(row.seq)
-        run.store.mark_not_submitted(row.seq)
+        run.store.moves.mark_not_submitted(row.seq)
 
     def _ambiguous(self, row: st.JobRow, note: str) -> None:
         run = self.run
         run.money.sent(row.seq)  # may have made a task: its price stays counted
-        run.store.mark_ambiguous(row.seq, note)
+        run.store.moves.mark_ambiguous(row.seq, note)
         run.stats.ambiguous += 1
         log.warning("%s is ambiguous: %s", row.id, note)
         if run.on_ambiguous is not None:
@@ -350,7 +349,7 @@ class Submitter:
         """The API answered this submit with a task id another job already holds: that task's
         result belongs to the other job. Whether a task was made for this body is unknown."""
         run = self.run
-        owner = run.store.task_owner(task_id, besides=row.seq)
+        owner = run.store.moves.task_owner(task_id, besides=row.seq)
         if owner is None:  # not a duplicate: the job left `submitting` meanwhile (cannot happen)
             log.error("%s: task id %s not recorded", row.id, shown(task_id))
             return None
@@ -372,7 +371,7 @@ class Submitter:
             "the job again and pays again"
         )
         run.money.sent(row.seq)
-        run.store.mark_orphaned(row.seq, note)
+        run.store.moves.mark_orphaned(row.seq, note)
         run.stats.orphaned += 1
         run.messages.append(f'{row.id}: orphaned, task id "{exc.shown}": {exc.reason}')
         log.warning("%s is orphaned: %s", row.id, note)

@@ -200,7 +200,7 @@ class Tracker:
         )
         if verdict is PollVerdict.EXPIRE:
             run.outage.tasks.pop(task_id, None)
-            run.store.mark_expired(
+            run.store.moves.mark_expired(
                 row.seq,
                 f"task {task_id}: status unreadable ({error}) and its result lifetime is over",
             )
@@ -311,7 +311,7 @@ class Tracker:
         completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else run.wall()
         completed = min(completed, run.wall())  # a server clock in the future buys no time
         run.money.finished(row, status.task_id, None, "")
-        run.store.mark_succeeded(
+        run.store.moves.mark_succeeded(
             row.seq,
             status.result_urls,
             expires_at=completed + run.config.result_lifetime_s,

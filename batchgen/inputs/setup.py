@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 from typing import TYPE_CHECKING
 
 from batchgen.core.policy import Backoff
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 
 def prepare_inputs(
     opts: RunOptions,
-    db: sqlite3.Connection,
+    records: ImageRecords,
     sessions: Sessions,
     *,
     public_only: bool,
@@ -30,8 +29,8 @@ def prepare_inputs(
 ) -> Inputs:
     """Checks follow the run's options: each step waits at most --connect-timeout (a real
     network deadline, not scaled), retries pace like the downloader's (half the API's
-    backoff), and as many URLs are checked at once as files are downloaded."""
-    records = ImageRecords(db)
+    backoff), and as many URLs are checked at once as files are downloaded. `records` is the
+    state file's image part (`store.images`)."""
     check = None
     if preflight:
         assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None

@@ -23,7 +23,7 @@ from batchgen.hooks import RunHooks
 from batchgen.notify import apprise_send, deliver, json_post, metrics, ping
 from batchgen.notify.summary import RunFacts, message, outcome_of, summary
 from batchgen.settings import METRICS_EVERY_PER_POLL_AFTER, NotifySettings, RunOptions
-from batchgen.store import ledger, views
+from batchgen.store import views
 
 if TYPE_CHECKING:
     from batchgen.engine import Engine
@@ -105,8 +105,8 @@ class RunNotices:
             last[metrics.LAST_DURATION] = end.duration_s
             if end.exit_code == 0:
                 last[metrics.LAST_SUCCESS] = end.ended_at
-        spent = ledger.spent(store) / 1_000_000
-        ours = metrics.samples(self.batch, store.counts(), spent, self._requests(), last)
+        spent = store.ledger.spent() / 1_000_000
+        ours = metrics.samples(self.batch, store.jobs.counts(), spent, self._requests(), last)
         metrics.write(path, self.batch, ours)
 
     def _write_while_running(self) -> None:
@@ -144,10 +144,10 @@ class RunNotices:
             run_number=self.run_number,
             exit_code=exit_code,
             how=how,
-            counts=self.store.counts(),
+            counts=self.store.jobs.counts(),
             failures_total=total,
             failures=failed,
-            spent_micros=ledger.spent(self.store),
+            spent_micros=self.store.ledger.spent(),
             cap_micros=int(cap) if cap.isdigit() else None,
             started_at=self.started_at,
             ended_at=ended_at,
