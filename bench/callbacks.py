@@ -285,7 +285,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
         engine = Engine(store, None, None, config)  # type: ignore[arg-type]
         # trackers waiting for their callbacks, as during a run (the engine's own table)
         for i in range(n):
-            engine.context.news.wakes[task_id(i)] = asyncio.Event()
+            engine.context.callbacks.news.wakes[task_id(i)] = asyncio.Event()
         out = []
         async with TimedReceiver(engine, "bench-secret-" + "z" * 32) as rec:
             url = rec.url_for(None)
@@ -311,7 +311,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
                         "handler_p99_ms": 1000 * percentile(rec.handler_s, 0.99),
                     }
                 )
-        woken = sum(e.is_set() for e in engine.context.news.wakes.values())
+        woken = sum(e.is_set() for e in engine.context.callbacks.news.wakes.values())
         out[0]["tasks_woken"] = woken
         store.close()
         return out

@@ -91,7 +91,7 @@ async def test_submit_ends_the_job_where_its_answer_says(
     if state == st.FAILED:
         assert store.db.execute("SELECT fail_code FROM jobs").fetchone()[0] == "HTTP_400"
     if isinstance(script[0], AuthError):
-        assert engine.context.stop_submits.is_set()
+        assert engine.context.stops.submits.is_set()
 
 
 async def test_a_rate_429_waits_its_retry_after_on_the_run_clock(tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ async def test_a_status_outage_parks_the_task_after_the_window(tmp_path: Path) -
     assert store.jobs.get("j1").state == st.IN_FLIGHT
     waited = client.status_times[-1] - client.status_times[0]
     assert 1800.0 <= waited <= 1800.0 + engine.config.poll_backoff.cap
-    assert engine.context.stop_submits.is_set()
+    assert engine.context.stops.submits.is_set()
 
 
 async def test_the_providers_not_found_fails_the_task_after_max_not_found(tmp_path: Path) -> None:
@@ -308,14 +308,14 @@ async def test_a_doubtful_submit_closes_the_gate_until_a_probe_is_answered(
 async def test_why_submits_stopped_is_recorded_as_data_when_it_happens(tmp_path: Path) -> None:
     """Issue 27: submits stop through one act, `stop_submitting(reason)`, which records the
     reason when it happens (before, seven places set the event and the outcome guessed why)."""
-    from batchgen.engine.context import StopReason
+    from batchgen.engine.stops import StopReason
 
     client = ScriptedClient([AuthError(401, "bad key")])
     engine, store = engine_for(tmp_path, client)
     run = engine.context
     assert await on_fake_time(client.clock, engine.submitter.submit(store.jobs.get("j1"))) is None
-    assert run.stopped_for == [(StopReason.ACCOUNT, "bad key")]
-    assert run.stop_submits.is_set() and not run.stop.is_set()  # tracking goes on
-    assert not run.stop_submitting(StopReason.ACCOUNT, "again")  # said once
+    assert run.stops.reasons == [(StopReason.ACCOUNT, "bad key")]
+    assert run.stops.submits.is_set() and not run.stops.all.is_set()  # tracking goes on
+    assert not run.stops.stop_submitting(StopReason.ACCOUNT, "again")  # said once
     engine.request_stop("stopped at --max-runtime")
-    assert [r for r, _ in run.stopped_for] == [StopReason.ACCOUNT, StopReason.STOPPED]
+    assert [r for r, _ in run.stops.reasons] == [StopReason.ACCOUNT, StopReason.STOPPED]

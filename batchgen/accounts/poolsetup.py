@@ -16,8 +16,9 @@ from batchgen.accounts.pool import AccountPool, PooledAccount, missing_accounts
 from batchgen.accounts.session import AccountLink, join
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
-from batchgen.engine.context import RunContext, StopReason
+from batchgen.engine.context import RunContext
 from batchgen.engine.inflight import InFlightCap
+from batchgen.engine.stops import StopReason
 from batchgen.errors import AccountError, UsageError
 from batchgen.settings import RunOptions
 
@@ -50,8 +51,8 @@ class PoolSetup:
         another run of that account: that account only) and return the keepers to run."""
 
         def fail_closed(why: str) -> None:
-            first = not run.stopped_by(StopReason.ACCOUNT_DB)
-            run.stop_submitting(StopReason.ACCOUNT_DB, why)
+            first = not run.stops.stopped_by(StopReason.ACCOUNT_DB)
+            run.stops.stop_submitting(StopReason.ACCOUNT_DB, why)
             if first:
                 log.error("%s", why)
 

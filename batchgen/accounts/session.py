@@ -22,8 +22,9 @@ from batchgen.accounts.keeper import Keeper, Status
 from batchgen.accounts.shared import SharedCap, SharedLimiter
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
-from batchgen.engine.context import RunContext, StopReason
+from batchgen.engine.context import RunContext
 from batchgen.engine.inflight import InFlightCap
+from batchgen.engine.stops import StopReason
 from batchgen.errors import AccountError
 from batchgen.settings import STUCK_PER_POLL_AFTER, RunOptions
 
@@ -95,8 +96,8 @@ class AccountLink:
         account stopped by another run: exit 3) and return the keeper to run beside it."""
 
         def fail_closed(why: str) -> None:
-            first = not run.stopped_by(StopReason.ACCOUNT_DB)
-            run.stop_submitting(StopReason.ACCOUNT_DB, why)
+            first = not run.stops.stopped_by(StopReason.ACCOUNT_DB)
+            run.stops.stop_submitting(StopReason.ACCOUNT_DB, why)
             if first:
                 log.error("%s", why)
 

@@ -72,7 +72,7 @@ class Adoptions:
         if self.key_of is None:
             return
         self.keys[self.key_of(row.id)] = row.seq
-        if self.run.config.no_wait or self.run.stop.is_set():
+        if self.run.config.no_wait or self.run.stops.all.is_set():
             return  # a cron run does not wait; the next run can still adopt it
         self.wakes[row.seq] = asyncio.Event()
         self.spawn(row, self._watch(row))
@@ -109,7 +109,7 @@ class Adoptions:
             self.wakes.pop(row.seq, None)
         if row.seq in self.offers:
             await self._adopt(row)
-        elif not run.stop.is_set():
+        elif not run.stops.all.is_set():
             note = (
                 f"its submit's answer was lost and no callback came for it within {wait:.0f} s "
                 "(its generation time and the grace): probably not created. It stays "
@@ -139,12 +139,12 @@ class Adoptions:
         self.keys = {k: s for k, s in self.keys.items() if s != row.seq}
         self.offers.pop(row.seq, None)
         self.adopted += 1
-        run.cap.adopt(task_id=task_id, model=row.model)  # the account DB counts it too
+        run.admission.cap.adopt(task_id=task_id, model=row.model)  # the account DB counts it too
         if run.pool is not None:
             run.pool.adopted(row.seq, task_id, row.model)  # its account's until it ends
-        run.news.seen.add(task_id)
+        run.callbacks.news.seen.add(task_id)
         if status.terminal:
-            run.news.delivered[task_id] = status
+            run.callbacks.news.delivered[task_id] = status
         log.info("%s: no longer ambiguous, its callback showed task %s", row.id, shown(task_id))
         adopted_row = run.store.jobs.get(row.id) or row
         first = 0.0 if status.terminal else run.config.callback_poll_every_s

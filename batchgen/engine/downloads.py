@@ -35,7 +35,7 @@ class Downloads:
             try:
                 if seq is None:
                     return
-                if not run.stop.is_set() and run.disk_full is None:
+                if not run.stops.all.is_set() and run.stops.disk_full is None:
                     await self._download_job(seq)
             finally:
                 run.downloads.task_done()
@@ -91,7 +91,7 @@ class Downloads:
                 if verdict is None:
                     raise
                 if verdict.act is Act.STOP_RUN:
-                    run.disk_full = verdict.note
+                    run.stops.disk_full = verdict.note
                     run.messages.append(f"output folder unusable: {verdict.note}")
                     run.request_stop("output folder full or not writable")
                     return False
@@ -140,7 +140,7 @@ class Downloads:
         missing or altered one is fetched again while its URL lives. One sink call per page."""
         run = self.run
         last = (0, -1)
-        while not run.stop.is_set():
+        while not run.stops.all.is_set():
             rows = views.done_files_after(run.store.db, last, run.config.page_size)
             if not rows:
                 return
