@@ -12,7 +12,6 @@ job a task id an old job already held).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 
@@ -29,7 +28,7 @@ async def sandbox(
     from batchgen.simulator import SimConfig, Simulator
     from batchgen.simulator.journal import TaskJournal, journal_path
 
-    journal = TaskJournal(journal_path(opts.state_path))
+    journal = TaskJournal(journal_path(opts.files.state_path))
     header = journal.load(time_scale)
     if header is not None and seed is not None and header["seed"] != seed:
         journal = TaskJournal(journal.path)  # another seed: another simulated world
@@ -48,7 +47,7 @@ async def sandbox(
         await sim.start()
     try:
         journal.attach(sim)
-        yield dataclasses.replace(opts, base_url=sim.base_url)
+        yield opts.replace(base_url=sim.base_url)
     finally:
         journal.close()
         await sim.close()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import shutil
 import statistics
@@ -82,7 +81,7 @@ async def one_batch(
             seed=3,
         )
         if callbacks:
-            opts = dataclasses.replace(opts, callback_listen=("127.0.0.1", 0))
+            opts = opts.replace(callback_listen=("127.0.0.1", 0))
         t0 = time.perf_counter()
         outcome = await execute(opts)
         elapsed = time.perf_counter() - t0
@@ -281,7 +280,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
         for row in store.jobs.pending_after(0, n):
             store.moves.mark_submitting(row.seq)
             store.moves.mark_in_flight(row.seq, task_id(row.seq - 1))
-        config = engine_config(RunOptions(Path(tmp) / "s.db", Path(tmp)).paced())
+        config = engine_config(RunOptions.from_flat(Path(tmp) / "s.db", Path(tmp)))
         engine = Engine(store, None, None, config)  # type: ignore[arg-type]
         # trackers waiting for their callbacks, as during a run (the engine's own table)
         for i in range(n):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,7 @@ def prepare_state(tmp: Path, jobs: list[tuple[str, str, dict]]) -> Path:
 
 
 def options(tmp: Path, base_url: str, **overrides: Any) -> RunOptions:
-    opts = RunOptions(
+    opts = RunOptions.from_flat(
         state_path=tmp / "out" / "batchgen.db",
         output_dir=tmp / "out",
         base_url=base_url,
@@ -74,7 +73,7 @@ def options(tmp: Path, base_url: str, **overrides: Any) -> RunOptions:
         seed=7,
     ).scaled(SCALE)
     # quick retries
-    return dataclasses.replace(opts, **{"backoff_base_s": 0.02, "backoff_cap_s": 0.5, **overrides})
+    return opts.replace(**{"backoff_base_s": 0.02, "backoff_cap_s": 0.5, **overrides})
 
 
 def sha256_file(path: Path) -> str:

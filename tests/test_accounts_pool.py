@@ -202,6 +202,6 @@ async def test_each_account_paces_with_its_own_rate_limit(
         two_keys(sim)
         opts = options(tmp_path, sim.base_url, api_key="", accounts_file=str(path))
         outcome = await execute(opts, RunHooks(on_engine=look))
-    assert seen == {"alpha": (5, opts.rate_period_s), "beta": (50, 1.0)}
+    assert seen == {"alpha": (5, opts.limits.rate_period_s), "beta": (50, 1.0)}
     assert outcome.exit_code == 0, outcome
     assert {r["state"] for r in state_rows(state)} == {st.DONE}

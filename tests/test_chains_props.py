@@ -123,7 +123,7 @@ async def test_random_chains_keep_their_invariants(chain_model, tmp_path: Path, 
     store.links.record((f"j{i}", None if parent_of[i] is None else f"j{parent_of[i]}")
                          for i in range(n))  # fmt: skip
     client = SimClient(clock)
-    opts = RunOptions(state_path=state, output_dir=tmp_path, max_in_flight=cap).paced()
+    opts = RunOptions.from_flat(state_path=state, output_dir=tmp_path, max_in_flight=cap)
     engine = Engine(store, client, None, engine_config(opts), rng=random.Random(1),  # type: ignore[arg-type]
                     clock=clock, wall=clock.now)  # fmt: skip
     await on_fake_time(clock, engine.run(), steps=200_000)
@@ -169,7 +169,7 @@ def test_a_child_cancelled_meanwhile_is_left_as_it_is(chain_model, tmp_path: Pat
     child = {"input": {**parent["input"], "prompt": "c", "parent": placeholder("p")}}
     store.jobs.sync([("p", MODEL, parent), ("c", MODEL, child)])
     store.links.record([("c", "p")])
-    opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path).paced()
+    opts = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path)
     chains = Chains(RunContext(store, engine_config(opts)))
     row = store.jobs.get("c")
     assert row is not None and chains.may_go(row) is False  # waits: no slot

@@ -47,7 +47,7 @@ def engine_for(tmp: Path, client: ScriptedClient, **config: Any) -> tuple[Engine
         store,
         client,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        engine_config(RunOptions(state_path=tmp / "s.db", output_dir=tmp).paced(), **config),
+        engine_config(RunOptions.from_flat(state_path=tmp / "s.db", output_dir=tmp), **config),
         rng=random.Random(1),
         clock=clock,
         wall=clock.now,

@@ -111,7 +111,7 @@ def test_no_proxy_env_turns_the_environment_off(monkeypatch: pytest.MonkeyPatch,
             model="m",
             filename_template="x",
         )
-        assert (run_proxies(opts).for_url(opts.base_url) is not None) == proxied
+        assert (run_proxies(opts).for_url(opts.api.base_url) is not None) == proxied
 
 
 # ---- through a real proxy --------------------------------------------------------------------

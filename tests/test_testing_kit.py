@@ -25,7 +25,7 @@ async def test_an_hour_of_a_tasks_life_on_the_fake_clock(tmp_path: Path) -> None
     store = st.Store(tmp_path / "s.db", wall=clock.now)
     body = {"input": {"mode": "master-text-to-video", "prompt": "p", "duration": 5}}
     store.jobs.sync([("j1", "kling-2-1", body)])
-    opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path).paced()
+    opts = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path)
     engine = Engine(
         store,
         client,  # type: ignore[arg-type]

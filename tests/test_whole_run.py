@@ -72,7 +72,6 @@ async def test_callbacks_clear_jobs_whose_submit_answer_was_lost(tmp_path: Path)
     task was made leaves its job ambiguous only until the task's callback reaches the job's
     own URL: confirmed by status, the task becomes the job's, and its video is saved. Before,
     each such job stayed ambiguous for the user to decide (and maybe pay twice)."""
-    import dataclasses
 
     from tests.enginekit import assert_files_verified
 
@@ -80,9 +79,7 @@ async def test_callbacks_clear_jobs_whose_submit_answer_was_lost(tmp_path: Path)
     state = prepare_state(tmp_path, text_jobs(n))
     sim_kw = {"api_keys": frozenset({KEY}), "time_scale": SCALE, "seed": 9}
     async with Simulator(**sim_kw, p_502_after_create=0.3) as sim:
-        opts = dataclasses.replace(
-            options(tmp_path, sim.base_url), callback_listen=("127.0.0.1", 0)
-        )
+        opts = options(tmp_path, sim.base_url).replace(callback_listen=("127.0.0.1", 0))
         outcome = await execute(opts)
         lost = sum(sim.observer.unknowable.values())
         created = sum(sim.observer.bodies.values())
@@ -102,7 +99,6 @@ async def test_a_forged_callback_at_an_ambiguous_jobs_url_adopts_nothing(
     naming a task the API does not know leaves the job ambiguous (one status request). A
     job's URL with its id instead of its key is refused outright."""
     import asyncio
-    import dataclasses
     import json
     from typing import Any
 
@@ -120,10 +116,7 @@ async def test_a_forged_callback_at_an_ambiguous_jobs_url_adopts_nothing(
     got: dict[str, Any] = {}
     forged = json.dumps({"code": 200, "data": {"taskId": "task_forged", "state": "success"}})
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=2) as sim:
-        opts = dataclasses.replace(
-            options(tmp_path, sim.base_url),
-            callback_listen=("127.0.0.1", 0),
-        )
+        opts = options(tmp_path, sim.base_url).replace(callback_listen=("127.0.0.1", 0))
         hooks = RunHooks(
             on_engine=lambda e: got.__setitem__("engine", e),
             on_receiver=lambda r: got.__setitem__("receiver", r),
@@ -152,15 +145,12 @@ async def test_an_ambiguous_job_with_no_callback_is_said_probably_not_created(
     """A connection reset before the server read the submit: no task, so no callback. After
     the generation time and the grace the job stays ambiguous (the user decides), and its
     note in `status` says it was probably not created."""
-    import dataclasses
 
     from batchgen.commands.status import collect
 
     state = prepare_state(tmp_path, text_jobs(12))
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=4, p_reset=0.25) as sim:
-        opts = dataclasses.replace(
-            options(tmp_path, sim.base_url), callback_listen=("127.0.0.1", 0)
-        )
+        opts = options(tmp_path, sim.base_url).replace(callback_listen=("127.0.0.1", 0))
         outcome = await execute(opts)
         created = sum(sim.observer.bodies.values())
     rows = state_rows(state)

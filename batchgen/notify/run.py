@@ -34,7 +34,7 @@ CRASHED = exitcodes.CRASHED  # an exit without an outcome, as the runs table rec
 
 def batch_name(store: st.Store, opts: RunOptions) -> str:
     """The manifest's name as `run` recorded it, else the output folder's."""
-    return store.get_meta("batch") or opts.output_dir.name or "batch"
+    return store.get_meta("batch") or opts.files.output_dir.name or "batch"
 
 
 class RunNotices:
@@ -59,9 +59,9 @@ class RunNotices:
         self._final = False
         paced = opts.paced()
         self._pause_s = paced.backoff_base_s or 0.0
-        self._deadline_s = self.settings.deadline_s or opts.drain_s
+        self._deadline_s = self.settings.deadline_s or opts.timing.drain_s
         self._every_s = self.settings.metrics_every_s or (
-            METRICS_EVERY_PER_POLL_AFTER * opts.poll_after_s
+            METRICS_EVERY_PER_POLL_AFTER * opts.timing.poll_after_s
         )
 
     def watching(self, hooks: RunHooks) -> RunHooks:
@@ -82,7 +82,7 @@ class RunNotices:
         """The start ping (in the background: the run does not wait for it) and the ticker."""
         s = self.settings
         if s.ping_url or s.json_urls:
-            self._http = deliver.session(self.opts.proxy_env, self.opts.connect_timeout_s)
+            self._http = deliver.session(self.opts.api.proxy_env, self.opts.api.connect_timeout_s)
         if s.ping_url:
             self._start = asyncio.create_task(
                 ping.ping(self._http, s.ping_url, self.rid, None, self._budget())
@@ -113,7 +113,7 @@ class RunNotices:
         with self._write_lock:
             if self._final:
                 return
-            reader = st.Store(self.opts.state_path, readonly=True)  # this thread's own
+            reader = st.Store(self.opts.files.state_path, readonly=True)  # this thread's own
             try:
                 self._write_metrics(reader, None)
             finally:
@@ -136,8 +136,8 @@ class RunNotices:
         total, failed = views.unsuccessful(self.store.db, 50)
         cap = self.store.get_meta("max_spend_micros") or ""
         report = self.report
-        if report is None and self.opts.write_results:
-            report = str(self.opts.output_dir / "results.jsonl")
+        if report is None and self.opts.files.write_results:
+            report = str(self.opts.files.output_dir / "results.jsonl")
         return RunFacts(
             batch=self.batch,
             run_id=self.rid,
