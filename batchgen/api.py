@@ -37,7 +37,7 @@ from batchgen.money.prices import parse_key, to_micros
 from batchgen.notify import config as notify_config
 from batchgen.runner import execute
 from batchgen.runsettings import record_manifest
-from batchgen.sandbox import sandbox
+from batchgen.sandbox import refuse_other_world, sandbox
 from batchgen.settings import (
     FLAT_NAMES,
     SANDBOX_KEY,
@@ -156,6 +156,7 @@ async def run_async(
     elif not opts.api.api_key:
         opts = opts.replace(api_key=read_api_key(None))
     with StateLock(state_path):
+        refuse_other_world(state_path, sandbox)
         record_manifest(m, opts, resubmit_changed=resubmit_changed, add_to_state=add_to_state)
         async with _simulator(opts, sandbox) as run_opts:
             return await execute(run_opts, RunHooks(on_result=on_result))

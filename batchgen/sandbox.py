@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+from batchgen.errors import UsageError
 from batchgen.settings import SANDBOX_KEY, RunOptions
 
 
@@ -51,3 +53,37 @@ async def sandbox(
     finally:
         journal.close()
         await sim.close()
+
+
+def refuse_other_world(state_path: Path, sandbox: bool, was: bool | None = None) -> None:
+    """A state file whose tasks the sandbox's simulator made is never continued against the
+    API, nor the other way round (exit 2, untouched): after `make demo` a run with a real key
+    on the same manifest found every job done, the simulator's placeholder videos its
+    results, and said "finished" (issue 26's first hour). `was`: the sandbox made it (the
+    CLI's record says); None: judged by the simulator's journal beside it."""
+    from batchgen import store as st
+    from batchgen.simulator.journal import journal_path
+
+    if not state_path.exists():
+        return
+    store = st.Store(state_path, readonly=True)
+    try:
+        made = sum(n for state, n in store.jobs.counts().items() if state != st.PENDING)
+    finally:
+        store.close()
+    if was is None:
+        was = journal_path(state_path).exists()
+    if not made or was == sandbox:
+        return
+    if was:
+        raise UsageError(
+            f"{state_path} holds a --sandbox batch: its tasks were made by the built-in "
+            "simulator and its videos are placeholders, so a run against the API would find "
+            f"them done. Give the real batch its own folder with --output DIR (or delete "
+            f"{state_path.parent}/ to start over)"
+        )
+    raise UsageError(
+        f"{state_path} holds a batch made against the API: --sandbox would look for its "
+        "tasks in the simulator, which never made them. Try the sandbox in its own folder "
+        "with --output DIR"
+    )

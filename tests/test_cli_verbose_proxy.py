@@ -9,6 +9,7 @@ line (the environment's variables were the only way); its credentials appear now
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
@@ -62,11 +63,15 @@ def test_json_is_the_one_spelling_and_the_old_ones_stay(
     json_lines = capsys.readouterr().out
     assert main(["report", "output/demo/batchgen.db", "--format", "jsonl"]) == 0
     assert capsys.readouterr().out == json_lines
+    assert main(["validate", EXAMPLE, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["jobs"] == 8 and summary["estimated_cost_usd"] == 6.3
+    assert summary["output"] == "output/demo/{index:03d}-{id}.mp4"
     # Neither given: text, as before (the run's first line says where it writes).
     assert build_parser().parse_args(["run", "m.yaml"]).log_format == "text"
     assert build_parser().parse_args(["report", "s.db"]).format == "jsonl"
     for name, parser in subparsers(build_parser()).items():
-        if name in ("run", "resume", "report", "status", "doctor", "balance", "models"):
+        if name in ("run", "resume", "report", "status", "doctor", "balance", "models", "validate"):
             assert "--json" in parser._option_string_actions, name
 
 

@@ -58,3 +58,9 @@ def test_max_spend_in_usd_and_a_did_you_mean(example: Path) -> None:
     with pytest.raises(UsageError, match="max_spend: not an amount of USD"):
         batchgen.run(example, sandbox=True, max_spend="lots")
     assert batchgen.run(example, sandbox=True, max_spend="none").exit_code == 0
+
+
+def test_a_sandbox_batch_is_not_continued_against_the_api(example: Path) -> None:
+    batchgen.run(example, sandbox=True)
+    with pytest.raises(UsageError, match="holds a --sandbox batch"):
+        batchgen.run(example, api_key="sk-test-0123456789", base_url="http://127.0.0.1:9/api/v1")

@@ -58,3 +58,15 @@ def test_the_commands_table_names_every_command() -> None:
     table = (ROOT / "docs" / "reference" / "commands.md").read_text(encoding="utf-8")
     for name in COMMANDS:
         assert f"| `batchgen {name}" in table, name
+
+
+def test_the_model_list_names_every_model_a_line_each() -> None:
+    """The README's model list grows with the specs: a model added without its line, or a
+    line left for a model that is gone, fails here."""
+    from batchgen import models
+
+    section = README.split("## Models", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^- `([^`]+)` \(", section, flags=re.M)
+    assert listed == sorted(models.known(), key=str.lower)
+    for mid in models.NOT_YET:
+        assert f"`{mid}`" in section

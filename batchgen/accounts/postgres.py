@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from batchgen.accounts import window
 from batchgen.accounts.db import AccountDbError
 from batchgen.accounts.sqlbase import SqlAccountDb
 
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS slots (
     model TEXT, reserved_at DOUBLE PRECISION NOT NULL, created DOUBLE PRECISION, poller TEXT);
 CREATE INDEX IF NOT EXISTS slots_of ON slots (account, task_id);
 """
+SCHEMA += window.SCHEMA.format(real="DOUBLE PRECISION")
+
 
 SCHEMA_LOCK = 0x62617463  # one advisory lock id while the tables are created
 

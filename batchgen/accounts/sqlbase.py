@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from batchgen.accounts import admission as adm
+from batchgen.accounts import window
 from batchgen.accounts.db import Granted, RunInfo, TaskRef
 from batchgen.adapters.lock import holder_of
 
@@ -101,14 +102,9 @@ class SqlAccountDb:
         lim = run.limits
         with self._tx(run.account) as db:
             now = self._now()
-            db.execute(
-                "DELETE FROM requests WHERE account = ? AND t <= ?",
-                (run.account, now - max(KEEP_REQUESTS_S, 2 * lim.window_s)),
-            )
+            window.prune(db, run.account, now - max(KEEP_REQUESTS_S, 2 * lim.window_s))
             since = now - lim.window_s
-            (count,) = db.execute(
-                "SELECT count(*) FROM requests WHERE account = ? AND t > ?", (run.account, since)
-            ).fetchone()
+            count = window.count(db, run.account, lim.window_s, now)
             frees = None
             if count >= lim.rate_limit:
                 frees = db.execute(
@@ -119,7 +115,7 @@ class SqlAccountDb:
             wait = adm.request_wait_counted(now, count, frees, lim, self._news(db, run.account))
             if wait > 0:
                 return Granted(wait=wait)
-            db.execute("INSERT INTO requests VALUES (?, ?)", (run.account, now))
+            window.taken(db, run.account, now)
             return Granted(slot=0)
 
     def reserve_slot(self, run: RunInfo) -> Granted:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from batchgen.accounts import window
 from batchgen.accounts.db import AccountDbError
 from batchgen.accounts.sqlbase import SqlAccountDb
 
@@ -31,6 +32,8 @@ CREATE TABLE IF NOT EXISTS slots (
     model TEXT, reserved_at REAL NOT NULL, created REAL, poller TEXT);
 CREATE INDEX IF NOT EXISTS slots_of ON slots (account, task_id);
 """
+SCHEMA += window.SCHEMA.format(real="REAL")
+
 
 
 class SqliteAccountDb(SqlAccountDb):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen import store as st
-from batchgen.errors import UsageError
+from batchgen.sandbox import refuse_other_world
 
 META_KEY = "run_args"
 
@@ -121,30 +121,14 @@ def fill(args: argparse.Namespace, saved: dict[str, Any]) -> list[str]:
 
 
 def check_same_world(state_path: Path, sandbox: bool, saved: dict[str, Any] | None = None) -> None:
-    """A state file whose tasks were made by the sandbox's simulator is never continued
-    against the API, nor the other way round (exit 2, untouched). After `make demo` a run
-    with a real key on the same manifest found every job done, the simulator's placeholder
-    videos its results, and said "finished" (issue 26's first hour)."""
+    """A sandbox's state file is never continued against the API, nor the other way round
+    (batchgen/sandbox.py); the record says which world made its tasks."""
     if not state_path.exists():
         return
-    store = st.Store(state_path, readonly=True)
-    try:
-        made = sum(n for state, n in store.jobs.counts().items() if state != st.PENDING)
-        was = bool((saved if saved is not None else load(store, state_path)).get("sandbox"))
-    finally:
-        store.close()
-    if not made or was == sandbox:
-        return
-    folder = state_path.parent
-    if was:
-        raise UsageError(
-            f"{state_path} holds a --sandbox batch: its tasks were made by the built-in "
-            "simulator and its videos are placeholders, so a run against the API would find "
-            f"them done. Give the real batch its own folder with --output DIR (or delete "
-            f"{folder}/ to start over)"
-        )
-    raise UsageError(
-        f"{state_path} holds a batch made against the API: --sandbox would look for its "
-        f"tasks in the simulator, which never made them. Try the sandbox in its own folder "
-        "with --output DIR"
-    )
+    if saved is None:
+        store = st.Store(state_path, readonly=True)
+        try:
+            saved = load(store, state_path)
+        finally:
+            store.close()
+    refuse_other_world(state_path, sandbox, bool(saved.get("sandbox")))

@@ -29,6 +29,7 @@ from batchgen.manifest import (
     where,
 )
 from batchgen.money.prices import (
+    MICROS,
     PriceBook,
     cost_by_mode,
     describe_costs,
@@ -52,6 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help='print one JSON line per job: {"id", "model", "endpoint", "body"}: the exact body '
         "to send and where",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per manifest on stdout (jobs by model, mode and duration, "
+        "estimated requests and cost in USD, where the run writes); problems stay on stderr",
     )
     parser.add_argument(
         "--check-images",
@@ -100,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         warn_without_store(manifest)
         if args.print_requests:
             print_requests(manifest, out)
+        elif args.json:
+            out.write(json.dumps(summary_json(manifest)) + "\n")
         else:
             out.write(summary(manifest) + "\n")
     out.flush()
@@ -193,6 +202,33 @@ def summary(manifest: Manifest) -> str:
     lines += ["  " + line for line in describe_costs(costs, unknown_prices(classes, book))]
     lines += _matrices(jobs, classes, book)
     return "\n".join(lines)
+
+
+def summary_json(manifest: Manifest) -> dict[str, object]:
+    """`summary` for scripts: the same figures, money as USD numbers (as `status --json`)."""
+    jobs = manifest.jobs
+    classes = [
+        (job.model or manifest.model, _input(job).get("mode"), _input(job).get("duration"))
+        for job in jobs
+    ]
+    book = _book(manifest)
+    costs = cost_by_mode(classes, book)
+    by_model: dict[str, Counter[str]] = {}
+    for model, mode, _ in classes:
+        by_model.setdefault(model, Counter())[str(mode)] += 1
+    return {
+        "manifest": str(manifest.path),
+        "name": manifest.name,
+        "model": manifest.model,
+        "jobs": len(jobs),
+        "by_model": {model: dict(sorted(c.items())) for model, c in sorted(by_model.items())},
+        "by_duration": {str(d): n for d, n in Counter(c[2] for c in classes).items()},
+        "requests_estimate": estimate_requests(jobs),
+        "output": f"{where.shown(where.output_of(manifest)).rstrip('/')}/"
+        f"{manifest.filename_template}",
+        "estimated_cost_usd": round(sum(m for _, m in costs.values()) / MICROS, 6),
+        "prices_unknown_for": sorted(unknown_prices(classes, book)),
+    }
 
 
 def _matrices(jobs: list, classes: list[tuple], book: PriceBook) -> list[str]:

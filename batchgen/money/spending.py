@@ -61,11 +61,12 @@ class Spending:
 
     @property
     def stop_message(self) -> str | None:
-        """Why jobs stay pending for money: a halt, else the jobs left by the cap."""
+        """Why jobs stay pending for money: a halt, else the jobs left by the cap (in
+        manifest order)."""
         if self.halt is not None or not self.left or self.cap is None:
             return self.halt
         stop = budget.balance_stop_message if self.balance_limits else budget.cap_stop_message
-        return stop(self.total, self.cap, sorted(self.left.values(), key=lambda v: v[0]))
+        return stop(self.total, self.cap, [self.left[seq] for seq in sorted(self.left)])
 
     @stop_message.setter
     def stop_message(self, value: str | None) -> None:
