@@ -38,9 +38,9 @@ NOT_YET: dict[str, str] = {
     "wan-2-7-video": (
         "its archived page shows no example request, its two copies disagree on whether "
         "video-edit needs a prompt, and the media counts of reference-to-video and video-edit "
-        "are cut off (../shared/apixo-video-models.md)"
+        "are cut off"
     ),
-    "kling-3-0-pro": "APIXO has no page for a Kling 3.0 Pro model in the archive",
+    "kling-3-0-pro": "APIXO publishes no page for a Kling 3.0 Pro model",
 }
 """APIXO models batchgen lists but cannot yet send, with why: validate refuses them by name."""
 
