@@ -8,18 +8,18 @@ outcome, from a notebook or a scheduler task, with no command line.
     print(outcome.exit_code, outcome.counts["done"])
     print(batchgen.outcome("output/demo/batchgen.db"))    # later, from the state file alone
 
-`run` takes the same settings as `batchgen run` (RunOptions' fields, e.g. `max_in_flight=50`,
-`poll_after_s=30`, `max_spend_micros=...`) and the same promises hold: one run per state file
-(StateLock), a second run continues the first, nothing paid twice. It returns the engine's
-RunOutcome; its `exit_code` is the CLI's (0, 1, 3, 5, 75). Bad input raises the CLI's
-exceptions (ManifestError, UsageError, StateError), each with the message the CLI prints.
+`run` takes the same settings as `batchgen run` (RunOptions' flat names,
+settings.FLAT_NAMES, e.g. `max_in_flight=50`, `poll_after_s=30`, `max_spend_micros=...`) and
+the same promises hold: one run per state file (StateLock), a second run continues the first,
+nothing paid twice. It returns the engine's RunOutcome; its `exit_code` is the CLI's (0, 1,
+3, 5, 75). Bad input raises the CLI's exceptions (ManifestError, UsageError, StateError), each
+with the message the CLI prints.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -39,6 +39,7 @@ from batchgen.runner import execute
 from batchgen.runsettings import record_manifest
 from batchgen.sandbox import refuse_other_world, sandbox
 from batchgen.settings import (
+    FLAT_NAMES,
     SANDBOX_KEY,
     SANDBOX_TIME_SCALE,
     NotifySettings,
@@ -46,7 +47,7 @@ from batchgen.settings import (
     read_api_key,
 )
 from batchgen.states import UNSUCCESSFUL, WORK_LEFT
-from batchgen.store import Store, ledger
+from batchgen.store import Store
 
 __all__ = ["load", "outcome", "results", "run", "run_async"]
 
@@ -129,32 +130,31 @@ async def run_async(
     state_path = Path(state) if state else output_dir / "batchgen.db"
     fields = {**budget_settings(m.budget, m.model), **_image_settings(m), **_usd(settings)}
     fields |= _notify_settings(m, notify)
-    unknown = sorted(set(fields) - set(RunOptions.__dataclass_fields__))
+    unknown = sorted(set(fields) - FLAT_NAMES.keys())
     if unknown:
         raise UsageError(f"not a run setting: {', '.join(map(_did_you_mean, unknown))}")
     if sandbox and ("base_url" in fields or "api_key" in fields):
         raise UsageError("sandbox=True runs against the built-in simulator: drop base_url/api_key")
-    opts = RunOptions(
+    opts = RunOptions.from_flat(
         state_path=state_path,
         output_dir=output_dir,
         model=m.model,
         filename_template=m.filename_template,
         **fields,
     )
-    if m.local_images and not opts.image_store and not sandbox:
+    if m.local_images and not opts.files.image_store and not sandbox:
         n = len(m.local_images)
         raise UsageError(f"{m.path}: {n} local image or video file(s) need image_store=")
     if sandbox:
-        opts = dataclasses.replace(
-            opts,
+        opts = opts.replace(
             api_key=SANDBOX_KEY,
             serve_local_images=True,  # image files without a store: served on loopback
             proxy_env=False,  # the simulator and its files are on loopback
             proxy=None,
             account_db="none",  # the run's own simulator: no other run shares its account
         ).scaled(SANDBOX_TIME_SCALE)
-    elif not opts.api_key:
-        opts = dataclasses.replace(opts, api_key=read_api_key(None))
+    elif not opts.api.api_key:
+        opts = opts.replace(api_key=read_api_key(None))
     with StateLock(state_path):
         refuse_other_world(state_path, sandbox)
         record_manifest(m, opts, resubmit_changed=resubmit_changed, add_to_state=add_to_state)
@@ -206,7 +206,7 @@ def _usd(settings: dict[str, Any]) -> dict[str, Any]:
 def _did_you_mean(name: str) -> str:
     import difflib
 
-    close = difflib.get_close_matches(name, list(RunOptions.__dataclass_fields__), n=1)
+    close = difflib.get_close_matches(name, list(FLAT_NAMES), n=1)
     return f"{name} (did you mean {close[0]}?)" if close else name
 
 
@@ -250,8 +250,8 @@ def outcome(state: str | os.PathLike[str]) -> RunOutcome:
     reachable by state (`outcome(s)["done"]`), as when this returned a dict of them."""
     store = Store(Path(state), readonly=True)
     try:
-        counts = {str(k): v for k, v in store.counts().items()}
-        money = ledger.budget_noted(store) if counts.get(st.PENDING) else 0
+        counts = {str(k): v for k, v in store.jobs.counts().items()}
+        money = store.ledger.budget_noted() if counts.get(st.PENDING) else 0
     finally:
         store.close()
     if money:

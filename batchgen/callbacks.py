@@ -292,11 +292,11 @@ async def receiving(
 ) -> AsyncIterator[CallbackReceiver | None]:
     """Start the receiver (when asked) and point the engine's submits at it; stop it after.
     `on_receiver` sees it once it listens (tests, benchmarks)."""
-    if opts.callback_listen is None:
+    if opts.callbacks.callback_listen is None:
         yield None
         return
-    host, port = opts.callback_listen
-    if opts.callback_public_url is None and not is_loopback_host(host):
+    host, port = opts.callbacks.callback_listen
+    if opts.callbacks.callback_public_url is None and not is_loopback_host(host):
         raise UsageError(
             "--callback-listen on a non-loopback address needs --callback-url: the public "
             "https base that your reverse proxy or tunnel forwards to this listener"
@@ -306,11 +306,13 @@ async def receiving(
         state_secret(store),
         host=host,
         port=port,
-        trust=opts.trust_callbacks,
-        shutdown_s=opts.drain_s,
+        trust=opts.callbacks.trust_callbacks,
+        shutdown_s=opts.timing.drain_s,
     )
     async with receiver:
-        engine.receive_callbacks_at(receiver.url_for(opts.callback_public_url), receiver.job_key)
+        engine.receive_callbacks_at(
+            receiver.url_for(opts.callbacks.callback_public_url), receiver.job_key
+        )
         if on_receiver is not None:
             on_receiver(receiver)
         log.info("receiving callbacks on %s:%d", receiver.host, receiver.port)

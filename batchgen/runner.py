@@ -52,7 +52,7 @@ from batchgen.money import (
 from batchgen.money.prices import usd
 from batchgen.notify.run import CRASHED, RunNotices
 from batchgen.runsettings import check_only
-from batchgen.settings import DEFAULT_BASE_URL, RunOptions
+from batchgen.settings import DEFAULT_BASE_URL, Pace, RunOptions
 from batchgen.ui import report
 
 log = logging.getLogger("batchgen.run")
@@ -64,9 +64,9 @@ async def results_public_only(opts: RunOptions) -> bool:
     the API itself is on a private or local address (the simulator, a test bed, a proxy, a
     container name on a private network): then its results may well be private too.
     Through a proxy the API's name may not resolve here at all: the guard then stays on."""
-    if opts.allow_private_result_hosts is not None:
-        return not opts.allow_private_result_hosts
-    return await api_is_public(opts.base_url)
+    if opts.api.allow_private_result_hosts is not None:
+        return not opts.api.allow_private_result_hosts
+    return await api_is_public(opts.api.base_url)
 
 
 async def preflight_by_default(base_url: str) -> bool:
@@ -114,14 +114,14 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
     place every run ends (CLI and Python API), so notifications are sent from here. `hooks`
     are this process's attachments (a display, signal handlers, a test's probe)."""
     hooks = hooks or RunHooks()
-    with StateLock(opts.state_path):
-        store = st.Store(opts.state_path)
+    with StateLock(opts.files.state_path):
+        store = st.Store(opts.files.state_path)
         try:  # the accounts its tasks need, before anything is written (exit 2)
             check_accounts(opts, store)
         except BaseException:
             store.close()
             raise
-        run_id = store.start_run(os.getpid())
+        run_id = store.runs.start(os.getpid())
         notices = RunNotices(opts, store, run_id) if opts.notify else None
         outcome: RunOutcome | None = None
         try:
@@ -129,23 +129,23 @@ async def execute(opts: RunOptions, hooks: RunHooks | None = None) -> RunOutcome
                 await notices.started()
                 hooks = notices.watching(hooks)
             if opts.resubmit_ambiguous:
-                n = store.requeue_ambiguous()
+                n = store.moves.requeue_ambiguous()
                 if n:
                     log.warning("resubmitting %d ambiguous job(s), as asked", n)
             check_only(store, opts)
             if hooks.on_result is not None:
-                store.on_finished = report.telling(store, hooks.on_result)
+                store.moves.on_finished = report.telling(store, hooks.on_result)
             outcome = await _run_engine(store, opts, hooks)
             return outcome
         finally:
             if outcome is not None:
-                store.end_run(run_id, outcome.exit_code, outcome.how)
+                store.runs.end(run_id, outcome.exit_code, outcome.how)
             else:
-                store.end_run(run_id, exitcodes.CRASHED, "crashed or interrupted")
-            if opts.write_results:
+                store.runs.end(run_id, exitcodes.CRASHED, "crashed or interrupted")
+            if opts.files.write_results:
                 with contextlib.suppress(OSError):
-                    report.write_jsonl(store, opts.output_dir / "results.jsonl")
-                if opts.result_store and outcome is not None:
+                    report.write_jsonl(store, opts.files.output_dir / "results.jsonl")
+                if opts.files.result_store and outcome is not None:
                     uploaded = await _upload_report(opts)
                     if notices is not None:
                         notices.report = uploaded  # the summary names the bucket's object
@@ -173,10 +173,10 @@ async def _tell(
 async def _upload_report(opts: RunOptions) -> str | None:
     """results.jsonl also goes to PREFIX/results.jsonl, replacing the last run's: its
     `s3://` URL, or None when the upload failed (the local file is the report then)."""
-    assert opts.result_store is not None
-    sinks = ObjectSinks(opts.result_store, opts.output_dir, proxies=run_proxies(opts))
+    assert opts.files.result_store is not None
+    sinks = ObjectSinks(opts.files.result_store, opts.files.output_dir, proxies=run_proxies(opts))
     try:
-        return await sinks.put_report(opts.output_dir / "results.jsonl")
+        return await sinks.put_report(opts.files.output_dir / "results.jsonl")
     except DownloadError as exc:
         log.warning("results.jsonl was not uploaded: %s", exc)
         return None
@@ -192,19 +192,16 @@ def default_rate_margin(period_s: float) -> float:
 
 
 async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> RunOutcome:
-    opts = opts.paced()
-    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
-    assert opts.rate_pause_base_s is not None and opts.rate_pause_cap_s is not None
-    assert opts.callback_grace_s is not None and opts.callback_poll_every_s is not None
-    assert opts.callback_guard_s is not None
-    period = opts.rate_period_s
-    margin = opts.rate_margin_s if opts.rate_margin_s is not None else default_rate_margin(period)
-    if opts.accounts_file:  # several accounts: each joins on its own (accounts/poolsetup.py)
+    pace = opts.paced()  # every duration, resolved once for the whole run
+    period = pace.rate_period_s
+    margin = opts.limits.rate_margin_s
+    margin = margin if margin is not None else default_rate_margin(period)
+    if opts.accounts.accounts_file:  # several accounts: each joins on its own (poolsetup.py)
         link = AccountLink(None, None, opts)
-    else:
-        link = await join(opts, store, period + margin)  # the account's limits, shared
+    else:  # the account's limits, shared
+        link = await join(opts, store, period + margin, pace=pace)
     try:
-        return await _run_linked(store, opts, hooks, link, period, margin)
+        return await _run_linked(store, opts, pace, hooks, link, period, margin)
     finally:
         await link.leave()
 
@@ -212,59 +209,60 @@ async def _run_engine(store: st.Store, opts: RunOptions, hooks: RunHooks) -> Run
 async def _run_linked(
     store: st.Store,
     opts: RunOptions,
+    pace: Pace,
     hooks: RunHooks,
     link: AccountLink,
     period: float,
     margin: float,
 ) -> RunOutcome:
-    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
-    assert opts.rate_pause_base_s is not None and opts.rate_pause_cap_s is not None
     limiter = link.limiter(period, margin)
-    backoff = Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
+    backoff = Backoff(base=pace.backoff_base_s, cap=pace.backoff_cap_s)
     proxies = run_proxies(opts)
     public_only = await results_public_only(opts)
     sinks = None
-    if opts.image_store and not opts.serve_local_images:
+    if opts.files.image_store and not opts.files.serve_local_images:
         # Before anything is spent: a store that cannot take a write would fail every job
         # with an image file, one paid submit at a time (issue 26).
-        await probe_output(opts.image_store, proxies=proxies, option="--image-store")
-    if opts.result_store:  # before anything is spent: a batch must have somewhere to go
-        await probe_output(opts.result_store, proxies=proxies)
-        sinks = ObjectSinks(opts.result_store, opts.output_dir, proxies=proxies)
-    api_public = await preflight_by_default(opts.base_url) if opts.preflight is None else True
+        await probe_output(opts.files.image_store, proxies=proxies, option="--image-store")
+    if opts.files.result_store:  # before anything is spent: a batch must have somewhere to go
+        await probe_output(opts.files.result_store, proxies=proxies)
+        sinks = ObjectSinks(opts.files.result_store, opts.files.output_dir, proxies=proxies)
+    api_public = (
+        await preflight_by_default(opts.api.base_url) if opts.files.preflight is None else True
+    )
     if not api_public:
         log.info(
             "image preflight is off: the API at %s is local or private (a test server, whose "
             "image URLs are often placeholders); --preflight turns it on",
-            yarl.URL(opts.base_url).host,
+            yarl.URL(opts.api.base_url).host,
         )
     async with open_sessions(opts, public_only=public_only, proxies=proxies) as sessions:
 
         def make_client(key: str, limiter: SlidingWindowLimiter) -> ApiClient:
-            assert opts.rate_pause_base_s is not None and opts.rate_pause_cap_s is not None
             return ApiClient(
                 sessions.api,
-                opts.base_url,
+                opts.api.base_url,
                 key,
                 limiter=limiter,
                 model=opts.model,
                 backoff=backoff,
                 proxies=proxies,
-                connect_timeout=opts.connect_timeout_s,
-                read_timeout=opts.read_timeout_s,
-                rate_pause=Backoff(base=opts.rate_pause_base_s, cap=opts.rate_pause_cap_s),
+                connect_timeout=opts.api.connect_timeout_s,
+                read_timeout=opts.api.read_timeout_s,
+                rate_pause=Backoff(base=pace.rate_pause_base_s, cap=pace.rate_pause_cap_s),
             )
 
         setup = None
-        if opts.accounts_file:
-            setup = await open_pool(opts, store, make_client, _margin_of(opts))
+        if opts.accounts.accounts_file:
+            setup = await open_pool(opts, store, make_client, _margin_of(opts), pace=pace)
             client = setup.pool.first_client  # every request goes by the pool's choice
         else:
-            client = make_client(opts.api_key, limiter)
+            client = make_client(opts.api.api_key, limiter)
         try:
             return await _run_clients(
-                store, opts, hooks, link, client, setup, sessions, sinks, public_only, api_public
-            )
+                store, opts, pace, hooks, link, client, setup, sessions, sinks, public_only,
+                api_public,
+            )  # fmt: skip
         finally:
             if setup is not None:
                 await setup.leave()
@@ -273,6 +271,7 @@ async def _run_linked(
 async def _run_clients(
     store: st.Store,
     opts: RunOptions,
+    pace: Pace,
     hooks: RunHooks,
     link: AccountLink,
     client: ApiClient,
@@ -283,51 +282,55 @@ async def _run_clients(
     api_public: bool,
 ) -> RunOutcome:
     """The engine over the run's one client, or its accounts' (`setup`), to its outcome."""
-    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
     rng = random.Random(opts.seed)
-    backoff = Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s)
+    backoff = Backoff(base=pace.backoff_base_s, cap=pace.backoff_cap_s)
     downloader = Downloader(
         sessions.cdn,
         public_only=public_only,
         proxies=run_proxies(opts),
-        concurrency=opts.download_concurrency,
-        max_bytes=opts.max_file_bytes,
+        concurrency=opts.limits.download_concurrency,
+        max_bytes=opts.limits.max_file_bytes,
         rng=random.Random(rng.random()),
         # The downloader's own retries (cut bodies, 5xx) pace with the API's, a bit quicker.
-        backoff=(opts.backoff_base_s / 2, opts.backoff_cap_s / 2),
-        read_timeout=opts.download_stall_s,
+        backoff=(pace.backoff_base_s / 2, pace.backoff_cap_s / 2),
+        read_timeout=opts.timing.download_stall_s,
         sinks=sinks if sinks is not None else LocalSinks(),
     )
-    cap, overrides = recorded_settings(store, opts.max_spend_micros, opts.price_overrides)
+    cap, overrides = recorded_settings(
+        store, opts.money.max_spend_micros, opts.money.price_overrides
+    )
     money = Money.build(
         store,
         # Several accounts: their balances together; prices from the table, not learned.
         retried(client.balance if setup is None else setup.pool.balance, backoff, rng),
         cap=cap,
         overrides=overrides,
-        learn=opts.learn_prices and setup is None,
-        resubmit=ResubmitPolicy(frozenset(opts.resubmit_codes), opts.max_resubmits),
+        learn=opts.money.learn_prices and setup is None,
+        resubmit=ResubmitPolicy(
+            frozenset(opts.money.resubmit_codes), opts.money.max_resubmits
+        ),
         model=opts.model,
     )
-    await before_spending(money, opts.spend_past_balance)
+    await before_spending(money, opts.money.spend_past_balance)
     inputs = prepare_inputs(
         opts,
-        store.db,
+        pace,
+        store.images,
         sessions,
         public_only=public_only,
-        preflight=opts.preflight if opts.preflight is not None else api_public,
+        preflight=opts.files.preflight if opts.files.preflight is not None else api_public,
     )
-    in_flight = store.counts()[st.IN_FLIGHT]
+    in_flight = store.jobs.counts()[st.IN_FLIGHT]
     if setup is None:
         run_cap = link.make_cap(in_flight)
     else:  # the run's own cap: the accounts' together (each also holds its own)
-        cap_n = min(opts.max_in_flight, setup.pool.total_cap)
-        run_cap = InFlightCap(cap_n, recovered=in_flight, slow_start=not opts.no_wait)
+        cap_n = min(opts.limits.max_in_flight, setup.pool.total_cap)
+        run_cap = InFlightCap(cap_n, recovered=in_flight, slow_start=not opts.timing.no_wait)
     engine = Engine(
         store,
         client,
         downloader,
-        engine_config(opts),
+        engine_config(opts, pace),
         rng=rng,
         inputs=inputs,
         money=money,
@@ -341,9 +344,9 @@ async def _run_clients(
     else:
         keepers = setup.attach(engine.context)
     deadline = None
-    if opts.max_runtime_s is not None:
+    if opts.timing.max_runtime_s is not None:
         deadline = asyncio.get_running_loop().call_later(
-            opts.max_runtime_s, engine.request_stop, "stopped at --max-runtime"
+            opts.timing.max_runtime_s, engine.request_stop, "stopped at --max-runtime"
         )
     keeping = [asyncio.ensure_future(k.run()) for k in keepers]
     try:
@@ -369,9 +372,8 @@ async def _run_clients(
 
 def _margin_of(opts: RunOptions) -> Callable[[float], float]:
     """The rate margin for an account's window: the run's --rate-margin, or the default."""
-    return lambda period: (
-        opts.rate_margin_s if opts.rate_margin_s is not None else default_rate_margin(period)
-    )
+    given = opts.limits.rate_margin_s
+    return lambda period: given if given is not None else default_rate_margin(period)
 
 
 def retried(

@@ -26,15 +26,15 @@ def record_manifest(
     state file before a run: the one way both front doors (the CLI's `run`, `batchgen.run`)
     record a manifest. `also` adds what one door records besides (the CLI's options). A state
     file of another manifest is refused first, untouched, unless `add_to_state`."""
-    owners = owner.check(opts.state_path, m, add=add_to_state)
-    store = st.Store(opts.state_path)
+    owners = owner.check(opts.files.state_path, m, add=add_to_state)
+    store = st.Store(opts.files.state_path)
     try:
         owner.record(store, owners)
-        sync = store.sync_jobs(
+        sync = store.jobs.sync(
             ((job.id, job.model, job.body) for job in m.jobs), resubmit_changed=resubmit_changed
         )
-        store.record_meta((job.id, job.meta) for job in m.jobs)
-        store.record_parents((job.id, job.extends) for job in m.jobs)
+        store.job_meta.record((job.id, job.meta) for job in m.jobs)
+        store.links.record((job.id, job.extends) for job in m.jobs)
         record_files(store, m)
         save_run_settings(store, opts, os.path.abspath(m.path), m.name)
         if also is not None:
@@ -48,9 +48,8 @@ def record_files(store: st.Store, m: Manifest) -> None:
     """Each local image's hash and place: what this run (and a resume) uploads or serves."""
     if not m.local_images:
         return
-    from batchgen.store.images import ImageRecords
 
-    records = ImageRecords(store.db)
+    records = store.images
     with store.transaction():
         for image in m.local_images.values():
             records.add_local(image.sha256, image.ext, image.path, image.size)
@@ -62,16 +61,16 @@ def save_run_settings(
     """What `batchgen resume STATE` needs to continue without the manifest (never the key,
     nor a notifier's URL); `batch` names it in notifications and metrics."""
     values = {
-        "output_dir": str(opts.output_dir),
-        "filename_template": opts.filename_template,
+        "output_dir": str(opts.files.output_dir),
+        "filename_template": opts.files.filename_template,
         "model": opts.model,
-        "base_url": opts.base_url,
+        "base_url": opts.api.base_url,
         "updated": str(time.time()),
     }
     if manifest_path is not None:
         values["manifest"] = manifest_path
-    if opts.result_store:
-        values["result_store"] = opts.result_store
+    if opts.files.result_store:
+        values["result_store"] = opts.files.result_store
     if batch:
         values["batch"] = batch
     store.set_meta_many(values)
@@ -85,9 +84,9 @@ def load_run_settings(store: st.Store) -> dict[str, str]:
 def check_only(store: st.Store, opts: RunOptions) -> None:
     """--only names jobs of this state file: a typo is an error (exit 2), never a run that
     quietly submits nothing."""
-    if not opts.only_ids:
+    if not opts.limits.only_ids:
         return
-    unknown = [job_id for job_id in opts.only_ids if store.job(job_id) is None]
+    unknown = [job_id for job_id in opts.limits.only_ids if store.jobs.get(job_id) is None]
     if unknown:
         shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise UsageError(f"--only names no job of this state file: {shown}")

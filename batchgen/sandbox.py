@@ -12,7 +12,6 @@ job a task id an old job already held).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,7 +30,7 @@ async def sandbox(
     from batchgen.simulator import SimConfig, Simulator
     from batchgen.simulator.journal import TaskJournal, journal_path
 
-    journal = TaskJournal(journal_path(opts.state_path))
+    journal = TaskJournal(journal_path(opts.files.state_path))
     header = journal.load(time_scale)
     if header is not None and seed is not None and header["seed"] != seed:
         journal = TaskJournal(journal.path)  # another seed: another simulated world
@@ -50,7 +49,7 @@ async def sandbox(
         await sim.start()
     try:
         journal.attach(sim)
-        yield dataclasses.replace(opts, base_url=sim.base_url)
+        yield opts.replace(base_url=sim.base_url)
     finally:
         journal.close()
         await sim.close()
@@ -69,7 +68,7 @@ def refuse_other_world(state_path: Path, sandbox: bool, was: bool | None = None)
         return
     store = st.Store(state_path, readonly=True)
     try:
-        made = sum(n for state, n in store.counts().items() if state != st.PENDING)
+        made = sum(n for state, n in store.jobs.counts().items() if state != st.PENDING)
     finally:
         store.close()
     if was is None:

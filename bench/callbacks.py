@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import shutil
 import statistics
@@ -61,7 +60,7 @@ async def one_batch(
 ) -> dict[str, Any]:
     out = folder / "out"
     store = st.Store(out / "batchgen.db")
-    store.sync_jobs((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
+    store.jobs.sync((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
     store.close()
     sim_kw = {
         "api_keys": frozenset({KEY}),
@@ -82,7 +81,7 @@ async def one_batch(
             seed=3,
         )
         if callbacks:
-            opts = dataclasses.replace(opts, callback_listen=("127.0.0.1", 0))
+            opts = opts.replace(callback_listen=("127.0.0.1", 0))
         t0 = time.perf_counter()
         outcome = await execute(opts)
         elapsed = time.perf_counter() - t0
@@ -277,15 +276,15 @@ def percentile(values: list[float], q: float) -> float:
 async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         store = st.Store(Path(tmp) / "batchgen.db")
-        store.sync_jobs((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
-        for row in store.pending_after(0, n):
-            store.mark_submitting(row.seq)
-            store.mark_in_flight(row.seq, task_id(row.seq - 1))
-        config = engine_config(RunOptions(Path(tmp) / "s.db", Path(tmp)).paced())
+        store.jobs.sync((f"job-{i:05d}", "kling-2-1", job_body(i)) for i in range(n))
+        for row in store.jobs.pending_after(0, n):
+            store.moves.mark_submitting(row.seq)
+            store.moves.mark_in_flight(row.seq, task_id(row.seq - 1))
+        config = engine_config(RunOptions.from_flat(Path(tmp) / "s.db", Path(tmp)))
         engine = Engine(store, None, None, config)  # type: ignore[arg-type]
         # trackers waiting for their callbacks, as during a run (the engine's own table)
         for i in range(n):
-            engine.context.news.wakes[task_id(i)] = asyncio.Event()
+            engine.context.callbacks.news.wakes[task_id(i)] = asyncio.Event()
         out = []
         async with TimedReceiver(engine, "bench-secret-" + "z" * 32) as rec:
             url = rec.url_for(None)
@@ -311,7 +310,7 @@ async def receiver_latency(n: int, rounds: int, procs: int, tool: str) -> list[d
                         "handler_p99_ms": 1000 * percentile(rec.handler_s, 0.99),
                     }
                 )
-        woken = sum(e.is_set() for e in engine.context.news.wakes.values())
+        woken = sum(e.is_set() for e in engine.context.callbacks.news.wakes.values())
         out[0]["tasks_woken"] = woken
         store.close()
         return out

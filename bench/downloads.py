@@ -7,7 +7,7 @@ A local aiohttp server (in its own process, serving with web.FileResponse so sen
 work) offers N files of deterministic bytes. Each round downloads all of them:
   - batchgen, concurrency C  vs  curl --parallel --parallel-max C   (like with like)
   - batchgen, concurrency 1  vs  curl fetching the files one after another in one process
-  - batchgen at the runner's default download concurrency (RunOptions.download_concurrency, 8)
+  - batchgen at the runner's default download concurrency (DOWNLOAD_CONCURRENCY, 8)
     vs curl --parallel-max 8: shown for information, not part of the target (0 skips it)
 The best of --runs rounds is kept for each, and printed as MB/s and a ratio to curl.
 batchgen does more per byte than curl here: sha256 of every byte, fsync, rename, a sidecar;
@@ -48,7 +48,7 @@ from aiohttp import web  # noqa: E402
 
 from batchgen.adapters.download.attempt import Downloader  # noqa: E402
 from batchgen.adapters.sinks.local import LocalSinks  # noqa: E402
-from batchgen.runner import RunOptions  # noqa: E402
+from batchgen.settings import DOWNLOAD_CONCURRENCY  # noqa: E402
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -264,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--default-concurrency",
         type=int,
-        default=RunOptions.download_concurrency,
+        default=DOWNLOAD_CONCURRENCY,
         help="also measure the runner's default download concurrency, for information "
-        f"(default: {RunOptions.download_concurrency}; 0 skips it)",
+        f"(default: {DOWNLOAD_CONCURRENCY}; 0 skips it)",
     )
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
     ap.add_argument(

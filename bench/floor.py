@@ -44,7 +44,7 @@ from batchgen.core.schedule import PollSchedule, first_poll_delay, next_poll_del
 from bench import kit  # noqa: E402
 
 MODEL = "kling-2-1"
-DOWNLOAD_CONCURRENCY = 8  # RunOptions.download_concurrency
+DOWNLOAD_CONCURRENCY = 8  # LimitSettings.download_concurrency
 
 
 def _write_durably(folder: Path, name: str, data: bytes) -> None:

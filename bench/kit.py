@@ -8,7 +8,6 @@ separate process (`python -m batchgen simulate`), both on loopback.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import platform
@@ -63,7 +62,7 @@ def make_state(folder: Path, n: int, tag: str = "") -> Path:
     state = out / "batchgen.db"
     store = st.Store(state)
     try:
-        store.sync_jobs((f"job-{i:06d}", "kling-2-1", job_body(i, tag)) for i in range(n))
+        store.jobs.sync((f"job-{i:06d}", "kling-2-1", job_body(i, tag)) for i in range(n))
         store.set_meta_many(
             {"output_dir": str(out), "filename_template": "{id}.mp4", "model": "kling-2-1"}
         )
@@ -75,7 +74,7 @@ def make_state(folder: Path, n: int, tag: str = "") -> Path:
 def options(folder: Path, base_url: str, scale: float, **overrides: Any) -> RunOptions:
     """Run options with every service time scaled like the simulator's."""
     out = folder / "out"
-    opts = RunOptions(
+    opts = RunOptions.from_flat(
         state_path=out / "batchgen.db",
         output_dir=out,
         base_url=base_url,
@@ -85,7 +84,7 @@ def options(folder: Path, base_url: str, scale: float, **overrides: Any) -> RunO
         write_results=False,
     ).scaled(scale)
     quick = {"backoff_base_s": max(0.01, scale), "backoff_cap_s": max(0.5, 60 * scale)}
-    return dataclasses.replace(opts, **{**quick, **overrides})  # TypeError on an unknown field
+    return opts.replace(**{**quick, **overrides})  # TypeError on an unknown field
 
 
 # -- the simulator in its own process ---------------------------------------------------------

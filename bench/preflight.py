@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 
 from batchgen import store as st  # noqa: E402
 from batchgen.inputs.preflight import Preflight  # noqa: E402
-from batchgen.store.images import ImageRecords  # noqa: E402
 from tests.imagekit import ImageHost, png  # noqa: E402
 
 
@@ -35,7 +34,7 @@ async def main(n: int, size: int, ranges: bool) -> None:
         urls = [host.file(f"img-{i:05d}.png", data, ranges=ranges) for i in range(n)]
         with tempfile.TemporaryDirectory() as tmp:
             store = st.Store(Path(tmp) / "s.db")
-            records = ImageRecords(store.db)
+            records = store.images
             for label in ("first run", "resumed run"):
                 async with aiohttp.ClientSession() as session:
                     pf = Preflight(

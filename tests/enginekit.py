@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ def pace_args(base_url: str, backoff: str = "0.02,0.5") -> list[str]:
 def prepare_state(tmp: Path, jobs: list[tuple[str, str, dict]]) -> Path:
     state = tmp / "out" / "batchgen.db"
     store = st.Store(state)
-    store.sync_jobs(jobs)
+    store.jobs.sync(jobs)
     store.set_meta_many(
         {"output_dir": str(tmp / "out"), "filename_template": "{id}.mp4", "model": "kling-2-1"}
     )
@@ -65,7 +64,7 @@ def prepare_state(tmp: Path, jobs: list[tuple[str, str, dict]]) -> Path:
 
 
 def options(tmp: Path, base_url: str, **overrides: Any) -> RunOptions:
-    opts = RunOptions(
+    opts = RunOptions.from_flat(
         state_path=tmp / "out" / "batchgen.db",
         output_dir=tmp / "out",
         base_url=base_url,
@@ -74,7 +73,7 @@ def options(tmp: Path, base_url: str, **overrides: Any) -> RunOptions:
         seed=7,
     ).scaled(SCALE)
     # quick retries
-    return dataclasses.replace(opts, **{"backoff_base_s": 0.02, "backoff_cap_s": 0.5, **overrides})
+    return opts.replace(**{"backoff_base_s": 0.02, "backoff_cap_s": 0.5, **overrides})
 
 
 def sha256_file(path: Path) -> str:
@@ -97,7 +96,7 @@ def state_rows(state: Path) -> list[dict[str, Any]]:
                     "task_id": task_id,
                     "fail_code": code,
                     "attempts": attempts,
-                    "files": store.files_of(seq),
+                    "files": store.jobs.files_of(seq),
                 }
             )
         return out

@@ -53,7 +53,7 @@ async def run_cli(argv: list[str], within: float = 60) -> tuple[int, str, str]:
 def counts(state: Path) -> dict[str, int]:
     store = st.Store(state, readonly=True)
     try:
-        return store.counts()
+        return store.jobs.counts()
     finally:
         store.close()
 

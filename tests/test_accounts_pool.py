@@ -15,7 +15,6 @@ from batchgen.engine import Engine
 from batchgen.hooks import RunHooks
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
-from batchgen.store import jobaccounts, ledger
 from tests.enginekit import KEY, SCALE, body, options, prepare_state, state_rows
 
 KEY_A = "sk-acct-alpha-0123456789"
@@ -131,8 +130,8 @@ async def test_each_account_keeps_its_max_spend_and_the_run_its_total(
         made = {n: len(sim.keys.made_by(n)) for n in ("alpha", "beta")}
     store = st.Store(state, readonly=True)
     try:
-        assert jobaccounts.spent_by(store.db, "alpha") <= 2_000_000
-        assert ledger.spent(store) <= 6_000_000
+        assert store.accounts.spent_by("alpha") <= 2_000_000
+        assert store.ledger.spent() <= 6_000_000
     finally:
         store.close()
     assert made == {"alpha": 2, "beta": 4}, made
@@ -203,6 +202,6 @@ async def test_each_account_paces_with_its_own_rate_limit(
         two_keys(sim)
         opts = options(tmp_path, sim.base_url, api_key="", accounts_file=str(path))
         outcome = await execute(opts, RunHooks(on_engine=look))
-    assert seen == {"alpha": (5, opts.rate_period_s), "beta": (50, 1.0)}
+    assert seen == {"alpha": (5, opts.limits.rate_period_s), "beta": (50, 1.0)}
     assert outcome.exit_code == 0, outcome
     assert {r["state"] for r in state_rows(state)} == {st.DONE}

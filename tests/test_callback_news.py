@@ -5,7 +5,6 @@ set hours away, so only callbacks can end these jobs: a dropped one hangs the te
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ class Scripted:
 
 def one_job_options(tmp: Path, api: FakeApi, got: dict[str, Any], **kw: Any) -> RunOptions:
     """Real-world defaults (scale 1: the guard window is 0.5 s), fallback polls hours away."""
-    opts = RunOptions(
+    opts = RunOptions.from_flat(
         state_path=tmp / "out" / "batchgen.db",
         output_dir=tmp / "out",
         base_url=api.base_url,
@@ -53,7 +52,7 @@ def one_job_options(tmp: Path, api: FakeApi, got: dict[str, Any], **kw: Any) -> 
         callback_poll_every_s=HOURS,
         seed=3,
     )
-    return dataclasses.replace(opts, **kw)
+    return opts.replace(**kw)
 
 
 def envelope(task_id: str, state: str) -> bytes:

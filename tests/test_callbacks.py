@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -270,22 +269,22 @@ def test_callback_fields_from_args(tmp_path: Path) -> None:
             ]
         ),
     )
-    opts = dataclasses.replace(opts, **fields)
-    assert opts.callback_listen == ("0.0.0.0", 8787)
-    assert opts.callback_public_url == "https://h.example/bg"
-    assert opts.trust_callbacks and opts.callback_grace_s == 120.0
-    assert opts.paced().callback_poll_every_s == pytest.approx(6 * opts.poll_every_s)
-    real = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path)
-    real = dataclasses.replace(
-        real, **callback_options.fields(_args(argv=["--callback-listen", "127.0.0.1:0"]))
-    )
-    assert real.callback_public_url is None
+    opts = opts.replace(**fields)
+    assert opts.callbacks.callback_listen == ("0.0.0.0", 8787)
+    assert opts.callbacks.callback_public_url == "https://h.example/bg"
+    assert opts.callbacks.trust_callbacks and opts.callbacks.callback_grace_s == 120.0
+    assert opts.paced().callback_poll_every_s == pytest.approx(6 * opts.timing.poll_every_s)
+    real = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path)
+    real = real.replace(**callback_options.fields(_args(argv=["--callback-listen", "127.0.0.1:0"])))
+    assert real.callbacks.callback_public_url is None
     # Not given: they follow the poll schedule, which gives the documented defaults ...
     paced = real.paced()
     assert (paced.callback_grace_s, paced.callback_poll_every_s) == (60.0, 30.0)
     assert paced.callback_guard_s == pytest.approx(0.5)
     # ... and follow it when it changes (a faster test server), or when --sandbox scales it.
-    quick = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path, poll_every_s=0.1)
+    quick = RunOptions.from_flat(
+        state_path=tmp_path / "s.db", output_dir=tmp_path, poll_every_s=0.1
+    )
     assert quick.paced().callback_poll_every_s == pytest.approx(0.6)
     fast = real.scaled(0.01).paced()  # --sandbox: every service time, the callback ones included
     assert fast.callback_grace_s == pytest.approx(0.6)
@@ -293,7 +292,7 @@ def test_callback_fields_from_args(tmp_path: Path) -> None:
     assert fast.callback_guard_s == pytest.approx(0.005)
     assert fast.poll_after_s == pytest.approx(0.6) and fast.rate_period_s == pytest.approx(0.6)
     given = _args(argv=["--callback-listen", "127.0.0.1:0", "--callback-guard", "2"])
-    real = dataclasses.replace(real, **callback_options.fields(given))
+    real = real.replace(**callback_options.fields(given))
     assert real.scaled(0.01).paced().callback_guard_s == pytest.approx(0.02)
     for argv, extra in (
         (["--callback-url", "https://h.example"], {}),
@@ -369,7 +368,7 @@ async def test_batch_completes_on_callbacks_alone(tmp_path: Path, caplog) -> Non
     assert secret not in (tmp_path / "out" / "results.jsonl").read_text()
     # the stored bodies are the manifest's, without the callback URL
     store = st.Store(state, readonly=True)
-    assert all(secret not in row.body for row in store.jobs_in_state(st.DONE))
+    assert all(secret not in row.body for row in store.jobs.in_state(st.DONE))
     assert store.get_meta("callback_secret") == secret
     store.close()
 
@@ -414,7 +413,7 @@ async def test_forged_callbacks_change_nothing(tmp_path: Path) -> None:
     got = Captured()
     async with Simulator(**sim_config(time_scale=scale)) as sim:
         opts, hooks = cb_options(tmp_path, sim, got, grace=60 * scale, every=30 * scale)
-        opts = dataclasses.replace(opts, callback_guard_s=0.0)
+        opts = opts.replace(callback_guard_s=0.0)
         run = asyncio.create_task(execute(opts, hooks))
         await eventually(lambda: hasattr(got, "engine") and hasattr(got, "receiver"))
         await eventually(lambda: got.engine.stats.submitted == n)

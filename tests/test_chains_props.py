@@ -119,11 +119,11 @@ async def test_random_chains_keep_their_invariants(chain_model, tmp_path: Path, 
     state = tmp_path / f"s-{next(_FILES)}.db"  # one state file per example
     clock = FakeClock(start=START)
     store = st.Store(state, wall=clock.now)
-    store.sync_jobs(jobs)
-    store.record_parents((f"j{i}", None if parent_of[i] is None else f"j{parent_of[i]}")
+    store.jobs.sync(jobs)
+    store.links.record((f"j{i}", None if parent_of[i] is None else f"j{parent_of[i]}")
                          for i in range(n))  # fmt: skip
     client = SimClient(clock)
-    opts = RunOptions(state_path=state, output_dir=tmp_path, max_in_flight=cap).paced()
+    opts = RunOptions.from_flat(state_path=state, output_dir=tmp_path, max_in_flight=cap)
     engine = Engine(store, client, None, engine_config(opts), rng=random.Random(1),  # type: ignore[arg-type]
                     clock=clock, wall=clock.now)  # fmt: skip
     await on_fake_time(clock, engine.run(), steps=200_000)
@@ -167,16 +167,16 @@ def test_a_child_cancelled_meanwhile_is_left_as_it_is(chain_model, tmp_path: Pat
     store = st.Store(tmp_path / "s.db")
     parent = {"input": {"style": "sketch", "prompt": "p", "seconds": 3}}
     child = {"input": {**parent["input"], "prompt": "c", "parent": placeholder("p")}}
-    store.sync_jobs([("p", MODEL, parent), ("c", MODEL, child)])
-    store.record_parents([("c", "p")])
-    opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path).paced()
+    store.jobs.sync([("p", MODEL, parent), ("c", MODEL, child)])
+    store.links.record([("c", "p")])
+    opts = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path)
     chains = Chains(RunContext(store, engine_config(opts)))
-    row = store.job("c")
+    row = store.jobs.get("c")
     assert row is not None and chains.may_go(row) is False  # waits: no slot
     assert chains.still_waiting() == 1
-    p = store.job("p")
-    assert p is not None and store.mark_failed(p.seq, "CONTENT_VIOLATION", "no")
-    assert store.cancel([row.seq]) == 1
+    p = store.jobs.get("p")
+    assert p is not None and store.moves.mark_failed(p.seq, "CONTENT_VIOLATION", "no")
+    assert store.moves.cancel([row.seq]) == 1
     assert chains.ended(p.seq) is False
-    assert store.job("c").state == "cancelled" and chains.still_waiting() == 0  # type: ignore[union-attr]
+    assert store.jobs.get("c").state == "cancelled" and chains.still_waiting() == 0  # type: ignore[union-attr]
     store.close()

@@ -55,7 +55,7 @@ def test_the_veo_chain_example_runs_in_the_sandbox(tmp_path: Path) -> None:
     store = st.Store(out / "batchgen.db", readonly=True)
     try:
         for seq in (1, 2):
-            files = store.files_of(seq)
+            files = store.jobs.files_of(seq)
             assert files and all(sha256_file(out / str(f.path)) == f.sha256 for f in files)
     finally:
         store.close()

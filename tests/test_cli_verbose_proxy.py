@@ -105,7 +105,7 @@ async def test_proxy_option_carries_api_calls_and_downloads_and_its_password_sho
     assert code == 0, printed.err
     store = st.Store(tmp_path / "out" / "batchgen.db", readonly=True)
     try:
-        assert store.counts().get(st.DONE) == 8
+        assert store.jobs.counts().get(st.DONE) == 8
     finally:
         store.close()
     assert len(proxy.targets("POST")) == 8

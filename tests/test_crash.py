@@ -152,7 +152,7 @@ async def _campaign(
     store = st.Store(state, readonly=True)
     try:
         assert store.integrity_ok()
-        bodies = {r.id: _canonical(r.body) for s in st.STATES for r in store.jobs_in_state(s)}
+        bodies = {r.id: _canonical(r.body) for s in st.STATES for r in store.jobs.in_state(s)}
         notes = dict(store.db.execute("SELECT id, note FROM jobs WHERE state=?", (st.AMBIGUOUS,)))
     finally:
         store.close()

@@ -38,7 +38,9 @@ def _parsed(argv: list[str], tmp: Path) -> RunOptions:
 def test_an_empty_command_line_gives_the_default_settings_exactly(tmp_path: Path) -> None:
     """(`resume` takes the settings its run recorded: tests/test_resume_recorded.py.)"""
     opts = _parsed(["run", "m.yaml"], tmp_path)
-    assert opts == RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path, api_key=KEY)
+    assert opts == RunOptions.from_flat(
+        state_path=tmp_path / "s.db", output_dir=tmp_path, api_key=KEY
+    )
     # ... and the durations left to follow the poll schedule become the documented ones
     paced = opts.paced()
     assert (paced.stuck_after_s, paced.status_outage_s, paced.poll_backoff_cap_s) == (
@@ -57,12 +59,9 @@ def test_every_option_given_lands_in_its_setting(tmp_path: Path) -> None:
          "--no-proxy-env", "--rate-limit", "50/10s"],
         tmp_path,
     )  # fmt: skip
-    default = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path, api_key=KEY)
-    changed = {
-        f.name
-        for f in dataclasses.fields(RunOptions)
-        if getattr(opts, f.name) != getattr(default, f.name)
-    }
+    default = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path, api_key=KEY)
+    given, defaults = opts.flat(), default.flat()
+    changed = {name for name in defaults if given[name] != defaults[name]}
     assert changed == {
         "max_in_flight", "poll_after_s", "poll_every_s", "status_outage_s",
         "poll_backoff_cap_s", "read_timeout_s", "proxy_env", "rate_limit", "rate_period_s",
@@ -74,10 +73,12 @@ def test_settings_are_frozen_once_built(tmp_path: Path) -> None:
     means a new object (dataclasses.replace, paced, scaled)."""
     from batchgen.engine.config import engine_config
 
-    opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path)
+    opts = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        opts.poll_after_s = 1.0  # type: ignore[misc]
-    config = engine_config(opts.paced())
+        opts.timing.poll_after_s = 1.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.timing = opts.timing  # type: ignore[misc]
+    config = engine_config(opts)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.page_size = 1  # type: ignore[misc]
     assert (config.page_size, config.poll.poll_after, config.stuck_after_s) == (256, 60.0, 3600.0)

@@ -7,6 +7,7 @@ from pathlib import Path
 from batchgen import store as st
 from batchgen.runner import default_rate_margin, execute
 from batchgen.simulator import Simulator
+from batchgen.store.moves import JobMoves
 from tests.enginekit import (
     KEY,
     SCALE,
@@ -249,7 +250,7 @@ async def test_every_submit_leaves_only_after_its_intent_is_fsynced(
     intents = 0
     covered = 0
     posts: list[tuple[int, int]] = []  # (POSTs so far, intents covered then)
-    real_intent, real_fsync = st.Store.mark_submitting, st.Store._fsync_log
+    real_intent, real_fsync = JobMoves.mark_submitting, st.Store._fsync_log
     real_request = aiohttp.ClientSession._request
 
     def intent(self, seq, attempt=None):
@@ -274,7 +275,7 @@ async def test_every_submit_leaves_only_after_its_intent_is_fsynced(
                 posts.append((len(posts) + 1, covered))
         return await real_request(self, method, url, **kw)
 
-    monkeypatch.setattr(st.Store, "mark_submitting", intent)
+    monkeypatch.setattr(JobMoves, "mark_submitting", intent)
     monkeypatch.setattr(st.Store, "_fsync_log", fsync)
     monkeypatch.setattr(aiohttp.ClientSession, "_request", request)
     prepare_state(tmp_path, mixed_jobs(60))

@@ -42,12 +42,12 @@ def engine_for(tmp: Path, client: ScriptedClient, **config: Any) -> tuple[Engine
     clock = client.clock = client.clock or FakeClock(start=START)
     store = st.Store(tmp / "s.db", wall=clock.now)
     body = {"model": "kling-2-1", "input": {"mode": "master-text-to-video", "prompt": "p"}}
-    store.sync_jobs([("j1", "kling-2-1", body)])
+    store.jobs.sync([("j1", "kling-2-1", body)])
     engine = Engine(
         store,
         client,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        engine_config(RunOptions(state_path=tmp / "s.db", output_dir=tmp).paced(), **config),
+        engine_config(RunOptions.from_flat(state_path=tmp / "s.db", output_dir=tmp), **config),
         rng=random.Random(1),
         clock=clock,
         wall=clock.now,
@@ -84,14 +84,14 @@ async def test_submit_ends_the_job_where_its_answer_says(
 ) -> None:
     client = ScriptedClient(script)
     engine, store = engine_for(tmp_path, client)
-    task_id = await on_fake_time(client.clock, engine.submitter.submit(store.job("j1")))
-    row = store.job("j1")
+    task_id = await on_fake_time(client.clock, engine.submitter.submit(store.jobs.get("j1")))
+    row = store.jobs.get("j1")
     assert (row.state, client.submit_calls) == (state, calls)
     assert task_id == (row.task_id if state == st.IN_FLIGHT else None)
     if state == st.FAILED:
         assert store.db.execute("SELECT fail_code FROM jobs").fetchone()[0] == "HTTP_400"
     if isinstance(script[0], AuthError):
-        assert engine.context.stop_submits.is_set()
+        assert engine.context.stops.submits.is_set()
 
 
 async def test_a_rate_429_waits_its_retry_after_on_the_run_clock(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ async def test_a_rate_429_waits_its_retry_after_on_the_run_clock(tmp_path: Path)
     refused = RateLimited(429, "slow down", limit="rate", retry_after=30.0)
     client = ScriptedClient([refused, "t-1"])
     engine, store = engine_for(tmp_path, client)
-    assert await on_fake_time(client.clock, engine.submitter.submit(store.job("j1"))) == "t-1"
+    assert await on_fake_time(client.clock, engine.submitter.submit(store.jobs.get("j1"))) == "t-1"
     first, second = client.submit_times
     assert first == START and 30.0 <= second - first <= 60.0
 
@@ -108,8 +108,8 @@ async def test_a_rate_429_waits_its_retry_after_on_the_run_clock(tmp_path: Path)
 async def test_submit_gives_up_after_the_tries_that_proved_no_task(tmp_path: Path) -> None:
     client = ScriptedClient([ServerError(503, "busy")] * 3)
     engine, store = engine_for(tmp_path, client, max_submit_tries=3)
-    assert await on_fake_time(client.clock, engine.submitter.submit(store.job("j1"))) is None
-    assert (store.job("j1").state, client.submit_calls) == (st.PENDING, 3)
+    assert await on_fake_time(client.clock, engine.submitter.submit(store.jobs.get("j1"))) is None
+    assert (store.jobs.get("j1").state, client.submit_calls) == (st.PENDING, 3)
     assert "not submitted after 3 tries" in engine.context.messages[0]
     gaps = [b - a for a, b in itertools.pairwise(client.submit_times)]
     assert all(0 < gap <= engine.config.backoff.cap for gap in gaps)  # backed off, on the clock
@@ -118,7 +118,7 @@ async def test_submit_gives_up_after_the_tries_that_proved_no_task(tmp_path: Pat
 async def test_a_stop_ends_a_submits_backoff_at_once(tmp_path: Path) -> None:
     client = ScriptedClient([ServerError(503, "busy")] * 8)
     engine, store = engine_for(tmp_path, client)
-    task = asyncio.ensure_future(engine.submitter.submit(store.job("j1")))
+    task = asyncio.ensure_future(engine.submitter.submit(store.jobs.get("j1")))
     for _ in range(2000):  # the intent's fsync runs in a thread: real moments, bounded
         if client.clock.sleepers:
             break
@@ -127,7 +127,7 @@ async def test_a_stop_ends_a_submits_backoff_at_once(tmp_path: Path) -> None:
     engine.request_stop()
     await client.clock.settle()
     assert task.done() and task.result() is None  # no time passed
-    assert store.job("j1").state == st.PENDING and client.clock.now() == START
+    assert store.jobs.get("j1").state == st.PENDING and client.clock.now() == START
 
 
 # -- track -------------------------------------------------------------------------------------
@@ -138,9 +138,11 @@ async def _tracked(
 ) -> tuple[Engine, st.Store, ScriptedClient]:
     client = ScriptedClient(["t-1"], statuses)
     engine, store = engine_for(tmp, client, **config)
-    row = store.job("j1")
+    row = store.jobs.get("j1")
     assert await on_fake_time(client.clock, engine.submitter.submit(row)) == "t-1"
-    track = engine.tracker.track(store.job("j1"), first_delay, task_id="t-1", submitted_at=None)
+    track = engine.tracker.track(
+        store.jobs.get("j1"), first_delay, task_id="t-1", submitted_at=None
+    )
     await on_fake_time(client.clock, track)
     return engine, store, client
 
@@ -155,7 +157,7 @@ async def test_polls_follow_the_schedule_on_the_run_clock(tmp_path: Path) -> Non
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 4 and all(4.0 - 0.5 <= gap <= 6.0 + 0.5 for gap in gaps), gaps
     assert all(round(t / 0.5, 6).is_integer() for t in times)  # on the grid
-    assert store.job("j1").state == st.SUCCEEDED
+    assert store.jobs.get("j1").state == st.SUCCEEDED
     assert engine.cap.in_flight == 0  # its slot released exactly once
 
 
@@ -163,25 +165,27 @@ async def test_an_unreadable_status_never_fails_the_task(tmp_path: Path) -> None
     statuses = [ServerError(503, "<html>"), ApiConnectionError("reset", sent=True),
                 done("processing"), ServerError(502, "bad gateway"), done("success")]  # fmt: skip
     _, store, client = await _tracked(tmp_path, statuses)
-    assert store.job("j1").state == st.SUCCEEDED and client.status_calls == 5
-    assert [f.url for f in store.files_of(store.job("j1").seq)] == ["https://r.example/v.mp4"]
+    assert store.jobs.get("j1").state == st.SUCCEEDED and client.status_calls == 5
+    assert [f.url for f in store.jobs.files_of(store.jobs.get("j1").seq)] == [
+        "https://r.example/v.mp4"
+    ]
 
 
 async def test_a_status_outage_parks_the_task_after_the_window(tmp_path: Path) -> None:
     """Unreadable for the whole --status-outage window (30 min by default): the task is not
     polled again in this run, stays in flight, and submits stop (exit 75 later)."""
     engine, store, client = await _tracked(tmp_path, [ServerError(503, "<html>")] * 200)
-    assert store.job("j1").state == st.IN_FLIGHT
+    assert store.jobs.get("j1").state == st.IN_FLIGHT
     waited = client.status_times[-1] - client.status_times[0]
     assert 1800.0 <= waited <= 1800.0 + engine.config.poll_backoff.cap
-    assert engine.context.stop_submits.is_set()
+    assert engine.context.stops.submits.is_set()
 
 
 async def test_the_providers_not_found_fails_the_task_after_max_not_found(tmp_path: Path) -> None:
     _, store, client = await _tracked(
         tmp_path, [NotFound(404, "unknown task")] * 3, max_not_found=3
     )
-    row = store.job("j1")
+    row = store.jobs.get("j1")
     assert (row.state, client.status_calls) == (st.FAILED, 3)
     assert store.db.execute("SELECT fail_code FROM jobs").fetchone()[0] == "TASK_NOT_FOUND"
 
@@ -189,7 +193,7 @@ async def test_the_providers_not_found_fails_the_task_after_max_not_found(tmp_pa
 async def test_a_failed_task_fails_the_job_with_the_providers_code(tmp_path: Path) -> None:
     failed = TaskStatus("t-1", "failed", "failed", fail_code="CONTENT_POLICY", fail_msg="no")
     _, store, _ = await _tracked(tmp_path, [failed], max_not_found=3)
-    assert store.job("j1").state == st.FAILED
+    assert store.jobs.get("j1").state == st.FAILED
     assert store.db.execute("SELECT fail_code FROM jobs").fetchone()[0] == "CONTENT_POLICY"
 
 
@@ -197,7 +201,7 @@ async def test_a_stuck_task_is_left_in_flight_after_an_hour(tmp_path: Path) -> N
     """The documented stuck rule: still processing an hour after its submit, the task is not
     polled again in this run (an hour of polls every 5 s, in no real time)."""
     engine, store, client = await _tracked(tmp_path, [done("processing")] * 2000)
-    assert store.job("j1").state == st.IN_FLIGHT  # never failed: the next run polls it
+    assert store.jobs.get("j1").state == st.IN_FLIGHT  # never failed: the next run polls it
     assert any("still 'processing'" in m for m in engine.context.messages)
     age = client.status_times[-1] - START
     assert 3600.0 <= age <= 3600.0 + 6.5 and 600 < client.status_calls < 2000
@@ -205,7 +209,7 @@ async def test_a_stuck_task_is_left_in_flight_after_an_hour(tmp_path: Path) -> N
 
 async def test_a_results_lifetime_runs_from_the_injected_wall_clock(tmp_path: Path) -> None:
     engine, store, client = await _tracked(tmp_path, [done("success")])
-    expires = store.expires_at(store.job("j1").seq)
+    expires = store.jobs.expires_at(store.jobs.get("j1").seq)
     assert expires == client.status_times[-1] + engine.config.result_lifetime_s
 
 
@@ -216,9 +220,9 @@ async def test_callback_news_cuts_a_trackers_sleep_short(tmp_path: Path) -> None
     engine, store = engine_for(tmp_path, client)
     clock = client.clock
     assert client.clock is not None
-    assert await on_fake_time(clock, engine.submitter.submit(store.job("j1"))) == "t-1"
+    assert await on_fake_time(clock, engine.submitter.submit(store.jobs.get("j1"))) == "t-1"
     track = asyncio.ensure_future(
-        engine.tracker.track(store.job("j1"), 60.0, task_id="t-1", submitted_at=None)
+        engine.tracker.track(store.jobs.get("j1"), 60.0, task_id="t-1", submitted_at=None)
     )
     await clock.run_for(61.0)  # the first poll: still processing
     assert client.status_calls == 1
@@ -227,7 +231,7 @@ async def test_callback_news_cuts_a_trackers_sleep_short(tmp_path: Path) -> None
     await clock.settle()
     assert track.done() and client.status_calls == 2
     assert client.status_times[1] == START + 62.0  # woken by the news, not by its timer
-    assert store.job("j1").state == st.SUCCEEDED
+    assert store.jobs.get("j1").state == st.SUCCEEDED
 
 
 @pytest.mark.parametrize(("claim_at", "follow_ups"), [(90.0, [0.5, 1.0, 2.0]), (30.0, [])])
@@ -244,9 +248,9 @@ async def test_a_refuted_claim_of_the_end_earns_follow_ups_only_when_plausible(
     engine.receive_callbacks_at("http://127.0.0.1:9/callback/s")
     clock = client.clock
     assert clock is not None
-    assert await on_fake_time(clock, engine.submitter.submit(store.job("j1"))) == "t-1"
+    assert await on_fake_time(clock, engine.submitter.submit(store.jobs.get("j1"))) == "t-1"
     track = asyncio.ensure_future(
-        engine.tracker.track(store.job("j1"), 60.0, task_id="t-1", submitted_at=None)
+        engine.tracker.track(store.jobs.get("j1"), 60.0, task_id="t-1", submitted_at=None)
     )
     await clock.run_for(claim_at)
     assert client.status_calls == 0  # callback mode: the first fallback poll is far off
@@ -270,7 +274,7 @@ async def test_every_time_the_state_file_records_follows_the_injected_clock(
     read the run's wall clock, so a test that moves it moves them all (before, the ledger
     read time.time() on its own)."""
     _, store, client = await _tracked(tmp_path, [done("processing"), done("success")])
-    row = store.job("j1")
+    row = store.jobs.get("j1")
     started, ended = store.db.execute("SELECT started_at, ended_at FROM attempts").fetchone()
     assert row.submitted_at == started == START
     assert ended == client.status_times[-1] > START + 60.0
@@ -288,13 +292,13 @@ async def test_a_doubtful_submit_closes_the_gate_until_a_probe_is_answered(
     )
     engine, store = engine_for(tmp_path, client)
     body = {"model": "kling-2-1", "input": {"mode": "master-text-to-video", "prompt": "q"}}
-    store.sync_jobs([("j2", "kling-2-1", body), ("j3", "kling-2-1", {**body, "x": 1})])
+    store.jobs.sync([("j2", "kling-2-1", body), ("j3", "kling-2-1", {**body, "x": 1})])
     submit = engine.submitter.submit
-    assert await on_fake_time(client.clock, submit(store.job("j1"))) == "t-1"
+    assert await on_fake_time(client.clock, submit(store.jobs.get("j1"))) == "t-1"
     assert engine.cap.try_acquire()
-    assert await on_fake_time(client.clock, submit(store.job("j2"))) is None
-    assert store.job("j2").state == st.AMBIGUOUS and engine.submitter.gated.gate.in_doubt
-    assert await on_fake_time(client.clock, submit(store.job("j3"))) == "t-3"
+    assert await on_fake_time(client.clock, submit(store.jobs.get("j2"))) is None
+    assert store.jobs.get("j2").state == st.AMBIGUOUS and engine.submitter.gated.gate.in_doubt
+    assert await on_fake_time(client.clock, submit(store.jobs.get("j3"))) == "t-3"
     assert client.status_calls == 2  # one unreadable probe, then one answered
     assert client.submit_times[2] >= client.status_times[1] > client.status_times[0]
     assert client.status_times[0] > client.submit_times[1]  # it backed off first
@@ -304,14 +308,14 @@ async def test_a_doubtful_submit_closes_the_gate_until_a_probe_is_answered(
 async def test_why_submits_stopped_is_recorded_as_data_when_it_happens(tmp_path: Path) -> None:
     """Issue 27: submits stop through one act, `stop_submitting(reason)`, which records the
     reason when it happens (before, seven places set the event and the outcome guessed why)."""
-    from batchgen.engine.context import StopReason
+    from batchgen.engine.stops import StopReason
 
     client = ScriptedClient([AuthError(401, "bad key")])
     engine, store = engine_for(tmp_path, client)
     run = engine.context
-    assert await on_fake_time(client.clock, engine.submitter.submit(store.job("j1"))) is None
-    assert run.stopped_for == [(StopReason.ACCOUNT, "bad key")]
-    assert run.stop_submits.is_set() and not run.stop.is_set()  # tracking goes on
-    assert not run.stop_submitting(StopReason.ACCOUNT, "again")  # said once
+    assert await on_fake_time(client.clock, engine.submitter.submit(store.jobs.get("j1"))) is None
+    assert run.stops.reasons == [(StopReason.ACCOUNT, "bad key")]
+    assert run.stops.submits.is_set() and not run.stops.all.is_set()  # tracking goes on
+    assert not run.stops.stop_submitting(StopReason.ACCOUNT, "again")  # said once
     engine.request_stop("stopped at --max-runtime")
-    assert [r for r, _ in run.stopped_for] == [StopReason.ACCOUNT, StopReason.STOPPED]
+    assert [r for r, _ in run.stops.reasons] == [StopReason.ACCOUNT, StopReason.STOPPED]

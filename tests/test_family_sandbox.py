@@ -42,11 +42,11 @@ def test_a_batch_across_the_family_in_the_sandbox(tmp_path: Path, name: str) -> 
     assert main(["run", str(MANIFESTS / name), "--sandbox", "--output", str(out)]) == 0
     store = st.Store(out / "batchgen.db", readonly=True)
     try:
-        assert store.counts()[st.DONE] == len(want)
+        assert store.jobs.counts()[st.DONE] == len(want)
         rows = store.db.execute("SELECT seq, id, model FROM jobs").fetchall()
         assert {job_id: model for _seq, job_id, model in rows} == want
         for seq, _id, _model in rows:
-            files = store.files_of(seq)
+            files = store.jobs.files_of(seq)
             assert files
             for f in files:
                 assert sha256_file(out / str(f.path)) == f.sha256

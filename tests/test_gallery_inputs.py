@@ -14,7 +14,6 @@ from PIL import Image
 from batchgen import store as st
 from batchgen.cli import main
 from batchgen.inputs.local import REF_PREFIX
-from batchgen.store.images import ImageRecords
 from batchgen.ui import gallery as g
 from batchgen.ui import gallery_inputs as gi
 from tests.enginekit import prepare_state
@@ -47,7 +46,7 @@ def state_with(tmp: Path, jobs: list, files: dict[str, Path]) -> Path:
     state = prepare_state(tmp, jobs)
     store = st.Store(state)
     try:
-        records = ImageRecords(store.db)
+        records = store.images
         for sha, path in files.items():
             records.add_local(sha, ".png", str(path), path.stat().st_size)
     finally:

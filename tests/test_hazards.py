@@ -220,7 +220,7 @@ def check_invariants(mix: Mix, got: dict[str, Any]) -> None:
     assert set(by_state) <= set(STATES)
     store = st.Store(got["state"], readonly=True)
     try:
-        attempts = ledger.all_attempts(store)
+        attempts = store.ledger.all_attempts()
         notes = dict(store.db.execute("SELECT id, COALESCE(note, '') FROM jobs"))
     finally:
         store.close()

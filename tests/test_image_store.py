@@ -94,7 +94,7 @@ async def test_an_expired_url_is_signed_afresh_on_retry(s3: S3Server, tmp_path: 
         assert await asyncio.to_thread(_get_status, first[0]) == 403
         state = tmp_path / "out" / "batchgen.db"
         db = st.Store(state)
-        db.requeue([r[0] for r in db.db.execute("SELECT seq FROM jobs")])
+        db.moves.requeue([r[0] for r in db.db.execute("SELECT seq FROM jobs")])
         db.close()
         code = await asyncio.to_thread(
             main,

@@ -31,15 +31,15 @@ CLIENT_IDLE_S = 0.12  # and the client's keep-alive scaled alike (API_KEEPALIVE_
 
 
 def test_the_api_keepalive_is_below_common_server_idle_timeouts(tmp_path: Path) -> None:
-    opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path / "out")
-    assert opts.api_keepalive_s == API_KEEPALIVE_S <= 1.0  # gunicorn's 2 s is the shortest
+    opts = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path / "out")
+    assert opts.api.api_keepalive_s == API_KEEPALIVE_S <= 1.0  # gunicorn's 2 s is the shortest
 
 
 @pytest.mark.timeout(60)
 async def test_submits_spaced_like_the_server_idle_timeout_never_die_on_a_closed_connection(
     tmp_path: Path,
 ) -> None:
-    opts = RunOptions(
+    opts = RunOptions.from_flat(
         state_path=tmp_path / "s.db", output_dir=tmp_path / "out", api_keepalive_s=CLIENT_IDLE_S
     )
     rng = random.Random(7)

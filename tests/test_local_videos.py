@@ -90,7 +90,7 @@ def test_local_videos_run_in_the_sandbox(tmp_path: Path) -> None:
     assert main(["run", str(manifest), "--sandbox", "--output", str(out)]) == 0
     db = st.Store(out / "batchgen.db", readonly=True)
     try:
-        assert db.counts()[st.DONE] == 3
+        assert db.jobs.counts()[st.DONE] == 3
         exts = sorted(r[0] for r in db.db.execute("SELECT ext FROM local_images"))
         assert exts == [".mov", ".mp4", ".png"]
         bodies = [r[0] for r in db.db.execute("SELECT body FROM jobs ORDER BY seq")]

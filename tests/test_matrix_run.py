@@ -14,7 +14,6 @@ from pathlib import Path
 from batchgen import store as st
 from batchgen.adapters.paths import render_filename
 from batchgen.manifest import check_filename
-from batchgen.store import ledger
 from batchgen.ui import report
 
 DATA = Path(__file__).parent / "data"
@@ -49,10 +48,10 @@ def _run(tmp_path: Path, seasons: str) -> int:
 def _tasks(state: Path) -> dict[str, tuple[str | None, int]]:
     store = st.Store(state, readonly=True)
     try:
-        tries = ledger.all_attempts(store)
+        tries = store.ledger.all_attempts()
         out = {}
         for rec in report.records(store):
-            row = store.job(rec["id"])
+            row = store.jobs.get(rec["id"])
             assert row is not None
             out[rec["id"]] = (rec["task_id"], len(tries.get(row.seq, [])))
         return out
@@ -93,13 +92,13 @@ def test_meta_in_the_report_jsonl_and_csv(tmp_path: Path) -> None:
 def test_meta_is_updated_without_touching_the_job(tmp_path: Path) -> None:
     store = st.Store(tmp_path / "s.db")
     body = {"input": {"mode": "text-to-video", "prompt": "a fox", "duration": 5}}
-    store.sync_jobs([("a", "kling-2-1", body), ("b", "kling-2-1", body)])
-    assert store.record_meta([("a", {"k": 1}), ("b", None)]) == 1
-    assert store.record_meta([("a", {"k": 1}), ("b", None)]) == 0  # nothing new: no write
-    assert store.record_meta([("a", {"k": 2}), ("b", {"z": "q"})]) == 2
-    row = store.job("a")
-    assert row is not None and store.job_meta(row.seq) == {"k": 2}
-    assert store.sync_jobs([("a", "kling-2-1", body)]).unchanged == 1
+    store.jobs.sync([("a", "kling-2-1", body), ("b", "kling-2-1", body)])
+    assert store.job_meta.record([("a", {"k": 1}), ("b", None)]) == 1
+    assert store.job_meta.record([("a", {"k": 1}), ("b", None)]) == 0  # nothing new: no write
+    assert store.job_meta.record([("a", {"k": 2}), ("b", {"z": "q"})]) == 2
+    row = store.jobs.get("a")
+    assert row is not None and store.job_meta.of(row.seq) == {"k": 2}
+    assert store.jobs.sync([("a", "kling-2-1", body)]).unchanged == 1
 
 
 def test_a_state_file_of_version_3_gets_meta(tmp_path: Path) -> None:
@@ -114,7 +113,7 @@ def test_a_state_file_of_version_3_gets_meta(tmp_path: Path) -> None:
     reader.close()
     store = st.Store(path)
     assert store.get_meta("schema_version") == str(st.SCHEMA_VERSION) == "6"
-    assert store.record_meta([("job-0", {"season": "winter"})]) == 1
+    assert store.job_meta.record([("job-0", {"season": "winter"})]) == 1
     assert next(report.records(store))["meta"] == {"season": "winter"}
     store.close()
     assert st.Store(path).get_meta("schema_version") == str(st.SCHEMA_VERSION)  # idempotent

@@ -128,21 +128,21 @@ def test_a_state_file_of_version_1_is_migrated(tmp_path):
     path = _v1_state(tmp_path)
     store = st.Store(path, readonly=True)  # status and report read it as it is
     assert store.get_meta("schema_version") == "1"
-    assert store.job("job-0").model == "kling-2-1"  # type: ignore[union-attr]
+    assert store.jobs.get("job-0").model == "kling-2-1"  # type: ignore[union-attr]
     store.close()
     store = st.Store(path)
     assert store.get_meta("schema_version") == str(st.SCHEMA_VERSION)
-    assert store.models() == {"kling-2-1": 3}
-    flying = store.job("job-2")
+    assert store.jobs.models() == {"kling-2-1": 3}
+    flying = store.jobs.get("job-2")
     assert flying is not None and (flying.state, flying.task_id) == (st.IN_FLIGHT, "task_v1_0003")
     assert flying.model == "kling-2-1"
     # The same manifest again: nothing changed. A Kling 2.5 job joins the same batch.
-    bodies = [(r.id, r.model, r.body_dict()) for r in store.jobs_in_state(st.PENDING)]
+    bodies = [(r.id, r.model, r.body_dict()) for r in store.jobs.in_state(st.PENDING)]
     turbo = {"input": {"mode": "text-to-video", "prompt": "a fox", "duration": 5}}
-    sync = store.sync_jobs([*bodies, ("turbo-1", "kling-2-5-turbo-pro", turbo)])
+    sync = store.jobs.sync([*bodies, ("turbo-1", "kling-2-5-turbo-pro", turbo)])
     assert (sync.added, sync.unchanged, sync.changed) == (1, 2, [])
-    assert store.models() == {"kling-2-1": 3, "kling-2-5-turbo-pro": 1}
-    assert store.job("turbo-1").model == "kling-2-5-turbo-pro"  # type: ignore[union-attr]
+    assert store.jobs.models() == {"kling-2-1": 3, "kling-2-5-turbo-pro": 1}
+    assert store.jobs.get("turbo-1").model == "kling-2-5-turbo-pro"  # type: ignore[union-attr]
     store.close()
     assert st.Store(path).get_meta("schema_version") == str(st.SCHEMA_VERSION)  # idempotent
 
@@ -150,9 +150,9 @@ def test_a_state_file_of_version_1_is_migrated(tmp_path):
 def test_a_job_moved_to_another_model_counts_as_changed(tmp_path):
     store = st.Store(tmp_path / "s.db")
     body = {"input": {"mode": "text-to-video", "prompt": "a fox", "duration": 5}}
-    store.sync_jobs([("a", "kling-2-1", body)])
-    assert store.sync_jobs([("a", "kling-2-5-turbo-pro", body)]).changed == ["a"]
-    assert store.job("a").model == "kling-2-1"  # type: ignore[union-attr]
-    sync = store.sync_jobs([("a", "kling-2-5-turbo-pro", body)], resubmit_changed=True)
+    store.jobs.sync([("a", "kling-2-1", body)])
+    assert store.jobs.sync([("a", "kling-2-5-turbo-pro", body)]).changed == ["a"]
+    assert store.jobs.get("a").model == "kling-2-1"  # type: ignore[union-attr]
+    sync = store.jobs.sync([("a", "kling-2-5-turbo-pro", body)], resubmit_changed=True)
     assert sync.resubmitted == ["a"]
-    assert store.job("a").model == "kling-2-5-turbo-pro"  # type: ignore[union-attr]
+    assert store.jobs.get("a").model == "kling-2-5-turbo-pro"  # type: ignore[union-attr]

@@ -205,10 +205,10 @@ def test_a_mixed_batch_in_the_sandbox(tmp_path, capsys):
         state = out / name / "batchgen.db"
         store = st.Store(state, readonly=True)
         try:
-            assert store.counts()[st.DONE] == 5
+            assert store.jobs.counts()[st.DONE] == 5
             rows = store.db.execute("SELECT seq, id, model FROM jobs").fetchall()
             for seq, _id, _model in rows:
-                for f in store.files_of(seq):
+                for f in store.jobs.files_of(seq):
                     assert sha256_file(out / name / str(f.path)) == f.sha256
         finally:
             store.close()

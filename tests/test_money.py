@@ -29,7 +29,7 @@ def attempts_of(state: Path) -> dict[str, list[ledger.Attempt]]:
     store = st.Store(state, readonly=True)
     try:
         ids = dict(store.db.execute("SELECT seq, id FROM jobs"))
-        return {ids[seq]: rows for seq, rows in ledger.all_attempts(store).items()}
+        return {ids[seq]: rows for seq, rows in store.ledger.all_attempts().items()}
     finally:
         store.close()
 
@@ -47,8 +47,8 @@ async def test_learned_prices_equal_the_simulators_and_win_over_the_table(
     assert outcome.exit_code == 0
     store = st.Store(state, readonly=True)
     try:
-        learned = ledger.learned_prices(store)
-        spent = ledger.spent(store)
+        learned = store.ledger.learned_prices()
+        spent = store.ledger.spent()
         shown = money.status_info(store)  # what `batchgen status` shows
     finally:
         store.close()
@@ -196,7 +196,7 @@ async def test_refunds_seen_in_the_balance_free_room_under_the_cap(tmp_path: Pat
         assert first.exit_code == EXIT_BUDGET  # 8 fit under $2.00 at first
         store = st.Store(state, readonly=True)
         try:
-            spent = ledger.spent(store)
+            spent = store.ledger.spent()
         finally:
             store.close()
         assert spent == int((sim.billing.charged - sim.billing.refunded) * MICROS) == MICROS

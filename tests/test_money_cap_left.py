@@ -74,7 +74,7 @@ async def test_a_dear_job_over_the_cap_leaves_the_cheaper_ones_after_it_running(
 
 def _store(tmp_path: Path) -> st.Store:
     store = st.Store(tmp_path / "b.db")
-    store.sync_jobs(_jobs())
+    store.jobs.sync(_jobs())
     return store
 
 
@@ -88,7 +88,7 @@ def test_reservations_on_the_wire_count_and_their_release_looks_at_the_jobs_left
     woken: list[int] = []
     spending = Spending(store, cap=2_600_000)
     spending.on_room = lambda: woken.append(1)
-    a, b, c, d, e = store.jobs_in_state(st.PENDING)
+    a, b, c, d, e = store.jobs.in_state(st.PENDING)
     assert spending.reserve(a) == 1  # $1.00 on the wire
     assert spending.reserve(b) == OVER_CAP  # $2.00 does not fit beside it
     assert spending.reserve(d) == 1  # $0.25 after it still fits

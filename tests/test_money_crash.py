@@ -20,7 +20,6 @@ import pytest
 from batchgen import store as st
 from batchgen.money.prices import MICROS, PriceBook
 from batchgen.simulator import Simulator
-from batchgen.store import ledger
 from tests.enginekit import KEY, SCALE, mixed_jobs, prepare_state, state_rows
 from tests.opskit import resume_argv
 from tests.test_crash import _run_once
@@ -84,8 +83,8 @@ async def test_the_cap_holds_across_sigkills_then_cron_spends_nothing_then_raisi
         # Prices learned equal the simulator's, for every class it charged.
         store = st.Store(state, readonly=True)
         try:
-            learned = ledger.learned_prices(store)
-            spent = ledger.spent(store)
+            learned = store.ledger.learned_prices()
+            spent = store.ledger.spent()
         finally:
             store.close()
         for key, micros in learned.items():

@@ -14,7 +14,6 @@ from batchgen.money import ResubmitPolicy, budget, recorded_settings, should_res
 from batchgen.money.prices import MICROS, PriceBook, parse_key, price_key, to_micros, usd
 from batchgen.money.pricing import SubmitGate
 from batchgen.money.spending import OVER_CAP, Spending
-from batchgen.store import ledger
 
 DATA = Path(__file__).parent / "data"
 
@@ -105,22 +104,22 @@ async def test_an_exclusive_turn_waits_for_shared_ones_and_holds_back_new_ones()
 def _store(tmp_path: Path, n: int = 3) -> st.Store:
     store = st.Store(tmp_path / "b.db")
     body = {"input": {"mode": "pro-image-to-video", "prompt": "p", "duration": 10}}
-    store.sync_jobs([(f"j{i}", "kling-2-1", body) for i in range(n)])
+    store.jobs.sync([(f"j{i}", "kling-2-1", body) for i in range(n)])
     return store
 
 
 def test_a_reservation_is_written_with_the_intent_and_counts_until_released(tmp_path) -> None:
     store = _store(tmp_path)
     spending = Spending(store, cap=2 * 900_000)
-    rows = list(store.jobs_in_state(st.PENDING))
+    rows = list(store.jobs.in_state(st.PENDING))
     assert spending.reserve(rows[0]) == 1 and spending.reserve(rows[1]) == 1
     assert spending.reserve(rows[2]) == OVER_CAP and "spend cap reached" in spending.stop_message
-    assert store.job("j2").state == st.PENDING  # nothing recorded for it
+    assert store.jobs.get("j2").state == st.PENDING  # nothing recorded for it
     # A restart (SIGKILL now) sees both reservations: nothing more fits.
     again = Spending(st.Store(tmp_path / "b.db"), cap=2 * 900_000)
     assert again.total == 1_800_000 and again.reserve(rows[2]) == OVER_CAP
     spending.release(rows[0].seq)  # the answer proved no task was made
-    assert ledger.spent(store) == 900_000
+    assert store.ledger.spent() == 900_000
     assert Spending(store, cap=2 * 900_000).total == 900_000
 
 
@@ -139,22 +138,22 @@ def test_an_older_state_file_gets_the_ledger_with_what_it_already_spent(tmp_path
     db.executescript((DATA / "state-v1.sql").read_text(encoding="utf-8"))
     db.close()
     reader = st.Store(path, readonly=True)  # status and report read it as it is
-    assert ledger.spent(reader) == 0 and ledger.all_attempts(reader) == {}
+    assert reader.ledger.spent() == 0 and reader.ledger.all_attempts() == {}
     reader.close()
     store = st.Store(path)
     assert store.get_meta("schema_version") == str(st.SCHEMA_VERSION)
-    with_task = [r for s in st.STATES for r in store.jobs_in_state(s) if r.task_id is not None]
-    history = ledger.all_attempts(store)
+    with_task = [r for s in st.STATES for r in store.jobs.in_state(s) if r.task_id is not None]
+    history = store.ledger.all_attempts()
     assert with_task and {r.seq for r in with_task} <= set(history)
-    flying = store.job("job-2")
+    flying = store.jobs.get("job-2")
     assert flying is not None
     [attempt] = history[flying.seq]
     assert (attempt.n, attempt.outcome, attempt.task_id) == (1, "sent", "task_v1_0003")
     assert attempt.price_micros == 250_000  # standard 5 s, from the table
-    assert ledger.spent(store) == sum(a.price_micros for rows in history.values() for a in rows)
+    assert store.ledger.spent() == sum(a.price_micros for rows in history.values() for a in rows)
     store.close()
     again = st.Store(path)  # idempotent
-    assert ledger.all_attempts(again) == history
+    assert again.ledger.all_attempts() == history
 
 
 BUDGET_MANIFEST = """\
@@ -199,22 +198,21 @@ def test_a_budget_note_comes_first_and_keeps_the_note_it_covers(tmp_path) -> Non
     nothing said why it was not submitted. The cap's reason now comes first; the resubmit
     note is kept after it and comes back when a new run clears the budget's notes."""
     from batchgen import store as st
-    from batchgen.store import ledger
 
     store = st.Store(tmp_path / "s.db")
     body = {"input": {"mode": "master-text-to-video", "prompt": "p"}}
-    store.sync_jobs([("a", "kling-2-1", body), ("b", "kling-2-1", {**body, "x": 1})])
+    store.jobs.sync([("a", "kling-2-1", body), ("b", "kling-2-1", {**body, "x": 1})])
     store.db.execute("UPDATE jobs SET note='resubmitted after GENERATION_FAILED' WHERE id='a'")
-    ledger.note_pending(store, "spend cap reached")
+    store.ledger.note_pending("spend cap reached")
     notes = dict(store.db.execute("SELECT id, note FROM jobs"))
     assert notes["a"] == (
         "not submitted: spend cap reached | earlier: resubmitted after GENERATION_FAILED"
     )
     assert notes["b"] == "not submitted: spend cap reached"
-    ledger.note_pending(store, "spend cap reached again")  # a later moment of the same run
+    store.ledger.note_pending("spend cap reached again")  # a later moment of the same run
     notes = dict(store.db.execute("SELECT id, note FROM jobs"))
     assert notes["a"].startswith("not submitted: spend cap reached again | earlier: resub")
-    ledger.clear_budget_notes(store)
+    store.ledger.clear_budget_notes()
     notes = dict(store.db.execute("SELECT id, note FROM jobs"))
     assert notes == {"a": "resubmitted after GENERATION_FAILED", "b": None}
     store.close()

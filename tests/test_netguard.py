@@ -116,7 +116,7 @@ async def test_downloader_refuses_a_name_that_resolves_to_loopback(tmp_path: Pat
 
 async def test_the_default_follows_where_the_api_lives(tmp_path: Path, monkeypatch) -> None:
     def opts(base: str, allow: bool | None = None) -> RunOptions:
-        return RunOptions(
+        return RunOptions.from_flat(
             tmp_path / "s.db", tmp_path, base_url=base, allow_private_result_hosts=allow
         )
 

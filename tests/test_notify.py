@@ -53,7 +53,7 @@ async def test_a_failing_batch_posts_its_summary_signed(
     body = json.loads(hit.body)
     store = Store(out / "batchgen.db", readonly=True)
     try:
-        counts = store.counts()  # what `status --json` shows under "counts"
+        counts = store.jobs.counts()  # what `status --json` shows under "counts"
     finally:
         store.close()
     assert body["counts"] == counts and body["counts"]["failed"] == 2

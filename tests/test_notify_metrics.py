@@ -4,7 +4,6 @@ series kept; the last success kept through a failing run."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -130,17 +129,17 @@ def test_the_minute_follows_the_runs_clock(tmp_path: Path) -> None:
     """Every poll_after (60 s by default), so --sandbox and --time-scale scale it."""
     from batchgen import store as st
 
-    opts = RunOptions(
+    opts = RunOptions.from_flat(
         state_path=tmp_path / "s.db",
         output_dir=tmp_path,
         notify=NotifySettings(metrics_file=tmp_path / "m.prom"),
     )
-    store = st.Store(opts.state_path)
+    store = st.Store(opts.files.state_path)
     try:
         assert RunNotices(opts, store, 1)._every_s == 60.0
         scaled = opts.scaled(SANDBOX_TIME_SCALE)
         assert RunNotices(scaled, store, 1)._every_s == pytest.approx(60.0 * SANDBOX_TIME_SCALE)
-        slower = dataclasses.replace(opts, poll_after_s=120.0)
+        slower = opts.replace(poll_after_s=120.0)
         assert RunNotices(slower, store, 1)._every_s == 120.0
     finally:
         store.close()

@@ -25,33 +25,39 @@ def state(tmp_path: Path) -> Path:
     s = st.Store(path)
     ids = ["pend", "subm", "infl", "soon", "later", "done", "cv1", "cv2", "img", "amb", "exp",
            "canc", "orph"]  # fmt: skip
-    s.sync_jobs((i, "kling-2-1", body(n)) for n, i in enumerate(ids))
-    seq = {i: s.job(i).seq for i in ids}
+    s.jobs.sync((i, "kling-2-1", body(n)) for n, i in enumerate(ids))
+    seq = {i: s.jobs.get(i).seq for i in ids}
     for i in ids[1:]:
-        s.mark_submitting(seq[i])
+        s.moves.mark_submitting(seq[i])
     for i in ids[2:]:
         if i not in ("amb", "orph"):
-            s.mark_in_flight(seq[i], f"task_{i}")
-    s.mark_ambiguous(seq["amb"], "no answer to the submit: connection reset")
-    s.mark_orphaned(seq["orph"], 'answered with task id "t\\x1b[2J" (escaped)')
+            s.moves.mark_in_flight(seq[i], f"task_{i}")
+    s.moves.mark_ambiguous(seq["amb"], "no answer to the submit: connection reset")
+    s.moves.mark_orphaned(seq["orph"], 'answered with task id "t\\x1b[2J" (escaped)')
     times = {"create_time_ms": None, "complete_time_ms": None, "cost_time_ms": None}
-    s.mark_succeeded(seq["soon"], ["https://cdn/soon.mp4"], expires_at=NOW + 5 * 3600, **times)
-    s.mark_succeeded(seq["later"], ["https://cdn/l.mp4"], expires_at=NOW + 10 * 86400, **times)
-    s.mark_succeeded(seq["done"], ["https://cdn/d.mp4"], expires_at=NOW + 86400, **times)
-    s.mark_done(seq["done"])
-    s.mark_succeeded(seq["exp"], ["https://cdn/e.mp4"], expires_at=NOW - 10, **times)
-    s.mark_expired(seq["exp"], "result URL expired: 403")
-    s.mark_failed(seq["cv1"], "CONTENT_VIOLATION", "Content does not meet safety guidelines")
-    s.mark_failed(seq["cv2"], "CONTENT_VIOLATION", "Content does not meet safety guidelines")
-    s.mark_failed(seq["img"], "INVALID_IMAGE_URL", "could not fetch https://example.com/8.jpg")
-    s.mark_submitting(seq["pend"])  # pend goes submitting -> pending, canc gets cancelled
-    s.mark_not_submitted(seq["pend"])
+    s.moves.mark_succeeded(
+        seq["soon"], ["https://cdn/soon.mp4"], expires_at=NOW + 5 * 3600, **times
+    )
+    s.moves.mark_succeeded(
+        seq["later"], ["https://cdn/l.mp4"], expires_at=NOW + 10 * 86400, **times
+    )
+    s.moves.mark_succeeded(seq["done"], ["https://cdn/d.mp4"], expires_at=NOW + 86400, **times)
+    s.moves.mark_done(seq["done"])
+    s.moves.mark_succeeded(seq["exp"], ["https://cdn/e.mp4"], expires_at=NOW - 10, **times)
+    s.moves.mark_expired(seq["exp"], "result URL expired: 403")
+    s.moves.mark_failed(seq["cv1"], "CONTENT_VIOLATION", "Content does not meet safety guidelines")
+    s.moves.mark_failed(seq["cv2"], "CONTENT_VIOLATION", "Content does not meet safety guidelines")
+    s.moves.mark_failed(
+        seq["img"], "INVALID_IMAGE_URL", "could not fetch https://example.com/8.jpg"
+    )
+    s.moves.mark_submitting(seq["pend"])  # pend goes submitting -> pending, canc gets cancelled
+    s.moves.mark_not_submitted(seq["pend"])
     s.db.execute("UPDATE jobs SET state='pending', task_id=NULL WHERE id='canc'")
-    s.cancel([seq["canc"]])
-    r1 = s.start_run(111)
-    s.end_run(r1, 0, "finished")
-    r2 = s.start_run(222)
-    s.end_run(r2, 75, "interrupted by SIGTERM")
+    s.moves.cancel([seq["canc"]])
+    r1 = s.runs.start(111)
+    s.runs.end(r1, 0, "finished")
+    r2 = s.runs.start(222)
+    s.runs.end(r2, 75, "interrupted by SIGTERM")
     s.close()
     return path
 
@@ -59,7 +65,7 @@ def state(tmp_path: Path) -> Path:
 def _counts(path: Path) -> dict[str, int]:
     s = st.Store(path, readonly=True)
     try:
-        return s.counts()
+        return s.jobs.counts()
     finally:
         s.close()
 

@@ -17,7 +17,6 @@ from batchgen.core import urls
 from batchgen.core.policy import Backoff
 from batchgen.inputs.preflight import Preflight
 from batchgen.inputs.sniff import MAX_IMAGE_BYTES, size_warnings, sniff
-from batchgen.store.images import ImageRecords
 from tests.imagekit import ImageHost, jpeg_header, png, webp_vp8x
 
 
@@ -214,14 +213,14 @@ async def test_a_passed_check_is_cached_in_the_state_file(
 ) -> None:
     url = host.file("a.png", png(200, 200))
     store = st.Store(tmp_path / "s.db")
-    records = ImageRecords(store.db)
+    records = store.images
     first = await preflight(session, lookup=records.cached_check, save=records.save_check).check(
         url
     )
     assert first.error is None and first.warnings  # 200 px: a warning, kept with the check
     store.close()
     store = st.Store(tmp_path / "s.db")  # a later run on the same state file
-    records = ImageRecords(store.db)
+    records = store.images
     pf = preflight(session, lookup=records.cached_check, save=records.save_check)
     again = await pf.check(url)
     store.close()
@@ -231,7 +230,7 @@ async def test_a_passed_check_is_cached_in_the_state_file(
 
 async def test_a_failed_check_is_not_cached(host: ImageHost, session, tmp_path: Path) -> None:
     store = st.Store(tmp_path / "s.db")
-    records = ImageRecords(store.db)
+    records = store.images
     url = host.url("later.png")
     assert (await preflight(session, save=records.save_check).check(url)).error
     assert records.cached_check(url) is None  # `retry` looks again once the image is there

@@ -46,7 +46,7 @@ async def test_a_bad_image_fails_its_job_before_anything_is_sent(tmp_path: Path)
 
         # A later run (a new job with the same image) does not fetch it again.
         store = st.Store(state)
-        store.sync_jobs([_job("ok-later", 4, good)])
+        store.jobs.sync([_job("ok-later", 4, good)])
         store.close()
         outcome = await execute(options(tmp_path, sim.base_url, preflight=True))
         assert host.requests("good.png") == 1

@@ -111,7 +111,7 @@ def test_no_proxy_env_turns_the_environment_off(monkeypatch: pytest.MonkeyPatch,
             model="m",
             filename_template="x",
         )
-        assert (run_proxies(opts).for_url(opts.base_url) is not None) == proxied
+        assert (run_proxies(opts).for_url(opts.api.base_url) is not None) == proxied
 
 
 # ---- through a real proxy --------------------------------------------------------------------
@@ -135,7 +135,7 @@ async def test_a_run_goes_through_the_proxy_and_finishes_every_job(
         outcome = await execute(options(tmp_path, f"http://api.proxied.test:{port}/api/v1"))
     assert outcome.exit_code == 0, outcome.messages
     store = st.Store(state, readonly=True)
-    assert store.counts().get(st.DONE) == 6
+    assert store.jobs.counts().get(st.DONE) == 6
     store.close()
     posts = proxy.targets("POST")
     assert len(posts) == 6 and all("api.proxied.test" in t and "/generateTask/" in t for t in posts)
@@ -274,7 +274,7 @@ async def test_an_https_api_behind_a_proxy_wanting_credentials_stops_the_run(
     assert outcome.exit_code == 3, outcome
     assert "wants credentials" in (outcome.account_error or "")
     store = st.Store(state, readonly=True)
-    assert store.counts().get(st.PENDING) == 4
+    assert store.jobs.counts().get(st.PENDING) == 4
     store.close()
     # the balance read, then the submits already racing: never a retry per job (8 tries each)
     assert len(proxy.targets("CONNECT")) <= 2 + 4
@@ -346,5 +346,5 @@ async def test_a_proxy_that_wants_credentials_stops_the_run_and_fails_no_job(
     assert outcome.exit_code == 3, outcome
     assert "proxy wants credentials" in (outcome.account_error or "")
     store = st.Store(state, readonly=True)
-    assert store.counts().get(st.PENDING) == 4
+    assert store.jobs.counts().get(st.PENDING) == 4
     store.close()

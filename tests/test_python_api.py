@@ -82,8 +82,8 @@ def test_a_second_sandbox_run_meets_the_first_runs_world(tmp_path) -> None:
     assert first.exit_code == 0 and second.exit_code == 0, second
     store = st.Store(tmp_path / "out" / "batchgen.db", readonly=True)
     try:
-        states = [r.state for r in store.jobs_in_state(st.DONE)]
-        tasks = [r.task_id for r in store.jobs_in_state(st.DONE)]
+        states = [r.state for r in store.jobs.in_state(st.DONE)]
+        tasks = [r.task_id for r in store.jobs.in_state(st.DONE)]
     finally:
         store.close()
     assert len(states) == 3 and len(set(tasks)) == 3

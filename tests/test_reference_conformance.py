@@ -715,11 +715,17 @@ def test_failed_with_odd_fail_fields() -> None:
 
 
 def test_defaults_follow_the_reference(tmp_path) -> None:
-    opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path)
-    assert (opts.rate_limit, opts.rate_period_s) == (10_000, 60.0)  # 10,000 requests per minute
-    assert opts.max_in_flight == 1000  # 1,000 concurrent tasks
-    assert opts.result_lifetime_s == 15 * 86400  # URLs expire 15 days after completion
-    assert (opts.poll_after_s, opts.poll_every_s) == (60.0, 5.0)  # wait 60 s, then every 5 s
+    opts = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path)
+    assert (opts.limits.rate_limit, opts.limits.rate_period_s) == (
+        10_000,
+        60.0,
+    )  # 10,000 requests per minute
+    assert opts.limits.max_in_flight == 1000  # 1,000 concurrent tasks
+    assert opts.timing.result_lifetime_s == 15 * 86400  # URLs expire 15 days after completion
+    assert (opts.timing.poll_after_s, opts.timing.poll_every_s) == (
+        60.0,
+        5.0,
+    )  # wait 60 s, then every 5 s
     sched = PollSchedule()
 
     class Low:

@@ -8,7 +8,6 @@ absolute times (README: "Every duration follows the run's options")."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
 from pathlib import Path
@@ -33,17 +32,17 @@ def sandbox_like(tmp: Path, base_url: str, how: str, **kw: Any) -> RunOptions:
     a user pointing a plain run at a scaled server, giving only --poll-after/--poll-every
     (and the server's rate window); everything else is left to follow them."""
     if how == "sandbox":
-        opts = RunOptions(state_path=tmp / "out" / "batchgen.db", output_dir=tmp / "out")
+        opts = RunOptions.from_flat(state_path=tmp / "out" / "batchgen.db", output_dir=tmp / "out")
         opts = opts.scaled(SCALE)
     else:
-        opts = RunOptions(
+        opts = RunOptions.from_flat(
             state_path=tmp / "out" / "batchgen.db",
             output_dir=tmp / "out",
             poll_after_s=60 * SCALE,
             poll_every_s=5 * SCALE,
             rate_period_s=60 * SCALE,
         )
-    return dataclasses.replace(opts, **{"base_url": base_url, "api_key": KEY, "seed": 11, **kw})
+    return opts.replace(**{"base_url": base_url, "api_key": KEY, "seed": 11, **kw})
 
 
 def api_requests(stats: dict[str, Any]) -> int:
@@ -136,7 +135,11 @@ def test_the_outage_window_and_poll_backoff_cap_follow_the_poll_schedule(
     quick = _parsed(tmp_path, "--poll-after", "0.6", "--poll-every", "0.05")
     assert quick.status_outage_s == pytest.approx(18.0)
     assert quick.poll_backoff_cap_s == pytest.approx(3.0)
-    sandbox = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path).scaled(SCALE).paced()
+    sandbox = (
+        RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path)
+        .scaled(SCALE)
+        .paced()
+    )
     assert sandbox.status_outage_s == pytest.approx(1800.0 * SCALE)
     assert sandbox.poll_backoff_cap_s == pytest.approx(300.0 * SCALE)
     given = _parsed(

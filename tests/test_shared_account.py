@@ -18,7 +18,6 @@ from batchgen.hooks import RunHooks
 from batchgen.money.prices import MICROS, PriceBook
 from batchgen.runner import execute
 from batchgen.simulator import Simulator
-from batchgen.store import ledger
 from tests.enginekit import KEY, SCALE, body, mixed_jobs, options, prepare_state, state_rows
 
 pytestmark = pytest.mark.timeout(120)
@@ -130,8 +129,8 @@ async def test_another_clients_spending_is_not_learned_as_a_price(
     assert reads["stranger"] >= 20
     store = st.Store(state, readonly=True)
     try:
-        learned = ledger.learned_prices(store)
-        spent = ledger.spent(store)
+        learned = store.ledger.learned_prices()
+        spent = store.ledger.spent()
     finally:
         store.close()
     listed = PriceBook().table("kling-2-1/master-text-to-video/5s")

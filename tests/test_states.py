@@ -30,20 +30,24 @@ S = JobState
 
 # method name -> (the state it moves to, the states it moves from, how to call it)
 MOVES: dict[str, tuple[JobState, set[JobState], Callable[[st.Store, int], Any]]] = {
-    "mark_submitting": (S.SUBMITTING, {S.PENDING}, lambda s, q: s.mark_submitting(q)),
-    "mark_in_flight": (S.IN_FLIGHT, {S.SUBMITTING}, lambda s, q: s.mark_in_flight(q, "t-new")),
-    "mark_not_submitted": (S.PENDING, {S.SUBMITTING}, lambda s, q: s.mark_not_submitted(q)),
-    "mark_ambiguous": (S.AMBIGUOUS, {S.SUBMITTING}, lambda s, q: s.mark_ambiguous(q, "n")),
-    "mark_orphaned": (S.ORPHANED, {S.SUBMITTING}, lambda s, q: s.mark_orphaned(q, "n")),
+    "mark_submitting": (S.SUBMITTING, {S.PENDING}, lambda s, q: s.moves.mark_submitting(q)),
+    "mark_in_flight": (
+        S.IN_FLIGHT,
+        {S.SUBMITTING},
+        lambda s, q: s.moves.mark_in_flight(q, "t-new"),
+    ),
+    "mark_not_submitted": (S.PENDING, {S.SUBMITTING}, lambda s, q: s.moves.mark_not_submitted(q)),
+    "mark_ambiguous": (S.AMBIGUOUS, {S.SUBMITTING}, lambda s, q: s.moves.mark_ambiguous(q, "n")),
+    "mark_orphaned": (S.ORPHANED, {S.SUBMITTING}, lambda s, q: s.moves.mark_orphaned(q, "n")),
     "mark_failed": (
         S.FAILED,
         {S.PENDING, S.SUBMITTING, S.IN_FLIGHT},
-        lambda s, q: s.mark_failed(q, "C", "m"),
+        lambda s, q: s.moves.mark_failed(q, "C", "m"),
     ),
     "mark_succeeded": (
         S.SUCCEEDED,
         {S.IN_FLIGHT},
-        lambda s, q: s.mark_succeeded(
+        lambda s, q: s.moves.mark_succeeded(
             q,
             ["https://r/x.mp4"],
             expires_at=9e9,
@@ -52,31 +56,35 @@ MOVES: dict[str, tuple[JobState, set[JobState], Callable[[st.Store, int], Any]]]
             cost_time_ms=None,
         ),
     ),
-    "mark_done": (S.DONE, {S.SUCCEEDED}, lambda s, q: s.mark_done(q)),
+    "mark_done": (S.DONE, {S.SUCCEEDED}, lambda s, q: s.moves.mark_done(q)),
     "mark_file_done": (
         S.DONE,
         {S.SUCCEEDED},
-        lambda s, q: s.mark_file_done(
+        lambda s, q: s.moves.mark_file_done(
             q, 0, path="x.mp4", size=1, sha256="0" * 64, mtime_ns=1, job_done=True
         ),
     ),
-    "mark_expired": (S.EXPIRED, {S.SUCCEEDED, S.IN_FLIGHT}, lambda s, q: s.mark_expired(q, "n")),
+    "mark_expired": (
+        S.EXPIRED,
+        {S.SUCCEEDED, S.IN_FLIGHT},
+        lambda s, q: s.moves.mark_expired(q, "n"),
+    ),
     "mark_download_failed": (
         S.FAILED,
         {S.SUCCEEDED},
-        lambda s, q: s.mark_download_failed(q, "NOT_A_VIDEO", "m"),
+        lambda s, q: s.moves.mark_download_failed(q, "NOT_A_VIDEO", "m"),
     ),
     "resubmit": (
         S.PENDING,
         {S.IN_FLIGHT},
-        lambda s, q: s.resubmit(q, "n"),
+        lambda s, q: s.moves.resubmit(q, "n"),
     ),
 }
 
 
 def _job_in(tmp: Path, state: JobState) -> tuple[st.Store, int, tuple]:
     store = st.Store(tmp / "s.db")
-    store.sync_jobs([("j1", "kling-2-1", {"model": "kling-2-1", "input": {"prompt": "p"}})])
+    store.jobs.sync([("j1", "kling-2-1", {"model": "kling-2-1", "input": {"prompt": "p"}})])
     with store.transaction() as db:
         db.execute(
             "UPDATE jobs SET state=?, task_id=? WHERE seq=1",
@@ -103,7 +111,7 @@ def test_each_move_from_each_state(tmp_path: Path, name: str, src: JobState) -> 
             assert _row(store) == before  # refused: nothing changed
         elif src in froms:
             assert call(store, seq) is True
-            assert store.job_by_seq(seq).state == dst
+            assert store.jobs.by_seq(seq).state == dst
         else:  # already there, or a legal move this method does not make
             assert call(store, seq) is False
             assert _row(store)[7] == src
@@ -127,8 +135,8 @@ def test_retry_moves_only_what_the_table_allows(tmp_path: Path) -> None:
         store, seq, before = (
             _job_in(tmp_path / state, state) if (tmp_path / state).mkdir() is None else None
         )
-        pending, in_flight = store.requeue([seq])
-        after = store.job_by_seq(seq).state
+        pending, in_flight = store.moves.requeue([seq])
+        after = store.jobs.by_seq(seq).state
         if state in (S.FAILED, S.AMBIGUOUS, S.ORPHANED, S.EXPIRED, S.CANCELLED):
             assert after in (S.PENDING, S.IN_FLIGHT) and allowed(state, after)
             assert pending + in_flight == 1

@@ -104,18 +104,18 @@ async def test_a_cron_run_leaves_an_unreadable_task_for_the_next_run(tmp_path: P
 def _put(state: Path, job_id: str, task_id: str, how: str) -> None:
     """Bring one job to a state through the store's own transitions."""
     s = st.Store(state)
-    row = s.job(job_id)
+    row = s.jobs.get(job_id)
     assert row is not None
-    s.mark_submitting(row.seq)
-    s.mark_in_flight(row.seq, task_id)
+    s.moves.mark_submitting(row.seq)
+    s.moves.mark_in_flight(row.seq, task_id)
     if how == "poll_errors":  # what an earlier version left after a status outage
-        s.mark_failed(row.seq, st.POLL_ERRORS, "status unreadable 50 times")
+        s.moves.mark_failed(row.seq, st.POLL_ERRORS, "status unreadable 50 times")
     elif how == "provider_failed":
-        s.mark_failed(row.seq, "CONTENT_VIOLATION", "no")
+        s.moves.mark_failed(row.seq, "CONTENT_VIOLATION", "no")
     elif how == "not_found":
-        s.mark_failed(row.seq, "TASK_NOT_FOUND", "unknown")
+        s.moves.mark_failed(row.seq, "TASK_NOT_FOUND", "unknown")
     elif how == "download_refused":
-        s.mark_succeeded(
+        s.moves.mark_succeeded(
             row.seq,
             ["https://cdn.example/x.mp4"],
             expires_at=s._now() + 3600,

@@ -28,19 +28,19 @@ def body(prompt: str) -> dict:
 @pytest.fixture
 def store(tmp_path: Path):
     s = st.Store(tmp_path / "state.db")
-    s.sync_jobs([("a", "kling-2-1", body("a")), ("b", "kling-2-1", body("b"))])
+    s.jobs.sync([("a", "kling-2-1", body("a")), ("b", "kling-2-1", body("b"))])
     yield s
     s.close()
 
 
 def state_of(store: st.Store, job_id: str) -> str:
-    row = store.job(job_id)
+    row = store.jobs.get(job_id)
     assert row is not None
     return row.state
 
 
 def test_loading_is_idempotent_and_reports_changed_bodies(store: st.Store) -> None:
-    again = store.sync_jobs(
+    again = store.jobs.sync(
         [
             ("a", "kling-2-1", body("a")),
             ("b", "kling-2-1", body("B!")),
@@ -48,18 +48,18 @@ def test_loading_is_idempotent_and_reports_changed_bodies(store: st.Store) -> No
         ]
     )
     assert (again.added, again.unchanged, again.changed) == (1, 1, ["b"])
-    assert store.job("b").body_dict() == body("b")  # left as it was
-    assert [r.id for r in store.pending_after(0, 10)] == ["a", "b", "c"]
+    assert store.jobs.get("b").body_dict() == body("b")  # left as it was
+    assert [r.id for r in store.jobs.pending_after(0, 10)] == ["a", "b", "c"]
 
 
 def test_the_happy_path_and_guards_on_each_transition(store: st.Store) -> None:
-    a = store.job("a").seq
+    a = store.jobs.get("a").seq
     with pytest.raises(IllegalTransition):  # no task id without a recorded intent
-        store.mark_in_flight(a, "t1")
-    assert store.mark_submitting(a)
-    assert not store.mark_submitting(a)  # never twice
-    assert store.mark_in_flight(a, "t1")
-    assert store.mark_succeeded(
+        store.moves.mark_in_flight(a, "t1")
+    assert store.moves.mark_submitting(a)
+    assert not store.moves.mark_submitting(a)  # never twice
+    assert store.moves.mark_in_flight(a, "t1")
+    assert store.moves.mark_succeeded(
         a,
         ["https://cdn/x.mp4"],
         expires_at=1e12,
@@ -67,28 +67,28 @@ def test_the_happy_path_and_guards_on_each_transition(store: st.Store) -> None:
         complete_time_ms=2,
         cost_time_ms=1,
     )
-    store.mark_file_done(a, 0, path="a.mp4", size=3, sha256="00", mtime_ns=1)
-    assert store.mark_done(a)
+    store.moves.mark_file_done(a, 0, path="a.mp4", size=3, sha256="00", mtime_ns=1)
+    assert store.moves.mark_done(a)
     assert state_of(store, "a") == st.DONE
-    assert store.job("a").submit_attempts == 1
+    assert store.jobs.get("a").submit_attempts == 1
 
 
 def test_a_restart_turns_submitting_into_ambiguous_never_pending(store: st.Store) -> None:
-    a = store.job("a").seq
-    store.mark_submitting(a)
-    assert store.recover_interrupted() == 1
+    a = store.jobs.get("a").seq
+    store.moves.mark_submitting(a)
+    assert store.moves.recover_interrupted() == 1
     assert state_of(store, "a") == st.AMBIGUOUS
-    assert store.pending_after(0, 10)[0].id == "b"
-    assert store.requeue_ambiguous() == 1
+    assert store.jobs.pending_after(0, 10)[0].id == "b"
+    assert store.moves.requeue_ambiguous() == 1
     assert state_of(store, "a") == st.PENDING
 
 
 def test_a_refused_submit_goes_back_to_pending_without_an_attempt(store: st.Store) -> None:
-    a = store.job("a").seq
-    store.mark_submitting(a)
-    assert store.mark_not_submitted(a)
+    a = store.jobs.get("a").seq
+    store.moves.mark_submitting(a)
+    assert store.moves.mark_not_submitted(a)
     assert state_of(store, "a") == st.PENDING
-    assert store.job("a").submit_attempts == 0
+    assert store.jobs.get("a").submit_attempts == 0
 
 
 async def test_synced_fsyncs_the_wal_off_the_loop_and_commits_stay_normal(
@@ -103,8 +103,8 @@ async def test_synced_fsyncs_the_wal_off_the_loop_and_commits_stay_normal(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
-    a = store.job("a").seq
-    assert store.mark_submitting(a)
+    a = store.jobs.get("a").seq
+    assert store.moves.mark_submitting(a)
     assert synced == []  # a commit alone writes to the WAL, no fsync
     await store.synced()
     assert synced == [(f"{store.path.resolve()}-wal", False)]
@@ -149,16 +149,16 @@ def test_reading_a_state_file_leaves_no_wal_or_shm_behind_and_cannot_write(
     -shm next to it (a mode=ro connection cannot remove them)."""
     path = tmp_path / folder / "batchgen.db"
     writer = st.Store(path)
-    writer.sync_jobs([("a", "kling-2-1", body("one"))])
+    writer.jobs.sync([("a", "kling-2-1", body("one"))])
     writer.close()
     assert sorted(p.name for p in path.parent.iterdir()) == ["batchgen.db"]
     reader = st.Store(path, readonly=True)
-    assert reader.counts()[st.PENDING] == 1
+    assert reader.jobs.counts()[st.PENDING] == 1
     with pytest.raises(sqlite3.OperationalError):
         reader.db.execute("UPDATE jobs SET state='done'")
     reader.close()
     assert sorted(p.name for p in path.parent.iterdir()) == ["batchgen.db"]
-    assert st.Store(path, readonly=True).counts()[st.PENDING] == 1  # nothing was written
+    assert st.Store(path, readonly=True).jobs.counts()[st.PENDING] == 1  # nothing was written
 
 
 def test_a_state_file_the_user_cannot_write_is_still_read(
@@ -166,12 +166,12 @@ def test_a_state_file_the_user_cannot_write_is_still_read(
 ) -> None:
     path = tmp_path / "batchgen.db"
     writer = st.Store(path)
-    writer.sync_jobs([("a", "kling-2-1", body("one"))])
+    writer.jobs.sync([("a", "kling-2-1", body("one"))])
     writer.close()
     # not writable for this user (os.access, since root may write through any chmod)
     monkeypatch.setattr(st.sqlite.os, "access", lambda *_a, **_k: False)
     reader = st.Store(path, readonly=True)
-    assert reader.counts()[st.PENDING] == 1
+    assert reader.jobs.counts()[st.PENDING] == 1
     with pytest.raises(sqlite3.OperationalError):
         reader.db.execute("UPDATE jobs SET state='done'")
     reader.close()

@@ -99,14 +99,14 @@ def test_file_names_from_task_ids_are_safe_and_distinct(tmp_path: Path) -> None:
 
 def test_a_task_id_held_by_one_job_is_never_taken_by_another(tmp_path: Path) -> None:
     store = st.Store(tmp_path / "s.db")
-    store.sync_jobs([("a", "kling-2-1", {"n": 1}), ("b", "kling-2-1", {"n": 2})])
-    a, b = store.job("a").seq, store.job("b").seq
-    assert store.mark_submitting(a) and store.mark_submitting(b)
-    assert store.mark_in_flight(a, "dup")
-    assert not store.mark_in_flight(b, "dup")
-    assert store.task_owner("dup", besides=b) == "a"
-    assert store.job("b").state == st.SUBMITTING and store.job("b").task_id is None
-    assert store.mark_in_flight(b, "other")
+    store.jobs.sync([("a", "kling-2-1", {"n": 1}), ("b", "kling-2-1", {"n": 2})])
+    a, b = store.jobs.get("a").seq, store.jobs.get("b").seq
+    assert store.moves.mark_submitting(a) and store.moves.mark_submitting(b)
+    assert store.moves.mark_in_flight(a, "dup")
+    assert not store.moves.mark_in_flight(b, "dup")
+    assert store.moves.task_owner("dup", besides=b) == "a"
+    assert store.jobs.get("b").state == st.SUBMITTING and store.jobs.get("b").task_id is None
+    assert store.moves.mark_in_flight(b, "other")
     store.close()
 
 

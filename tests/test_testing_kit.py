@@ -24,8 +24,8 @@ async def test_an_hour_of_a_tasks_life_on_the_fake_clock(tmp_path: Path) -> None
     client = ScriptedClient(["t-1"], [TaskStatus("t-1", "processing", "processing"), done], clock)
     store = st.Store(tmp_path / "s.db", wall=clock.now)
     body = {"input": {"mode": "master-text-to-video", "prompt": "p", "duration": 5}}
-    store.sync_jobs([("j1", "kling-2-1", body)])
-    opts = RunOptions(state_path=tmp_path / "s.db", output_dir=tmp_path).paced()
+    store.jobs.sync([("j1", "kling-2-1", body)])
+    opts = RunOptions.from_flat(state_path=tmp_path / "s.db", output_dir=tmp_path)
     engine = Engine(
         store,
         client,  # type: ignore[arg-type]
@@ -36,12 +36,12 @@ async def test_an_hour_of_a_tasks_life_on_the_fake_clock(tmp_path: Path) -> None
         wall=clock.now,
     )
     assert engine.cap.try_acquire()
-    row = store.job("j1")
+    row = store.jobs.get("j1")
     assert row is not None
     assert await on_fake_time(clock, engine.submitter.submit(row)) == "t-1"
-    await on_fake_time(clock, engine.tracker.track(store.job("j1"), 60.0, task_id="t-1"))
+    await on_fake_time(clock, engine.tracker.track(store.jobs.get("j1"), 60.0, task_id="t-1"))
     assert client.status_times[0] - 1_700_000_000.0 == 60.0
-    assert store.job("j1").state == st.SUCCEEDED
+    assert store.jobs.get("j1").state == st.SUCCEEDED
 
 
 def test_the_toy_model_validates_a_manifest_of_its_own(tmp_path: Path) -> None:

@@ -47,16 +47,17 @@ async def test_a_move_the_table_refuses_is_logged_with_its_job_and_the_run_goes_
     the task group, cancelled every other job (submits on the wire turned ambiguous) and the
     CLI said exit 2, "nothing was sent"."""
     from batchgen.errors import IllegalTransition
+    from batchgen.store.moves import JobMoves
 
     state = prepare_state(tmp_path, text_jobs(6))
-    real = st.Store.mark_in_flight
+    real = JobMoves.mark_in_flight
 
-    def refuse_one(self: st.Store, seq: int, task_id: str) -> bool:
+    def refuse_one(self: JobMoves, seq: int, task_id: str) -> bool:
         if seq == 2:
             raise IllegalTransition("job 'job-0002': submitting -> in_flight (injected)")
         return real(self, seq, task_id)
 
-    monkeypatch.setattr(st.Store, "mark_in_flight", refuse_one)
+    monkeypatch.setattr(JobMoves, "mark_in_flight", refuse_one)
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=1) as sim:
         outcome = await execute(options(tmp_path, sim.base_url))
     states = {r["id"]: r["state"] for r in state_rows(state)}
@@ -71,7 +72,6 @@ async def test_callbacks_clear_jobs_whose_submit_answer_was_lost(tmp_path: Path)
     task was made leaves its job ambiguous only until the task's callback reaches the job's
     own URL: confirmed by status, the task becomes the job's, and its video is saved. Before,
     each such job stayed ambiguous for the user to decide (and maybe pay twice)."""
-    import dataclasses
 
     from tests.enginekit import assert_files_verified
 
@@ -79,9 +79,7 @@ async def test_callbacks_clear_jobs_whose_submit_answer_was_lost(tmp_path: Path)
     state = prepare_state(tmp_path, text_jobs(n))
     sim_kw = {"api_keys": frozenset({KEY}), "time_scale": SCALE, "seed": 9}
     async with Simulator(**sim_kw, p_502_after_create=0.3) as sim:
-        opts = dataclasses.replace(
-            options(tmp_path, sim.base_url), callback_listen=("127.0.0.1", 0)
-        )
+        opts = options(tmp_path, sim.base_url).replace(callback_listen=("127.0.0.1", 0))
         outcome = await execute(opts)
         lost = sum(sim.observer.unknowable.values())
         created = sum(sim.observer.bodies.values())
@@ -101,7 +99,6 @@ async def test_a_forged_callback_at_an_ambiguous_jobs_url_adopts_nothing(
     naming a task the API does not know leaves the job ambiguous (one status request). A
     job's URL with its id instead of its key is refused outright."""
     import asyncio
-    import dataclasses
     import json
     from typing import Any
 
@@ -112,17 +109,14 @@ async def test_a_forged_callback_at_an_ambiguous_jobs_url_adopts_nothing(
     state = prepare_state(tmp_path, text_jobs(2))
     store = st.Store(state)
     try:
-        store.mark_submitting(1)
-        store.mark_ambiguous(1, "lost answer")  # from an earlier run
+        store.moves.mark_submitting(1)
+        store.moves.mark_ambiguous(1, "lost answer")  # from an earlier run
     finally:
         store.close()
     got: dict[str, Any] = {}
     forged = json.dumps({"code": 200, "data": {"taskId": "task_forged", "state": "success"}})
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=2) as sim:
-        opts = dataclasses.replace(
-            options(tmp_path, sim.base_url),
-            callback_listen=("127.0.0.1", 0),
-        )
+        opts = options(tmp_path, sim.base_url).replace(callback_listen=("127.0.0.1", 0))
         hooks = RunHooks(
             on_engine=lambda e: got.__setitem__("engine", e),
             on_receiver=lambda r: got.__setitem__("receiver", r),
@@ -151,15 +145,12 @@ async def test_an_ambiguous_job_with_no_callback_is_said_probably_not_created(
     """A connection reset before the server read the submit: no task, so no callback. After
     the generation time and the grace the job stays ambiguous (the user decides), and its
     note in `status` says it was probably not created."""
-    import dataclasses
 
     from batchgen.commands.status import collect
 
     state = prepare_state(tmp_path, text_jobs(12))
     async with Simulator(api_keys=frozenset({KEY}), time_scale=SCALE, seed=4, p_reset=0.25) as sim:
-        opts = dataclasses.replace(
-            options(tmp_path, sim.base_url), callback_listen=("127.0.0.1", 0)
-        )
+        opts = options(tmp_path, sim.base_url).replace(callback_listen=("127.0.0.1", 0))
         outcome = await execute(opts)
         created = sum(sim.observer.bodies.values())
     rows = state_rows(state)

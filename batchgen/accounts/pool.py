@@ -25,7 +25,6 @@ from batchgen.accounts.accountsfile import AccountSpec
 from batchgen.adapters.client import ApiClient
 from batchgen.clock import Clock
 from batchgen.engine.inflight import InFlightCap
-from batchgen.store import jobaccounts
 
 log = logging.getLogger("batchgen.accounts")
 
@@ -57,7 +56,7 @@ class PooledAccount:
         cap = self.spec.max_spend_micros
         if cap is None:
             return True
-        return jobaccounts.spent_by(self.store.db, self.name) + price_micros <= cap
+        return self.store.accounts.spent_by(self.name) + price_micros <= cap
 
     def room(self) -> float:
         """The share of its cap taken: the pool gives a job to the account with the least."""
@@ -81,8 +80,8 @@ class AccountPool:
         self.task_account: dict[str, str] = {}
         self.recheck_s = RECHECK_S
         self._changed = asyncio.Event()
-        for row in store.jobs_in_state(st.IN_FLIGHT):
-            name = jobaccounts.account_of(store.db, row.seq)
+        for row in store.jobs.in_state(st.IN_FLIGHT):
+            name = store.accounts.of(row.seq)
             if row.task_id and name in self.accounts:
                 self.task_account[row.task_id] = name
                 self.accounts[name].tasks.add(row.task_id)
@@ -143,7 +142,7 @@ class AccountPool:
         self._changed.set()
 
     def adopted(self, seq: int, task_id: str, model: str | None) -> None:
-        name = jobaccounts.account_of(self.store.db, seq)
+        name = self.store.accounts.of(seq)
         account = self.accounts.get(name) if name is not None else None
         if account is not None and task_id not in account.tasks:
             account.cap.adopt(task_id=task_id, model=model)
@@ -158,7 +157,7 @@ class AccountPool:
     def client_for(self, seq: int, task_id: str | None) -> ApiClient:
         name = self.task_account.get(task_id) if task_id is not None else None
         if name is None:
-            name = jobaccounts.account_of(self.store.db, seq)
+            name = self.store.accounts.of(seq)
         if name is None or name not in self.accounts:
             # Checked before the run (missing_accounts): reaching here is a bug, and polling
             # with another account's key would be a wrong answer, not a slow one.
@@ -205,7 +204,7 @@ class AccountPool:
 def missing_accounts(store: st.Store, names: set[str] | None) -> list[str]:
     """What a run over `names` (None: the run's one key) lacks to finish this state file:
     sentences naming each missing account (never a key); empty when nothing is missing."""
-    needed = jobaccounts.accounts_needed(store.db)
+    needed = store.accounts.needed()
     recorded = [n for n in (store.get_meta("accounts") or "").split(",") if n]
     if names is None:
         if needed or recorded:
@@ -218,24 +217,13 @@ def missing_accounts(store: st.Store, names: set[str] | None) -> list[str]:
         for name, n in sorted(needed.items())
         if name not in names
     ]
-    one_key = _tasks_of_the_one_key(store)
+    one_key = store.accounts.of_the_one_key()
     if one_key:
         out.append(
             f"{one_key} task(s) were made by the batch's one key (a run without --accounts): "
             "finish them with it first (resume without --accounts)"
         )
     return out
-
-
-def _tasks_of_the_one_key(store: st.Store) -> int:
-    if not jobaccounts.has_account_column(store.db):
-        return 0
-    marks = ",".join("?" * len(jobaccounts.NEEDS_ITS_KEY))
-    row = store.db.execute(
-        f"SELECT COUNT(*) FROM jobs WHERE account IS NULL AND state IN ({marks})",
-        tuple(str(s) for s in jobaccounts.NEEDS_ITS_KEY),
-    ).fetchone()
-    return int(row[0])
 
 
 def _tasks_of(cap: InFlightCap) -> Callable[[], int]:

@@ -5,7 +5,6 @@ key would have (accounts/session.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -16,11 +15,11 @@ from batchgen.accounts.pool import AccountPool, PooledAccount, missing_accounts
 from batchgen.accounts.session import AccountLink, join
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
-from batchgen.engine.context import RunContext, StopReason
+from batchgen.engine.context import RunContext
 from batchgen.engine.inflight import InFlightCap
+from batchgen.engine.stops import StopReason
 from batchgen.errors import AccountError, UsageError
-from batchgen.settings import RunOptions
-from batchgen.store import jobaccounts
+from batchgen.settings import Pace, RunOptions
 
 log = logging.getLogger("batchgen.accounts")
 
@@ -31,7 +30,8 @@ def check_accounts(opts: RunOptions, store: st.Store) -> list[AccountSpec]:
     """The accounts file's accounts (keys not read yet), or UsageError (exit 2, nothing
     written) when the state file needs an account the run does not have: a batch that ran
     over accounts resumed without the file, or a file missing an account that made tasks."""
-    specs = load_accounts(opts.accounts_file, opts.rate_period_s) if opts.accounts_file else None
+    file = opts.accounts.accounts_file
+    specs = load_accounts(file, opts.limits.rate_period_s) if file else None
     names = {s.name for s in specs} if specs is not None else None
     missing = missing_accounts(store, names)
     if missing:
@@ -51,8 +51,8 @@ class PoolSetup:
         another run of that account: that account only) and return the keepers to run."""
 
         def fail_closed(why: str) -> None:
-            first = not run.stopped_by(StopReason.ACCOUNT_DB)
-            run.stop_submitting(StopReason.ACCOUNT_DB, why)
+            first = not run.stops.stopped_by(StopReason.ACCOUNT_DB)
+            run.stops.stop_submitting(StopReason.ACCOUNT_DB, why)
             if first:
                 log.error("%s", why)
 
@@ -82,29 +82,31 @@ async def open_pool(
     store: st.Store,
     make_client: MakeClient,
     margin_of: Callable[[float], float],
+    *,
+    pace: Pace,
 ) -> PoolSetup:
-    """Every account of the file, keys read (UsageError naming the account, never a key)."""
+    """Every account of the file, keys read (UsageError naming the account, never a key).
+    `pace`: the run's durations, resolved once (accounts/session.py's `join`)."""
     specs = with_keys(check_accounts(opts, store))
     links: dict[str, AccountLink] = {}
     accounts: list[PooledAccount] = []
     store.set_meta("accounts", ",".join(s.name for s in specs))  # resume needs them all
     try:
         for spec in specs:
-            limit, period = spec.rate or (opts.rate_limit, opts.rate_period_s)
-            own = dataclasses.replace(
-                opts,
+            limit, period = spec.rate or (opts.limits.rate_limit, opts.limits.rate_period_s)
+            own = opts.replace(
                 api_key=spec.key,
                 rate_limit=limit,
                 rate_period_s=period,
-                max_in_flight=spec.max_in_flight or opts.max_in_flight,
+                max_in_flight=spec.max_in_flight or opts.limits.max_in_flight,
                 account_name=None,
             )
             margin = margin_of(period)
-            link = await join(own, store, period + margin, tasks_of=spec.name)
+            link = await join(own, store, period + margin, pace=pace, tasks_of=spec.name)
             links[spec.name] = link
-            recovered = jobaccounts.accounts_in_flight(store.db).get(spec.name, 0)
+            recovered = store.accounts.in_flight().get(spec.name, 0)
             cap = link.make_cap(recovered) or InFlightCap(
-                own.max_in_flight, recovered=recovered, slow_start=not opts.no_wait
+                own.limits.max_in_flight, recovered=recovered, slow_start=not opts.timing.no_wait
             )
             client = make_client(spec.key, link.limiter(period, margin))
             accounts.append(PooledAccount(spec, client, cap, store))

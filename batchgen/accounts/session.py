@@ -22,11 +22,11 @@ from batchgen.accounts.keeper import Keeper, Status
 from batchgen.accounts.shared import SharedCap, SharedLimiter
 from batchgen.adapters.client import ApiClient
 from batchgen.adapters.limits import SlidingWindowLimiter
-from batchgen.engine.context import RunContext, StopReason
+from batchgen.engine.context import RunContext
 from batchgen.engine.inflight import InFlightCap
+from batchgen.engine.stops import StopReason
 from batchgen.errors import AccountError
-from batchgen.settings import STUCK_PER_POLL_AFTER, RunOptions
-from batchgen.store.jobaccounts import account_of as account_of_job
+from batchgen.settings import STUCK_PER_POLL_AFTER, Pace, RunOptions
 
 log = logging.getLogger("batchgen.accounts")
 
@@ -67,9 +67,9 @@ class AccountLink:
 
     def limiter(self, period: float, margin: float) -> SlidingWindowLimiter:
         if self.account is None:
-            return SlidingWindowLimiter(self.opts.rate_limit, period, margin=margin)
+            return SlidingWindowLimiter(self.opts.limits.rate_limit, period, margin=margin)
         return SharedLimiter(
-            self.opts.rate_limit,
+            self.opts.limits.rate_limit,
             period,
             margin=margin,
             account=self.account,
@@ -80,15 +80,15 @@ class AccountLink:
         if self.account is None:
             return None
         self.cap = SharedCap(
-            self.opts.max_in_flight,
+            self.opts.limits.max_in_flight,
             account=self.account,
             recovered=recovered,
-            slow_start=not self.opts.no_wait,
+            slow_start=not self.opts.timing.no_wait,
             recheck_s=self._every() / 4,
             on_unreachable=self.unreachable,
             on_stop=self.stopped_elsewhere,
         )
-        self.cap.key_errors_shared = self.opts.account_name is None
+        self.cap.key_errors_shared = self.opts.accounts.account_name is None
         return self.cap
 
     def attach(self, run: RunContext, client: ApiClient) -> Keeper | None:
@@ -96,8 +96,8 @@ class AccountLink:
         account stopped by another run: exit 3) and return the keeper to run beside it."""
 
         def fail_closed(why: str) -> None:
-            first = not run.stopped_by(StopReason.ACCOUNT_DB)
-            run.stop_submitting(StopReason.ACCOUNT_DB, why)
+            first = not run.stops.stopped_by(StopReason.ACCOUNT_DB)
+            run.stops.stop_submitting(StopReason.ACCOUNT_DB, why)
             if first:
                 log.error("%s", why)
 
@@ -140,7 +140,7 @@ class AccountLink:
             self.account,
             ended,
             every_s=self._every(),
-            poll_s=max(0.05, self.opts.poll_every_s),
+            poll_s=max(0.05, self.opts.timing.poll_every_s),
             on_unreachable=self.unreachable,
         )
 
@@ -155,11 +155,17 @@ class AccountLink:
 
 
 async def join(
-    opts: RunOptions, store: st.Store, window_s: float, *, tasks_of: str | None = None
+    opts: RunOptions,
+    store: st.Store,
+    window_s: float,
+    *,
+    pace: Pace,
+    tasks_of: str | None = None,
 ) -> AccountLink:
     """Register this run with its account's database, or say why it cannot (fail closed).
+    `pace`: the run's durations, resolved once (a task is held as long as it may be stuck).
     `tasks_of`: with several accounts (accounts/pool.py), the one whose tasks these are."""
-    location = db_location(opts.account_db)
+    location = db_location(opts.accounts.account_db)
     if location is None:
         return AccountLink(None, None, opts)
     info = run_info(opts, window_s)
@@ -167,10 +173,10 @@ async def join(
         every = heartbeat_every(opts)
         db = connect(
             location,
-            clock_offset_s=opts.account_clock_offset_s,
+            clock_offset_s=opts.accounts.account_clock_offset_s,
             stale_s=max(10 * every, 2.0),
             # a task's longest life, scaled with the run's times even when --stuck-after 0
-            hold_s=opts.stuck_after_s or STUCK_PER_POLL_AFTER * opts.poll_after_s,
+            hold_s=pace.stuck_after_s or STUCK_PER_POLL_AFTER * pace.poll_after_s,
         )
     except AccountDbError as exc:
         log.error("%s", exc)
@@ -178,8 +184,8 @@ async def join(
     account = AsyncAccountDb(db, info)
     tasks = [
         (row.task_id, row.model, row.submitted_at or time.time())
-        for row in store.jobs_in_state(st.IN_FLIGHT)
-        if row.task_id and (tasks_of is None or account_of_job(store.db, row.seq) == tasks_of)
+        for row in store.jobs.in_state(st.IN_FLIGHT)
+        if row.task_id and (tasks_of is None or store.accounts.of(row.seq) == tasks_of)
     ]
     try:
         await account.call(AccountDb.register)
@@ -195,22 +201,22 @@ async def join(
 def heartbeat_every(opts: RunOptions) -> float:
     """How often a run says it lives and looks for dead runs' tasks: twice per poll interval,
     at most every 5 s."""
-    if opts.account_every_s is not None:
-        return opts.account_every_s
-    return max(0.05, min(5.0, opts.poll_every_s / 2))
+    if opts.accounts.account_every_s is not None:
+        return opts.accounts.account_every_s
+    return max(0.05, min(5.0, opts.timing.poll_every_s / 2))
 
 
 def run_info(opts: RunOptions, window_s: float) -> RunInfo:
     """This run as the database knows it: never the key, only the account it makes."""
-    acct = account_of(opts.base_url, opts.api_key, opts.account_name)
+    acct = account_of(opts.api.base_url, opts.api.api_key, opts.accounts.account_name)
     return RunInfo(
         run=uuid.uuid4().hex[:16],
         account=acct.key,
         label=acct.label,
         pid=os.getpid(),
         host=socket.gethostname(),
-        state_path=os.path.abspath(opts.state_path),
-        limits=Limits(opts.rate_limit, window_s, opts.max_in_flight),
+        state_path=os.path.abspath(opts.files.state_path),
+        limits=Limits(opts.limits.rate_limit, window_s, opts.limits.max_in_flight),
     )
 
 

@@ -43,7 +43,7 @@ class Sessions:
 
 def run_proxies(opts: RunOptions) -> Proxies:
     """--proxy, else the environment's proxies, unless told to ignore those (--no-proxy-env)."""
-    return Proxies(enabled=opts.proxy_env, proxy=opts.proxy)
+    return Proxies(enabled=opts.api.proxy_env, proxy=opts.api.proxy)
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +52,7 @@ async def open_sessions(
 ) -> AsyncIterator[Sessions]:
     proxies = proxies if proxies is not None else run_proxies(opts)
     api = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=opts.api_keepalive_s),
+        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=opts.api.api_keepalive_s),
         headers={"User-Agent": USER_AGENT},
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
@@ -60,7 +60,7 @@ async def open_sessions(
     resolver = PublicOnlyResolver(trusted=proxies.proxy_hosts()) if public_only else None
     cdn = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
-            limit=max(4, opts.download_concurrency * 2), resolver=resolver
+            limit=max(4, opts.limits.download_concurrency * 2), resolver=resolver
         ),
         headers={"User-Agent": USER_AGENT},
         auto_decompress=False,

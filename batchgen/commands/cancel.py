@@ -32,15 +32,17 @@ def run(args: argparse.Namespace) -> int:
     with locked_store(args.state) as store:
         if args.ids:
             rows = [
-                (r.seq, r.id) for i in args.ids if (r := store.job(i)) and r.state == st.PENDING
+                (r.seq, r.id)
+                for i in args.ids
+                if (r := store.jobs.get(i)) and r.state == st.PENDING
             ]
         else:
-            rows = [(r.seq, r.id) for r in store.jobs_in_state(st.PENDING)]
-        n = store.cancel(seq for seq, _ in rows)
+            rows = [(r.seq, r.id) for r in store.jobs.in_state(st.PENDING)]
+        n = store.moves.cancel(seq for seq, _ in rows)
         problems = (
             explain_ids(store, args.ids, {i for _, i in rows}, (st.PENDING,)) if args.ids else []
         )
-        counts = store.counts()
+        counts = store.jobs.counts()
     for line in problems:
         print(f"warning: {line}", file=sys.stderr)
     running = counts[st.SUBMITTING] + counts[st.IN_FLIGHT] + counts[st.SUCCEEDED]

@@ -36,7 +36,7 @@ from batchgen.settings import (
 )
 from batchgen.store import Store, state_file
 
-_D = RunOptions(state_path=Path(), output_dir=Path())  # the defaults, for help texts
+_D = RunOptions.from_flat(state_path=Path(), output_dir=Path())  # the defaults, for help texts
 
 
 def add_api_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -162,8 +162,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--image-url-ttl",
         type=_seconds,
         metavar="DURATION",
-        help=f"how long a presigned image URL stays valid (default {_D.image_url_ttl_s / 3600:g}h"
-        " or the manifest's images.url_ttl)",
+        help="how long a presigned image URL stays valid (default "
+        f"{_D.files.image_url_ttl_s / 3600:g}h or the manifest's images.url_ttl)",
     )
     g = p.add_argument_group("run control")
     g.add_argument(
@@ -214,28 +214,29 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--connect-timeout",
         type=_seconds,
         metavar="DURATION",
-        help=f"give up connecting to the API after DURATION (default {_D.connect_timeout_s:g}s)",
+        help="give up connecting to the API after DURATION "
+        f"(default {_D.api.connect_timeout_s:g}s)",
     )
     g.add_argument(
         "--read-timeout",
         type=_seconds,
         metavar="DURATION",
         help="give up waiting for an API answer after DURATION (a submit then turns ambiguous; "
-        f"default {_D.read_timeout_s:g}s)",
+        f"default {_D.api.read_timeout_s:g}s)",
     )
     g.add_argument(
         "--stall-timeout",
         type=_seconds,
         metavar="DURATION",
         help="cut a download that received nothing for DURATION; it resumes where it stopped "
-        f"(default {_D.download_stall_s:g}s)",
+        f"(default {_D.timing.download_stall_s:g}s)",
     )
     g.add_argument(
         "--drain",
         type=_seconds,
         metavar="DURATION",
         help="on a stop (signal, --max-runtime), let calls on the wire finish this long "
-        f"(default {_D.drain_s:g}s)",
+        f"(default {_D.timing.drain_s:g}s)",
     )
     g.add_argument(
         "--status-outage",
@@ -347,8 +348,8 @@ def options_from_args(
     fields |= callback_options.fields(args)
     fields |= money_options.fields(args, model, budget)
     fields |= notify_options.fields(args, notify)  # never recorded: URLs hold tokens
-    opts = RunOptions(**fields)  # built once, frozen: nothing changes it afterwards
-    Proxies(enabled=opts.proxy_env, proxy=opts.proxy)  # one batchgen cannot use: exit 2 now
+    opts = RunOptions.from_flat(**fields)  # built once, frozen: nothing changes it afterwards
+    Proxies(enabled=opts.api.proxy_env, proxy=opts.api.proxy)  # one batchgen cannot use: exit 2 now
     return opts.scaled(args.time_scale) if args.sandbox else opts
 
 

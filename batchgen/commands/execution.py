@@ -100,7 +100,8 @@ def execute_with_sandbox(args: argparse.Namespace, opts: RunOptions) -> int:
 
     async def main() -> RunOutcome:
         loop = asyncio.get_running_loop()
-        with StopOnSignal(loop, drain_s=opts.drain_s) as stopper:
+        with StopOnSignal(loop, drain_s=opts.timing.drain_s) as stopper:
+
             def on_engine(engine: Engine) -> None:
                 stopper.attach(engine)
                 progress.attach(engine)
@@ -124,11 +125,14 @@ def write_run_gallery(args: argparse.Namespace, opts: RunOptions) -> None:
     from batchgen.commands.gallery import LINK_TTL_S, bucket_links
     from batchgen.ui.gallery import write_gallery
 
-    store = Store(opts.state_path, readonly=True)
+    store = Store(opts.files.state_path, readonly=True)
     try:
         links = bucket_links(store, LINK_TTL_S)
         page = write_gallery(
-            store, opts.output_dir / "gallery.html", output_dir=opts.output_dir, links=links
+            store,
+            opts.files.output_dir / "gallery.html",
+            output_dir=opts.files.output_dir,
+            links=links,
         )
     finally:
         store.close()
@@ -143,9 +147,9 @@ REASON_CHARS = 120
 def unfinished_jobs(opts: RunOptions) -> tuple[int, list[dict[str, str]]]:
     """The failed, ambiguous and orphaned jobs the summary names (the first SHOWN_JOBS), with
     their total: a user must see which jobs did not succeed and why, not only how many."""
-    if not opts.state_path.exists():
+    if not opts.files.state_path.exists():
         return 0, []
-    store = Store(opts.state_path, readonly=True)
+    store = Store(opts.files.state_path, readonly=True)
     try:
         total, rows = views.unfinished(store.db, SHOWN_JOBS)
     finally:
@@ -163,9 +167,9 @@ def _short(text: str) -> str:
 
 
 def print_summary(args: argparse.Namespace, opts: RunOptions, outcome: RunOutcome) -> None:
-    results = opts.output_dir / "results.jsonl"
+    results = opts.files.output_dir / "results.jsonl"
     total, jobs = unfinished_jobs(opts) if outcome.exit_code != 0 else (0, [])
-    status_cmd = f"batchgen status {shlex.quote(str(opts.state_path))}"
+    status_cmd = f"batchgen status {shlex.quote(str(opts.files.state_path))}"
     if getattr(args, "log_format", "text") == "json":
         if not args.quiet or outcome.exit_code not in (0, 75):
             emit_json(

@@ -60,17 +60,17 @@ def _say_where(args: argparse.Namespace, opts: RunOptions, taken: list[str]) -> 
     against the wrong host finds none of its tasks."""
     if args.quiet:
         return
-    api = "the built-in simulator (--sandbox)" if args.sandbox else describe_url(opts.base_url)
+    api = "the built-in simulator (--sandbox)" if args.sandbox else describe_url(opts.api.base_url)
     source = "as recorded" if {"base_url", "sandbox"} & set(taken) else "from the command line"
     if not {"base_url", "sandbox"} & set(taken) and not (args.base_url or args.sandbox):
         source = "from $APIXO_BASE_URL or the default"
     others = sorted(set(taken) - {"base_url", "sandbox"})
-    proxy = run_proxies(opts).for_url(opts.base_url)
+    proxy = run_proxies(opts).for_url(opts.api.base_url)
     via = proxy.describe() if proxy is not None else None
     if args.log_format == "json":
         emit_json(sys.stderr, "resume", api=api, api_from=source, proxy=via, recorded=others)
         return
-    line = f"resume {opts.state_path}: API {api} ({source})"
+    line = f"resume {opts.files.state_path}: API {api} ({source})"
     if proxy is not None:
         line += f" through proxy {via} ({proxy.source})"
     if others:

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     with locked_store(args.state) as store:
         rows, _ = select(store, args)
         problems = explain_ids(store, args.ids, {r[1] for r in rows}, RETRYABLE) if args.ids else []
-        n, polled = (0, 0) if args.dry_run else store.requeue(seq for seq, _, _ in rows)
+        n, polled = (0, 0) if args.dry_run else store.moves.requeue(seq for seq, _, _ in rows)
     for line in problems:
         print(f"warning: {line}", file=sys.stderr)
     by_state: dict[str, int] = {}
@@ -155,7 +155,7 @@ def explain_ids(
     for job_id in ids:
         if job_id in chosen:
             continue
-        row = store.job(job_id)
+        row = store.jobs.get(job_id)
         if row is None:
             unknown.append(job_id)
         elif row.state not in allowed:

@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
                 opts,
                 resubmit_changed=args.resubmit_changed,
                 add_to_state=args.add_to_state,
-                also=lambda store: recorded.record(store, args, opts.base_url),
+                also=lambda store: recorded.record(store, args, opts.api.base_url),
             )
         if sync.changed:
             shown = ", ".join(sync.changed[:5]) + (" ..." if len(sync.changed) > 5 else "")

@@ -23,7 +23,7 @@ from batchgen.accounts import report as account_report
 from batchgen.accounts.db import AccountDbError
 from batchgen.adapters.lock import holder_of
 from batchgen.money.prices import usd
-from batchgen.store import jobaccounts, views
+from batchgen.store import views
 from batchgen.ui.snapshot import LABELS, fmt_duration
 
 EXPIRY_WARNING_S = 48 * 3600.0
@@ -85,7 +85,7 @@ def collect(
     now = time.time() if now is None else now
     db = store.db
     cap = limit if limit > 0 else -1  # SQLite: LIMIT -1 is no limit
-    counts = store.counts()
+    counts = store.jobs.counts()
     failures = [
         {"code": code or "UNKNOWN", "count": n, "example_id": job_id, "example_message": msg}
         for code, n, job_id, msg in views.failures(db)
@@ -121,7 +121,7 @@ def collect(
         "last_run": last_run,
         "runs": views.runs_count(db),
         "money": money.status_info(store),
-        "accounts": jobaccounts.overview(db),  # several accounts (--accounts): who made what
+        "accounts": store.accounts.overview(),  # several accounts (--accounts): who made what
     }
 
 

@@ -64,7 +64,7 @@ class Adoptions:
         """Callback mode is on: ambiguous jobs of earlier runs can be adopted too (their
         callbacks may still come, the provider retrying)."""
         self.key_of = key_of
-        for row in self.run.store.jobs_in_state(st.AMBIGUOUS):
+        for row in self.run.store.jobs.in_state(st.AMBIGUOUS):
             self.keys[key_of(row.id)] = row.seq
 
     def turned_ambiguous(self, row: st.JobRow) -> None:
@@ -72,7 +72,7 @@ class Adoptions:
         if self.key_of is None:
             return
         self.keys[self.key_of(row.id)] = row.seq
-        if self.run.config.no_wait or self.run.stop.is_set():
+        if self.run.config.no_wait or self.run.stops.all.is_set():
             return  # a cron run does not wait; the next run can still adopt it
         self.wakes[row.seq] = asyncio.Event()
         self.spawn(row, self._watch(row))
@@ -90,7 +90,7 @@ class Adoptions:
         if wake is not None:
             wake.set()
             return True
-        row = self.run.store.job_by_seq(seq)
+        row = self.run.store.jobs.by_seq(seq)
         if row is None or row.state != st.AMBIGUOUS:
             self.offers.pop(seq, None)
             return False
@@ -109,14 +109,14 @@ class Adoptions:
             self.wakes.pop(row.seq, None)
         if row.seq in self.offers:
             await self._adopt(row)
-        elif not run.stop.is_set():
+        elif not run.stops.all.is_set():
             note = (
                 f"its submit's answer was lost and no callback came for it within {wait:.0f} s "
                 "(its generation time and the grace): probably not created. It stays "
                 "ambiguous: `batchgen retry STATE --ambiguous` submits it again (paid again "
                 "if a task was made after all)"
             )
-            run.store.annotate(row.seq, st.AMBIGUOUS, note)
+            run.store.moves.annotate(row.seq, st.AMBIGUOUS, note)
 
     async def _adopt(self, row: st.JobRow) -> None:
         """Confirm the offered task with a status request; then it is the job's task."""
@@ -130,7 +130,7 @@ class Adoptions:
             return
         note = f"its submit's answer was lost; its callback showed task {shown(task_id)}"
         try:
-            adopted = run.store.adopt_task(row.seq, task_id, note)
+            adopted = run.store.moves.adopt_task(row.seq, task_id, note)
         except IllegalTransition as exc:
             run.bug(row, exc)
             return
@@ -139,14 +139,14 @@ class Adoptions:
         self.keys = {k: s for k, s in self.keys.items() if s != row.seq}
         self.offers.pop(row.seq, None)
         self.adopted += 1
-        run.cap.adopt(task_id=task_id, model=row.model)  # the account DB counts it too
+        run.admission.cap.adopt(task_id=task_id, model=row.model)  # the account DB counts it too
         if run.pool is not None:
             run.pool.adopted(row.seq, task_id, row.model)  # its account's until it ends
-        run.news.seen.add(task_id)
+        run.callbacks.news.seen.add(task_id)
         if status.terminal:
-            run.news.delivered[task_id] = status
+            run.callbacks.news.delivered[task_id] = status
         log.info("%s: no longer ambiguous, its callback showed task %s", row.id, shown(task_id))
-        adopted_row = run.store.job(row.id) or row
+        adopted_row = run.store.jobs.get(row.id) or row
         first = 0.0 if status.terminal else run.config.callback_poll_every_s
         await self.tracker.track(adopted_row, first, task_id=task_id, recovered=True)
 

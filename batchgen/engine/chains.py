@@ -26,7 +26,7 @@ log = logging.getLogger("batchgen.engine")
 class Chains:
     def __init__(self, run: RunContext) -> None:
         self.run = run
-        self.parents: dict[int, str] = run.store.children()  # child seq -> parent job id
+        self.parents: dict[int, str] = run.store.links.children()  # child seq -> parent job id
         self.waiting: dict[int, dict[int, st.JobRow]] = {}  # parent seq -> its waiting children
         self._held: set[int] = set()  # the children in `waiting`: a pass skips them cheaply
 
@@ -42,7 +42,7 @@ class Chains:
             return True
         if row.seq in self._held:  # still waiting: its parent has not ended since (no query)
             return False
-        parent = self.run.store.parent(parent_id)
+        parent = self.run.store.links.parent(parent_id)
         verdict = decide(parent.state, parent.task_id)
         if verdict is Next.GO:
             return True
@@ -59,8 +59,8 @@ class Chains:
         children = self.waiting.get(seq)
         if not children:
             return False
-        row = self.run.store.job_by_seq(seq)
-        parent = self.run.store.parent(row.id) if row is not None else None
+        row = self.run.store.jobs.by_seq(seq)
+        parent = self.run.store.links.parent(row.id) if row is not None else None
         if parent is None:
             return False
         verdict = decide(parent.state, parent.task_id)
@@ -83,7 +83,7 @@ class Chains:
             log.info("%s: not failed for its parent (%s)", row.id, exc)
         for child in self.waiting.pop(row.seq, {}).values():
             self._held.discard(child.seq)
-            self._fail(child, self.run.store.parent(row.id))
+            self._fail(child, self.run.store.links.parent(row.id))
 
     def still_waiting(self) -> int:
         return sum(len(c) for c in self.waiting.values())
@@ -105,7 +105,7 @@ class Chains:
         names = [p for v in inp.values() if (p := parent_in(v))] if isinstance(inp, dict) else []
         if not names:
             return body
-        parent = self.run.store.parent(names[0])
+        parent = self.run.store.links.parent(names[0])
         if decide(parent.state, parent.task_id) is not Next.GO or parent.task_id is None:
             # never reached through may_go; a guard so no placeholder is ever sent
             raise InputRejected(

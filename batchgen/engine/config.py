@@ -10,7 +10,7 @@ from pathlib import Path
 from batchgen import exitcodes
 from batchgen.core.policy import Backoff
 from batchgen.core.schedule import PollSchedule
-from batchgen.settings import RunOptions
+from batchgen.settings import Pace, RunOptions
 
 # The exit codes a run ends with; their one definition, with meanings, is batchgen/exitcodes.py.
 EXIT_OK = exitcodes.OK
@@ -57,35 +57,34 @@ class EngineConfig:
     download_tries: int = 3  # per file per run, beyond the downloader's own retries
 
 
-def engine_config(opts: RunOptions, **engine_limits: int) -> EngineConfig:
-    """The engine's group of a paced run's settings (`opts.paced()`): the only place a
-    RunOptions becomes an EngineConfig. `engine_limits` (max_submit_tries, max_not_found,
-    download_tries) are for tests; runs use EngineConfig's own."""
-    assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
-    assert opts.poll_backoff_cap_s is not None
-    assert opts.callback_grace_s is not None and opts.callback_poll_every_s is not None
-    assert opts.callback_guard_s is not None
+def engine_config(opts: RunOptions, pace: Pace | None = None, **engine_limits: int) -> EngineConfig:
+    """The engine's group of a run's settings, with its durations resolved (`pace`, else
+    `opts.paced()`): the only place a RunOptions becomes an EngineConfig. `engine_limits`
+    (max_submit_tries, max_not_found, download_tries) are for tests; runs use EngineConfig's
+    own."""
+    p = pace or opts.paced()
+    lim = opts.limits
     return EngineConfig(
-        output_dir=opts.output_dir,
-        filename_template=opts.filename_template,
-        max_in_flight=opts.max_in_flight,
-        poll=PollSchedule(poll_after=opts.poll_after_s, poll_every=opts.poll_every_s),
-        backoff=Backoff(base=opts.backoff_base_s, cap=opts.backoff_cap_s),
-        download_workers=opts.download_concurrency,
-        result_lifetime_s=opts.result_lifetime_s,
-        no_wait=opts.no_wait,
-        drain_s=opts.drain_s,
-        page_size=opts.page_size,
-        callback_grace_s=opts.callback_grace_s,
-        callback_poll_every_s=opts.callback_poll_every_s,
-        callback_guard_s=opts.callback_guard_s,
-        stuck_after_s=opts.stuck_after_s or None,  # 0: never
+        output_dir=opts.files.output_dir,
+        filename_template=opts.files.filename_template,
+        max_in_flight=lim.max_in_flight,
+        poll=PollSchedule(poll_after=p.poll_after_s, poll_every=p.poll_every_s),
+        backoff=Backoff(base=p.backoff_base_s, cap=p.backoff_cap_s),
+        download_workers=lim.download_concurrency,
+        result_lifetime_s=opts.timing.result_lifetime_s,
+        no_wait=opts.timing.no_wait,
+        drain_s=opts.timing.drain_s,
+        page_size=lim.page_size,
+        callback_grace_s=p.callback_grace_s,
+        callback_poll_every_s=p.callback_poll_every_s,
+        callback_guard_s=p.callback_guard_s,
+        stuck_after_s=p.stuck_after_s or None,  # 0: never
         poll_backoff=Backoff(
-            base=min(opts.backoff_base_s, opts.poll_backoff_cap_s), cap=opts.poll_backoff_cap_s
+            base=min(p.backoff_base_s, p.poll_backoff_cap_s), cap=p.poll_backoff_cap_s
         ),
-        status_outage_s=opts.status_outage_s or None,  # 0: never
-        submit_limit=opts.submit_limit,
-        only_ids=frozenset(opts.only_ids) if opts.only_ids is not None else None,
+        status_outage_s=p.status_outage_s or None,  # 0: never
+        submit_limit=lim.submit_limit,
+        only_ids=frozenset(lim.only_ids) if lim.only_ids is not None else None,
         **engine_limits,
     )
 

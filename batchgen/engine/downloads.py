@@ -35,21 +35,21 @@ class Downloads:
             try:
                 if seq is None:
                     return
-                if not run.stop.is_set() and run.disk_full is None:
+                if not run.stops.all.is_set() and run.stops.disk_full is None:
                     await self._download_job(seq)
             finally:
                 run.downloads.task_done()
 
     async def _download_job(self, seq: int) -> None:
         run = self.run
-        row = run.store.job_by_seq(seq)
+        row = run.store.jobs.by_seq(seq)
         if row is None or row.state != st.SUCCEEDED:
             return
-        files = run.store.files_of(seq)
+        files = run.store.jobs.files_of(seq)
         mode = row.mode or ""
         missing = [f for f in files if f.done_at is None]
         if not missing:
-            run.store.mark_done(seq)
+            run.store.moves.mark_done(seq)
             run.stats.done += 1
             return
         for f in missing:
@@ -62,7 +62,7 @@ class Downloads:
                     mode=mode,
                     n_results=len(files),
                     job_index=row.seq,
-                    meta=run.store.job_meta(seq),
+                    meta=run.store.job_meta.of(seq),
                 )
                 dest = safe_output_path(run.config.output_dir, rel)
             except ValueError as exc:  # a hostile id or task id, or a symlink pointing out
@@ -85,13 +85,13 @@ class Downloads:
                 verdict = verdicts.on_download(
                     exc,
                     now=run.wall(),
-                    expires_at=run.store.expires_at(row.seq) or 0.0,
+                    expires_at=run.store.jobs.expires_at(row.seq) or 0.0,
                     last_try=attempt + 1 >= run.config.download_tries,
                 )
                 if verdict is None:
                     raise
                 if verdict.act is Act.STOP_RUN:
-                    run.disk_full = verdict.note
+                    run.stops.disk_full = verdict.note
                     run.messages.append(f"output folder unusable: {verdict.note}")
                     run.request_stop("output folder full or not writable")
                     return False
@@ -108,7 +108,7 @@ class Downloads:
             else:
                 run.stats.downloaded_bytes += result.fetched_bytes
                 stamp = await self.downloader.sinks.stamp(result)
-                run.store.mark_file_done(
+                run.store.moves.mark_file_done(
                     row.seq,
                     idx,
                     path=str(result.path.relative_to(run.config.output_dir)),
@@ -127,10 +127,10 @@ class Downloads:
     ) -> None:
         run = self.run
         if fail:
-            run.store.mark_download_failed(row.seq, code, message)
+            run.store.moves.mark_download_failed(row.seq, code, message)
             run.stats.failed += 1
         else:
-            run.store.mark_expired(row.seq, message)
+            run.store.moves.mark_expired(row.seq, message)
             run.stats.expired += 1
         log.warning("%s: %s", row.id, message)
 
@@ -140,7 +140,7 @@ class Downloads:
         missing or altered one is fetched again while its URL lives. One sink call per page."""
         run = self.run
         last = (0, -1)
-        while not run.stop.is_set():
+        while not run.stops.all.is_set():
             rows = views.done_files_after(run.store.db, last, run.config.page_size)
             if not rows:
                 return
@@ -159,7 +159,7 @@ class Downloads:
                 if ok:
                     continue
                 if expires is not None and run.wall() < expires:
-                    run.store.mark_file_missing(seq, idx)
+                    run.store.moves.mark_file_missing(seq, idx)
                     requeue.add(seq)
                     log.warning("%s: %s is missing or altered; fetching it again", job_id, rel)
                 else:

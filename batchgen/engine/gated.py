@@ -12,8 +12,9 @@ from batchgen.adapters.client import ApiClient
 from batchgen.core import verdicts
 from batchgen.core.policy import backoff_delay
 from batchgen.core.verdicts import Act
-from batchgen.engine.context import RunContext, StopReason
+from batchgen.engine.context import RunContext
 from batchgen.engine.gate import SubmitGate
+from batchgen.engine.stops import StopReason
 from batchgen.errors import ApiConnectionError, ApiError, ServerError, SubmitSkipped
 
 log = logging.getLogger("batchgen.engine")
@@ -103,7 +104,7 @@ class GatedSubmits:
         run = self.run
         gate = self.gate
         while not gate.heard_since_doubt(self._alive()):
-            if run.stop_submits.is_set():
+            if run.stops.submits.is_set():
                 return False
             if gate.doubts == 1:
                 log.warning(
@@ -111,16 +112,16 @@ class GatedSubmits:
                     "API to answer in its own words, then go one at a time"
                 )
             delay = backoff_delay(gate.doubts - 1, run.config.backoff, run.rng)
-            if not await run.sleep(delay, until=run.stop_submits):
+            if not await run.sleep(delay, until=run.stops.submits):
                 return False
             if gate.heard_since_doubt(self._alive()):
                 break
-            known = run.store.known_task()
+            known = run.store.jobs.known_task()
             if known is None or known.task_id is None:
-                return not run.stop_submits.is_set()
+                return not run.stops.submits.is_set()
             await self._probe(known.seq, known.task_id, known.model)
             gate.doubts += 1  # heard or not, the next wait (if any) is longer
-        return not run.stop_submits.is_set()
+        return not run.stops.submits.is_set()
 
     def _alive(self) -> int:
         """Answers in the API's own words so far (over every account's client)."""
@@ -150,7 +151,7 @@ class GatedSubmits:
         run = self.run
         now = run.wall()
         run.outage.unreadable(None, now, str(exc) or type(exc).__name__)
-        if run.outage.over(now) and not run.stop_submits.is_set():
+        if run.outage.over(now) and not run.stops.submits.is_set():
             note = f"no answer from the API readable for {now - (run.outage.since or now):.0f} s"
             log.warning("%s: no new submits in this run", note)
-            run.stop_submitting(StopReason.OUTAGE, note)
+            run.stops.stop_submitting(StopReason.OUTAGE, note)

@@ -40,7 +40,7 @@ from batchgen.engine.wakes import Wakeup
 from batchgen.errors import IllegalTransition
 from batchgen.inputs.prepare import PrepareInputs
 from batchgen.money import Money
-from batchgen.store import ledger, views
+from batchgen.store import views
 
 
 class Engine:
@@ -71,14 +71,14 @@ class Engine:
         self.submitter = Submitter(run, client, self.tracker, self.chains.wrap(inputs))
         self.downloads = Downloads(run, downloader)
         if client is not None:  # a 429 naming no limit is read against our tasks (ApiClient)
-            client.tasks_in_flight = lambda: run.cap.tasks
+            client.tasks_in_flight = lambda: run.admission.cap.tasks
         self._lifecycles: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self.adoptions = Adoptions(run, client, self.tracker, self._spawn_now)
-        run.on_ambiguous = self.adoptions.turned_ambiguous
+        run.callbacks.on_ambiguous = self.adoptions.turned_ambiguous
         # Money freed under the cap while jobs are left for it: a new pass looks at them.
-        run.money.spending.on_room = run.resubmits.set
+        run.admission.money.spending.on_room = run.resubmits.set
         # Jobs whose coroutine lives: a page of pending rows is a snapshot, and a job spawned
         # by one pass of the submitter may still read `pending` when the next pass pages
         # (a transient resubmit starts one): it is never given a second coroutine.
@@ -101,18 +101,18 @@ class Engine:
 
     @property
     def cap(self) -> InFlightCap:
-        return self.context.cap
+        return self.context.admission.cap
 
     @property
     def money(self) -> Money:
-        return self.context.money
+        return self.context.admission.money
 
     def __repr__(self) -> str:
         run = self.context
         return (
-            f"<Engine in_flight={run.cap.in_flight}/{run.config.max_in_flight} "
+            f"<Engine in_flight={run.admission.cap.in_flight}/{run.config.max_in_flight} "
             f"lifecycles={len(self._lifecycles)} downloads_queued={run.downloads.qsize()} "
-            f"stopping={run.stop.is_set()}>"
+            f"stopping={run.stops.all.is_set()}>"
         )
 
     # -- control ----------------------------------------------------------------------------
@@ -121,15 +121,15 @@ class Engine:
         """Submits from now on ask the provider to post their news under `url` (the
         receiver's secret base), each job at its own `key_of(job id)` below it; polls become a
         fallback. With keys, ambiguous jobs can be adopted (engine/adopt.py)."""
-        self.context.callback_url = url
-        self.context.callback_key_of = key_of
+        self.context.callbacks.url = url
+        self.context.callbacks.key_of = key_of
         if key_of is not None:
             self.adoptions.start(key_of)
 
     def adopt(self, key: str, task_id: str) -> bool:
         """A callback at a job's own URL named a task this state file does not know: if that
         job is ambiguous, the task is confirmed and becomes its own. True when taken."""
-        if self._tg is None or self.context.stop.is_set():
+        if self._tg is None or self.context.stops.all.is_set():
             return False
         return self.adoptions.offer(key, task_id)
 
@@ -139,7 +139,7 @@ class Engine:
 
     @property
     def stopping(self) -> bool:
-        return self.context.stop.is_set()
+        return self.context.stops.all.is_set()
 
     def notify(
         self,
@@ -157,7 +157,7 @@ class Engine:
         tracker is ready (between the submit's answer and the first sleep, or for a recovered
         task not yet picked up) is kept for it, not dropped."""
         run = self.context
-        news = run.news
+        news = run.callbacks.news
         event = news.wakes.get(task_id)
         if event is None:
             if not views.task_known(run.store.db, task_id, in_flight=True):
@@ -175,7 +175,7 @@ class Engine:
 
     def knows_task(self, task_id: str) -> bool:
         """Whether this state file ever recorded the task id (duplicate callbacks are normal)."""
-        if task_id in self.context.news.wakes:
+        if task_id in self.context.callbacks.news.wakes:
             return True
         return views.task_known(self.context.store.db, task_id)
 
@@ -183,7 +183,7 @@ class Engine:
 
     async def run(self) -> RunOutcome:
         run = self.context
-        run.store.recover_interrupted()
+        run.store.moves.recover_interrupted()
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             self._workers = [
@@ -191,9 +191,9 @@ class Engine:
             ]
             watchdog = tg.create_task(self._drain_watchdog())
             audit = tg.create_task(self.downloads.audit())
-            for row in run.store.jobs_in_state(st.SUCCEEDED):
+            for row in run.store.jobs.in_state(st.SUCCEEDED):
                 run.downloads.put_nowait(row.seq)
-            for row in run.store.jobs_in_state(st.IN_FLIGHT):
+            for row in run.store.jobs.in_state(st.IN_FLIGHT):
                 first = self._recovered_first_delay(row)
                 self._spawn(tg, row, self.tracker.track(row, first, recovered=True))
             if run.config.no_wait:
@@ -204,18 +204,20 @@ class Engine:
             await self._submit_pending(tg)
             await audit  # it may queue downloads: let it finish before waiting on them
             await self._until_idle(tg)
-            if not run.stop.is_set():
+            if not run.stops.all.is_set():
                 await run.downloads.join()
             for _ in self._workers:
                 run.downloads.put_nowait(None)
             watchdog.cancel()
         self._tg = None
-        if run.money.halted:
+        if run.admission.money.halted:
             # Jobs put back to pending after the halt (a transient resubmit) say why they
             # were not sent either.
-            ledger.note_pending(run.store, run.money.stop_message or "")
-        for seq in run.money.spending.left:  # each job the cap left, with its price
-            ledger.note_pending(run.store, run.money.spending.left_note(seq) or "", seq=seq)
+            run.store.ledger.note_pending(run.admission.money.stop_message or "")
+        for seq in run.admission.money.spending.left:  # each job the cap left, with its price
+            run.store.ledger.note_pending(
+                run.admission.money.spending.left_note(seq) or "", seq=seq
+            )
         if self.chains.still_waiting():
             run.messages.append(
                 f"{self.chains.still_waiting()} job(s) wait for a parent job that did not "
@@ -235,7 +237,7 @@ class Engine:
         while self._lifecycles or run.resubmits.is_set():
             if run.resubmits.is_set():
                 run.resubmits.clear()
-                if not run.stop_submits.is_set():
+                if not run.stops.submits.is_set():
                     await self._submit_pending(tg)
                 continue
             every = asyncio.ensure_future(asyncio.wait(set(self._lifecycles)))
@@ -248,7 +250,7 @@ class Engine:
         """After a stop, in-flight calls get `drain_s` to finish; then they are cancelled (a
         cancelled submit is recorded as ambiguous, a cancelled download keeps its .part)."""
         run = self.context
-        await run.stop.wait()
+        await run.stops.all.wait()
         await run.clock.sleep(run.config.drain_s)
         for task in [*self._lifecycles, *self._workers]:
             task.cancel()
@@ -267,12 +269,14 @@ class Engine:
         run's outcome says so."""
         cfg = self.context.config
         if cfg.only_ids is not None and row.id not in cfg.only_ids:
-            self.context.held_back = "--only: the jobs not named stay pending for the next run"
+            self.context.stops.held_back = (
+                "--only: the jobs not named stay pending for the next run"
+            )
             return False
         limit = cfg.submit_limit
         if limit is None or row.seq in self._chosen or len(self._chosen) < limit:
             return True
-        self.context.held_back = (
+        self.context.stops.held_back = (
             f"--limit {limit}: {limit} job(s) submitted in this run; the rest stay pending for "
             "the next run"
         )
@@ -282,7 +286,7 @@ class Engine:
         """A page is a snapshot: a job active when it was read (waiting for its price's turn)
         may have been sent and finished before this pass reached it. Read again before a
         second coroutine is made for it (a child's pass makes this common)."""
-        fresh = self.context.store.job_by_seq(row.seq)
+        fresh = self.context.store.jobs.by_seq(row.seq)
         return fresh is not None and fresh.state == st.PENDING
 
     def _spawn_now(self, row: st.JobRow, coro: Coroutine[Any, Any, None]) -> None:
@@ -321,8 +325,8 @@ class Engine:
         """Pending jobs a page at a time, each spawned only once it holds an in-flight slot."""
         run = self.context
         last_seq = 0
-        while not run.stop_submits.is_set():
-            page = run.store.pending_after(last_seq, run.config.page_size)
+        while not run.stops.submits.is_set():
+            page = run.store.jobs.pending_after(last_seq, run.config.page_size)
             if not page:
                 return
             for row in page:
@@ -332,22 +336,22 @@ class Engine:
                 if row.seq in self._active:
                     self._passed_over.add(row.seq)
                     continue
-                if not await run.money.may_fit(row):  # left for the cap: the next may fit
+                if not await run.admission.money.may_fit(row):  # left for the cap: the next may fit
                     self.submitter.over_cap(row)
-                    if run.money.halted:
+                    if run.admission.money.halted:
                         return
                     continue
-                if not await run.take_slot():
+                if not await run.admission.take_slot():
                     return
                 if row.seq in self._active:  # spawned by another pass while this one waited
                     self._passed_over.add(row.seq)
-                    run.cap.unreserve()
+                    run.admission.cap.unreserve()
                     continue
                 if not self._still_pending(row):  # its coroutine ran and ended meanwhile
-                    run.cap.unreserve()
+                    run.admission.cap.unreserve()
                     continue
                 self._chosen.add(row.seq)
                 self._spawn(tg, row, self.submitter.lifecycle(row))
             # A cron run (--no-wait) stops once the cap is full: the next run continues.
-            if run.config.no_wait and run.cap.available == 0:
+            if run.config.no_wait and run.admission.cap.available == 0:
                 return

@@ -17,8 +17,9 @@ from batchgen.core.policy import retry_delay as policy_retry_delay
 from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
 from batchgen.engine.chooser import Lease
-from batchgen.engine.context import RunContext, StopReason
+from batchgen.engine.context import RunContext
 from batchgen.engine.gated import GatedSubmits
+from batchgen.engine.stops import StopReason
 from batchgen.engine.track import Tracker
 from batchgen.errors import (
     AccountError,
@@ -28,7 +29,6 @@ from batchgen.errors import (
     UntrackableTaskId,
 )
 from batchgen.inputs.prepare import InputRejected, PrepareInputs
-from batchgen.store import ledger
 
 log = logging.getLogger("batchgen.engine")
 
@@ -63,11 +63,11 @@ class Submitter:
         run = self.run
         # The first submit of a price class goes alone, to learn its price
         # (batchgen/money/pricing.py).
-        waits = run.money.turn_would_wait(row)
+        waits = run.admission.money.turn_would_wait(row)
         if waits:  # no slot is held while waiting for the turn: the learner may need it
-            run.cap.unreserve()
-        async with run.money.turn(row) as ticket:
-            if waits and not await run.take_slot(front=True):
+            run.admission.cap.unreserve()
+        async with run.admission.money.turn(row) as ticket:
+            if waits and not await run.admission.take_slot(front=True):
                 return  # stopped while waiting: no slot held, the job still pending
             try:
                 task_id = await self.submit(row)
@@ -75,7 +75,7 @@ class Submitter:
                 self._give_back_slot(row)
                 raise
             if task_id is not None:
-                await run.money.after(ticket, row.seq)
+                await run.admission.money.after(ticket, row.seq)
         if task_id is None:
             self._give_back_slot(row)
             return
@@ -90,7 +90,7 @@ class Submitter:
         if row.seq in self.no_slot:
             self.no_slot.discard(row.seq)
         else:
-            self.run.cap.unreserve()
+            self.run.admission.cap.unreserve()
 
     async def submit(self, row: st.JobRow) -> str | None:
         """POST with retries for answers that prove no task was created. None: no task now."""
@@ -107,7 +107,7 @@ class Submitter:
 
         async def record_intent() -> bool:
             nonlocal intent
-            if run.stop_submits.is_set() or not await self._reserve(row, lease):
+            if run.stops.submits.is_set() or not await self._reserve(row, lease):
                 return False
             try:
                 await run.store.synced()  # survives a power cut before anything is sent
@@ -119,11 +119,11 @@ class Submitter:
 
         attempt = refusals = 0
         while attempt < run.config.max_submit_tries:
-            if run.stop_submits.is_set():
+            if run.stops.submits.is_set():
                 return None
             intent = False
             if run.pool is not None:
-                lease = await run.pool.take(run.stop_submits, run.clock, not run.config.no_wait)
+                lease = await run.pool.take(run.stops.submits, run.clock, not run.config.no_wait)
                 if lease is None:
                     return None
             try:
@@ -133,7 +133,7 @@ class Submitter:
             except asyncio.CancelledError:
                 self._lease_back(lease)
                 if intent:
-                    run.money.sent(row.seq)
+                    run.admission.money.sent(row.seq)
                     self._ambiguous(row, "the run was stopped while its submit was on the wire")
                 raise
             except Exception as exc:
@@ -150,7 +150,7 @@ class Submitter:
                     assert isinstance(exc, UntrackableTaskId)
                     return self._orphaned(row, exc)
                 if act is Act.FAIL:
-                    run.money.release(row.seq)  # refused: no task was made
+                    run.admission.money.release(row.seq)  # refused: no task was made
                     run.fail(row, verdict.code or "FAILED", verdict.note)
                     return None
                 self._not_submitted(row)  # the answer proves that no task was made
@@ -176,12 +176,12 @@ class Submitter:
                 delay = backoff_delay(attempt, run.config.backoff, run.rng)  # Act.RETRY
             else:
                 # No await between the answer and this commit: nothing can interrupt it.
-                if not run.store.mark_in_flight(row.seq, task_id):
-                    run.money.sent(row.seq)
+                if not run.store.moves.mark_in_flight(row.seq, task_id):
+                    run.admission.money.sent(row.seq)
                     self._lease_back(lease)
                     return self._duplicate_task(row, task_id)
-                run.money.created(row.seq)
-                run.cap.created(task_id, row.model)
+                run.admission.money.created(row.seq)
+                run.admission.cap.created(task_id, row.model)
                 if lease is not None and run.pool is not None:
                     run.pool.created(lease, task_id, row.model)
                 run.stats.submitted += 1
@@ -198,9 +198,9 @@ class Submitter:
         receiver's secret base; a manifest that names its own callback_url keeps it (the
         user's server gets those callbacks, we poll slowly)."""
         body = row.body_dict()
-        callback_url = self.run.callback_url
+        callback_url = self.run.callbacks.url
         if callback_url and body.get("request_type", "async") == "async":
-            key_of = self.run.callback_key_of
+            key_of = self.run.callbacks.key_of
             body["request_type"] = "callback"
             body["callback_url"] = (
                 f"{callback_url.rstrip('/')}/{key_of(row.id) if key_of else row.id}"
@@ -223,17 +223,17 @@ class Submitter:
         self._saturated(exc)
         if run.config.no_wait:
             return False  # no task ends in a cron run: the next run submits it
-        run.cap.unreserve()
+        run.admission.cap.unreserve()
         self.no_slot.add(row.seq)
-        if run.cap.tasks and run.cap.in_flight <= run.stuck:
+        if run.admission.cap.tasks and run.admission.cap.in_flight <= run.stuck:
             self._cap_held_by_stuck()
             return False
         delay = exc.retry_after or 0.0
-        if not run.cap.tasks:  # no task of ours to wait for: someone else holds the cap
+        if not run.admission.cap.tasks:  # no task of ours to wait for: someone else holds the cap
             delay = max(delay, backoff_delay(refusals - 1, run.config.backoff, run.rng))
         if delay and not await run.sleep(delay):
             return False
-        if not await run.take_slot(front=True):
+        if not await run.admission.take_slot(front=True):
             return False
         self.no_slot.discard(row.seq)
         return True
@@ -244,23 +244,23 @@ class Submitter:
         run sees, so waiting for one would last for ever. Submits stop (exit 75); the next
         run polls those tasks again and submits when they end."""
         run = self.run
-        if run.stop_submits.is_set():
+        if run.stops.submits.is_set():
             return
         note = (
-            f"the API's concurrency cap is full and all {run.cap.tasks} task(s) of ours "
+            f"the API's concurrency cap is full and all {run.admission.cap.tasks} task(s) of ours "
             "holding it are no longer polled in this run: no new submits; the next run "
             "polls them again"
         )
         run.messages.append(note)
         log.warning("%s", note)
-        run.stop_submitting(StopReason.STUCK, note)
+        run.stops.stop_submitting(StopReason.STUCK, note)
 
     def _saturated(self, exc: RateLimited) -> None:
         """Lower the in-flight target to the tasks that exist; say so when the cap learned
         from the server changes."""
         run = self.run
-        run.cap.saturated(run.clock.now())
-        learned = run.cap.target.learned
+        run.admission.cap.saturated(run.clock.now())
+        learned = run.admission.cap.target.learned
         if learned is None or learned == self._learned_logged:
             return
         first = self._learned_logged is None
@@ -269,9 +269,9 @@ class Submitter:
             logging.WARNING if first else logging.INFO,
             "the API refused a submit with %d of our tasks in flight (%s): holding at most "
             "%d in flight, probing upward slowly (--max-in-flight %d)",
-            run.cap.tasks,
+            run.admission.cap.tasks,
             exc.message,
-            run.cap.limit,
+            run.admission.cap.limit,
             run.config.max_in_flight,
         )
 
@@ -283,7 +283,7 @@ class Submitter:
     def _skipped(self, lease: Lease | None) -> None:
         """Nothing was sent, or only this account stopped: the job stays pending, and with
         several accounts a new pass of the submitter offers it to another."""
-        if lease is not None and not self.run.stop_submits.is_set():
+        if lease is not None and not self.run.stops.submits.is_set():
             self.run.resubmits.set()
 
     async def _pooled_429(self, lease: Lease, exc: RateLimited, refusals: int) -> bool:
@@ -301,10 +301,10 @@ class Submitter:
         and under its account's own cap (several accounts)."""
         run = self.run
         if lease is None:
-            ok = await run.money.reserve(row)
+            ok = await run.admission.money.reserve(row)
         else:
-            ok = await run.money.reserve(row, lease.name, lease.fits)
-            if ok is False and run.money.over_account:
+            ok = await run.admission.money.reserve(row, lease.name, lease.fits)
+            if ok is False and run.admission.money.over_account:
                 run.account_over_budget(
                     lease.name, f"account {lease.name}: its max_spend is reached"
                 )
@@ -318,13 +318,13 @@ class Submitter:
         jobs after it that fit still go. Only a halt (the estimate exceeds the balance, no
         --yes) stops all submits; tracking and downloads go on either way."""
         run = self.run
-        if run.money.halted:
-            note = run.money.stop_message or ""
-            if run.stop_submitting(StopReason.BUDGET, note):
+        if run.admission.money.halted:
+            note = run.admission.money.stop_message or ""
+            if run.stops.stop_submitting(StopReason.BUDGET, note):
                 log.warning("%s", note)
-                ledger.note_pending(run.store, note)
+                run.store.ledger.note_pending(note)
             return
-        note = run.money.spending.left_note(row.seq)
+        note = run.admission.money.spending.left_note(row.seq)
         if note is None or row.seq in self._left_logged:
             return
         self._left_logged.add(row.seq)
@@ -333,24 +333,24 @@ class Submitter:
     def _not_submitted(self, row: st.JobRow) -> None:
         """The POST surely made no task: plainly pending again, its reservation released."""
         run = self.run
-        run.money.release(row.seq)
-        run.store.mark_not_submitted(row.seq)
+        run.admission.money.release(row.seq)
+        run.store.moves.mark_not_submitted(row.seq)
 
     def _ambiguous(self, row: st.JobRow, note: str) -> None:
         run = self.run
-        run.money.sent(row.seq)  # may have made a task: its price stays counted
-        run.store.mark_ambiguous(row.seq, note)
+        run.admission.money.sent(row.seq)  # may have made a task: its price stays counted
+        run.store.moves.mark_ambiguous(row.seq, note)
         run.stats.ambiguous += 1
         log.warning("%s is ambiguous: %s", row.id, note)
-        if run.on_ambiguous is not None:
-            run.on_ambiguous(row)  # callback mode: its callback may still show the task
+        if run.callbacks.on_ambiguous is not None:
+            run.callbacks.on_ambiguous(row)  # callback mode: its callback may still show the task
         return None
 
     def _duplicate_task(self, row: st.JobRow, task_id: str) -> None:
         """The API answered this submit with a task id another job already holds: that task's
         result belongs to the other job. Whether a task was made for this body is unknown."""
         run = self.run
-        owner = run.store.task_owner(task_id, besides=row.seq)
+        owner = run.store.moves.task_owner(task_id, besides=row.seq)
         if owner is None:  # not a duplicate: the job left `submitting` meanwhile (cannot happen)
             log.error("%s: task id %s not recorded", row.id, shown(task_id))
             return None
@@ -371,8 +371,8 @@ class Submitter:
             "batchgen cannot poll or download it; `batchgen retry STATE --orphaned` submits "
             "the job again and pays again"
         )
-        run.money.sent(row.seq)
-        run.store.mark_orphaned(row.seq, note)
+        run.admission.money.sent(row.seq)
+        run.store.moves.mark_orphaned(row.seq, note)
         run.stats.orphaned += 1
         run.messages.append(f'{row.id}: orphaned, task id "{exc.shown}": {exc.reason}')
         log.warning("%s is orphaned: %s", row.id, note)

@@ -21,8 +21,9 @@ from batchgen.core.schedule import (
 )
 from batchgen.core.taskids import shown
 from batchgen.core.verdicts import Act
-from batchgen.engine.context import RunContext, StopReason
+from batchgen.engine.context import RunContext
 from batchgen.engine.outage import PollVerdict, after_unreadable
+from batchgen.engine.stops import StopReason
 from batchgen.engine.wakes import Wakeup
 from batchgen.errors import (
     AccountError,
@@ -70,7 +71,9 @@ class Tracker:
         # Polled with the key of the account that made it (several accounts: --accounts).
         client = self.client if run.pool is None else run.pool.client_for(row.seq, task_id)
         account = None if run.pool is None else getattr(client, "account_name", None)
-        wake = run.news.wakes.setdefault(task_id, Wakeup(run.clock))  # news may have come before us
+        wake = run.callbacks.news.wakes.setdefault(
+            task_id, Wakeup(run.clock)
+        )  # news may have come before us
         last_request: float | None = None  # loop time of this task's last status request
         try:
             # When the poll planned now is due: news that wakes the tracker earlier and turns
@@ -84,18 +87,18 @@ class Tracker:
                 delay: float
                 claim: float | None = None  # the claim of the end this request confirms
                 try:
-                    delivered = run.news.delivered.pop(task_id, None)
+                    delivered = run.callbacks.news.delivered.pop(task_id, None)
                     if delivered is not None:
                         status = delivered
                     else:
                         wake.clear()  # news so far is confirmed by this request
-                        claim = run.news.claimed_end.pop(task_id, None)
+                        claim = run.callbacks.news.claimed_end.pop(task_id, None)
                         last_request = run.clock.now()
                         status = await client.status(task_id, model=row.model)
                         run.stats.polls += 1
                 except Exception as exc:
                     if claim is not None:  # not confirmed either way: the next request does
-                        run.news.claimed_end.setdefault(task_id, claim)
+                        run.callbacks.news.claimed_end.setdefault(task_id, claim)
                     verdict = self.judge(exc, account)
                     if verdict is None:
                         return  # the task stays in_flight; a run with a working key goes on
@@ -156,9 +159,9 @@ class Tracker:
                 if not await self._sleep_or_wake(wake, delay, task_id, last_request):
                     return
         finally:
-            run.news.forget(task_id)
+            run.callbacks.news.forget(task_id)
             if released:
-                run.cap.release(task_id)
+                run.admission.cap.release(task_id)
                 if run.pool is not None:
                     run.pool.ended(task_id)
 
@@ -200,7 +203,7 @@ class Tracker:
         )
         if verdict is PollVerdict.EXPIRE:
             run.outage.tasks.pop(task_id, None)
-            run.store.mark_expired(
+            run.store.moves.mark_expired(
                 row.seq,
                 f"task {task_id}: status unreadable ({error}) and its result lifetime is over",
             )
@@ -209,10 +212,10 @@ class Tracker:
         elif verdict is PollVerdict.PARK:
             run.outage.park(task_id)
             run.give_up_for_run()
-        if run.outage.over(now) and not run.stop_submits.is_set():
+        if run.outage.over(now) and not run.stops.submits.is_set():
             note = f"no status answer readable for {now - (run.outage.since or now):.0f} s"
             log.warning("%s: no new submits in this run", note)
-            run.stop_submitting(StopReason.OUTAGE, note)
+            run.stops.stop_submitting(StopReason.OUTAGE, note)
         return verdict
 
     def _stuck_now(self, row: st.JobRow, task_id: str, state: str, submitted_at: float) -> bool:
@@ -242,7 +245,7 @@ class Tracker:
 
     def _is_callback(self, row: st.JobRow) -> bool:
         run = self.run
-        if run.callback_url:
+        if run.callbacks.url:
             return True
         return '"request_type":"callback"' in row.body.replace(" ", "")
 
@@ -255,7 +258,7 @@ class Tracker:
         earns none. Either way the task goes back to its own pace after: a forger cannot put
         it on the normal pace until its end."""
         run = self.run
-        run.news.refuted[task_id] = run.news.refuted.get(task_id, 0) + 1
+        run.callbacks.news.refuted[task_id] = run.callbacks.news.refuted.get(task_id, 0) + 1
         plausible = claim >= submitted_at + run.earliest_end(row)
         return claim_follow_ups(plausible, run.config.callback_guard_s)
 
@@ -267,7 +270,7 @@ class Tracker:
             run.rng,
             callback=callback,
             recovered=recovered,
-            seen=task_id in run.news.seen,
+            seen=task_id in run.callbacks.news.seen,
             callback_every_s=run.config.callback_poll_every_s,
         )
 
@@ -279,20 +282,20 @@ class Tracker:
         comes meanwhile joins that one confirmation; a trusted end needs none). False means
         stop. One future and one timer per sleep: a thousand trackers sleep at little cost."""
         run = self.run
-        if run.stop.is_set():
+        if run.stops.all.is_set():
             return False
         news = await wake.sleep(seconds, grid=run.config.poll.poll_every * POLL_GRID)
         guard = claim_guard(
             run.config.callback_guard_s,
-            run.news.refuted.get(task_id, 0),
+            run.callbacks.news.refuted.get(task_id, 0),
             run.config.callback_poll_every_s,
         )
-        while news and not run.stop.is_set() and task_id not in run.news.delivered:
+        while news and not run.stops.all.is_set() and task_id not in run.callbacks.news.delivered:
             wait = confirm_delay(run.clock.now(), last_request, guard)
             if wait <= 0:
                 break
             await wake.sleep(wait)
-        return not run.stop.is_set()
+        return not run.stops.all.is_set()
 
     def _finish(self, row: st.JobRow, status: TaskStatus) -> None:
         run = self.run
@@ -303,15 +306,15 @@ class Tracker:
         }
         if status.state == "failed":
             code = status.fail_code or "FAILED"
-            if run.money.finished(row, status.task_id, code, status.fail_msg or ""):
+            if run.admission.money.finished(row, status.task_id, code, status.fail_msg or ""):
                 run.resubmits.set()  # a transient failure: the job is pending again
                 return
             run.fail(row, code, status.fail_msg or "", **times)
             return
         completed = (status.complete_time_ms / 1000.0) if status.complete_time_ms else run.wall()
         completed = min(completed, run.wall())  # a server clock in the future buys no time
-        run.money.finished(row, status.task_id, None, "")
-        run.store.mark_succeeded(
+        run.admission.money.finished(row, status.task_id, None, "")
+        run.store.moves.mark_succeeded(
             row.seq,
             status.result_urls,
             expires_at=completed + run.config.result_lifetime_s,

@@ -11,11 +11,13 @@ are core/schedule.py's.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchgen.adapters.answers import TaskStatus
 from batchgen.clock import Clock
 from batchgen.core.schedule import on_grid
+from batchgen.store.rows import JobRow
 
 
 class Wakeup:
@@ -85,3 +87,17 @@ class TaskNews:
         self.delivered.pop(task_id, None)
         self.claimed_end.pop(task_id, None)
         self.refuted.pop(task_id, None)
+
+
+@dataclass
+class CallbackLink:
+    """Callback mode, as the parts see it (`run.callbacks`): the news callbacks bring, and
+    where submits ask the provider to post (known once the receiver listens,
+    Engine.receive_callbacks_at); polls are a fallback."""
+
+    news: TaskNews = field(default_factory=TaskNews)
+    url: str | None = None  # the receiver's secret base
+    # The per-job last segment of that URL: a key only this state file can compute, so a
+    # callback there shows the task that job's submit made (engine/adopt.py).
+    key_of: Callable[[str], str] | None = None
+    on_ambiguous: Callable[[JobRow], None] | None = None  # engine/adopt.py

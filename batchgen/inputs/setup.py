@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 from typing import TYPE_CHECKING
 
 from batchgen.core.policy import Backoff
@@ -17,12 +16,13 @@ from batchgen.store.images import ImageRecords
 
 if TYPE_CHECKING:
     from batchgen.adapters.sessions import Sessions
-    from batchgen.settings import RunOptions
+    from batchgen.settings import Pace, RunOptions
 
 
 def prepare_inputs(
     opts: RunOptions,
-    db: sqlite3.Connection,
+    pace: Pace,
+    records: ImageRecords,
     sessions: Sessions,
     *,
     public_only: bool,
@@ -30,16 +30,15 @@ def prepare_inputs(
 ) -> Inputs:
     """Checks follow the run's options: each step waits at most --connect-timeout (a real
     network deadline, not scaled), retries pace like the downloader's (half the API's
-    backoff), and as many URLs are checked at once as files are downloaded."""
-    records = ImageRecords(db)
+    backoff), and as many URLs are checked at once as files are downloaded. `records` is the
+    state file's image part (`store.images`)."""
     check = None
     if preflight:
-        assert opts.backoff_base_s is not None and opts.backoff_cap_s is not None
         check = Preflight(
             sessions.cdn,
-            timeout_s=opts.connect_timeout_s,
-            backoff=Backoff(base=opts.backoff_base_s / 2, cap=opts.backoff_cap_s / 2),
-            concurrency=opts.download_concurrency,
+            timeout_s=opts.api.connect_timeout_s,
+            backoff=Backoff(base=pace.backoff_base_s / 2, cap=pace.backoff_cap_s / 2),
+            concurrency=opts.limits.download_concurrency,
             public_only=public_only,
             proxies=sessions.proxies,
             rng=random.Random(opts.seed),
@@ -47,9 +46,11 @@ def prepare_inputs(
             save=records.save_check,
         )
     uploads = None
-    if opts.image_store:
-        store = ImageStore(opts.image_store, opts.image_url_ttl_s, proxies=sessions.proxies)
+    if opts.files.image_store:
+        store = ImageStore(
+            opts.files.image_store, opts.files.image_url_ttl_s, proxies=sessions.proxies
+        )
         uploads = LocalUploads(records, store=store)
-    elif opts.serve_local_images:
+    elif opts.files.serve_local_images:
         uploads = LocalUploads(records, server=LocalServer())
     return Inputs(records, preflight=check, is_local=is_ref, resolve_local=uploads)

@@ -147,14 +147,14 @@ class Money:
         look like no refund), nor without a balance at the start. Returns micro-dollars."""
         if self.start_balance is None or self.unknown_now:
             return 0
-        refundable = ledger.refundable(self.spending.store, self.started_at)
+        refundable = self.spending.store.ledger.refundable(self.started_at)
         if not refundable or len(refundable) == self._settled_with:
             return 0
         self._settled_with = len(refundable)
         now = await self.pricing.balance()
         if now is None:
             return 0
-        expected = ledger.prices_of(self.spending.store, self.created_now, self.started_at)
+        expected = self.spending.store.ledger.prices_of(self.created_now, self.started_at)
         observed = self.start_balance - now
         credited = self.spending.refunds(expected - self.credited_now, observed, self.started_at)
         self.credited_now += credited
@@ -173,11 +173,11 @@ class Money:
         """The job's task ended. True: it failed transiently and went back to pending for a
         resubmit (the caller must not record it failed)."""
         if code is None:
-            ledger.finish(self.spending.store, row.seq, task_id, ledger.SUCCEEDED)
+            self.spending.store.ledger.finish(row.seq, task_id, ledger.SUCCEEDED)
             return False
-        used = ledger.trailing_resubmits(self.spending.store, row.seq)
+        used = self.spending.store.ledger.trailing_resubmits(row.seq)
         if not should_resubmit(code, used, self.resubmit):
-            ledger.finish(self.spending.store, row.seq, task_id, ledger.FAILED, code, message)
+            self.spending.store.ledger.finish(row.seq, task_id, ledger.FAILED, code, message)
             return False
         note = f"resubmitted after {code} (resubmit {used + 1} of {self.resubmit.limit})"
         if not resubmit_job(self.spending.store, row.seq, task_id, code, message, note):
@@ -205,7 +205,7 @@ def resubmit_job(
 ) -> bool:
     """One transaction: the attempt ends `resubmitted`, the job goes back to pending without
     its task (a new intent, a new reservation, the same no-double-charge rules)."""
-    return store.resubmit(seq, note, task_id=task_id, code=code, message=message)
+    return store.moves.resubmit(seq, note, task_id=task_id, code=code, message=message)
 
 
 async def before_spending(money: Money, go_ahead: bool) -> None:
@@ -213,7 +213,7 @@ async def before_spending(money: Money, go_ahead: bool) -> None:
     jobs still pending exceeds the balance, nothing is submitted unless `go_ahead` (--yes):
     then the run spends up to the balance (a cap at what it allows), never into a 402."""
     s = money.spending
-    ledger.clear_budget_notes(s.store)
+    s.store.ledger.clear_budget_notes()
     balance = money.start_balance = await money.pricing.balance()
     estimate = s.estimate_pending()
     shown = usd(balance) if balance is not None else "unreadable"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from batchgen import store as st
 from batchgen.money import budget
 from batchgen.money.prices import DEFAULT_MODEL, PriceBook, price_key, usd
-from batchgen.store import ledger, views
+from batchgen.store import views
 
 log = logging.getLogger("batchgen.money.spending")
 
@@ -46,8 +46,8 @@ class Spending:
     user_cap: int | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.book.learned.update(ledger.learned_prices(self.store))
-        self.total = ledger.spent(self.store)
+        self.book.learned.update(self.store.ledger.learned_prices())
+        self.total = self.store.ledger.spent()
         self.user_cap = self.cap
 
     @property
@@ -113,10 +113,10 @@ class Spending:
             return OVER_ACCOUNT
         if not self.fits(row):
             return OVER_CAP
-        n = ledger.next_n(self.store, row.seq)
+        n = self.store.ledger.next_n(row.seq)
         attempt = (n, self.key_of(row), price)
         named = {"account": account} if account is not None else {}  # the run's key: NULL
-        if not self.store.mark_submitting(row.seq, attempt, **named):
+        if not self.store.moves.mark_submitting(row.seq, attempt, **named):
             return None
         self.left.pop(row.seq, None)
         self.total += price
@@ -127,7 +127,7 @@ class Spending:
         """The POST surely made no task: its reservation goes (the job is pending again)."""
         got = self._on_wire.pop(seq, None)
         if got is not None:
-            ledger.release(self.store, seq, got[0])
+            self.store.ledger.release(seq, got[0])
             self.total -= got[1]
             self._room()
 
@@ -153,24 +153,24 @@ class Spending:
         else:
             log.info("price of %s learned from the balance: %s", key, usd(micros))
         self.book.learned[key] = micros
-        ledger.save_learned(self.store, key, micros)
+        self.store.ledger.save_learned(key, micros)
         got = self._on_wire.get(seq) if seq is not None else None
         if seq is not None:
             n, old = got if got is not None else (self._last_n(seq), None)
             if old is None:
                 old = self._price_of_attempt(seq, n)
             if n is not None and old is not None:
-                ledger.reprice(self.store, seq, n, micros)
+                self.store.ledger.reprice(seq, n, micros)
                 self.total += micros - old
         if listed is None or micros < listed:  # jobs left at a dearer estimate may fit now
             self._room()
 
     def _last_n(self, seq: int) -> int | None:
-        rows = ledger.attempts(self.store, seq)
+        rows = self.store.ledger.attempts(seq)
         return rows[-1].n if rows else None
 
     def _price_of_attempt(self, seq: int, n: int | None) -> int | None:
-        for a in ledger.attempts(self.store, seq):
+        for a in self.store.ledger.attempts(seq):
             if a.n == n:
                 return a.price_micros
         return None
@@ -181,11 +181,11 @@ class Spending:
     def refunds(self, expected_drop: int, observed_drop: int, since: float) -> int:
         """Credit refunds a balance reading explains (budget.refunds_seen), among attempts
         that failed since `since`. Returns micro-dollars."""
-        candidates = ledger.refundable(self.store, since)
+        candidates = self.store.ledger.refundable(since)
         chosen = budget.refunds_seen(expected_drop, observed_drop, [c[2] for c in candidates])
         if not chosen:
             return 0
-        ledger.mark_refunded(self.store, [(candidates[i][0], candidates[i][1]) for i in chosen])
+        self.store.ledger.mark_refunded([(candidates[i][0], candidates[i][1]) for i in chosen])
         amount = sum(candidates[i][2] for i in chosen)
         self.total -= amount
         self._room()

@@ -23,7 +23,7 @@ from batchgen.hooks import RunHooks
 from batchgen.notify import apprise_send, deliver, json_post, metrics, ping
 from batchgen.notify.summary import RunFacts, message, outcome_of, summary
 from batchgen.settings import METRICS_EVERY_PER_POLL_AFTER, NotifySettings, RunOptions
-from batchgen.store import ledger, views
+from batchgen.store import views
 
 if TYPE_CHECKING:
     from batchgen.engine import Engine
@@ -34,7 +34,7 @@ CRASHED = exitcodes.CRASHED  # an exit without an outcome, as the runs table rec
 
 def batch_name(store: st.Store, opts: RunOptions) -> str:
     """The manifest's name as `run` recorded it, else the output folder's."""
-    return store.get_meta("batch") or opts.output_dir.name or "batch"
+    return store.get_meta("batch") or opts.files.output_dir.name or "batch"
 
 
 class RunNotices:
@@ -59,9 +59,9 @@ class RunNotices:
         self._final = False
         paced = opts.paced()
         self._pause_s = paced.backoff_base_s or 0.0
-        self._deadline_s = self.settings.deadline_s or opts.drain_s
+        self._deadline_s = self.settings.deadline_s or opts.timing.drain_s
         self._every_s = self.settings.metrics_every_s or (
-            METRICS_EVERY_PER_POLL_AFTER * opts.poll_after_s
+            METRICS_EVERY_PER_POLL_AFTER * opts.timing.poll_after_s
         )
 
     def watching(self, hooks: RunHooks) -> RunHooks:
@@ -82,7 +82,7 @@ class RunNotices:
         """The start ping (in the background: the run does not wait for it) and the ticker."""
         s = self.settings
         if s.ping_url or s.json_urls:
-            self._http = deliver.session(self.opts.proxy_env, self.opts.connect_timeout_s)
+            self._http = deliver.session(self.opts.api.proxy_env, self.opts.api.connect_timeout_s)
         if s.ping_url:
             self._start = asyncio.create_task(
                 ping.ping(self._http, s.ping_url, self.rid, None, self._budget())
@@ -105,15 +105,15 @@ class RunNotices:
             last[metrics.LAST_DURATION] = end.duration_s
             if end.exit_code == 0:
                 last[metrics.LAST_SUCCESS] = end.ended_at
-        spent = ledger.spent(store) / 1_000_000
-        ours = metrics.samples(self.batch, store.counts(), spent, self._requests(), last)
+        spent = store.ledger.spent() / 1_000_000
+        ours = metrics.samples(self.batch, store.jobs.counts(), spent, self._requests(), last)
         metrics.write(path, self.batch, ours)
 
     def _write_while_running(self) -> None:
         with self._write_lock:
             if self._final:
                 return
-            reader = st.Store(self.opts.state_path, readonly=True)  # this thread's own
+            reader = st.Store(self.opts.files.state_path, readonly=True)  # this thread's own
             try:
                 self._write_metrics(reader, None)
             finally:
@@ -136,18 +136,18 @@ class RunNotices:
         total, failed = views.unsuccessful(self.store.db, 50)
         cap = self.store.get_meta("max_spend_micros") or ""
         report = self.report
-        if report is None and self.opts.write_results:
-            report = str(self.opts.output_dir / "results.jsonl")
+        if report is None and self.opts.files.write_results:
+            report = str(self.opts.files.output_dir / "results.jsonl")
         return RunFacts(
             batch=self.batch,
             run_id=self.rid,
             run_number=self.run_number,
             exit_code=exit_code,
             how=how,
-            counts=self.store.counts(),
+            counts=self.store.jobs.counts(),
             failures_total=total,
             failures=failed,
-            spent_micros=ledger.spent(self.store),
+            spent_micros=self.store.ledger.spent(),
             cap_micros=int(cap) if cap.isdigit() else None,
             started_at=self.started_at,
             ended_at=ended_at,

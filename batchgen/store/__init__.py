@@ -22,23 +22,23 @@ PRAGMAs, and why:
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from batchgen.adapters.durability import GroupSync, fsync_path
 from batchgen.errors import StateError
 from batchgen.states import STATES, UNSUCCESSFUL, JobState
 from batchgen.store import migrations
-from batchgen.store.jobaccounts import add_account_columns
+from batchgen.store.images import ImageRecords
+from batchgen.store.jobaccounts import JobAccounts, add_account_columns
 from batchgen.store.jobmeta import JobMeta, add_meta_column
+from batchgen.store.jobs import Jobs, Runs
+from batchgen.store.ledger import Ledger
 from batchgen.store.links import JobLinks, add_parent_column
 from batchgen.store.moves import JobMoves
 from batchgen.store.rows import (
-    _JOB_COLS,
     POLL_ERRORS,
     FileRow,
     JobRow,
@@ -47,7 +47,7 @@ from batchgen.store.rows import (
     retry_keeps_task,
 )
 from batchgen.store.schema import SCHEMA, SCHEMA_VERSION
-from batchgen.store.sqlite import Tx, open_for_reading, state_file, write_error
+from batchgen.store.sqlite import Conn, Tx, open_for_reading, state_file, write_error
 
 __all__ = [
     "POLL_ERRORS",
@@ -76,8 +76,12 @@ CANCELLED = JobState.CANCELLED
 ORPHANED = JobState.ORPHANED
 
 
-class Store(JobMoves, JobMeta, JobLinks):
-    """All reads and writes of the state file. Not thread-safe: one event loop owns it."""
+class Store:
+    """The state file: its connection, schema, transactions and file meta, and its parts by
+    question, all on one connection with one transaction discipline (`Conn`): `jobs` (add and
+    read), `moves` (every state change), `job_meta`, `links` (each job's parent, `extends`),
+    `accounts` (which account made each task), `ledger` (money), `runs`, `images` (input
+    images). Not thread-safe: one event loop owns it."""
 
     def __init__(
         self, path: str | Path, *, readonly: bool = False, wall: Callable[[], float] = time.time
@@ -86,7 +90,6 @@ class Store(JobMoves, JobMeta, JobLinks):
         self._now = wall  # the wall clock of every time recorded; injected by tests
         self._wal = False
         self._group_sync = GroupSync(self._fsync_log)
-        self._tables: set[str] = set()  # tables known to exist (has_table)
         try:
             if readonly:
                 if not self.path.exists():
@@ -101,11 +104,33 @@ class Store(JobMoves, JobMeta, JobLinks):
                 self._wal = str(mode).lower() == "wal"
                 self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self._compose()
             self._migrate(readonly)
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path}: not a usable batchgen state file ({exc})") from exc
         except OSError as exc:
             raise StateError(f"{self.path}: cannot open the state file ({exc})") from exc
+
+    def _compose(self) -> None:
+        """The parts, each on the one connection and clock (`Conn`)."""
+        conn = Conn(self.db, self._now)
+        self._conn = conn
+        self.jobs = Jobs(conn)
+        self.moves = JobMoves(conn)
+        self.job_meta = JobMeta(conn)
+        self.links = JobLinks(conn)
+        self.accounts = JobAccounts(conn)
+        self.ledger = Ledger(conn)
+        self.runs = Runs(conn)
+        self._images: ImageRecords | None = None
+
+    @property
+    def images(self) -> ImageRecords:
+        """The input images' records; their tables are made on first use (CREATE IF NOT
+        EXISTS), which a read-only open cannot do, hence only when asked for."""
+        if self._images is None:
+            self._images = ImageRecords(self.db)
+        return self._images
 
     def now(self) -> float:
         """The wall-clock seconds this state file records (time.time unless injected)."""
@@ -147,25 +172,9 @@ class Store(JobMoves, JobMeta, JobLinks):
                     self.db.execute(statement)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
-    def models(self) -> dict[str, int]:
-        """Jobs per model."""
-        return dict(self.db.execute("SELECT model, COUNT(*) FROM jobs GROUP BY model"))
-
-    def has_table(self, name: str) -> bool:
-        """Whether the file has this table (an older file opened read-only may not). A table,
-        once there, stays: remembered, so the per-job callers pay one lookup per run."""
-        known = self._tables
-        if name in known:
-            return True
-        query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
-        if self.db.execute(query, (name,)).fetchone() is None:
-            return False
-        known.add(name)
-        return True
-
     def transaction(self) -> Tx:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT)."""
-        return Tx(self.db)
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT): the parts' own, too."""
+        return self._conn.transaction()
 
     async def synced(self) -> None:
         """Return once every commit made before this call is on disk (survives a power cut)."""
@@ -206,154 +215,3 @@ class Store(JobMoves, JobMeta, JobLinks):
         with self.transaction():
             for key, value in values.items():
                 self.set_meta(key, value)
-
-    # -- loading a manifest -----------------------------------------------------------------
-
-    def sync_jobs(
-        self, jobs: Iterable[tuple[str, str, dict[str, Any]]], *, resubmit_changed: bool = False
-    ) -> SyncResult:
-        """Add (id, model, body) jobs idempotently: new ids are appended, known ids are left alone.
-
-        A known id whose body changed is reported, and replaced only with `resubmit_changed`
-        (which means paying for it again if it already ran)."""
-        added = unchanged = 0
-        changed: list[str] = []
-        resubmitted: list[str] = []
-        now = self._now()
-        with self.transaction():
-            next_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()[0]
-            for job_id, model, body in jobs:
-                sha = body_sha(body)
-                row = self.db.execute(
-                    "SELECT seq, body_sha, state, model FROM jobs WHERE id=?", (job_id,)
-                ).fetchone()
-                text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-                inp = body.get("input") if isinstance(body.get("input"), dict) else {}
-                if row is None:
-                    next_seq += 1
-                    self.db.execute(
-                        "INSERT INTO jobs (seq, id, model, body, body_sha, mode, duration, state,"
-                        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            next_seq,
-                            job_id,
-                            model,
-                            text,
-                            sha,
-                            inp.get("mode"),
-                            inp.get("duration"),
-                            PENDING,
-                            now,
-                        ),
-                    )
-                    added += 1
-                elif row[1] == sha and row[3] == model:
-                    unchanged += 1
-                elif resubmit_changed and row[2] not in (SUBMITTING,):
-                    mode, duration = inp.get("mode"), inp.get("duration")
-                    self.db.execute("DELETE FROM files WHERE job_seq=?", (row[0],))
-                    self.db.execute(
-                        "UPDATE jobs SET model=?, body=?, body_sha=?, mode=?, duration=?,"
-                        " state=?, task_id=NULL, submitted_at=NULL, completed_at=NULL,"
-                        " create_time_ms=NULL, complete_time_ms=NULL, cost_time_ms=NULL,"
-                        " fail_code=NULL, fail_msg=NULL, expires_at=NULL, changed_body=NULL,"
-                        " note=NULL, updated_at=? WHERE seq=?",
-                        (model, text, sha, mode, duration, PENDING, now, row[0]),
-                    )
-                    resubmitted.append(job_id)
-                else:
-                    self.db.execute("UPDATE jobs SET changed_body=? WHERE seq=?", (text, row[0]))
-                    changed.append(job_id)
-        return SyncResult(added, unchanged, changed, resubmitted)
-
-    # -- recovery ---------------------------------------------------------------------------
-
-    def recover_interrupted(self) -> int:
-        """A `submitting` job after a restart may or may not have created a task: ambiguous."""
-        with self.transaction():
-            cur = self.db.execute(
-                "UPDATE jobs SET state=?, note=?, updated_at=? WHERE state=?",
-                (
-                    AMBIGUOUS,
-                    "the run stopped while its submit was on the wire",
-                    self._now(),
-                    SUBMITTING,
-                ),
-            )
-        return cur.rowcount
-
-    def requeue_ambiguous(self) -> int:
-        """--resubmit-ambiguous: the user accepts that these may be paid twice."""
-        with self.transaction():
-            cur = self.db.execute(
-                "UPDATE jobs SET state=?, note=NULL, updated_at=? WHERE state=?",
-                (PENDING, self._now(), AMBIGUOUS),
-            )
-        return cur.rowcount
-
-    # -- queries ----------------------------------------------------------------------------
-
-    def pending_after(self, seq: int, limit: int) -> list[JobRow]:
-        rows = self.db.execute(
-            f"SELECT {_JOB_COLS} FROM jobs WHERE state=? AND seq>? ORDER BY seq LIMIT ?",
-            (PENDING, seq, limit),
-        ).fetchall()
-        return [JobRow(*r) for r in rows]
-
-    def jobs_in_state(self, state: str) -> Iterator[JobRow]:
-        cur = self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE state=? ORDER BY seq", (state,))
-        for row in cur:
-            yield JobRow(*row)
-
-    def known_task(self) -> JobRow | None:
-        """A job whose task the provider has certainly made (in flight first, else the latest
-        finished): asking its status is a safe way to hear from the API
-        (batchgen/engine/gate.py)."""
-        row = self.db.execute(
-            f"SELECT {_JOB_COLS} FROM jobs WHERE task_id IS NOT NULL AND state IN (?, ?, ?)"
-            " ORDER BY state = ? DESC, updated_at DESC LIMIT 1",
-            (IN_FLIGHT, SUCCEEDED, DONE, IN_FLIGHT),
-        ).fetchone()
-        return JobRow(*row) if row else None
-
-    def job(self, job_id: str) -> JobRow | None:
-        row = self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return JobRow(*row) if row else None
-
-    def job_by_seq(self, seq: int) -> JobRow | None:
-        row = self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE seq=?", (seq,)).fetchone()
-        return JobRow(*row) if row else None
-
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATES, 0)
-        for state, n in self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
-            out[state] = n
-        return out
-
-    def files_of(self, seq: int) -> list[FileRow]:
-        rows = self.db.execute(
-            "SELECT job_seq, idx, url, path, bytes, sha256, mtime_ns, done_at FROM files"
-            " WHERE job_seq=? ORDER BY idx",
-            (seq,),
-        ).fetchall()
-        return [FileRow(*r) for r in rows]
-
-    def expires_at(self, seq: int) -> float | None:
-        row = self.db.execute("SELECT expires_at FROM jobs WHERE seq=?", (seq,)).fetchone()
-        return row[0] if row else None
-
-    # -- runs -------------------------------------------------------------------------------
-
-    def start_run(self, pid: int) -> int:
-        with self.transaction():
-            cur = self.db.execute(
-                "INSERT INTO runs (pid, started_at) VALUES (?, ?)", (pid, self._now())
-            )
-        return int(cur.lastrowid or 0)
-
-    def end_run(self, run_id: int, exit_code: int, how: str) -> None:
-        with self.transaction():
-            self.db.execute(
-                "UPDATE runs SET ended_at=?, exit_code=?, how=? WHERE id=?",
-                (self._now(), exit_code, how, run_id),
-            )

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from batchgen.store.sqlite import Tx
+from batchgen.store.sqlite import Conn
 
 
 def has_meta_column(db: sqlite3.Connection) -> bool:
@@ -39,14 +39,13 @@ def _parse(text: str | None) -> dict[str, Any]:
 
 
 class JobMeta:
-    """The Store's meta methods (mixed into batchgen.store.Store)."""
+    """Each job's meta (`store.job_meta`), on the Store's connection."""
 
-    db: sqlite3.Connection
+    def __init__(self, conn: Conn) -> None:
+        self.db = conn.db
+        self.transaction = conn.transaction
 
-    def transaction(self) -> Tx:  # pragma: no cover - the Store's
-        raise NotImplementedError
-
-    def record_meta(self, items: Iterable[tuple[str, Mapping[str, Any] | None]]) -> int:
+    def record(self, items: Iterable[tuple[str, Mapping[str, Any] | None]]) -> int:
         """Set each (job id, meta) as the manifest now says; returns the rows changed. A
         batch without any meta, in a file without any, costs one query."""
         rows = [(_text(meta), job_id) for job_id, meta in items]
@@ -62,7 +61,7 @@ class JobMeta:
             )
             return self.db.total_changes - before
 
-    def job_meta(self, seq: int) -> dict[str, Any]:
+    def of(self, seq: int) -> dict[str, Any]:
         row = self.db.execute("SELECT meta FROM jobs WHERE seq=?", (seq,)).fetchone()
         return _parse(row[0]) if row else {}
 

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from batchgen.store.sqlite import Tx
+from batchgen.store.sqlite import Conn
 
 
 class Parent(NamedTuple):
@@ -32,14 +32,13 @@ def add_parent_column(db: sqlite3.Connection) -> None:
 
 
 class JobLinks:
-    """The Store's parent-link methods (mixed into batchgen.store.Store)."""
+    """Each job's parent (`store.links`), on the Store's connection."""
 
-    db: sqlite3.Connection
+    def __init__(self, conn: Conn) -> None:
+        self.db = conn.db
+        self.transaction = conn.transaction
 
-    def transaction(self) -> Tx:  # pragma: no cover - the Store's
-        raise NotImplementedError
-
-    def record_parents(self, items: Iterable[tuple[str, str | None]]) -> int:
+    def record(self, items: Iterable[tuple[str, str | None]]) -> int:
         """Set each (job id, parent id or None) as the manifest now says; returns the rows
         changed. A batch without links, in a file without any, costs one query."""
         rows = list(items)

@@ -11,7 +11,7 @@ from typing import Any
 from batchgen.errors import IllegalTransition
 from batchgen.states import FINISHED, RETRYABLE, JobState, allowed
 from batchgen.store.rows import retry_keeps_task
-from batchgen.store.sqlite import Tx, write_error
+from batchgen.store.sqlite import Conn, write_error
 
 PENDING = JobState.PENDING
 SUBMITTING = JobState.SUBMITTING
@@ -26,16 +26,36 @@ CANCELLED = JobState.CANCELLED
 
 
 class JobMoves:
-    """The Store's writes to `jobs` and `files` (mixed into batchgen.store.Store)."""
+    """The writes to `jobs` and `files` (`store.moves`), on the Store's connection."""
 
-    db: sqlite3.Connection
-    _now: Callable[[], float]
-    on_finished: Callable[[int], None] | None = None
-    """Called with a job's seq once a move has committed it to a finished state (done,
-    failed, ambiguous, orphaned, expired, cancelled): the Python API's on_result."""
+    def __init__(self, conn: Conn) -> None:
+        self.db = conn.db
+        self._now = conn.now
+        self.transaction = conn.transaction
+        self.on_finished: Callable[[int], None] | None = None
+        """Called with a job's seq once a move has committed it to a finished state (done,
+        failed, ambiguous, orphaned, expired, cancelled): the Python API's on_result."""
 
-    def transaction(self) -> Tx:
-        raise NotImplementedError
+    # -- after a restart, and what the user accepts ---------------------------------------------
+
+    def recover_interrupted(self) -> int:
+        """A `submitting` job after a restart may or may not have created a task: ambiguous."""
+        note = "the run stopped while its submit was on the wire"
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE jobs SET state=?, note=?, updated_at=? WHERE state=?",
+                (AMBIGUOUS, note, self._now(), SUBMITTING),
+            )
+        return cur.rowcount
+
+    def requeue_ambiguous(self) -> int:
+        """--resubmit-ambiguous: the user accepts that these may be paid twice."""
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE jobs SET state=?, note=NULL, updated_at=? WHERE state=?",
+                (PENDING, self._now(), AMBIGUOUS),
+            )
+        return cur.rowcount
 
     # -- transitions: each one transaction, committed before the caller goes on -------------
 

@@ -9,12 +9,13 @@ import errno
 import os
 import sqlite3
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from batchgen.errors import StateDiskFull, StateError
 
-__all__ = ["Tx", "open_for_reading", "write_error"]
+__all__ = ["Conn", "Tx", "open_for_reading", "write_error"]
 
 
 def state_file(path: str | Path) -> Path:
@@ -84,3 +85,31 @@ class Tx:
                 self.db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise write_error(exc) from exc
+
+
+class Conn:
+    """The one connection and wall clock the Store's parts share, and the one way they write
+    together: `transaction()` (BEGIN IMMEDIATE ... COMMIT). Parts hold this, never the Store,
+    so no part imports the Store that composes it."""
+
+    __slots__ = ("_tables", "db", "now")
+
+    def __init__(self, db: sqlite3.Connection, now: Callable[[], float]) -> None:
+        self.db = db
+        self.now = now  # the wall clock of every time recorded; injected by tests
+        self._tables: set[str] = set()  # tables known to exist (has_table)
+
+    def transaction(self) -> Tx:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT)."""
+        return Tx(self.db)
+
+    def has_table(self, name: str) -> bool:
+        """Whether the file has this table (an older file opened read-only may not). A table,
+        once there, stays: remembered, so the per-job callers pay one lookup per run."""
+        if name in self._tables:
+            return True
+        query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+        if self.db.execute(query, (name,)).fetchone() is None:
+            return False
+        self._tables.add(name)
+        return True

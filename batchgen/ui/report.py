@@ -93,7 +93,7 @@ def telling(store: st.Store, on_result: Callable[[dict[str, Any]], None]) -> Cal
 
 def record_of(store: st.Store, seq: int) -> dict[str, Any] | None:
     """One job's record, as `records` gives it (the Python API's on_result)."""
-    row = store.job_by_seq(seq)
+    row = store.jobs.by_seq(seq)
     got = next(records(store, page=1, after=seq - 1), None)
     return got if got is not None and row is not None and got["id"] == row.id else None
 
@@ -108,7 +108,7 @@ def records(store: st.Store, *, page: int = 1000, after: int = 0) -> Iterator[di
         if not rows:
             return
         last = rows[-1][0]
-        tries = ledger.all_attempts(store, rows[0][0], last)
+        tries = store.ledger.all_attempts(rows[0][0], last)
         metas = jobmeta.meta_between(store.db, rows[0][0], last)
         for (
             seq,

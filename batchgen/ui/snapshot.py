@@ -109,7 +109,7 @@ def read_engine(
     """A Snapshot of a live engine (duck-typed: stats, cap, client, store)."""
     stats = engine.stats
     limiter = getattr(engine.client, "_limiter", None)
-    counts = dict(counts if counts is not None else engine.store.counts())
+    counts = dict(counts if counts is not None else engine.store.jobs.counts())
     sent = int(getattr(engine.client, "requests_sent", 0))
     readings.requests.add(now, sent)
     readings.downloads.add(now, stats.downloaded_bytes)
